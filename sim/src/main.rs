@@ -1,1 +1,52 @@
-fn main(){}
+//! `smartpro-sim`: the SmartPro-209 digital twin.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use smartpro_sim::cmd;
+
+#[derive(Debug, Parser)]
+#[command(name = "smartpro-sim", version, about = "Digital twin of the SmartPro-209 battery-management board", after_help = cmd::EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario file or every *.toml in a directory; write trace.csv and summary.json per scenario.
+    #[command(after_help = cmd::EXIT_CODES_HELP)]
+    Run(cmd::run::Cmd),
+    /// Serve the live twin's register map as a Modbus RTU slave on a pty or serial port.
+    #[command(after_help = cmd::EXIT_CODES_HELP)]
+    Serve(cmd::serve::Cmd),
+    /// Run a fixed 1 h scenario as fast as possible and print the simulation speed.
+    Bench(cmd::bench::Cmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match &cli.command {
+        Command::Run(c) => cmd::run::execute(c),
+        Command::Serve(c) => cmd::serve::execute(c),
+        Command::Bench(c) => match cmd::bench::execute(c) {
+            Ok(()) => cmd::exit::OK,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                cmd::exit::RUNTIME
+            }
+        },
+    };
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,163 @@
+//! Modbus RTU slave: the board's RS-485 protocol stack.
+//!
+//! Layers, bottom up:
+//!
+//! * [`crc`]: the CRC-16 of *Modbus over Serial Line V1.02*, §6.2.2 (Appendix B).
+//! * [`frame`]: a zero-copy view of an RTU ADU (unit id + PDU + CRC), §2.5.1.
+//! * [`pdu`]: request parsing and dispatch of function codes 03, 04, 06 and 16
+//!   to a [`RegisterBank`] (*Modbus Application Protocol V1.1b3*, §6).
+//! * [`rtu`]: [`rtu::RtuSlave`], which frames a timestamped byte stream by line
+//!   silence (t3.5, §2.5.1.1) and produces reply ADUs.
+//!
+//! Nothing here allocates, panics or uses `unsafe`; all input lengths are untrusted.
+
+use core::fmt;
+
+use crate::time::Instant;
+
+pub mod crc;
+pub mod frame;
+pub mod pdu;
+pub mod rtu;
+
+/// Largest RTU ADU: unit id (1) + PDU (253) + CRC (2); *Modbus over Serial Line V1.02*, §2.5.1.
+pub const MAX_ADU_LEN: usize = 256;
+
+/// Exception codes a slave may answer with; *Modbus Application Protocol V1.1b3*, §7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExceptionCode {
+    /// The function code is not supported by this device.
+    IllegalFunction = 0x01,
+    /// The address range is not (fully) available.
+    IllegalDataAddress = 0x02,
+    /// A value in the request (quantity, byte count, length, register value) is not allowed.
+    IllegalDataValue = 0x03,
+    /// An unrecoverable error occurred while performing the action.
+    ServerDeviceFailure = 0x04,
+    /// Accepted, but it will take a long time to complete.
+    Acknowledge = 0x05,
+    /// The device is busy with a long-running command.
+    ServerDeviceBusy = 0x06,
+}
+
+impl ExceptionCode {
+    /// The code as it appears on the wire.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl fmt::Display for ExceptionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ExceptionCode::IllegalFunction => "illegal function",
+            ExceptionCode::IllegalDataAddress => "illegal data address",
+            ExceptionCode::IllegalDataValue => "illegal data value",
+            ExceptionCode::ServerDeviceFailure => "server device failure",
+            ExceptionCode::Acknowledge => "acknowledge",
+            ExceptionCode::ServerDeviceBusy => "server device busy",
+        };
+        write!(f, "{} ({:02x})", name, self.code())
+    }
+}
+
+/// Which register table a read addresses: FC03 reads [`Holding`](Self::Holding)
+/// registers, FC04 reads [`Input`](Self::Input) registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterKind {
+    /// Read/write registers (FC03, FC06, FC16).
+    Holding,
+    /// Read-only registers (FC04).
+    Input,
+}
+
+/// The register map behind the protocol, implemented by the board.
+///
+/// Addresses are the 0-based PDU addresses of *Modbus Application Protocol V1.1b3*, §4.4.
+pub trait RegisterBank {
+    /// Fill `out` with `out.len()` consecutive registers starting at `addr`.
+    ///
+    /// `Err(IllegalDataAddress)` if any address in the range is not readable for `kind`.
+    fn read_registers(&mut self, kind: RegisterKind, addr: u16, out: &mut [u16]) -> Result<(), ExceptionCode>;
+
+    /// Write `values` to consecutive holding registers from `addr`, atomically: on `Err`
+    /// nothing has changed.
+    ///
+    /// `Err(IllegalDataAddress)` for unknown/read-only addresses, `Err(IllegalDataValue)`
+    /// for out-of-range values.
+    fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode>;
+}
+
+/// The register bank the tests run against: 100 holding registers at 0..=99,
+/// writable at 0..=49 with values 0..=1000, read-only at 50..=99; input register
+/// `n < input_len` reads `0xA000 + n`.
+#[cfg(test)]
+pub(crate) mod test_bank {
+    use super::{ExceptionCode, RegisterBank, RegisterKind};
+    use crate::time::Instant;
+
+    #[derive(Debug, Clone)]
+    pub struct TestBank {
+        pub holding: [u16; 100],
+        pub input_len: u16,
+        /// Number of successful `write_registers` calls.
+        pub writes: usize,
+        pub last_write: Option<Instant>,
+    }
+
+    impl TestBank {
+        pub const WRITABLE_END: usize = 50;
+
+        pub fn new() -> Self {
+            TestBank { holding: [0; 100], input_len: 100, writes: 0, last_write: None }
+        }
+    }
+
+    impl RegisterBank for TestBank {
+        fn read_registers(&mut self, kind: RegisterKind, addr: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
+            let start = usize::from(addr);
+            let end = start + out.len();
+            match kind {
+                RegisterKind::Holding => {
+                    out.copy_from_slice(self.holding.get(start..end).ok_or(ExceptionCode::IllegalDataAddress)?)
+                }
+                RegisterKind::Input => {
+                    if end > usize::from(self.input_len) {
+                        return Err(ExceptionCode::IllegalDataAddress);
+                    }
+                    for (reg, a) in out.iter_mut().zip(addr..) {
+                        *reg = 0xA000 + a;
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+            let start = usize::from(addr);
+            let end = start + values.len();
+            if end > Self::WRITABLE_END {
+                return Err(ExceptionCode::IllegalDataAddress);
+            }
+            if values.iter().any(|&v| v > 1000) {
+                return Err(ExceptionCode::IllegalDataValue);
+            }
+            self.holding[start..end].copy_from_slice(values);
+            self.writes += 1;
+            self.last_write = Some(now);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exception_code_display() {
+        assert_eq!(ExceptionCode::IllegalDataAddress.to_string(), "illegal data address (02)");
+        assert_eq!(ExceptionCode::ServerDeviceBusy.code(), 6);
+    }
+}

@@ -1,0 +1,718 @@
+//! Modbus RTU slave: frames a timestamped byte stream by line silence and
+//! answers the requests addressed to it.
+//!
+//! *Modbus over Serial Line V1.02*: §2.2 (unicast and broadcast), §2.3 (addresses),
+//! §2.5.1 (RTU mode, 8-bit characters, 11-bit character frame), §2.5.1.1 (framing:
+//! a frame ends after a silence of at least 3.5 character times), §2.5.1.2 (CRC),
+//! §6.1 (Appendix A, diagnostic counters).
+//!
+//! # Timing model
+//!
+//! The caller hands [`RtuSlave::receive`] chunks of bytes together with the arrival
+//! time of each chunk's *last* byte (the end of its stop bit), and treats the bytes of
+//! a chunk as back-to-back. The silence before a chunk is therefore estimated as
+//! `now - previous last byte - len × char_time`: a frame delivered in several
+//! contiguous chunks stays one frame even though its chunks' timestamps are further
+//! apart than t3.5. Timestamps that are later than the real arrival (read latency)
+//! overestimate the silence; keep such latency well below t3.5.
+//!
+//! A frame is complete once the line has been silent for t3.5 after its last byte.
+//! Gaps between t1.5 and t3.5 inside a frame are tolerated (§2.5.1.1 says such a
+//! frame "should be discarded"; with chunked, host-timestamped input that rule
+//! would drop good frames, and the CRC catches real breaks anyway).
+//!
+//! # Buffering
+//!
+//! The slave holds the frame in progress plus at most one completed frame addressed
+//! to it (unicast or broadcast) that has not been [`poll`](RtuSlave::poll)ed yet.
+//! Frames that fail the CRC or are for other units are counted and dropped as soon as
+//! they complete, so they never occupy that slot. A caller that calls `poll` at
+//! [`poll_at`](RtuSlave::poll_at) never loses a frame; one that feeds two frames
+//! separated by ≥ t3.5 without polling in between still gets both served, the first
+//! at the first `poll` once the line is idle again. If a third completes before the
+//! first was polled, the *oldest* waiting frame is dropped and counted in
+//! [`RtuCounters::overruns`]: the master has given up on that request already, and
+//! answering it would put a stale reply on the bus while the master awaits the newer
+//! one.
+//!
+//! `poll` never produces a reply while a frame is being received (RS-485 is half
+//! duplex): only once the line has been silent for t3.5 after the last byte fed in.
+
+use super::frame::Frame;
+use super::pdu::{self, EXCEPTION_FLAG, MAX_PDU_LEN, Request};
+use super::{MAX_ADU_LEN, RegisterBank};
+use crate::time::{Duration, Instant};
+
+/// The broadcast unit id (§2.2).
+pub const BROADCAST_UNIT_ID: u8 = 0;
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Above this baud rate the spec fixes t1.5 and t3.5 (§2.5.1.1).
+const FIXED_TIMING_ABOVE_BAUD: u32 = 19_200;
+const FIXED_T1_5: Duration = Duration::from_micros(750);
+const FIXED_T3_5: Duration = Duration::from_micros(1_750);
+
+/// Serial parity (§2.5.1: even parity is the default, no parity needs 2 stop bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+}
+
+/// Serial line settings and the slave's unit id.
+#[derive(Clone, Copy, Debug)]
+pub struct RtuConfig {
+    /// This slave's address, 1..=247 (§2.3). Frames for unit 0 are broadcasts.
+    pub unit_id: u8,
+    /// Bits per second; 0 is treated as 1.
+    pub baud: u32,
+    pub parity: Parity,
+    /// 1 or 2.
+    pub stop_bits: u8,
+    /// 8 for RTU; 7 is accepted for the character-time calculation only.
+    pub data_bits: u8,
+}
+
+impl Default for RtuConfig {
+    /// Unit 1, 19200 baud, 8E1: the spec's defaults (even parity: §2.5.1; 19200 baud
+    /// is the default rate every device must support).
+    fn default() -> Self {
+        RtuConfig { unit_id: 1, baud: 19_200, parity: Parity::Even, stop_bits: 1, data_bits: 8 }
+    }
+}
+
+impl RtuConfig {
+    /// Bits per character on the line: start + data + parity + stop (11 for 8E1).
+    pub const fn bits_per_char(&self) -> u64 {
+        let parity = match self.parity {
+            Parity::None => 0,
+            Parity::Even | Parity::Odd => 1,
+        };
+        1 + self.data_bits as u64 + parity + self.stop_bits as u64
+    }
+
+    /// The time one character occupies the line: `bits_per_char / baud`,
+    /// rounded **up** to whole nanoseconds (19200 8E1: 572 916.7 → 572 917 ns).
+    pub fn char_time(&self) -> Duration {
+        self.half_chars(2)
+    }
+
+    /// The inter-frame silence t3.5 (§2.5.1.1): 3.5 character times, rounded up to
+    /// whole nanoseconds (19200 8E1: 2 005 208.3 → 2 005 209 ns); fixed at 1750 µs
+    /// above 19200 baud.
+    pub fn t3_5(&self) -> Duration {
+        if self.baud > FIXED_TIMING_ABOVE_BAUD { FIXED_T3_5 } else { self.half_chars(7) }
+    }
+
+    /// The inter-character limit t1.5 (§2.5.1.1): 1.5 character times, rounded up
+    /// to whole nanoseconds; fixed at 750 µs above 19200 baud.
+    pub fn t1_5(&self) -> Duration {
+        if self.baud > FIXED_TIMING_ABOVE_BAUD { FIXED_T1_5 } else { self.half_chars(3) }
+    }
+
+    /// `halves / 2` character times, rounded up. Cannot overflow: at most
+    /// 512 bits × 7 × 10⁹.
+    fn half_chars(&self, halves: u64) -> Duration {
+        let baud = u64::from(self.baud.max(1));
+        let numerator = self.bits_per_char() * halves * NANOS_PER_SEC;
+        Duration(numerator.div_ceil(2 * baud))
+    }
+}
+
+/// Diagnostic counters, in the spirit of §6.1 (Appendix A) and FC08 sub-functions
+/// 11..18 of the application protocol. All counters wrap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RtuCounters {
+    /// Frames with a valid CRC, for any unit (CPT1).
+    pub bus_messages: u32,
+    /// Frames with a bad CRC or shorter than 4 bytes (CPT2).
+    pub crc_errors: u32,
+    /// Exception responses sent (CPT3).
+    pub exceptions_sent: u32,
+    /// Frames addressed to this unit, broadcasts included (CPT4).
+    pub slave_messages: u32,
+    /// Frames addressed to this unit that got no reply, i.e. broadcasts (CPT5).
+    pub no_responses: u32,
+    /// Frames longer than 256 bytes, and waiting frames dropped because a newer one
+    /// completed before `poll` (CPT8, loosely).
+    pub overruns: u32,
+    /// Valid frames for other units.
+    pub ignored_other_unit: u32,
+}
+
+/// A poll-driven Modbus RTU slave; see the [module docs](self) for the timing and
+/// buffering model.
+#[derive(Debug, Clone)]
+pub struct RtuSlave {
+    config: RtuConfig,
+    counters: RtuCounters,
+    /// The frame in progress: `rx[..rx_len]`.
+    rx: [u8; MAX_ADU_LEN],
+    rx_len: usize,
+    /// Arrival time of the in-progress frame's last byte; `None` while idle.
+    rx_last: Option<Instant>,
+    /// The frame in progress has exceeded `MAX_ADU_LEN` (already counted).
+    rx_overrun: bool,
+    /// A completed, CRC-valid frame for this unit: `pending[..pending_len]`.
+    pending: [u8; MAX_ADU_LEN],
+    pending_len: usize,
+    /// When the waiting frame became complete; `Some` iff a frame is waiting.
+    pending_ready: Option<Instant>,
+}
+
+impl RtuSlave {
+    /// An idle slave with zeroed counters.
+    pub fn new(config: RtuConfig) -> Self {
+        RtuSlave {
+            config,
+            counters: RtuCounters::default(),
+            rx: [0; MAX_ADU_LEN],
+            rx_len: 0,
+            rx_last: None,
+            rx_overrun: false,
+            pending: [0; MAX_ADU_LEN],
+            pending_len: 0,
+            pending_ready: None,
+        }
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> &RtuConfig {
+        &self.config
+    }
+
+    /// Replace the configuration. Timing decisions from now on use the new one;
+    /// buffered bytes are kept. A unit-id change does not affect a frame already
+    /// waiting for `poll`.
+    pub fn set_config(&mut self, config: RtuConfig) {
+        self.config = config;
+    }
+
+    /// A snapshot of the diagnostic counters.
+    pub fn counters(&self) -> RtuCounters {
+        self.counters
+    }
+
+    /// Bytes that arrived; `now` is the arrival time of the **last** byte of `bytes`,
+    /// and the bytes of one call are taken as contiguous on the line.
+    ///
+    /// If the silence before `bytes` is at least t3.5, the frame in progress (if any)
+    /// is completed first (see the module docs) and `bytes` start a new frame.
+    /// Bytes beyond [`MAX_ADU_LEN`] in one frame are dropped, and the frame is counted
+    /// as an overrun and discarded when it ends. Empty `bytes` are ignored.
+    pub fn receive(&mut self, now: Instant, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(last) = self.rx_last {
+            let chunk_len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            let span = self.config.char_time().0.saturating_mul(chunk_len);
+            let silence = Duration(now.saturating_since(last).0.saturating_sub(span));
+            if silence >= self.config.t3_5() {
+                self.complete_frame();
+            }
+        }
+        let start = self.rx_len.min(MAX_ADU_LEN);
+        let free = MAX_ADU_LEN - start;
+        let take = free.min(bytes.len());
+        let end = start + take;
+        if let (Some(dst), Some(src)) = (self.rx.get_mut(start..end), bytes.get(..take)) {
+            dst.copy_from_slice(src);
+            self.rx_len = end;
+        }
+        if take < bytes.len() && !self.rx_overrun {
+            self.rx_overrun = true;
+            self.counters.overruns = self.counters.overruns.wrapping_add(1);
+        }
+        self.rx_last = Some(now);
+    }
+
+    /// When to call [`poll`](Self::poll) next: the last byte received + t3.5 while
+    /// a frame is in progress, else when the waiting frame (if any) became complete;
+    /// `None` when there is nothing to do. The instant may already have passed: then
+    /// poll right away.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.rx_last.map(|last| last + self.config.t3_5()).or(self.pending_ready)
+    }
+
+    /// Handle complete frames and return the length of a reply ADU written to `tx`,
+    /// if one is due. Feed all bytes received up to `now` before polling.
+    ///
+    /// A frame is complete once `now >= last byte + t3.5`, and nothing is handled
+    /// while a newer frame is still arriving, so a reply is only ever produced after
+    /// t3.5 of silence following the last byte fed in. Complete frames, oldest first:
+    /// * shorter than 4 bytes or bad CRC: dropped (`crc_errors`);
+    /// * for another unit: dropped (`ignored_other_unit`);
+    /// * broadcast (unit 0): FC06/FC16 are executed, anything else is ignored; never
+    ///   a reply (`no_responses`);
+    /// * for this unit: [`pdu::process_request`], and the reply ADU (unit id + PDU +
+    ///   CRC) is written to `tx`.
+    ///
+    /// Frames that need no reply are consumed silently; `poll` returns at the first
+    /// reply, so call it again while [`poll_at`](Self::poll_at) is not in the future.
+    /// `tx` contents are unspecified when `None` is returned.
+    pub fn poll<B: RegisterBank>(&mut self, now: Instant, bank: &mut B, tx: &mut [u8; MAX_ADU_LEN]) -> Option<usize> {
+        // At most three rounds: the waiting frame, then the in-progress one, then idle.
+        loop {
+            if let Some(last) = self.rx_last {
+                if now < last + self.config.t3_5() {
+                    return None; // the line is not idle
+                }
+                if self.pending_ready.is_none() {
+                    self.complete_frame();
+                }
+            }
+            let ready = self.pending_ready?;
+            if now < ready {
+                return None;
+            }
+            self.pending_ready = None;
+            let len = core::mem::take(&mut self.pending_len);
+            let adu = self.pending.get(..len).unwrap_or(&[]);
+            if let Some(n) = serve(&mut self.counters, adu, now, bank, tx) {
+                return Some(n);
+            }
+        }
+    }
+
+    /// End the frame in progress: validate it and, if it is for this unit, move it to
+    /// the waiting slot (dropping an older waiting frame).
+    fn complete_frame(&mut self) {
+        let Some(last) = self.rx_last.take() else {
+            return;
+        };
+        let len = core::mem::take(&mut self.rx_len);
+        if core::mem::take(&mut self.rx_overrun) {
+            return; // counted when it overflowed
+        }
+        let c = &mut self.counters;
+        let Ok(frame) = Frame::new_checked(self.rx.get(..len).unwrap_or(&[])) else {
+            c.crc_errors = c.crc_errors.wrapping_add(1);
+            return;
+        };
+        c.bus_messages = c.bus_messages.wrapping_add(1);
+        let unit = frame.unit_id();
+        if unit != BROADCAST_UNIT_ID && unit != self.config.unit_id {
+            c.ignored_other_unit = c.ignored_other_unit.wrapping_add(1);
+            return;
+        }
+        c.slave_messages = c.slave_messages.wrapping_add(1);
+        if self.pending_ready.is_some() {
+            c.overruns = c.overruns.wrapping_add(1);
+        }
+        let adu = frame.into_inner();
+        if let Some(dst) = self.pending.get_mut(..adu.len()) {
+            dst.copy_from_slice(adu);
+            self.pending_len = adu.len();
+            self.pending_ready = Some(last + self.config.t3_5());
+        }
+    }
+}
+
+/// Execute one CRC-valid ADU addressed to this unit or broadcast; write the reply.
+fn serve<B: RegisterBank>(
+    c: &mut RtuCounters,
+    adu: &[u8],
+    now: Instant,
+    bank: &mut B,
+    tx: &mut [u8; MAX_ADU_LEN],
+) -> Option<usize> {
+    let frame = Frame::new_unchecked(adu);
+    let unit = frame.unit_id();
+    let request = frame.pdu();
+    if unit == BROADCAST_UNIT_ID {
+        c.no_responses = c.no_responses.wrapping_add(1);
+        if Request::parse(request).is_ok_and(|req| req.is_write()) {
+            let mut scratch = [0u8; MAX_PDU_LEN];
+            let _ = pdu::process_request(bank, now, request, &mut scratch);
+        }
+        return None;
+    }
+    let (unit_byte, body) = tx.split_first_mut()?;
+    let Some(n) = pdu::process_request(bank, now, request, body) else {
+        c.no_responses = c.no_responses.wrapping_add(1);
+        return None;
+    };
+    if body.first().is_some_and(|fc| fc & EXCEPTION_FLAG != 0) {
+        c.exceptions_sent = c.exceptions_sent.wrapping_add(1);
+    }
+    *unit_byte = unit;
+    let len = n.checked_add(3)?;
+    Frame::new_unchecked(tx.get_mut(..len)?).fill_crc();
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modbus::frame::emit_frame;
+    use crate::modbus::test_bank::TestBank;
+    use proptest::prelude::*;
+
+    const UNIT: u8 = 1;
+
+    fn adu(unit: u8, pdu: &[u8]) -> Vec<u8> {
+        let mut buf = [0u8; MAX_ADU_LEN];
+        let n = emit_frame(unit, pdu, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    struct Rig {
+        slave: RtuSlave,
+        bank: TestBank,
+        tx: [u8; MAX_ADU_LEN],
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            Rig { slave: RtuSlave::new(RtuConfig::default()), bank: TestBank::new(), tx: [0; MAX_ADU_LEN] }
+        }
+        fn t35(&self) -> Duration {
+            self.slave.config().t3_5()
+        }
+        fn ct(&self) -> Duration {
+            self.slave.config().char_time()
+        }
+        /// Send `bytes` back to back starting at `start`; returns the last byte's time.
+        fn send(&mut self, start: Instant, bytes: &[u8]) -> Instant {
+            let end = start + Duration(self.ct().0 * bytes.len() as u64);
+            self.slave.receive(end, bytes);
+            end
+        }
+        fn poll(&mut self, now: Instant) -> Option<Vec<u8>> {
+            let n = self.slave.poll(now, &mut self.bank, &mut self.tx)?;
+            Some(self.tx[..n].to_vec())
+        }
+    }
+
+    #[test]
+    fn character_timing() {
+        let c = RtuConfig::default();
+        assert_eq!(c.bits_per_char(), 11);
+        assert_eq!(c.char_time(), Duration(572_917)); // 572 916.67 ns rounded up
+        assert_eq!(c.t3_5(), Duration(2_005_209)); // 2005.208 µs rounded up
+        assert_eq!(c.t1_5(), Duration(859_375)); // exact
+        let fast = RtuConfig { baud: 115_200, ..c };
+        assert_eq!(fast.t3_5(), us(1_750));
+        assert_eq!(fast.t1_5(), us(750));
+        assert_eq!(fast.char_time(), Duration(95_487)); // 95 486.1 ns
+        let n81 = RtuConfig { baud: 9_600, parity: Parity::None, ..c };
+        assert_eq!(n81.bits_per_char(), 10);
+        assert_eq!(n81.t3_5(), Duration(3_645_834)); // 3 645 833.3 ns
+        let n82 = RtuConfig { parity: Parity::None, stop_bits: 2, ..c };
+        assert_eq!(n82.t3_5(), c.t3_5());
+        let zero = RtuConfig { baud: 0, ..c };
+        assert_eq!(zero.char_time(), Duration::from_secs(11));
+    }
+
+    #[test]
+    fn read_answered_only_after_t3_5() {
+        let mut rig = Rig::new();
+        rig.bank.holding[..2].copy_from_slice(&[0x1234, 0x5678]);
+        let last = rig.send(Instant::from_millis(10), &adu(UNIT, &[0x03, 0, 0, 0, 2]));
+        let due = last + rig.t35();
+        assert_eq!(rig.slave.poll_at(), Some(due));
+        assert_eq!(rig.poll(last), None);
+        assert_eq!(rig.poll(Instant(due.0 - 1)), None);
+        let reply = rig.poll(due).expect("reply");
+        assert_eq!(reply, adu(UNIT, &[0x03, 0x04, 0x12, 0x34, 0x56, 0x78]));
+        assert_eq!(rig.slave.poll_at(), None);
+        assert_eq!(rig.poll(due + rig.t35()), None);
+        let c = rig.slave.counters();
+        assert_eq!((c.bus_messages, c.slave_messages, c.exceptions_sent), (1, 1, 0));
+    }
+
+    #[test]
+    fn reply_bytes_match_spec_vector() {
+        // 01 03 00 00 00 0A C5 CD: ten registers from 0.
+        let mut rig = Rig::new();
+        let req = [0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD];
+        let last = rig.send(Instant::ZERO, &req);
+        let reply = rig.poll(last + rig.t35()).unwrap();
+        assert_eq!(reply.len(), 1 + 2 + 20 + 2);
+        assert_eq!(&reply[..3], &[0x01, 0x03, 20]);
+        assert!(Frame::new_checked(&reply[..]).is_ok());
+    }
+
+    #[test]
+    fn exception_reply_counted() {
+        let mut rig = Rig { slave: RtuSlave::new(RtuConfig { unit_id: 0x11, ..RtuConfig::default() }), ..Rig::new() };
+        // 11 03 00 6B 00 03 76 87: address 107 is beyond the test bank.
+        let last = rig.send(Instant::ZERO, &[0x11, 0x03, 0x00, 0x6B, 0x00, 0x03, 0x76, 0x87]);
+        assert_eq!(rig.poll(last + rig.t35()), Some(adu(0x11, &[0x83, 0x02])));
+        assert_eq!(rig.slave.counters().exceptions_sent, 1);
+    }
+
+    #[test]
+    fn split_frame_with_small_gaps_is_one_frame() {
+        let mut rig = Rig::new();
+        let req = adu(UNIT, &[0x06, 0, 3, 0, 9]);
+        let gap = Duration(rig.slave.config().t1_5().0 - 1);
+        // Byte by byte, each followed by a gap just under t1.5.
+        let mut t = Instant::from_secs(1);
+        for b in &req {
+            t = rig.send(t, core::slice::from_ref(b)) + gap;
+        }
+        assert_eq!(rig.poll(t + rig.t35()), Some(req.clone()));
+        // Three chunks, back to back: chunk timestamps are 3-4 char times apart,
+        // more than t3.5, yet the line was never silent.
+        let req = adu(UNIT, &[0x03, 0, 3, 0, 1]);
+        let mut t = Instant::from_secs(2);
+        for chunk in req.chunks(3) {
+            t = rig.send(t, chunk);
+        }
+        assert_eq!(rig.poll(t + rig.t35()), Some(adu(UNIT, &[0x03, 2, 0, 9])));
+        let c = rig.slave.counters();
+        assert_eq!((c.bus_messages, c.crc_errors), (2, 0));
+    }
+
+    #[test]
+    fn broadcast_write_executes_without_reply() {
+        let mut rig = Rig::new();
+        let last = rig.send(Instant::ZERO, &adu(0, &[0x10, 0, 0, 0, 2, 4, 0, 1, 0, 2]));
+        assert_eq!(rig.poll(last + rig.t35()), None);
+        assert_eq!(&rig.bank.holding[..2], &[1, 2]);
+        // A broadcast read is ignored: the bank is not even asked.
+        let last = rig.send(last + us(10_000), &adu(0, &[0x03, 0, 0, 0, 1]));
+        assert_eq!(rig.poll(last + rig.t35()), None);
+        // A broadcast exception is not sent either.
+        let last = rig.send(last + us(10_000), &adu(0, &[0x06, 0, 0, 0x07, 0xD0]));
+        assert_eq!(rig.poll(last + rig.t35()), None);
+        assert_eq!(rig.bank.holding[0], 1);
+        let c = rig.slave.counters();
+        assert_eq!((c.slave_messages, c.no_responses, c.exceptions_sent), (3, 3, 0));
+        assert_eq!(rig.bank.writes, 1);
+    }
+
+    #[test]
+    fn other_unit_ignored() {
+        let mut rig = Rig::new();
+        let last = rig.send(Instant::ZERO, &adu(2, &[0x06, 0, 0, 0, 5]));
+        assert_eq!(rig.slave.poll_at(), Some(last + rig.t35()));
+        assert_eq!(rig.poll(last + rig.t35()), None);
+        assert_eq!(rig.bank.writes, 0);
+        let c = rig.slave.counters();
+        assert_eq!((c.bus_messages, c.ignored_other_unit, c.slave_messages), (1, 1, 0));
+    }
+
+    #[test]
+    fn bad_crc_and_runts_dropped_and_counted() {
+        let mut rig = Rig::new();
+        let mut req = adu(UNIT, &[0x06, 0, 0, 0, 5]);
+        req[7] ^= 0x40;
+        let last = rig.send(Instant::ZERO, &req);
+        assert_eq!(rig.poll(last + rig.t35()), None);
+        let last = rig.send(last + us(5_000), &[0x01, 0x03, 0xFF]);
+        assert_eq!(rig.poll(last + rig.t35()), None);
+        let c = rig.slave.counters();
+        assert_eq!((c.crc_errors, c.bus_messages), (2, 0));
+        assert_eq!(rig.bank.writes, 0);
+    }
+
+    #[test]
+    fn garbage_then_silence_then_valid_frame_is_answered() {
+        let mut rig = Rig::new();
+        let req = adu(UNIT, &[0x06, 0, 4, 0, 4]);
+        // Garbage running straight into the request: one bad frame.
+        let t = rig.send(Instant::ZERO, &[0xFF, 0x00, 0x13]);
+        let t = rig.send(t, &req);
+        assert_eq!(rig.poll(t + rig.t35()), None);
+        // Garbage, then a t3.5 silence, then the request: answered. No poll in between.
+        let t = rig.send(t + us(50_000), &[0xFF, 0x00, 0x13, 0x01]);
+        let t = rig.send(t + rig.t35(), &req);
+        assert_eq!(rig.slave.poll_at(), Some(t + rig.t35()));
+        assert_eq!(rig.poll(t + rig.t35()), Some(req));
+        assert_eq!(rig.slave.counters().crc_errors, 2);
+    }
+
+    #[test]
+    fn silence_just_under_t3_5_does_not_split() {
+        let mut rig = Rig::new();
+        let req = adu(UNIT, &[0x06, 0, 4, 0, 4]);
+        let t = rig.send(Instant::ZERO, &req[..4]);
+        let t = rig.send(t + Duration(rig.t35().0 - 1), &req[4..]);
+        assert_eq!(rig.poll(t + rig.t35()), Some(req));
+    }
+
+    #[test]
+    fn unpolled_frames_are_kept_then_oldest_dropped() {
+        let mut rig = Rig::new();
+        let gap = us(3_000);
+        let a = adu(UNIT, &[0x06, 0, 1, 0, 1]);
+        let b = adu(UNIT, &[0x06, 0, 2, 0, 2]);
+        let c = adu(UNIT, &[0x06, 0, 3, 0, 3]);
+        // Two frames without a poll in between: both served, in order.
+        let t = rig.send(Instant::ZERO, &a);
+        let t = rig.send(t + gap, &b);
+        assert_eq!(rig.slave.poll_at(), Some(t + rig.t35()));
+        // `a` is complete, but `b` is still on the line: no reply yet.
+        assert_eq!(rig.poll(t), None);
+        assert_eq!(rig.poll(t + rig.t35()), Some(a.clone()));
+        assert_eq!(rig.poll(t + rig.t35()), Some(b.clone()));
+        assert_eq!(rig.poll(t + rig.t35()), None);
+        // Three: the oldest is dropped.
+        let t = rig.send(t + us(100_000), &a);
+        let t = rig.send(t + gap, &b);
+        let t = rig.send(t + gap, &c);
+        let later = t + rig.t35();
+        assert_eq!(rig.poll(later), Some(b));
+        assert_eq!(rig.poll(later), Some(c));
+        assert_eq!(rig.poll(later), None);
+        assert_eq!(rig.slave.poll_at(), None);
+        assert_eq!(rig.slave.counters().overruns, 1);
+        assert_eq!(&rig.bank.holding[1..4], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn unpolled_foreign_frames_do_not_evict() {
+        let mut rig = Rig::new();
+        let a = adu(UNIT, &[0x06, 0, 1, 0, 1]);
+        let t = rig.send(Instant::ZERO, &a);
+        let t = rig.send(t + us(3_000), &adu(7, &[0x06, 0, 1, 0, 1]));
+        let t = rig.send(t + us(3_000), &[0xAA; 9]);
+        let t = rig.send(t + us(3_000), &[0x55]);
+        assert_eq!(rig.poll(t + rig.t35()), Some(a));
+        assert_eq!(rig.poll(t + rig.t35()), None);
+        let c = rig.slave.counters();
+        assert_eq!((c.overruns, c.ignored_other_unit, c.crc_errors), (0, 1, 2));
+    }
+
+    #[test]
+    fn overlong_frame_is_an_overrun() {
+        let mut rig = Rig::new();
+        let mut t = Instant::ZERO;
+        for _ in 0..3 {
+            t = rig.send(t, &[0x01; 100]);
+        }
+        assert_eq!(rig.poll(t + rig.t35()), None);
+        let c = rig.slave.counters();
+        assert_eq!((c.overruns, c.crc_errors, c.bus_messages), (1, 0, 0));
+        let req = adu(UNIT, &[0x06, 0, 0, 0, 1]);
+        let t = rig.send(t + us(10_000), &req);
+        assert_eq!(rig.poll(t + rig.t35()), Some(req));
+    }
+
+    #[test]
+    fn max_size_frame_is_accepted() {
+        let mut rig = Rig::new();
+        rig.bank.input_len = 200;
+        let t = rig.send(Instant::ZERO, &adu(UNIT, &[0x04, 0, 0, 0, 125]));
+        let reply = rig.poll(t + rig.t35()).unwrap();
+        assert_eq!(reply.len(), MAX_ADU_LEN - 1);
+        // FC16 with 123 registers: a 255-byte ADU.
+        let mut pdu = vec![0x10, 0, 0, 0, 123, 246];
+        pdu.resize(6 + 246, 0);
+        let t = rig.send(t + us(10_000), &adu(UNIT, &pdu));
+        assert_eq!(rig.poll(t + rig.t35()), Some(adu(UNIT, &[0x90, 0x02])));
+        // A 256-byte ADU is still a frame (answered), 257 bytes is an overrun.
+        let mut pdu = vec![0x07; 253];
+        let t = rig.send(t + us(10_000), &adu(UNIT, &pdu));
+        assert_eq!(rig.poll(t + rig.t35()), Some(adu(UNIT, &[0x87, 0x01])));
+        assert_eq!(rig.slave.counters().overruns, 0);
+        pdu.push(0);
+        let mut long = adu(UNIT, &pdu[..253]);
+        long.push(0);
+        let t = rig.send(t + us(10_000), &long);
+        assert_eq!(rig.poll(t + rig.t35()), None);
+        assert_eq!(rig.slave.counters().overruns, 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Bytes { gap_ns: u64, bytes: Vec<u8> },
+        Poll { delay_ns: u64 },
+        BackInTime { ns: u64 },
+    }
+
+    fn bytes_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let pdu =
+            (prop::sample::select(vec![0x03u8, 0x04, 0x06, 0x10, 0x07]), prop::collection::vec(any::<u8>(), 0..12))
+                .prop_map(|(fc, rest)| {
+                    let mut p = vec![fc];
+                    p.extend(rest);
+                    p
+                });
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..300),
+            (prop::sample::select(vec![0u8, 1, 2]), pdu).prop_map(|(u, p)| adu(u, &p)),
+            (0u16..110, 1u16..130).prop_map(|(a, q)| adu(UNIT, &[0x03, 0, a as u8, 0, q as u8])),
+        ]
+    }
+
+    fn event_strategy() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            4 => (prop_oneof![0u64..1_000_000, 1_000_000u64..10_000_000], bytes_strategy())
+                .prop_map(|(gap_ns, bytes)| Event::Bytes { gap_ns, bytes }),
+            2 => (0u64..5_000_000).prop_map(|delay_ns| Event::Poll { delay_ns }),
+            1 => (0u64..5_000_000).prop_map(|ns| Event::BackInTime { ns }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_traffic_never_panics_and_replies_are_valid(
+            events in prop::collection::vec(event_strategy(), 0..40),
+            baud in prop::sample::select(vec![0u32, 1200, 9600, 19_200, 115_200, u32::MAX]),
+            unit_id in prop::sample::select(vec![0u8, 1, 247, 255]),
+        ) {
+            let config = RtuConfig { baud, unit_id, ..RtuConfig::default() };
+            let mut slave = RtuSlave::new(config);
+            let mut bank = TestBank::new();
+            let mut tx = [0u8; MAX_ADU_LEN];
+            let mut now = Instant::from_secs(1);
+            let mut last_rx = now;
+            for ev in events {
+                match ev {
+                    Event::Bytes { gap_ns, bytes } => {
+                        now += Duration(gap_ns);
+                        slave.receive(now, &bytes);
+                        if !bytes.is_empty() {
+                            last_rx = now;
+                        }
+                    }
+                    Event::Poll { delay_ns } => {
+                        now += Duration(delay_ns);
+                        if let Some(n) = slave.poll(now, &mut bank, &mut tx) {
+                            prop_assert!(n <= MAX_ADU_LEN);
+                            let frame = Frame::new_checked(&tx[..n]);
+                            prop_assert!(frame.is_ok());
+                            prop_assert_eq!(tx[0], unit_id);
+                            prop_assert!(unit_id != BROADCAST_UNIT_ID);
+                            // Never before t3.5 of silence after the last byte.
+                            prop_assert!(now >= last_rx + config.t3_5());
+                        }
+                    }
+                    Event::BackInTime { ns } => {
+                        now = Instant(now.0.saturating_sub(ns));
+                    }
+                }
+                let _ = slave.poll_at();
+            }
+        }
+
+        #[test]
+        fn well_spaced_requests_are_all_answered(
+            regs in prop::collection::vec((0u8..100, 1u8..=20), 1..10),
+            split in 1usize..8,
+        ) {
+            let mut rig = Rig::new();
+            let mut t = Instant::from_secs(1);
+            for (addr, qty) in regs {
+                let req = adu(UNIT, &[0x03, 0, addr, 0, qty]);
+                for chunk in req.chunks(split) {
+                    t = rig.send(t, chunk);
+                }
+                t += rig.t35();
+                let reply = rig.poll(t).expect("a reply");
+                prop_assert!(Frame::new_checked(&reply[..]).is_ok());
+                let ok = usize::from(addr) + usize::from(qty) <= 100;
+                prop_assert_eq!(reply[1], if ok { 0x03 } else { 0x83 });
+            }
+        }
+    }
+}

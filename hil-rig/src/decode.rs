@@ -1,0 +1,319 @@
+//! Which registers to read in which request, and how to show their values.
+//!
+//! Everything here derives from [`firmware_core::map`]; no address is written
+//! down twice.
+
+use firmware_core::map::{Access, RegDef, RegId, faults, status};
+
+/// Most registers one function-03 request may ask for (Modbus Application
+/// Protocol v1.1b3, 6.3).
+pub const MAX_REGS_PER_REQUEST: u16 = 125;
+
+/// One read-holding-registers request and the selected registers it carries.
+#[derive(Clone, Debug)]
+pub struct Block {
+    /// First PDU address read.
+    pub start: u16,
+    /// Number of registers read.
+    pub count: u16,
+    /// The selected registers inside, by address. A block may also cover
+    /// readable registers nobody asked for when that saves a request.
+    pub regs: Vec<&'static RegDef>,
+}
+
+impl Block {
+    /// The words of `reg` within this block's reply (`None` if `reg` is not
+    /// inside the block or the reply is short).
+    pub fn words_of<'w>(&self, reg: &RegDef, reply: &'w [u16]) -> Option<&'w [u16]> {
+        let off = usize::from(reg.addr.checked_sub(self.start)?);
+        reply.get(off..off + usize::from(reg.ty.words()))
+    }
+}
+
+/// Registers a poll reads by default: every register that is not write-only.
+pub fn readable(map: &'static [RegDef]) -> Vec<&'static RegDef> {
+    map.iter().filter(|r| r.access != Access::W).collect()
+}
+
+/// Groups `selected` registers into as few read requests as possible.
+///
+/// A request reads one run of contiguous addresses of `map` that are all
+/// occupied by readable (not write-only) registers, never crossing a gap in the
+/// map or a write-only register, never splitting a 32-bit register, and never
+/// asking for more than `max` registers. Within a run the greedy left-to-right
+/// packing is optimal. Write-only registers in `selected` are skipped;
+/// duplicates are read once.
+pub fn plan(map: &'static [RegDef], selected: &[&'static RegDef], max: u16) -> Vec<Block> {
+    let run = runs(map);
+    let run_of = |r: &RegDef| -> Option<usize> {
+        let i = map.iter().position(|m| m.addr == r.addr && m.name == r.name)?;
+        run[i]
+    };
+    let mut sel: Vec<&'static RegDef> = selected.iter().copied().filter(|r| r.access != Access::W).collect();
+    sel.sort_by_key(|r| r.addr);
+    sel.dedup_by_key(|r| r.addr);
+
+    let mut blocks: Vec<(Option<usize>, Block)> = Vec::new();
+    for reg in sel {
+        let reg_run = run_of(reg);
+        let end = u32::from(reg.addr) + u32::from(reg.ty.words());
+        if let Some((last_run, block)) = blocks.last_mut() {
+            if reg_run.is_some() && *last_run == reg_run && end - u32::from(block.start) <= u32::from(max) {
+                // Same run, so every address in between is readable.
+                block.count = (end - u32::from(block.start)) as u16;
+                block.regs.push(reg);
+                continue;
+            }
+        }
+        blocks.push((reg_run, Block { start: reg.addr, count: reg.ty.words(), regs: vec![reg] }));
+    }
+    blocks.into_iter().map(|(_, b)| b).collect()
+}
+
+/// For each row of `map`, the id of the run of contiguous readable addresses
+/// it belongs to (`None` for write-only rows).
+fn runs(map: &[RegDef]) -> Vec<Option<usize>> {
+    let mut order: Vec<usize> = (0..map.len()).collect();
+    order.sort_by_key(|&i| map[i].addr);
+    let mut out = vec![None; map.len()];
+    let mut id = 0usize;
+    let mut prev_end: Option<u32> = None;
+    for i in order {
+        let r = &map[i];
+        if r.access == Access::W {
+            prev_end = None;
+            continue;
+        }
+        if prev_end != Some(u32::from(r.addr)) {
+            id += 1;
+        }
+        out[i] = Some(id);
+        prev_end = Some(u32::from(r.addr) + u32::from(r.ty.words()));
+    }
+    out
+}
+
+/// Digits after the decimal point needed to show `raw × scale` exactly
+/// (0.001 → 3, 0.1 → 1, 0.5 → 1, 1 → 0, 1e-12 → 12; at most 15).
+pub fn decimals(scale: f64) -> usize {
+    (0..=15)
+        .find(|&d| {
+            let x = scale * 10f64.powi(d as i32);
+            let m = x.round();
+            m != 0.0 && (x - m).abs() <= 1e-9 * x.abs()
+        })
+        .unwrap_or(15)
+}
+
+/// The physical value `raw × reg.scale`, to the scale's decimals, exactly
+/// when the scale is a decimal fraction (no binary floating-point rounding).
+pub fn format_value(reg: &RegDef, raw: i64) -> String {
+    let d = decimals(reg.scale);
+    let x = reg.scale * 10f64.powi(d as i32);
+    let m = x.round();
+    if m != 0.0 && (x - m).abs() <= 1e-9 * x.abs() && m.abs() < 1e15 {
+        fixed(i128::from(raw) * m as i128, d)
+    } else {
+        format!("{:.*}", d, reg.to_physical(raw))
+    }
+}
+
+/// `v / 10^d` written with `d` decimals.
+fn fixed(v: i128, d: usize) -> String {
+    if d == 0 {
+        return v.to_string();
+    }
+    let p = 10u128.pow(d as u32);
+    let a = v.unsigned_abs();
+    let sign = if v < 0 { "-" } else { "" };
+    format!("{sign}{}.{:0d$}", a / p, a % p)
+}
+
+/// The bit names of a bit-field register (`status`, `faults`), if it is one.
+pub fn bit_table(reg: &RegDef) -> Option<&'static [(u16, &'static str)]> {
+    match reg.id {
+        RegId::Status => Some(status::NAMES),
+        RegId::Faults => Some(faults::NAMES),
+        _ => None,
+    }
+}
+
+/// Names of the bits set in `value`; bits without a name show as `bitN`.
+pub fn bit_names(value: u16, names: &[(u16, &'static str)]) -> Vec<String> {
+    (0..16)
+        .map(|b| 1u16 << b)
+        .filter(|bit| value & bit != 0)
+        .map(|bit| match names.iter().find(|(m, _)| *m == bit) {
+            Some((_, n)) => (*n).to_string(),
+            None => format!("bit{}", bit.trailing_zeros()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firmware_core::map::{REGISTERS, RegType, by_name};
+
+    fn reg(name: &str) -> &'static RegDef {
+        by_name(name).unwrap_or_else(|| panic!("{name} is not in the map"))
+    }
+
+    fn check_blocks(map: &'static [RegDef], blocks: &[Block], max: u16) {
+        for b in blocks {
+            assert!(b.count >= 1 && b.count <= max, "{b:?}");
+            let end = u32::from(b.start) + u32::from(b.count);
+            // Every address of the block belongs to a readable register.
+            for a in u32::from(b.start)..end {
+                let r = map
+                    .iter()
+                    .find(|r| r.covers(a as u16))
+                    .unwrap_or_else(|| panic!("block {b:?} reads the gap at {a:#06x}"));
+                assert_ne!(r.access, Access::W, "block reads write-only {}", r.name);
+                // ... and no register is cut by the block's ends.
+                assert!(r.addr >= b.start, "{} cut at the start", r.name);
+                assert!(u32::from(r.addr) + u32::from(r.ty.words()) <= end, "{} cut", r.name);
+            }
+        }
+    }
+
+    #[test]
+    fn all_readable_registers_group_into_one_block_per_section() {
+        let all = readable(REGISTERS);
+        let blocks = plan(REGISTERS, &all, MAX_REGS_PER_REQUEST);
+        check_blocks(REGISTERS, &blocks, MAX_REGS_PER_REQUEST);
+        let starts: Vec<u16> = blocks.iter().map(|b| b.start).collect();
+        assert_eq!(starts, [0x0000, 0x0100, 0x0200, 0x0300]);
+        // Every readable register is read exactly once.
+        let n: usize = blocks.iter().map(|b| b.regs.len()).sum();
+        assert_eq!(n, all.len());
+        assert!(blocks.iter().flat_map(|b| &b.regs).all(|r| r.access != Access::W));
+        assert_eq!(blocks[1].count, 0x0F, "measurements 0x0100..=0x010E");
+    }
+
+    #[test]
+    fn write_only_registers_are_skipped_even_when_asked_for() {
+        let sel = [reg("set_soc_centipct"), reg("clear_faults"), reg("capacity_dah")];
+        let blocks = plan(REGISTERS, &sel, MAX_REGS_PER_REQUEST);
+        assert_eq!(blocks.len(), 1);
+        assert_eq!((blocks[0].start, blocks[0].count), (0x0200, 1));
+    }
+
+    #[test]
+    fn a_subset_bridges_unselected_readable_registers_but_not_gaps() {
+        // 0x0100 and 0x0103 share a run: one request of 4 registers.
+        // 0x0003 (serial, u32) is in another run: its own request.
+        let sel = [reg("soc_centipct"), reg("battery_voltage_mv"), reg("serial_number")];
+        let blocks = plan(REGISTERS, &sel, MAX_REGS_PER_REQUEST);
+        check_blocks(REGISTERS, &blocks, MAX_REGS_PER_REQUEST);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!((blocks[0].start, blocks[0].count), (0x0003, 2));
+        assert_eq!((blocks[1].start, blocks[1].count), (0x0100, 4));
+        let reply = [13284, 0xFFFF, 0xFB2E, 5000];
+        let w = blocks[1].words_of(reg("soc_centipct"), &reply).unwrap();
+        assert_eq!(w, [5000]);
+        let cur = blocks[1].words_of(reg("current_ma"), &reply).unwrap();
+        assert_eq!(RegType::I32.decode(cur), -1234);
+    }
+
+    #[test]
+    fn duplicates_are_read_once() {
+        let v = reg("battery_voltage_mv");
+        let blocks = plan(REGISTERS, &[v, v], MAX_REGS_PER_REQUEST);
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].regs.len(), 1);
+    }
+
+    /// A long run of 199 u16 registers with a u32 straddling the 125 boundary.
+    fn long_map() -> &'static [RegDef] {
+        let proto = *reg("battery_voltage_mv");
+        let mut v: Vec<RegDef> = Vec::new();
+        let mut addr = 0x1000u16;
+        for i in 0..200 {
+            let ty = if i == 124 { RegType::U32 } else { RegType::U16 };
+            let name: &'static str = Box::leak(format!("r{i}").into_boxed_str());
+            v.push(RegDef { addr, name, ty, ..proto });
+            addr += ty.words();
+        }
+        // A gap, then one more.
+        v.push(RegDef { addr: addr + 1, name: "after_gap", ..proto });
+        Box::leak(v.into_boxed_slice())
+    }
+
+    #[test]
+    fn long_runs_split_at_125_without_cutting_32_bit_registers() {
+        let map = long_map();
+        let all = readable(map);
+        let blocks = plan(map, &all, MAX_REGS_PER_REQUEST);
+        check_blocks(map, &blocks, MAX_REGS_PER_REQUEST);
+        // r0..r123 are 124 words; r124 (u32) would make 126, so it starts block 2.
+        assert_eq!((blocks[0].start, blocks[0].count), (0x1000, 124));
+        assert_eq!(blocks[1].start, 0x1000 + 124);
+        assert_eq!(blocks.len(), 3);
+        assert_eq!(blocks[2].regs[0].name, "after_gap");
+        let n: usize = blocks.iter().map(|b| b.regs.len()).sum();
+        assert_eq!(n, all.len());
+    }
+
+    #[test]
+    fn a_small_max_is_honoured() {
+        let all = readable(REGISTERS);
+        for max in [2, 3, 5, 8] {
+            let blocks = plan(REGISTERS, &all, max);
+            check_blocks(REGISTERS, &blocks, max);
+            let n: usize = blocks.iter().map(|b| b.regs.len()).sum();
+            assert_eq!(n, all.len());
+        }
+    }
+
+    #[test]
+    fn decimals_follow_the_scale() {
+        assert_eq!(decimals(1.0), 0);
+        assert_eq!(decimals(0.1), 1);
+        assert_eq!(decimals(0.01), 2);
+        assert_eq!(decimals(0.001), 3);
+        assert_eq!(decimals(0.5), 1);
+        assert_eq!(decimals(1e-12), 12);
+        assert_eq!(decimals(10.0), 0);
+    }
+
+    #[test]
+    fn u16_millivolts_show_as_volts() {
+        let r = reg("battery_voltage_mv");
+        assert_eq!(r.ty, RegType::U16);
+        assert_eq!(format_value(r, 13284), "13.284");
+        assert_eq!(format_value(r, 5), "0.005");
+        assert_eq!(format_value(r, 65535), "65.535");
+        assert_eq!(format_value(r, 0), "0.000");
+    }
+
+    #[test]
+    fn negative_i32_current_keeps_its_sign() {
+        let r = reg("current_ma");
+        assert_eq!(r.ty, RegType::I32);
+        let raw = r.ty.decode(&[0xFFFF, 0xFB2E]);
+        assert_eq!(format_value(r, raw), "-1.234");
+        assert_eq!(format_value(r, -5), "-0.005");
+        assert_eq!(format_value(r, -250_000), "-250.000");
+        assert_eq!(format_value(r, i64::from(i32::MIN)), "-2147483.648");
+    }
+
+    #[test]
+    fn other_scales() {
+        assert_eq!(format_value(reg("temperature_dc"), -105), "-10.5");
+        assert_eq!(format_value(reg("soc_centipct"), 10000), "100.00");
+        assert_eq!(format_value(reg("uptime_s"), 4_000_000_000), "4000000000");
+        assert_eq!(format_value(reg("current_gain_pa_per_code"), 59_604_645), "0.000059604645");
+    }
+
+    #[test]
+    fn bit_names_of_status_and_faults() {
+        let st = bit_table(reg("status")).unwrap();
+        let v = status::SWITCH_ON | status::OVP_OUTPUT | status::SOC_SYNCED;
+        assert_eq!(bit_names(v, st), ["switch_on", "ovp_output", "soc_synced"]);
+        let f = bit_table(reg("faults")).unwrap();
+        assert_eq!(bit_names(faults::LVP_INPUT | 0x8000, f), ["lvp_input", "bit15"]);
+        assert!(bit_names(0, f).is_empty());
+        assert!(bit_table(reg("battery_voltage_mv")).is_none());
+    }
+}

@@ -1,0 +1,240 @@
+//! The simulation engine: owns time (integer ns), the order of updates, the
+//! models and the board.
+//!
+//! One tick is one ADC conversion period:
+//! stimulus → pack and thermal models → measurement chain (codes) →
+//! `Board::poll` → outputs gate the next tick's stimulus.
+
+use firmware_core::map::{self, faults};
+use firmware_core::modbus::rtu::RtuConfig;
+use firmware_core::{Board, Inputs, Instant, Outputs};
+use models::chain::MeasurementChain;
+use models::pack::Pack;
+use models::rng::SeedStreams;
+use models::thermal::LumpedThermal;
+use models::variant::Variant;
+
+use crate::scenario::{Scenario, SegmentKind, secs_to_ns};
+
+/// The temperature channel is converted every this many ticks (NTCs are slow).
+const TEMPERATURE_DECIMATION: u32 = 100;
+
+/// The firmware's variant for a model variant.
+pub fn board_variant(v: Variant) -> firmware_core::Variant {
+    match v {
+        Variant::V12 => firmware_core::Variant::V12,
+        Variant::V24 => firmware_core::Variant::V24,
+        Variant::V48 => firmware_core::Variant::V48,
+    }
+}
+
+/// Set-up or runtime errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("firmware settings refused: {0}")]
+    Settings(firmware_core::settings::SettingsError),
+    #[error("firmware.registers.{name} = {value}: the board refused the write: {exception}")]
+    RegisterWrite { name: String, value: i64, exception: firmware_core::modbus::ExceptionCode },
+    #[error("non-finite model state at t = {t_s:.6} s: {what}")]
+    NonFinite { t_s: f64, what: &'static str },
+}
+
+/// The true physical state after a tick (what the models know, the board does not).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Truth {
+    pub current_a: f64,
+    pub voltage_v: f64,
+    pub soc: f64,
+    pub temp_c: f64,
+}
+
+/// A running simulation of one board and its battery.
+#[derive(Debug)]
+pub struct Engine {
+    t_ns: u64,
+    step_ns: u64,
+    ambient_c: f64,
+    pack: Pack,
+    thermal: LumpedThermal,
+    chain: MeasurementChain,
+    board: Board,
+    inputs: Inputs,
+    outputs: Outputs,
+    truth: Truth,
+    ticks: u64,
+}
+
+impl Engine {
+    /// Builds the models and the board of a scenario, and applies its firmware set-up at t = 0.
+    pub fn new(scenario: &Scenario) -> Result<Engine, EngineError> {
+        let streams = SeedStreams::new(scenario.seed);
+        let mut pack_rng = streams.stream("pack");
+        let pack = Pack::new(&scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng);
+        let thermal = LumpedThermal::new(&scenario.thermal, scenario.ambient_c);
+        let chain = MeasurementChain::new(&scenario.chain, scenario.variant, &streams);
+        let bv = board_variant(scenario.variant);
+        let rtu = RtuConfig { unit_id: scenario.firmware.unit, ..RtuConfig::default() };
+        let serial = (scenario.seed as u32) ^ 0x5A20_9000;
+        let board =
+            Board::new(bv, firmware_core::Settings::defaults(bv), serial, rtu).map_err(EngineError::Settings)?;
+        let mut engine = Engine {
+            t_ns: 0,
+            step_ns: 1_000_000_000 / u64::from(scenario.adc_rate_hz),
+            ambient_c: scenario.ambient_c,
+            pack,
+            thermal,
+            chain,
+            board,
+            inputs: Inputs {
+                current_code: 0,
+                voltage_code: 0,
+                temperature_code: 0,
+                lvp_input_ok: true,
+                ovp_input_ok: true,
+            },
+            outputs: Outputs { switch_on: true, lvp_output: true, ovp_output: true, faults: 0 },
+            truth: Truth::default(),
+            ticks: 0,
+        };
+        // The board boots on the battery at rest: one conversion, then the set-up writes.
+        engine.sample(0.0, 0);
+        engine.outputs = engine.board.poll(Instant::ZERO, &engine.inputs);
+        for (name, &value) in &scenario.firmware.registers {
+            engine.write_register_by_name(name, value)?;
+        }
+        if let Some(pct) = scenario.firmware.initial_soc_pct {
+            engine.write_register_by_name("set_soc_centipct", (pct * 100.0).round() as i64)?;
+        }
+        Ok(engine)
+    }
+
+    /// Writes one register by name, as a gateway on the bus would.
+    pub fn write_register_by_name(&mut self, name: &str, value: i64) -> Result<(), EngineError> {
+        let refused = |exception| EngineError::RegisterWrite { name: name.to_owned(), value, exception };
+        let def = map::by_name(name).ok_or(refused(firmware_core::modbus::ExceptionCode::IllegalDataAddress))?;
+        let words = def.ty.encode(value);
+        let n = usize::from(def.ty.words());
+        if def.ty.decode(&words[..n]) != value {
+            return Err(refused(firmware_core::modbus::ExceptionCode::IllegalDataValue));
+        }
+        self.board.write_registers(Instant(self.t_ns), def.addr, &words[..n]).map_err(refused)
+    }
+
+    /// Converts the channels for the true state after this tick.
+    fn sample(&mut self, current_a: f64, tick: u64) {
+        let temp_c = self.thermal.temp_c;
+        let voltage_v = self.pack.terminal_voltage_v(current_a);
+        self.truth = Truth { current_a, voltage_v, soc: self.pack.soc(), temp_c };
+        self.inputs.current_code = self.chain.current_code(current_a, temp_c);
+        self.inputs.voltage_code = self.chain.voltage_code(voltage_v, temp_c);
+        if tick % u64::from(TEMPERATURE_DECIMATION) == 0 {
+            self.inputs.temperature_code = self.chain.temperature_code(temp_c);
+        }
+    }
+
+    /// The current that flows this tick for a demanded stimulus, gated by the board's outputs.
+    fn gated_current_a(&self, kind: SegmentKind, magnitude_a: f64) -> f64 {
+        let o = &self.outputs;
+        match kind {
+            SegmentKind::Rest => 0.0,
+            _ if !o.switch_on => 0.0,
+            SegmentKind::Discharge if o.lvp_output => -magnitude_a,
+            SegmentKind::Charge if o.ovp_output => magnitude_a,
+            _ => 0.0,
+        }
+    }
+
+    /// Advances one ADC period with the given stimulus.
+    pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<(), EngineError> {
+        let current_a = self.gated_current_a(kind, magnitude_a);
+        let dt_s = self.step_ns as f64 * 1e-9;
+        self.pack.step(dt_s, current_a);
+        let heat_w = current_a * current_a * self.pack.r0_total_ohm();
+        self.thermal.step(dt_s, heat_w, self.ambient_c);
+        self.t_ns += self.step_ns;
+        self.ticks += 1;
+        self.sample(current_a, self.ticks);
+        if !(self.truth.voltage_v.is_finite() && self.truth.temp_c.is_finite() && self.truth.soc.is_finite()) {
+            let what =
+                if !self.truth.voltage_v.is_finite() { "pack terminal voltage" } else { "pack temperature or SOC" };
+            return Err(EngineError::NonFinite { t_s: self.t_s(), what });
+        }
+        self.outputs = self.board.poll(Instant(self.t_ns), &self.inputs);
+        Ok(())
+    }
+
+    pub fn t_ns(&self) -> u64 {
+        self.t_ns
+    }
+    pub fn t_s(&self) -> f64 {
+        self.t_ns as f64 * 1e-9
+    }
+    pub fn step_ns(&self) -> u64 {
+        self.step_ns
+    }
+    pub fn truth(&self) -> &Truth {
+        &self.truth
+    }
+    pub fn outputs(&self) -> Outputs {
+        self.outputs
+    }
+    pub fn board(&self) -> &Board {
+        &self.board
+    }
+    pub fn board_mut(&mut self) -> &mut Board {
+        &mut self.board
+    }
+    pub fn pack(&self) -> &Pack {
+        &self.pack
+    }
+    pub fn lvp_tripped(&self) -> bool {
+        self.outputs.faults & faults::LVP != 0
+    }
+    pub fn ovp_tripped(&self) -> bool {
+        self.outputs.faults & faults::OVP != 0
+    }
+}
+
+/// Walks a scenario's segments tick by tick: which stimulus applies now, and
+/// when a segment ends (its duration or its `until` event).
+#[derive(Debug)]
+pub struct Stimulus<'a> {
+    scenario: &'a Scenario,
+    index: usize,
+    segment_end_ns: u64,
+}
+
+impl<'a> Stimulus<'a> {
+    pub fn new(scenario: &'a Scenario) -> Self {
+        let first = scenario.segments.first().map_or(u64::MAX, |s| secs_to_ns(s.duration_s));
+        Stimulus { scenario, index: 0, segment_end_ns: first }
+    }
+
+    /// The stimulus for the tick starting at `engine`'s time: (kind, |current|).
+    /// After the last segment the battery rests.
+    pub fn current(&mut self, engine: &Engine) -> (SegmentKind, f64) {
+        let t = engine.t_ns();
+        while let Some(seg) = self.scenario.segments.get(self.index) {
+            let ended_by_event = match seg.until {
+                Some(crate::scenario::Event::Lvp) => engine.lvp_tripped(),
+                Some(crate::scenario::Event::Ovp) => engine.ovp_tripped(),
+                Some(crate::scenario::Event::SwitchOff) => !engine.outputs().switch_on,
+                None => false,
+            };
+            if t < self.segment_end_ns && !ended_by_event {
+                return (seg.kind, seg.current_a);
+            }
+            self.index += 1;
+            // The next segment starts now (an early end shifts the rest).
+            if let Some(next) = self.scenario.segments.get(self.index) {
+                self.segment_end_ns = t.saturating_add(secs_to_ns(next.duration_s));
+            }
+        }
+        (SegmentKind::Rest, 0.0)
+    }
+
+    /// Index of the current segment (equal to the count once all are done).
+    pub fn segment_index(&self) -> usize {
+        self.index
+    }
+}

@@ -1,0 +1,317 @@
+//! Scenario files: TOML describing a battery system, a stimulus and expectations.
+//!
+//! See `docs/scenarios.md` for the reference. Unknown keys are errors, and a
+//! TOML error names the file, line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use models::variant::Variant;
+
+/// A scenario as written in a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name of the scenario; also the name of its output folder.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Board variant: 12, 24 or 48.
+    pub variant: Variant,
+    /// Seed of every random stream (cell spread, measurement-chain deviations, noise).
+    #[serde(default)]
+    pub seed: u64,
+    /// Total simulated time; defaults to the sum of the segments' durations.
+    pub duration_s: Option<f64>,
+    /// True initial SOC of the pack, 0..=1.
+    pub initial_soc: f64,
+    /// Ambient (and initial pack) temperature.
+    #[serde(default = "default_ambient_c")]
+    pub ambient_c: f64,
+    /// ADC conversion rate of every channel; the engine's base step is its period.
+    #[serde(default = "default_adc_rate_hz")]
+    pub adc_rate_hz: u32,
+    /// Interval between rows of trace.csv.
+    #[serde(default = "default_trace_interval_s")]
+    pub trace_interval_s: f64,
+    #[serde(default)]
+    pub firmware: FirmwareSetup,
+    #[serde(default)]
+    pub pack: models::pack::PackParams,
+    #[serde(default)]
+    pub thermal: models::thermal::ThermalParams,
+    #[serde(default)]
+    pub chain: models::chain::ChainParams,
+    #[serde(default, rename = "segment")]
+    pub segments: Vec<Segment>,
+    #[serde(default, rename = "expect")]
+    pub expectations: Vec<Expectation>,
+}
+
+fn default_ambient_c() -> f64 {
+    25.0
+}
+fn default_adc_rate_hz() -> u32 {
+    1_000
+}
+fn default_trace_interval_s() -> f64 {
+    1.0
+}
+
+/// How the board is set up before the run starts (as a gateway would, over the bus).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareSetup {
+    /// Modbus unit id.
+    #[serde(default = "default_unit")]
+    pub unit: u8,
+    /// Set the board's SOC (percent) at t = 0 with the `set_soc_centipct` command;
+    /// without it the board guesses the SOC from the resting voltage.
+    pub initial_soc_pct: Option<f64>,
+    /// Register writes at t = 0, by register name, raw values (e.g. `lvp_mv = 11500`).
+    #[serde(default)]
+    pub registers: std::collections::BTreeMap<String, i64>,
+}
+
+fn default_unit() -> u8 {
+    1
+}
+
+/// One piece of the stimulus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    pub kind: SegmentKind,
+    /// Magnitude of the current for charge/discharge (always ≥ 0; the kind gives the sign).
+    #[serde(default)]
+    pub current_a: f64,
+    pub duration_s: f64,
+    /// End the segment early when this happens.
+    pub until: Option<Event>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentKind {
+    Rest,
+    Charge,
+    Discharge,
+}
+
+/// Something the board does that a segment can wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The LVP fault bit is set.
+    Lvp,
+    /// The OVP fault bit is set.
+    Ovp,
+    /// The main switch opened.
+    SwitchOff,
+}
+
+/// A check on an outcome of the run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub metric: Metric,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// Outcomes a scenario can set expectations on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Time of the first LVP trip, s (absent if it never tripped).
+    LvpTripTimeS,
+    /// Time of the first OVP trip, s.
+    OvpTripTimeS,
+    /// Time the main switch first opened, s.
+    SwitchOffTimeS,
+    /// True pack SOC at the end, %.
+    FinalTrueSocPct,
+    /// Board's SOC at the end, %.
+    FinalBoardSocPct,
+    /// |board SOC − true SOC| at the end, percentage points.
+    FinalSocErrorPct,
+    /// Largest |board SOC − true SOC| at any trace row, percentage points.
+    MaxSocErrorPct,
+    /// Largest |measured − true| current over all samples, A.
+    MaxCurrentErrorA,
+    /// Largest |measured − true| battery voltage over all samples, V.
+    MaxVoltageErrorV,
+    /// Largest |measured − true| temperature over all samples, °C.
+    MaxTemperatureErrorC,
+    /// Lowest true terminal voltage, V.
+    MinVoltageV,
+    /// Highest true terminal voltage, V.
+    MaxVoltageV,
+    /// Charge counted out of the battery by the board, Ah.
+    BoardDischargedAh,
+    /// True charge out of the battery, Ah.
+    TrueDischargedAh,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::LvpTripTimeS => "lvp_trip_time_s",
+            Metric::OvpTripTimeS => "ovp_trip_time_s",
+            Metric::SwitchOffTimeS => "switch_off_time_s",
+            Metric::FinalTrueSocPct => "final_true_soc_pct",
+            Metric::FinalBoardSocPct => "final_board_soc_pct",
+            Metric::FinalSocErrorPct => "final_soc_error_pct",
+            Metric::MaxSocErrorPct => "max_soc_error_pct",
+            Metric::MaxCurrentErrorA => "max_current_error_a",
+            Metric::MaxVoltageErrorV => "max_voltage_error_v",
+            Metric::MaxTemperatureErrorC => "max_temperature_error_c",
+            Metric::MinVoltageV => "min_voltage_v",
+            Metric::MaxVoltageV => "max_voltage_v",
+            Metric::BoardDischargedAh => "board_discharged_ah",
+            Metric::TrueDischargedAh => "true_discharged_ah",
+        }
+    }
+}
+
+/// A scenario file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: cannot read: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Toml { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks scenario text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |span| line_col(text, span.start));
+            ScenarioError::Toml { path: path.to_owned(), line, column, message: e.message().to_owned() }
+        })?;
+        scenario.check().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
+            return Err(format!("name {:?} must be non-empty and usable as a folder name", self.name));
+        }
+        if !(0.0..=1.0).contains(&self.initial_soc) {
+            return Err(format!("initial_soc = {} must be within 0..=1", self.initial_soc));
+        }
+        if !(-40.0..=85.0).contains(&self.ambient_c) {
+            return Err(format!("ambient_c = {} must be within -40..=85 °C", self.ambient_c));
+        }
+        if self.adc_rate_hz == 0 || 1_000_000_000 % self.adc_rate_hz != 0 || self.adc_rate_hz > 100_000 {
+            return Err(format!(
+                "adc_rate_hz = {} must divide 1e9 (the step is a whole number of ns) and be ≤ 100000",
+                self.adc_rate_hz
+            ));
+        }
+        if !(self.trace_interval_s.is_finite() && self.trace_interval_s >= 1.0 / f64::from(self.adc_rate_hz)) {
+            return Err(format!("trace_interval_s = {} must be at least one ADC period", self.trace_interval_s));
+        }
+        if let Some(d) = self.duration_s {
+            if !(finite_nonneg(d) && d > 0.0) {
+                return Err(format!("duration_s = {d} must be positive"));
+            }
+        }
+        if self.segments.is_empty() && self.duration_s.is_none() {
+            return Err("no [[segment]] and no duration_s: nothing to run".into());
+        }
+        for (i, s) in self.segments.iter().enumerate() {
+            if !(finite_nonneg(s.duration_s) && s.duration_s > 0.0) {
+                return Err(format!("segment {}: duration_s = {} must be positive", i + 1, s.duration_s));
+            }
+            if !finite_nonneg(s.current_a) || s.current_a > 2_000.0 {
+                return Err(format!("segment {}: current_a = {} must be within 0..=2000 A", i + 1, s.current_a));
+            }
+            if s.kind == SegmentKind::Rest && s.current_a != 0.0 {
+                return Err(format!("segment {}: a rest segment has no current_a", i + 1));
+            }
+        }
+        if let Some(p) = self.firmware.initial_soc_pct {
+            if !(0.0..=100.0).contains(&p) {
+                return Err(format!("firmware.initial_soc_pct = {p} must be within 0..=100"));
+            }
+        }
+        for name in self.firmware.registers.keys() {
+            if firmware_core::map::by_name(name).is_none() {
+                return Err(format!("firmware.registers: no register named {name:?} (see `smartpro-sim map`)"));
+            }
+        }
+        for (i, e) in self.expectations.iter().enumerate() {
+            if e.min.is_none() && e.max.is_none() {
+                return Err(format!("expect {} ({}): give min, max or both", i + 1, e.metric.name()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Simulated duration in ns (whole ADC periods).
+    pub fn duration_ns(&self) -> u64 {
+        let total_s = self.duration_s.unwrap_or_else(|| self.segments.iter().map(|s| s.duration_s).sum());
+        secs_to_ns(total_s)
+    }
+}
+
+/// Seconds (finite, ≥ 0) to integer nanoseconds, rounded.
+pub fn secs_to_ns(s: f64) -> u64 {
+    (s * 1e9).round() as u64
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "name = \"t\"\nvariant = 12\ninitial_soc = 0.5\n[[segment]]\nkind = \"rest\"\nduration_s = 10\n";
+
+    #[test]
+    fn minimal_scenario_parses_with_defaults() {
+        let s = Scenario::parse(MINIMAL, Path::new("t.toml")).unwrap();
+        assert_eq!(s.variant, Variant::V12);
+        assert_eq!(s.adc_rate_hz, 1_000);
+        assert_eq!(s.duration_ns(), 10_000_000_000);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let text = format!("{MINIMAL}bogus = 1\n");
+        let err = Scenario::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("x.toml:7:"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let text = MINIMAL.replace("0.5", "1.5");
+        let err = Scenario::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("initial_soc"), "{err}");
+        let text = format!("{MINIMAL}[firmware.registers]\nnope = 3\n");
+        let err = Scenario::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+        let text = MINIMAL.replace("variant = 12", "variant = 36");
+        assert!(Scenario::parse(&text, Path::new("x.toml")).is_err());
+    }
+}
