@@ -238,7 +238,7 @@ pub const REGISTERS: &[RegDef] = &[
     reg(0x0100, RegId::BatteryVoltage, "battery_voltage_mv", U16, 0.001, "V", R, false, 0, 65535, "Battery voltage (measuring range 15/30/60 V per variant)"),
     reg(0x0101, RegId::Current, "current_ma", I32, 0.001, "A", R, false, -500_000, 500_000, "Battery current, + = charge, − = discharge; 1 mA resolution, ±250 A range"),
     reg(0x0103, RegId::Soc, "soc_centipct", U16, 0.01, "%", R, false, 0, 10000, "State of charge (Ah method)"),
-    reg(0x0104, RegId::Temperature, "temperature_dc", I16, 0.1, "°C", R, false, -400, 1250, "Battery temperature (NTC)"),
+    reg(0x0104, RegId::Temperature, "temperature_dc", I16, 0.1, "°C", R, false, -550, 1500, "Battery temperature (NTC); −55.0 reads an open sensor, 150.0 a shorted one"),
     reg(0x0105, RegId::Status, "status", U16, 1.0, "bits", R, false, 0, 0xFFFF, "Status bits: see the status table"),
     reg(0x0106, RegId::Faults, "faults", U16, 1.0, "bits", R, false, 0, 0xFFFF, "Fault bits (latched): see the fault table"),
     reg(0x0107, RegId::RemainingCharge, "remaining_mah", U32, 0.001, "Ah", R, false, 0, U32_MAX, "Remaining charge: SOC × capacity"),

@@ -134,9 +134,13 @@ async fn polls_every_readable_register_and_logs_csv() {
     let log = std::fs::read_to_string(&csv).unwrap();
     let rows: Vec<&str> = log.lines().collect();
     assert_eq!(rows.len(), 3, "{log}");
-    let readable: Vec<&str> = REGISTERS.iter().filter(|r| r.access != map::Access::W).map(|r| r.name).collect();
+    let readable: Vec<String> = REGISTERS
+        .iter()
+        .filter(|r| r.access != map::Access::W)
+        .map(|r| if r.unit.is_empty() { r.name.to_owned() } else { format!("{}[{}]", r.name, r.unit) })
+        .collect();
     assert_eq!(rows[0], format!("t_s,{}", readable.join(",")));
-    let col = readable.iter().position(|n| *n == "current_ma").unwrap() + 1;
+    let col = readable.iter().position(|n| n == "current_ma[A]").unwrap() + 1;
     assert_eq!(rows[2].split(',').nth(col), Some("-1.234"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -11,7 +11,7 @@ use firmware_core::{Board, Inputs, Instant, Outputs};
 use models::chain::MeasurementChain;
 use models::pack::Pack;
 use models::rng::SeedStreams;
-use models::thermal::LumpedThermal;
+use models::thermal::{LumpedThermal, ThermalParams};
 use models::variant::Variant;
 
 use crate::scenario::{Scenario, SegmentKind, secs_to_ns};
@@ -70,7 +70,9 @@ impl Engine {
         let streams = SeedStreams::new(scenario.seed);
         let mut pack_rng = streams.stream("pack");
         let pack = Pack::new(&scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng);
-        let thermal = LumpedThermal::new(&scenario.thermal, scenario.ambient_c);
+        let thermal_params =
+            scenario.thermal.unwrap_or_else(|| ThermalParams::for_cells(scenario.pack.cells_for(scenario.variant)));
+        let thermal = LumpedThermal::new(&thermal_params, scenario.ambient_c);
         let chain = MeasurementChain::new(&scenario.chain, scenario.variant, &streams);
         let bv = board_variant(scenario.variant);
         let rtu = RtuConfig { unit_id: scenario.firmware.unit, ..RtuConfig::default() };

@@ -20,6 +20,8 @@ pub enum Command {
     /// Serve the live twin's register map as a Modbus RTU slave on a pty or serial port.
     #[command(after_help = cmd::EXIT_CODES_HELP)]
     Serve(cmd::serve::Cmd),
+    /// Print the board's register map (md, csv or json).
+    Map(cmd::map::Cmd),
     /// Run a fixed 1 h scenario as fast as possible and print the simulation speed.
     Bench(cmd::bench::Cmd),
 }
@@ -29,6 +31,10 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Run(c) => cmd::run::execute(c),
         Command::Serve(c) => cmd::serve::execute(c),
+        Command::Map(c) => {
+            cmd::map::execute(c);
+            cmd::exit::OK
+        }
         Command::Bench(c) => match cmd::bench::execute(c) {
             Ok(()) => cmd::exit::OK,
             Err(e) => {

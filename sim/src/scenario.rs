@@ -39,8 +39,8 @@ pub struct Scenario {
     pub firmware: FirmwareSetup,
     #[serde(default)]
     pub pack: models::pack::PackParams,
-    #[serde(default)]
-    pub thermal: models::thermal::ThermalParams,
+    /// Lumped pack thermal model; default: scaled to the variant's cell count.
+    pub thermal: Option<models::thermal::ThermalParams>,
     #[serde(default)]
     pub chain: models::chain::ChainParams,
     #[serde(default, rename = "segment")]
@@ -253,6 +253,11 @@ impl Scenario {
                 return Err(format!("firmware.registers: no register named {name:?} (see `smartpro-sim map`)"));
             }
         }
+        self.pack.validate().map_err(|e| format!("[pack]: {e}"))?;
+        self.chain.validate().map_err(|e| format!("[chain]: {e}"))?;
+        if let Some(t) = &self.thermal {
+            t.validate().map_err(|e| format!("[thermal]: {e}"))?;
+        }
         for (i, e) in self.expectations.iter().enumerate() {
             if e.min.is_none() && e.max.is_none() {
                 return Err(format!("expect {} ({}): give min, max or both", i + 1, e.metric.name()));
@@ -313,5 +318,8 @@ mod tests {
         assert!(err.contains("nope"), "{err}");
         let text = MINIMAL.replace("variant = 12", "variant = 36");
         assert!(Scenario::parse(&text, Path::new("x.toml")).is_err());
+        let text = format!("{MINIMAL}[pack.cell]\ncapacity_ah = -5.0\n");
+        let err = Scenario::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("[pack]"), "{err}");
     }
 }

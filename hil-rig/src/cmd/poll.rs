@@ -29,7 +29,7 @@ pub struct Cmd {
     #[arg(long, value_name = "K", value_parser = value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Also write every poll to FILE as a CSV row of physical values
-    /// (header `t_s,<name>,...`; FILE is overwritten)
+    /// (header `t_s,<name>[<unit>],...` with physical values; FILE is overwritten)
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Read only these registers (comma-separated names from the register map;
@@ -270,8 +270,12 @@ impl CsvLog {
         let mut log = Self { path: path.to_owned(), out: BufWriter::new(file), regs: regs.to_vec() };
         let mut header = String::from("t_s");
         for r in regs {
+            // Values are physical (scaled), so the unit is part of the column name.
             header.push(',');
             header.push_str(r.name);
+            if !r.unit.is_empty() {
+                header.push_str(&format!("[{}]", r.unit));
+            }
         }
         log.line(&header)?;
         Ok(log)
@@ -425,7 +429,7 @@ mod tests {
         log.row(1.0004, &[Reading::Value(5), Reading::Value(0), Reading::Value(-105)]).unwrap();
         // Flushed after each row: readable before the log is dropped.
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "t_s,current_ma,status,temperature_dc\n0.000,-1.234,3,\n1.000,0.005,0,-10.5\n");
+        assert_eq!(text, "t_s,current_ma[A],status[bits],temperature_dc[°C]\n0.000,-1.234,3,\n1.000,0.005,0,-10.5\n");
         drop(log);
         std::fs::remove_dir_all(&dir).unwrap();
     }

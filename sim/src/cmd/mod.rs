@@ -1,6 +1,7 @@
 //! `smartpro-sim` subcommands, one file each.
 
 pub mod bench;
+pub mod map;
 pub mod run;
 pub mod serve;
 

@@ -1,0 +1,159 @@
+//! Example SmartPro-209 firmware image for the board's Cortex-M4F
+//! (thumbv7em-none-eabihf).
+//!
+//! It exists to measure what `firmware-core` costs on the target (flash, RAM)
+//! and to prove at link time that no panic path is reachable from the board's
+//! entry points: [`Board::poll`], [`Board::poll_at`], the register accesses and
+//! the Modbus RTU path (`rtu_receive` → frame → PDU → register map →
+//! `rtu_poll`). There is no hardware access: ADC codes, time and the bytes on
+//! the serial line are made up from a counter and hidden from the optimiser
+//! with [`black_box`], so every branch of the linked code stays reachable.
+//!
+//! The panic check: the `#[panic_handler]` below calls a function that is
+//! declared but defined nowhere. With LTO, a panic handler that nothing calls
+//! is dropped, and so is its reference to that symbol; if any panic path
+//! survives optimisation, the link fails with
+//! `undefined symbol: smartpro_panic_path_is_reachable`.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use core::hint::black_box;
+use core::panic::PanicInfo;
+
+use cortex_m_rt::entry;
+use firmware_core::modbus::MAX_ADU_LEN;
+use firmware_core::modbus::frame::emit_frame;
+use firmware_core::modbus::rtu::RtuConfig;
+use firmware_core::{Board, Inputs, Instant, Settings, Variant};
+
+/// One ADC conversion per millisecond (1 kSPS).
+const SAMPLE_PERIOD_NS: u64 = 1_000_000;
+/// Silence after a request before `rtu_poll`: more than t3.5 at 19200 baud (~2 ms).
+const RTU_GAP_NS: u64 = 5_000_000;
+
+#[entry]
+fn main() -> ! {
+    let variant = black_box(Variant::V24);
+    let rtu = RtuConfig::default();
+    let unit = rtu.unit_id;
+    let Ok(mut board) = Board::new(variant, Settings::defaults(variant), black_box(2_090_001), rtu) else {
+        // Defaults always validate; a real image would fall back to safe outputs here.
+        halt()
+    };
+
+    let mut tick: u32 = 0;
+    let mut now_ns: u64 = 0;
+    let mut pdu = [0u8; 16];
+    let mut adu = [0u8; MAX_ADU_LEN];
+    let mut tx = [0u8; MAX_ADU_LEN];
+    let mut regs = [0u16; 8];
+
+    loop {
+        tick = tick.wrapping_add(1);
+        // Monotonic time from a counter: the firmware core never reads a clock.
+        now_ns = now_ns.saturating_add(black_box(SAMPLE_PERIOD_NS));
+        let now = Instant::from_nanos(now_ns);
+
+        // 1. One ADC conversion: raw codes the optimiser cannot predict.
+        let t = black_box(tick);
+        let inputs = Inputs {
+            current_code: black_box((t as i32).wrapping_mul(97) >> 8),
+            voltage_code: black_box(5_800_000 + (t & 0xFFFF) as i32),
+            temperature_code: black_box(1 << 22),
+            lvp_input_ok: black_box(t & 0x100 == 0),
+            ovp_input_ok: black_box(t & 0x200 == 0),
+        };
+        let outputs = board.poll(now, &inputs);
+        black_box(outputs);
+        black_box(board.poll_at());
+
+        // 2. A Modbus request through the whole RTU path: bytes in, silence, reply out.
+        let n = request(black_box(tick), &mut pdu);
+        if let Some(len) = pdu.get(..n).and_then(|p| emit_frame(black_box(unit), p, &mut adu)) {
+            // The line may corrupt anything: hide the bytes and the length.
+            let len = black_box(len);
+            if let Some(rx) = black_box(&adu).get(..len) {
+                board.rtu_receive(now, rx);
+            }
+        }
+        let later = Instant::from_nanos(now_ns.saturating_add(RTU_GAP_NS));
+        if let Some(reply_len) = board.rtu_poll(later, &mut tx) {
+            black_box(tx.get(..reply_len));
+        }
+
+        // 3. Direct register access, as a local display or the NVM task would.
+        let addr = black_box((tick % 0x500) as u16);
+        let count = black_box((tick % 8) as usize + 1);
+        if let Some(out) = regs.get_mut(..count) {
+            black_box(board.read_registers(addr, out)).ok();
+        }
+        black_box(&regs);
+        let values = [black_box((tick % 60_000) as u16), black_box(12_000)];
+        let count = black_box((tick % 2) as usize + 1);
+        if let Some(v) = values.get(..count) {
+            black_box(board.write_registers(now, black_box(0x0200 + (tick % 8) as u16), v)).ok();
+        }
+
+        #[cfg(feature = "prove-check-works")]
+        {
+            // A deliberate panic path: an index the compiler cannot bound.
+            // With this feature the link must fail (see .ci/firmware-image.sh).
+            black_box(regs[black_box(tick as usize)]);
+        }
+
+        let _ = black_box(now);
+    }
+}
+
+/// Writes one of the board's supported requests (FC03, FC04, FC06, FC16) into
+/// `pdu`, chosen and filled from `tick`; returns its length.
+fn request(tick: u32, pdu: &mut [u8; 16]) -> usize {
+    let [a_hi, a_lo] = ((tick >> 2) as u16 % 0x0500).to_be_bytes();
+    let qty = (tick >> 4) as u8 % 10;
+    let [v_hi, v_lo] = (tick as u16).to_be_bytes();
+    match tick % 4 {
+        0 => {
+            *pdu = [0x03, a_hi, a_lo, 0, qty, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            5
+        }
+        1 => {
+            *pdu = [0x04, a_hi, a_lo, 0, qty, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            5
+        }
+        2 => {
+            *pdu = [0x06, a_hi, a_lo, v_hi, v_lo, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            5
+        }
+        _ => {
+            // Two registers, four data bytes.
+            *pdu = [0x10, a_hi, a_lo, 0, 2, 4, v_hi, v_lo, v_lo, v_hi, 0, 0, 0, 0, 0, 0];
+            10
+        }
+    }
+}
+
+fn halt() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+// The link-time panic check, and the only `unsafe` in this crate: calling a
+// foreign function is `unsafe` (and edition 2024 wants `unsafe extern`), and
+// there is no safe way to reference a symbol that must stay undefined. The function is
+// never called at run time: if a call to it survives LTO, the image does not
+// link at all. `firmware-core` itself stays `#![forbid(unsafe_code)]`.
+#[allow(unsafe_code)]
+mod panic_check {
+    unsafe extern "C" {
+        /// Defined nowhere, on purpose: a reference to it is a reachable panic.
+        fn smartpro_panic_path_is_reachable() -> !;
+    }
+
+    #[panic_handler]
+    fn panic(_info: &super::PanicInfo) -> ! {
+        // SAFETY: never executes in a linked image (the symbol does not exist).
+        unsafe { smartpro_panic_path_is_reachable() }
+    }
+}
