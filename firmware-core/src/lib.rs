@@ -11,6 +11,7 @@ pub mod counter;
 pub mod map;
 pub mod measure;
 pub mod modbus;
+pub mod nvm;
 pub mod protection;
 pub mod settings;
 pub mod soc;

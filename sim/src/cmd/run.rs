@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::exit;
-use crate::runner::{self, Summary};
+use crate::engine::EngineError;
+use crate::runner::{self, RunError, Summary};
 use crate::scenario::Scenario;
 
 #[derive(Debug, clap::Args)]
@@ -92,7 +93,12 @@ pub fn execute(cmd: &Cmd) -> u8 {
             Err(e) => {
                 println!("{:<6} {}", "ERROR", scenario.name);
                 eprintln!("error: {}: {e:#}", file.display());
-                code = code.max(exit::RUNTIME);
+                // A set-up the board refuses is the scenario's fault, not the run's.
+                let bad_setup = matches!(
+                    e.downcast_ref::<RunError>(),
+                    Some(RunError::Engine(EngineError::RegisterWrite { .. } | EngineError::Settings(_)))
+                );
+                code = code.max(if bad_setup { exit::BAD_INPUT } else { exit::RUNTIME });
             }
         }
     }

@@ -19,6 +19,9 @@ seed = 1
 initial_soc = 0.6
 [firmware]
 initial_soc_pct = 60.0
+[[segment]]
+kind = "rest"
+duration_s = 1
 "#;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -193,4 +196,15 @@ fn print_report(r: &crate::serve::ServeReport) {
         c.no_responses,
         c.ignored_other_unit
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_idle_scenario_is_valid() {
+        let s = Scenario::parse(IDLE_SCENARIO, std::path::Path::new("<idle>")).unwrap();
+        Engine::new(&s).unwrap();
+    }
 }
