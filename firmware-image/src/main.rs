@@ -34,19 +34,27 @@ const RTU_GAP_NS: u64 = 5_000_000;
 
 #[entry]
 fn main() -> ! {
+    // The board's state and buffers live in static RAM (.data/.bss), where the
+    // linker counts them and checks they fit, rather than in main's stack frame. cortex-m-rt
+    // turns these into `&'static mut` handed to this function alone (safe:
+    // `main` runs once), so they are owned by `main`, not shared globals.
+    static mut BOARD: Option<Board> = None;
+    static mut TX: [u8; MAX_ADU_LEN] = [0; MAX_ADU_LEN];
+    static mut ADU: [u8; MAX_ADU_LEN] = [0; MAX_ADU_LEN];
+
     let variant = black_box(Variant::V24);
     let rtu = RtuConfig::default();
     let unit = rtu.unit_id;
-    let Ok(mut board) = Board::new(variant, Settings::defaults(variant), black_box(2_090_001), rtu) else {
+    let Ok(board) = Board::new(variant, Settings::defaults(variant), black_box(2_090_001), rtu) else {
         // Defaults always validate; a real image would fall back to safe outputs here.
         halt()
     };
+    let board = BOARD.insert(board);
+    let (tx, adu) = (TX, ADU);
 
     let mut tick: u32 = 0;
     let mut now_ns: u64 = 0;
     let mut pdu = [0u8; 16];
-    let mut adu = [0u8; MAX_ADU_LEN];
-    let mut tx = [0u8; MAX_ADU_LEN];
     let mut regs = [0u16; 8];
 
     loop {
@@ -70,15 +78,15 @@ fn main() -> ! {
 
         // 2. A Modbus request through the whole RTU path: bytes in, silence, reply out.
         let n = request(black_box(tick), &mut pdu);
-        if let Some(len) = pdu.get(..n).and_then(|p| emit_frame(black_box(unit), p, &mut adu)) {
+        if let Some(len) = pdu.get(..n).and_then(|p| emit_frame(black_box(unit), p, adu)) {
             // The line may corrupt anything: hide the bytes and the length.
             let len = black_box(len);
-            if let Some(rx) = black_box(&adu).get(..len) {
+            if let Some(rx) = black_box(&*adu).get(..len) {
                 board.rtu_receive(now, rx);
             }
         }
         let later = Instant::from_nanos(now_ns.saturating_add(RTU_GAP_NS));
-        if let Some(reply_len) = board.rtu_poll(later, &mut tx) {
+        if let Some(reply_len) = board.rtu_poll(later, tx) {
             black_box(tx.get(..reply_len));
         }
 
@@ -101,8 +109,6 @@ fn main() -> ! {
             // With this feature the link must fail (see .ci/firmware-image.sh).
             black_box(regs[black_box(tick as usize)]);
         }
-
-        let _ = black_box(now);
     }
 }
 
@@ -141,9 +147,9 @@ fn halt() -> ! {
 
 // The link-time panic check, and the only `unsafe` in this crate: calling a
 // foreign function is `unsafe` (and edition 2024 wants `unsafe extern`), and
-// there is no safe way to reference a symbol that must stay undefined. The function is
-// never called at run time: if a call to it survives LTO, the image does not
-// link at all. `firmware-core` itself stays `#![forbid(unsafe_code)]`.
+// there is no safe way to reference a symbol that must stay undefined.
+// `firmware-core` itself stays `#![forbid(unsafe_code)]`.
+#[cfg(not(feature = "find-panics"))]
 #[allow(unsafe_code)]
 mod panic_check {
     unsafe extern "C" {
@@ -153,7 +159,15 @@ mod panic_check {
 
     #[panic_handler]
     fn panic(_info: &super::PanicInfo) -> ! {
-        // SAFETY: never executes in a linked image (the symbol does not exist).
+        // SAFETY: never runs: if this call survives LTO the image does not link.
         unsafe { smartpro_panic_path_is_reachable() }
     }
+}
+
+/// With `find-panics` the image links even with panic paths, so that
+/// .ci/firmware-image.sh can list the call sites of the panic functions.
+#[cfg(feature = "find-panics")]
+#[panic_handler]
+fn panic(_info: &PanicInfo) -> ! {
+    halt()
 }
