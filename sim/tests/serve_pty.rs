@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use smartpro_sim::engine::Engine;
 use smartpro_sim::scenario::Scenario;
+use smartpro_sim::serve::{ServeError, ServeReport};
 use tokio_modbus::prelude::*;
 use tokio_serial::{SerialPort, SerialPortBuilderExt};
 
@@ -29,8 +30,12 @@ async fn call<T>(f: impl std::future::Future<Output = T>) -> T {
     r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_modbus_client_reads_the_live_twin_over_a_pty() {
+type Server = tokio::task::JoinHandle<Result<ServeReport, (ServeError, ServeReport)>>;
+
+/// `serve` on the master side of a new pty pair. Returns the task, its stop
+/// switch, the slave handle (keep it open: dropping it closes the pty) and
+/// the slave's path for a client to open.
+fn start_server() -> (Server, tokio::sync::oneshot::Sender<()>, tokio_serial::SerialStream, String) {
     let scenario = Scenario::parse(SCENARIO, Path::new("e2e.toml")).unwrap();
     let engine = Engine::new(&scenario).unwrap();
     let (master, slave) = tokio_serial::SerialStream::pair().unwrap();
@@ -42,6 +47,12 @@ async fn a_modbus_client_reads_the_live_twin_over_a_pty() {
         })
         .await
     });
+    (server, stop, slave, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modbus_client_reads_the_live_twin_over_a_pty() {
+    let (server, stop, slave, path) = start_server();
     // Let the twin run for a moment so the load current is flowing.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -86,17 +97,7 @@ async fn a_modbus_client_reads_the_live_twin_over_a_pty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_survives_garbage_and_answers_the_next_request() {
-    let scenario = Scenario::parse(SCENARIO, Path::new("e2e.toml")).unwrap();
-    let engine = Engine::new(&scenario).unwrap();
-    let (master, slave) = tokio_serial::SerialStream::pair().unwrap();
-    let path = slave.name().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        smartpro_sim::serve::serve(master, &scenario, engine, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let (server, stop, slave, path) = start_server();
     let mut port = tokio_serial::new(&path, 19_200).open_native_async().unwrap();
     use tokio::io::AsyncWriteExt;
     port.write_all(&[0x01, 0x03, 0xFF, 0x00, 0x13, 0x37, 0xAA, 0x55, 0x00]).await.unwrap();
