@@ -72,6 +72,8 @@ struct Core {
     last_sample: Option<Instant>,
     now: Instant,
     outputs: Outputs,
+    /// A register write changed the settings since the last [`Board::take_settings_changed`].
+    settings_changed: bool,
 }
 
 /// The SmartPro-209 firmware.
@@ -107,6 +109,7 @@ impl Board {
             last_sample: None,
             now: Instant::ZERO,
             outputs: Outputs { switch_on: true, lvp_output: true, ovp_output: true, faults: 0 },
+            settings_changed: false,
         };
         Ok(Board { core, rtu: RtuSlave::new(rtu) })
     }
@@ -135,6 +138,11 @@ impl Board {
     }
     pub fn settings(&self) -> &Settings {
         &self.core.settings
+    }
+    /// True once after a register write changed the settings: the main loop
+    /// then saves them ([`crate::nvm::SettingsStore::save`]) outside the Modbus reply path.
+    pub fn take_settings_changed(&mut self) -> bool {
+        core::mem::take(&mut self.core.settings_changed)
     }
     pub fn measurements(&self) -> &Measurements {
         &self.core.meas
@@ -388,6 +396,7 @@ impl RegisterBank for Core {
         if staged.capacity_dah != self.settings.capacity_dah {
             self.soc.set_capacity(staged.capacity_dah);
         }
+        self.settings_changed |= staged != self.settings;
         self.settings = staged;
         if let Some(soc) = cmds.set_soc {
             self.soc.set_soc(soc);
@@ -517,9 +526,15 @@ mod tests {
         // OVP above the variant's 15 V max operating voltage → 03.
         assert_eq!(b.write_registers(t, 0x0204, &[15_500]), Err(ExceptionCode::IllegalDataValue));
         assert_eq!(*b.settings(), before);
-        // A valid write lands.
+        assert!(!b.take_settings_changed(), "refused writes change nothing");
+        // A valid write lands and is flagged for saving once.
         b.write_registers(t, 0x0200, &[2_000]).unwrap();
         assert_eq!(b.settings().capacity_dah, 2_000);
+        assert!(b.take_settings_changed());
+        assert!(!b.take_settings_changed());
+        // A command is not a settings change.
+        b.write_registers(t, 0x0400, &[5_000]).unwrap();
+        assert!(!b.take_settings_changed());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use firmware_core::map::{self, faults};
 use firmware_core::modbus::rtu::RtuConfig;
+use firmware_core::nvm::{self, RamNvm, SettingsStore};
 use firmware_core::{Board, Inputs, Instant, Outputs};
 use models::chain::MeasurementChain;
 use models::pack::Pack;
@@ -35,6 +36,8 @@ pub enum EngineError {
     Settings(firmware_core::settings::SettingsError),
     #[error("firmware.registers.{name} = {value}: the board refused the write: {exception}")]
     RegisterWrite { name: String, value: i64, exception: firmware_core::modbus::ExceptionCode },
+    #[error("saving settings to the board's EEPROM: {0}")]
+    Nvm(nvm::SaveError<nvm::NvmError>),
     #[error("non-finite model state at t = {t_s:.6} s: {what}")]
     NonFinite { t_s: f64, what: &'static str },
 }
@@ -62,11 +65,25 @@ pub struct Engine {
     outputs: Outputs,
     truth: Truth,
     ticks: u64,
+    /// The board's settings EEPROM.
+    nvm: RamNvm<{ nvm::STORE_LEN }>,
+    store: SettingsStore,
 }
 
+/// The contents of the board's settings EEPROM.
+pub type NvmImage = [u8; nvm::STORE_LEN];
+
 impl Engine {
-    /// Builds the models and the board of a scenario, and applies its firmware set-up at t = 0.
+    /// Builds the models and the board of a scenario (factory-fresh EEPROM),
+    /// and applies its firmware set-up at t = 0.
     pub fn new(scenario: &Scenario) -> Result<Engine, EngineError> {
+        Self::with_nvm(scenario, None)
+    }
+
+    /// As [`Self::new`], with the board's settings EEPROM holding `image`
+    /// (e.g. kept from an earlier session): the board boots with the settings
+    /// stored there, or its defaults if no valid record is found.
+    pub fn with_nvm(scenario: &Scenario, image: Option<NvmImage>) -> Result<Engine, EngineError> {
         let streams = SeedStreams::new(scenario.seed);
         let mut pack_rng = streams.stream("pack");
         let pack = Pack::new(&scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng);
@@ -77,8 +94,11 @@ impl Engine {
         let bv = board_variant(scenario.variant);
         let rtu = RtuConfig { unit_id: scenario.firmware.unit, ..RtuConfig::default() };
         let serial = (scenario.seed as u32) ^ 0x5A20_9000;
-        let board =
-            Board::new(bv, firmware_core::Settings::defaults(bv), serial, rtu).map_err(EngineError::Settings)?;
+        let mut nvm = image.map_or_else(RamNvm::new, RamNvm::from_bytes);
+        let store = SettingsStore::new(bv);
+        // RamNvm cannot fail to read; a store that does falls back to defaults, as the board would.
+        let settings = store.load(&mut nvm).map_or(firmware_core::Settings::defaults(bv), |l| l.settings);
+        let board = Board::new(bv, settings, serial, rtu).map_err(EngineError::Settings)?;
         let mut engine = Engine {
             t_ns: 0,
             step_ns: 1_000_000_000 / u64::from(scenario.adc_rate_hz),
@@ -97,6 +117,8 @@ impl Engine {
             outputs: Outputs { switch_on: true, lvp_output: true, ovp_output: true, faults: 0 },
             truth: Truth::default(),
             ticks: 0,
+            nvm,
+            store,
         };
         // The board boots on the battery at rest: one conversion, then the set-up writes.
         engine.sample(0.0, 0);
@@ -110,6 +132,21 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Saves the board's settings to its EEPROM if a write changed them;
+    /// returns whether the EEPROM was written.
+    pub fn persist_settings(&mut self) -> Result<bool, EngineError> {
+        if !self.board.take_settings_changed() {
+            return Ok(false);
+        }
+        let saved = self.store.save(&mut self.nvm, self.board.settings()).map_err(EngineError::Nvm)?;
+        Ok(saved.written)
+    }
+
+    /// The board's settings EEPROM.
+    pub fn nvm_image(&self) -> &NvmImage {
+        self.nvm.bytes()
+    }
+
     /// Writes one register by name, as a gateway on the bus would.
     pub fn write_register_by_name(&mut self, name: &str, value: i64) -> Result<(), EngineError> {
         let refused = |exception| EngineError::RegisterWrite { name: name.to_owned(), value, exception };
@@ -119,7 +156,9 @@ impl Engine {
         if def.ty.decode(&words[..n]) != value {
             return Err(refused(firmware_core::modbus::ExceptionCode::IllegalDataValue));
         }
-        self.board.write_registers(Instant(self.t_ns), def.addr, &words[..n]).map_err(refused)
+        self.board.write_registers(Instant(self.t_ns), def.addr, &words[..n]).map_err(refused)?;
+        self.persist_settings()?;
+        Ok(())
     }
 
     /// Converts the channels for the true state after this tick.
@@ -238,5 +277,32 @@ impl<'a> Stimulus<'a> {
     /// Index of the current segment (equal to the count once all are done).
     pub fn segment_index(&self) -> usize {
         self.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str =
+        "name = \"nvm\"\nvariant = 12\ninitial_soc = 0.5\n[[segment]]\nkind = \"rest\"\nduration_s = 1\n";
+
+    #[test]
+    fn settings_written_over_the_bus_survive_a_restart_via_the_eeprom() {
+        let with_write = format!("{BASE}[firmware.registers]\nlvp_mv = 11500\n");
+        let s = Scenario::parse(&with_write, Path::new("a.toml")).unwrap();
+        let first = Engine::new(&s).unwrap();
+        assert_eq!(first.board().settings().lvp_mv, 11_500);
+        let image = *first.nvm_image();
+
+        // Power cycle: a fresh engine on the same EEPROM, no set-up writes.
+        let s = Scenario::parse(BASE, Path::new("b.toml")).unwrap();
+        let second = Engine::with_nvm(&s, Some(image)).unwrap();
+        assert_eq!(second.board().settings().lvp_mv, 11_500);
+        // A factory-fresh EEPROM boots with the defaults.
+        let fresh = Engine::new(&s).unwrap();
+        assert_eq!(fresh.board().settings().lvp_mv, 11_200);
+        assert!(fresh.nvm_image().iter().all(|&b| b == nvm::ERASED), "nothing written without a change");
     }
 }

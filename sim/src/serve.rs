@@ -5,6 +5,7 @@
 //! map are the firmware's (`firmware_core::modbus`), as on the board.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use firmware_core::Instant;
@@ -12,7 +13,7 @@ use firmware_core::modbus::MAX_ADU_LEN;
 use firmware_core::modbus::rtu::RtuCounters;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::engine::{Engine, EngineError, Stimulus};
+use crate::engine::{Engine, EngineError, NvmImage, Stimulus};
 use crate::scenario::Scenario;
 
 /// Longest the loop sleeps without stepping the engine: the engine catches up
@@ -43,10 +44,13 @@ pub struct ServeReport {
 
 /// Serves `engine` on `port` until `shutdown` completes or the port fails.
 /// The scenario's segments drive the battery; after the last one it rests.
+/// Settings written over the bus are saved to the board's EEPROM, and the
+/// EEPROM image to `nvm_file` if given, so they survive a restart.
 pub async fn serve<P, F>(
     mut port: P,
     scenario: &Scenario,
     mut engine: Engine,
+    nvm_file: Option<&Path>,
     shutdown: F,
 ) -> Result<ServeReport, (ServeError, ServeReport)>
 where
@@ -82,6 +86,18 @@ where
             }
             replies += 1;
         }
+        match engine.persist_settings() {
+            Ok(true) => {
+                if let Some(path) = nvm_file {
+                    if let Err(e) = write_nvm_file(path, engine.nvm_image()) {
+                        // Serving goes on: the settings are in the board; only the file copy is stale.
+                        eprintln!("warning: saving the settings EEPROM to {}: {e}", path.display());
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(e) => return Err((e.into(), report(&engine, replies, bytes_in))),
+        }
         let next_ns = engine
             .board()
             .rtu_poll_at()
@@ -104,6 +120,28 @@ where
             _ = tokio::time::sleep_until(wake) => {}
             _ = &mut shutdown => return Ok(report(&engine, replies, bytes_in)),
         }
+    }
+}
+
+/// Writes the EEPROM image next to `path`, then renames it into place, so a
+/// crash never leaves a half-written file.
+pub fn write_nvm_file(path: &Path, image: &NvmImage) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, image)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads an EEPROM image written by [`write_nvm_file`]; `None` if the file does not exist.
+pub fn read_nvm_file(path: &Path) -> std::io::Result<Option<NvmImage>> {
+    match std::fs::read(path) {
+        Ok(bytes) => NvmImage::try_from(bytes.as_slice()).map(Some).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} bytes, expected an EEPROM image of {}", bytes.len(), std::mem::size_of::<NvmImage>()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -42,7 +42,7 @@ fn start_server() -> (Server, tokio::sync::oneshot::Sender<()>, tokio_serial::Se
     let path = slave.name().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        smartpro_sim::serve::serve(master, &scenario, engine, async {
+        smartpro_sim::serve::serve(master, &scenario, engine, None, async {
             let _ = stopped.await;
         })
         .await

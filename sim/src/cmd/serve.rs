@@ -53,6 +53,10 @@ pub struct Cmd {
     /// Modbus unit id the board answers (1..=247); overrides the scenario's.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=247))]
     pub unit: Option<u8>,
+    /// Keep the board's settings EEPROM in FILE: loaded at start if it exists,
+    /// rewritten whenever a Modbus write changes a setting.
+    #[arg(long, value_name = "FILE")]
+    pub nvm: Option<PathBuf>,
     /// Scenario driving the battery (its segments, then rest); default: a 12 V battery at rest.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
@@ -84,7 +88,14 @@ pub fn execute(cmd: &Cmd) -> u8 {
 }
 
 async fn serve_main(cmd: &Cmd, scenario: Scenario) -> u8 {
-    let mut engine = match Engine::new(&scenario) {
+    let image = match cmd.nvm.as_deref().map(crate::serve::read_nvm_file).transpose() {
+        Ok(image) => image.flatten(),
+        Err(e) => {
+            eprintln!("error: --nvm {}: {e}", cmd.nvm.as_deref().unwrap_or_else(|| std::path::Path::new("")).display());
+            return exit::BAD_INPUT;
+        }
+    };
+    let mut engine = match Engine::with_nvm(&scenario, image) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {}: {e}", scenario.name);
@@ -126,7 +137,7 @@ async fn serve_main(cmd: &Cmd, scenario: Scenario) -> u8 {
         } else {
             println!("serving unit {unit} on {path}, {framing} framing; Ctrl-C stops");
         }
-        let r = crate::serve::serve(master, &scenario, engine, shutdown).await;
+        let r = crate::serve::serve(master, &scenario, engine, cmd.nvm.as_deref(), shutdown).await;
         if let Some(link) = &cmd.link {
             let _ = std::fs::remove_file(link);
         }
@@ -150,7 +161,7 @@ async fn serve_main(cmd: &Cmd, scenario: Scenario) -> u8 {
             }
         };
         println!("serving unit {unit} on {dev}, {framing}; Ctrl-C stops");
-        crate::serve::serve(port, &scenario, engine, shutdown).await
+        crate::serve::serve(port, &scenario, engine, cmd.nvm.as_deref(), shutdown).await
     };
     match result {
         Ok(r) => {
