@@ -179,6 +179,13 @@ impl Board {
         self.rtu.poll(now, &mut self.core, tx)
     }
 
+    /// Processes one Modbus request PDU (function code + data) that arrived by
+    /// another transport (Modbus TCP: the MBAP header is the caller's); writes
+    /// the response PDU into `response` (≥ 253 bytes) and returns its length.
+    pub fn process_pdu(&mut self, now: Instant, request: &[u8], response: &mut [u8]) -> Option<usize> {
+        crate::modbus::pdu::process_request(&mut self.core, now, request, response)
+    }
+
     /// When [`Self::rtu_poll`] should be called next.
     pub fn rtu_poll_at(&self) -> Option<Instant> {
         self.rtu.poll_at()
