@@ -3,27 +3,43 @@
 //!
 //! `Board::poll(now, &inputs)` is called once per ADC conversion; it never
 //! reads a clock. Modbus bytes enter through [`Board::rtu_receive`] with their
-//! arrival time; replies leave through [`Board::rtu_poll`].
+//! arrival time; replies leave through [`Board::rtu_poll`]. Settings changed
+//! over the bus are flagged ([`Board::take_settings_changed`]) for the main
+//! loop to save with [`crate::nvm::SettingsStore`].
+//!
+//! Order of one poll: measure → average window for calibration → count
+//! (SOC methods, totals, capacity) → diagnostics (extremes, internal
+//! resistance) → full-charge detection → protection (and the fault log, SOC
+//! sync to 0 % at LVP) → rest anchor → aux output → outputs.
 
-use crate::counter::Total;
+use crate::diag::{Anchor, CapacityTracker, FaultLog, LogEntry, ResistanceEstimator, Totals};
 use crate::map::{self, RegDef, RegId, faults, status};
 use crate::measure::{self, Measurements};
 use crate::modbus::rtu::{RtuConfig, RtuSlave};
 use crate::modbus::{ExceptionCode, MAX_ADU_LEN, RegisterBank, RegisterKind};
-use crate::protection::DelayedTrip;
-use crate::settings::{Settings, SettingsError, Variant};
-use crate::soc::{self, AhSoc};
+use crate::protection::{self, Conditions, Protection, path};
+use crate::settings::{AuxMode, Settings, SettingsError, Variant, cal_kind, design};
+use crate::soc::{self, SocEstimator};
 use crate::time::{Duration, Instant};
 
 /// Firmware version reported in the register map: major × 256 + minor.
-pub const FIRMWARE_VERSION: u16 = 0x0001;
+pub const FIRMWARE_VERSION: u16 = 0x0100;
 
 /// Samples further apart than this are not integrated (a stalled ADC or a
 /// restarted poll loop must not count a huge Δt at a stale current).
 pub const MAX_SAMPLE_GAP: Duration = Duration::from_millis(1_000);
-
-/// Currents within ±0.5 A count as rest in the status bits.
-const REST_CURRENT_UA: i32 = 500_000;
+/// Currents within ±0.5 A count as rest.
+pub const REST_CURRENT_UA: i32 = 500_000;
+/// A rest this long relaxes the OCV enough to anchor the SOC where the curve is steep.
+pub const REST_ANCHOR: Duration = Duration::from_secs(30 * 60);
+/// Resting cell voltages where the LiFePO4 OCV curve gives SOC well (below the plateau), mV.
+pub const OCV_RELIABLE_BELOW_CELL_MV: i32 = 3_220;
+/// … and above it.
+pub const OCV_RELIABLE_ABOVE_CELL_MV: i32 = 3_380;
+/// Calibration averages the codes over windows of this length.
+pub const CAL_WINDOW: Duration = Duration::from_secs(1);
+/// A gain calibration needs at least this reference current, mA.
+pub const CAL_MIN_CURRENT_MA: i32 = 10_000;
 
 /// What the board reads each poll: raw ADC codes and digital inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +54,25 @@ pub struct Inputs {
     pub lvp_input_ok: bool,
     /// OVP control input carries its control voltage (LiPro loop: all cells below OV).
     pub ovp_input_ok: bool,
+    /// The hardware short-circuit comparator has latched the switch open.
+    pub sc_latched: bool,
+    /// The aux output driver reports over-current.
+    pub aux_overcurrent: bool,
+}
+
+impl Inputs {
+    /// Codes only; digital inputs in their healthy state.
+    pub const fn codes(current_code: i32, voltage_code: i32, temperature_code: i32) -> Self {
+        Inputs {
+            current_code,
+            voltage_code,
+            temperature_code,
+            lvp_input_ok: true,
+            ovp_input_ok: true,
+            sc_latched: false,
+            aux_overcurrent: false,
+        }
+    }
 }
 
 /// What the board drives.
@@ -49,8 +84,48 @@ pub struct Outputs {
     pub lvp_output: bool,
     /// OVP control output: the charger may charge.
     pub ovp_output: bool,
+    /// Aux output on.
+    pub aux_on: bool,
+    /// Pulse on the hardware short-circuit latch's reset line.
+    pub sc_latch_reset: bool,
     /// Fault bits ([`crate::map::faults`]).
     pub faults: u16,
+}
+
+impl Outputs {
+    /// Power-up state: paths closed, aux off, no faults.
+    pub const IDLE: Outputs = Outputs {
+        switch_on: true,
+        lvp_output: true,
+        ovp_output: true,
+        aux_on: false,
+        sc_latch_reset: false,
+        faults: 0,
+    };
+}
+
+/// Mean codes of the last completed averaging window, for calibration.
+#[derive(Clone, Copy, Debug, Default)]
+struct CodeWindow {
+    start: Option<Instant>,
+    sum_current: i64,
+    sum_voltage: i64,
+    n: i64,
+    /// (current, voltage) mean codes of the last completed window.
+    mean: Option<(i32, i32)>,
+}
+
+impl CodeWindow {
+    fn add(&mut self, now: Instant, inputs: &Inputs) {
+        let start = *self.start.get_or_insert(now);
+        if now.saturating_since(start) >= CAL_WINDOW && self.n > 0 {
+            self.mean = Some(((self.sum_current / self.n) as i32, (self.sum_voltage / self.n) as i32));
+            *self = CodeWindow { start: Some(now), mean: self.mean, ..CodeWindow::default() };
+        }
+        self.sum_current = self.sum_current.saturating_add(i64::from(inputs.current_code));
+        self.sum_voltage = self.sum_voltage.saturating_add(i64::from(inputs.voltage_code));
+        self.n += 1;
+    }
 }
 
 /// Everything but the serial line: implements the register map.
@@ -59,21 +134,34 @@ struct Core {
     variant: Variant,
     serial_number: u32,
     settings: Settings,
+    settings_changed: bool,
     meas: Measurements,
-    soc: AhSoc,
+    cond: Conditions,
+    window: CodeWindow,
+    soc: SocEstimator,
     soc_synced: bool,
-    charged: Total,
-    discharged: Total,
-    lvp: DelayedTrip,
-    ovp: DelayedTrip,
-    lvp_input_ok: bool,
-    ovp_input_ok: bool,
+    totals: Totals,
+    ir: ResistanceEstimator,
+    capacity: CapacityTracker,
+    log: FaultLog,
+    prot: Protection,
+    /// Full-charge condition held since.
+    full_since: Option<Instant>,
+    /// Full charge detected and not yet left.
+    full: bool,
+    last_full: Option<Instant>,
+    /// At rest since, and whether this rest has anchored already.
+    rest_since: Option<Instant>,
+    rest_anchored: bool,
+    heating: bool,
+    cal_unlocked_until: Option<Instant>,
+    /// `clock_s` = base + seconds since `clock_set_at`.
+    clock_base_s: u32,
+    clock_set_at: Instant,
     started: Option<Instant>,
     last_sample: Option<Instant>,
     now: Instant,
     outputs: Outputs,
-    /// A register write changed the settings since the last [`Board::take_settings_changed`].
-    settings_changed: bool,
 }
 
 /// The SmartPro-209 firmware.
@@ -84,37 +172,55 @@ pub struct Board {
 }
 
 impl Board {
-    /// A board of `variant` with `settings`, answering as Modbus unit `rtu.unit_id`.
+    /// A board of `variant` with `settings` (e.g. loaded from its EEPROM),
+    /// answering as Modbus unit `rtu.unit_id`.
     pub fn new(
         variant: Variant,
         settings: Settings,
         serial_number: u32,
         rtu: RtuConfig,
     ) -> Result<Board, SettingsError> {
-        settings.validate(variant)?;
+        settings.check(variant)?;
+        let meas = Measurements::default();
         let core = Core {
             variant,
             serial_number,
             settings,
-            meas: Measurements::default(),
-            soc: AhSoc::new(settings.capacity_dah, 5_000),
+            settings_changed: false,
+            meas,
+            cond: Conditions {
+                meas,
+                lvp_input_ok: true,
+                ovp_input_ok: true,
+                sc_latched: false,
+                aux_overcurrent: false,
+            },
+            window: CodeWindow::default(),
+            soc: SocEstimator::new(settings.capacity_dah, variant.cells_in_series(), 5_000),
             soc_synced: false,
-            charged: Total::new(),
-            discharged: Total::new(),
-            lvp: DelayedTrip::default(),
-            ovp: DelayedTrip::default(),
-            lvp_input_ok: true,
-            ovp_input_ok: true,
+            totals: Totals::default(),
+            ir: ResistanceEstimator::default(),
+            capacity: CapacityTracker::default(),
+            log: FaultLog::default(),
+            prot: Protection::default(),
+            full_since: None,
+            full: false,
+            last_full: None,
+            rest_since: None,
+            rest_anchored: false,
+            heating: false,
+            cal_unlocked_until: None,
+            clock_base_s: 0,
+            clock_set_at: Instant::ZERO,
             started: None,
             last_sample: None,
             now: Instant::ZERO,
-            outputs: Outputs { switch_on: true, lvp_output: true, ovp_output: true, faults: 0 },
-            settings_changed: false,
+            outputs: Outputs::IDLE,
         };
         Ok(Board { core, rtu: RtuSlave::new(rtu) })
     }
 
-    /// Processes one ADC conversion taken at `now`: measure, count, protect.
+    /// Processes one ADC conversion taken at `now`.
     pub fn poll(&mut self, now: Instant, inputs: &Inputs) -> Outputs {
         self.core.poll(now, inputs)
     }
@@ -122,15 +228,8 @@ impl Board {
     /// The latest time the board wants to be polled again without new samples
     /// (a protection delay expiring or a Modbus frame to finish).
     pub fn poll_at(&self) -> Option<Instant> {
-        let s = &self.core.settings;
-        [
-            self.core.lvp.trips_at(Duration::from_millis(u64::from(s.lvp_delay_ms))),
-            self.core.ovp.trips_at(Duration::from_millis(u64::from(s.ovp_delay_ms))),
-            self.rtu.poll_at(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let c = &self.core;
+        [c.prot.next_deadline(&c.cond, &c.settings, c.now), self.rtu.poll_at()].into_iter().flatten().min()
     }
 
     pub fn variant(&self) -> Variant {
@@ -150,12 +249,29 @@ impl Board {
     pub fn outputs(&self) -> Outputs {
         self.core.outputs
     }
-    /// SOC (Ah method) in 0.01 %.
+    /// SOC by the configured method, 0.01 %.
     pub fn soc_centipct(&self) -> u16 {
-        self.core.soc.soc_centipct()
+        self.core.soc_selected()
+    }
+    pub fn soc_ah_centipct(&self) -> u16 {
+        self.core.soc.soc_ah()
+    }
+    pub fn soc_wh_centipct(&self) -> u16 {
+        self.core.soc.soc_wh()
+    }
+    pub fn soc_temperature_compensated_centipct(&self) -> u16 {
+        self.core.soc.soc_temperature_compensated(self.core.meas.temperature_dc)
     }
     pub fn remaining_uah(&self) -> i64 {
         self.core.soc.remaining_uah()
+    }
+    /// Internal-resistance estimate, µΩ, if valid.
+    pub fn internal_resistance_uohm(&self) -> Option<u32> {
+        self.core.ir.valid().then(|| self.core.ir.resistance_uohm())
+    }
+    /// SOH, 0.01 % (100 % until a capacity passage was measured).
+    pub fn soh_centipct(&self) -> u16 {
+        self.core.capacity.soh_centipct(self.core.soc.capacity_uah())
     }
 
     /// Reads registers as a Modbus master would (same checks, same errors).
@@ -202,173 +318,342 @@ impl Board {
 }
 
 impl Core {
+    fn cells(&self) -> i32 {
+        i32::from(self.variant.cells_in_series())
+    }
+
+    fn soc_selected(&self) -> u16 {
+        match self.settings.soc_method() {
+            crate::settings::SocMethod::Ah => self.soc.soc_ah(),
+            crate::settings::SocMethod::Wh => self.soc.soc_wh(),
+            crate::settings::SocMethod::TemperatureCompensated => {
+                self.soc.soc_temperature_compensated(self.meas.temperature_dc)
+            }
+        }
+    }
+
+    fn energy_totals_mwh(&self) -> (u64, u64) {
+        (self.totals.charged_energy.micro_hours(), self.totals.discharged_energy.micro_hours())
+    }
+
+    fn anchor(&mut self, a: Anchor) {
+        let min_cycle_mwh = (self.soc.capacity_uah() / 1_000).unsigned_abs()
+            * self.cells().unsigned_abs() as u64
+            * soc::NOMINAL_CELL_MV.unsigned_abs()
+            / 2_000;
+        self.capacity.anchor(a, self.energy_totals_mwh(), self.soc.capacity_uah(), min_cycle_mwh);
+    }
+
+    fn clock_s(&self, now: Instant) -> u32 {
+        self.clock_base_s.wrapping_add(now.saturating_since(self.clock_set_at).as_secs() as u32)
+    }
+
     fn poll(&mut self, now: Instant, inputs: &Inputs) -> Outputs {
         self.now = now;
+        let s = self.settings;
         // 1. Measure.
-        self.meas = measure::convert(
-            inputs.current_code,
-            inputs.voltage_code,
-            inputs.temperature_code,
-            &self.settings.calibration,
-        );
-        self.lvp_input_ok = inputs.lvp_input_ok;
-        self.ovp_input_ok = inputs.ovp_input_ok;
+        self.meas = measure::convert(inputs.current_code, inputs.voltage_code, inputs.temperature_code, &s.calibration);
+        self.window.add(now, inputs);
+        let m = self.meas;
 
         // 2. Count: the sample stands for the interval since the previous one.
         match self.last_sample {
             None => {
                 self.started = Some(now);
                 if !self.soc_synced {
-                    // First sample: guess SOC from the voltage (meaningful at rest).
-                    let cells = i32::from(self.variant.cells_in_series());
-                    let cell_mv = self.meas.voltage_mv() / cells.max(1);
-                    self.soc.set_soc(soc::soc_from_cell_ocv(cell_mv));
+                    // Power-up: the SOC from the voltage, where the OCV curve is steep enough to tell.
+                    let cell_mv = m.voltage_mv() / self.cells().max(1);
+                    if !(OCV_RELIABLE_BELOW_CELL_MV..=OCV_RELIABLE_ABOVE_CELL_MV).contains(&cell_mv) {
+                        self.soc.set_soc(soc::soc_from_cell_ocv(cell_mv));
+                    }
                 }
             }
             Some(last) => {
                 let dt = now.saturating_since(last);
                 if dt <= MAX_SAMPLE_GAP {
-                    let dt_us = dt.as_micros() as u32; // ≤ 1 s fits easily
-                    let i = self.meas.current_ua;
-                    self.soc.count(i, dt_us);
-                    self.charged.add(i, dt_us);
-                    self.discharged.add(i.saturating_neg(), dt_us);
+                    let dt_us = dt.as_micros() as u32; // ≤ 1 s
+                    let own_ua = if s.self_consumption_counted != 0 && m.voltage_uv > 1_000_000 {
+                        // 0.1 W drawn before the shunt, at the battery voltage.
+                        (i64::from(design::SELF_CONSUMPTION_MW) * 1_000_000_000 / i64::from(m.voltage_uv)) as i32
+                    } else {
+                        0
+                    };
+                    let counted = m.current_ua.saturating_sub(own_ua);
+                    self.soc.count(counted, m.voltage_uv, dt_us, s.charge_efficiency_centipct);
+                    self.capacity.count(soc::efficiency_scaled(counted, s.charge_efficiency_centipct), dt_us);
+                    self.totals.count(&m, dt_us);
                 }
             }
         }
         self.last_sample = Some(now);
 
-        // 3. Protect.
-        let s = &self.settings;
-        let v_mv = self.meas.voltage_mv();
-        let lvp = self.lvp.update(
-            now,
-            v_mv < i32::from(s.lvp_mv),
-            v_mv > i32::from(s.lvp_release_mv),
-            Duration::from_millis(u64::from(s.lvp_delay_ms)),
-        );
-        let ovp = self.ovp.update(
-            now,
-            v_mv > i32::from(s.ovp_mv),
-            v_mv < i32::from(s.ovp_release_mv),
-            Duration::from_millis(u64::from(s.ovp_delay_ms)),
-        );
-        self.outputs = self.decide(lvp, ovp);
+        // 3. Diagnostics.
+        self.totals.observe(&m);
+        self.ir.update(&m);
+
+        // 4. Full charge: voltage above full_mv and |current| below the tail for full_delay_s.
+        let full_cond =
+            m.voltage_mv() >= i32::from(s.full_mv) && m.current_ua.unsigned_abs() < u32::from(s.full_tail_da) * 100_000;
+        if full_cond && !self.full {
+            let since = *self.full_since.get_or_insert(now);
+            if now.saturating_since(since) >= Duration::from_secs(u64::from(s.full_delay_s)) {
+                self.full = true;
+                self.soc.set_soc(10_000);
+                self.soc_synced = true;
+                self.last_full = Some(now);
+                self.anchor(Anchor::Full);
+            }
+        } else if !full_cond {
+            self.full_since = None;
+        }
+        if self.full && self.soc.soc_ah() < 9_900 {
+            self.full = false;
+        }
+
+        // 5. Protect; log each trip; an LVP trip synchronises the SOC to 0 %.
+        self.cond = Conditions {
+            meas: m,
+            lvp_input_ok: inputs.lvp_input_ok,
+            ovp_input_ok: inputs.ovp_input_ok,
+            sc_latched: inputs.sc_latched,
+            aux_overcurrent: inputs.aux_overcurrent,
+        };
+        let mut tripped = 0u16;
+        self.prot.update(now, &self.cond, &s, |row| tripped |= row.fault);
+        self.log_trips(now, tripped);
+        if tripped & faults::LVP != 0 {
+            self.soc.set_soc(0);
+            self.soc_synced = true;
+            self.anchor(Anchor::Empty);
+        }
+
+        // 6. A long rest where the OCV tells the SOC anchors a capacity passage.
+        if m.current_ua.unsigned_abs() < REST_CURRENT_UA.unsigned_abs() {
+            let since = *self.rest_since.get_or_insert(now);
+            if !self.rest_anchored && now.saturating_since(since) >= REST_ANCHOR {
+                self.rest_anchored = true;
+                let cell_mv = m.voltage_mv() / self.cells().max(1);
+                if cell_mv < OCV_RELIABLE_BELOW_CELL_MV {
+                    self.anchor(Anchor::Rest(soc::soc_from_cell_ocv(cell_mv)));
+                }
+            }
+        } else {
+            self.rest_since = None;
+            self.rest_anchored = false;
+        }
+
+        // 7. Outputs.
+        self.outputs = self.decide();
         self.outputs
     }
 
+    fn log_trips(&mut self, now: Instant, tripped: u16) {
+        let m = &self.meas;
+        for (bit, _) in faults::NAMES.iter().filter(|(b, _)| tripped & b != 0) {
+            let value = if bit & (faults::LVP | faults::OVP) != 0 {
+                m.voltage_mv() / 10
+            } else if bit & (faults::OTC | faults::UTC | faults::OTD | faults::UTD) != 0 {
+                i32::from(m.temperature_dc)
+            } else {
+                m.current_ma() / 100
+            };
+            self.log.push(LogEntry {
+                time_s: self.clock_s(now),
+                code: bit.trailing_zeros() as u16,
+                value: value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16,
+            });
+        }
+    }
+
     /// Outputs from the protection state: every fault opens the path it protects.
-    fn decide(&self, lvp: bool, ovp: bool) -> Outputs {
-        let mut f = 0;
-        if lvp {
-            f |= faults::LVP;
-        }
-        if ovp {
-            f |= faults::OVP;
-        }
-        if !self.lvp_input_ok {
-            f |= faults::LVP_INPUT;
-        }
-        if !self.ovp_input_ok {
-            f |= faults::OVP_INPUT;
-        }
+    fn decide(&mut self) -> Outputs {
+        let open = self.prot.paths_open();
+        let mut f = self.prot.faults();
         if self.meas.saturated {
             f |= faults::ADC_SATURATED;
         }
+        let s = &self.settings;
+        let t = self.meas.temperature_dc;
+        // Thermostat with hysteresis: on at or below aux_on, off at or above aux_off.
+        if t <= s.aux_on_dc {
+            self.heating = true;
+        } else if t >= s.aux_off_dc {
+            self.heating = false;
+        }
+        let soc = self.soc_selected();
+        let aux = match s.aux_mode() {
+            AuxMode::Off => false,
+            AuxMode::On => true,
+            AuxMode::Heating => self.heating,
+            AuxMode::SocAbove => soc >= s.aux_soc_centipct,
+            AuxMode::SocBelow => soc < s.aux_soc_centipct,
+            AuxMode::Fault => f != 0,
+        };
         Outputs {
-            switch_on: !(lvp || ovp),
-            lvp_output: !lvp && self.lvp_input_ok,
-            ovp_output: !ovp && self.ovp_input_ok,
+            switch_on: open & path::SWITCH == 0,
+            lvp_output: open & path::LOAD == 0,
+            ovp_output: open & path::CHARGER == 0,
+            aux_on: aux && open & path::AUX == 0,
+            sc_latch_reset: self.prot.sc_latch_reset(),
             faults: f,
         }
     }
 
-    fn status_bits(&self) -> u16 {
+    fn status_bits(&self, now: Instant) -> u16 {
         let o = &self.outputs;
         let i = self.meas.current_ua;
-        let mut s = 0;
-        for (on, bit) in [
+        [
             (o.switch_on, status::SWITCH_ON),
             (o.lvp_output, status::LVP_OUTPUT),
             (o.ovp_output, status::OVP_OUTPUT),
             (i > REST_CURRENT_UA, status::CHARGING),
             (i < -REST_CURRENT_UA, status::DISCHARGING),
             (self.soc_synced, status::SOC_SYNCED),
-        ] {
-            if on {
-                s |= bit;
-            }
-        }
-        s
+            (o.aux_on, status::AUX_ON),
+            (self.cal_unlocked(now), status::CAL_UNLOCKED),
+            (self.full, status::FULL),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |s, (_, bit)| s | bit)
+    }
+
+    fn cal_unlocked(&self, now: Instant) -> bool {
+        self.cal_unlocked_until.is_some_and(|until| now < until)
     }
 
     /// The raw value of a register.
     fn value(&self, id: RegId) -> i64 {
-        let s = &self.settings;
-        let c = &s.calibration;
+        if let Some(v) = self.settings.get(id) {
+            return v;
+        }
+        let m = &self.meas;
+        let t = &self.totals;
+        let dah = |uah: u64| (uah / 100_000) as i64;
+        let wh = |mwh: u64| (mwh / 1_000) as i64;
+        let or0 = |x: i64, seen: bool| if seen { x } else { 0 };
+        let seen = t.max_voltage_mv >= t.min_voltage_mv;
         match id {
             RegId::DeviceType => i64::from(map::DEVICE_TYPE),
             RegId::VariantV => i64::from(self.variant.nominal_v()),
             RegId::FirmwareVersion => i64::from(FIRMWARE_VERSION),
             RegId::SerialNumber => i64::from(self.serial_number),
-            RegId::BatteryVoltage => i64::from(self.meas.voltage_mv()),
-            RegId::Current => i64::from(self.meas.current_ma()),
-            RegId::Soc => i64::from(self.soc.soc_centipct()),
-            RegId::Temperature => i64::from(self.meas.temperature_dc),
-            RegId::Status => i64::from(self.status_bits()),
+            RegId::BatteryVoltage => i64::from(m.voltage_mv()),
+            RegId::Current => i64::from(m.current_ma()),
+            RegId::Soc => i64::from(self.soc_selected()),
+            RegId::Temperature => i64::from(m.temperature_dc),
+            RegId::Status => i64::from(self.status_bits(self.now)),
             RegId::Faults => i64::from(self.outputs.faults),
             RegId::RemainingCharge => self.soc.remaining_uah() / 1_000,
-            RegId::Uptime => self.started.map_or(0, |t| self.now.saturating_since(t).as_secs() as i64),
-            RegId::ChargedTotal => (self.charged.micro_hours() / 1_000) as i64,
-            RegId::DischargedTotal => (self.discharged.micro_hours() / 1_000) as i64,
-            RegId::Capacity => i64::from(s.capacity_dah),
-            RegId::LvpThreshold => i64::from(s.lvp_mv),
-            RegId::LvpRelease => i64::from(s.lvp_release_mv),
-            RegId::LvpDelay => i64::from(s.lvp_delay_ms),
-            RegId::OvpThreshold => i64::from(s.ovp_mv),
-            RegId::OvpRelease => i64::from(s.ovp_release_mv),
-            RegId::OvpDelay => i64::from(s.ovp_delay_ms),
-            RegId::CurrentOffset => i64::from(c.current_offset_code),
-            RegId::CurrentGain => i64::from(c.current_gain_pa_per_code),
-            RegId::VoltageGain => i64::from(c.voltage_gain_pv_per_code),
-            RegId::TemperatureOffset => i64::from(c.temperature_offset_dc),
-            RegId::SetSoc | RegId::ClearFaults => 0,
+            RegId::Uptime => self.started.map_or(0, |s| self.now.saturating_since(s).as_secs() as i64),
+            RegId::Power => i64::from(soc::power_mw(m.current_ua, m.voltage_uv)) / 100,
+            RegId::Clock => i64::from(self.clock_s(self.now)),
+            RegId::SocAh => i64::from(self.soc.soc_ah()),
+            RegId::SocWh => i64::from(self.soc.soc_wh()),
+            RegId::SocTemperatureCompensated => i64::from(self.soc.soc_temperature_compensated(m.temperature_dc)),
+            RegId::RemainingEnergy => self.soc.remaining_mwh() / 1_000,
+            RegId::UsableCapacity => self.soc.usable_uah(m.temperature_dc) / 100_000,
+            RegId::Soh => i64::from(self.capacity.soh_centipct(self.soc.capacity_uah())),
+            RegId::CapacityEstimate => self.capacity.capacity_uah() / 100_000,
+            RegId::InternalResistance => i64::from(self.ir.resistance_uohm()),
+            RegId::InternalResistanceValid => i64::from(self.ir.valid()),
+            RegId::Efficiency => i64::from(self.capacity.efficiency_centipct()),
+            RegId::ChargedTotal => dah(t.charged.micro_hours()),
+            RegId::DischargedTotal => dah(t.discharged.micro_hours()),
+            RegId::ChargedEnergyTotal => wh(t.charged_energy.micro_hours()),
+            RegId::DischargedEnergyTotal => wh(t.discharged_energy.micro_hours()),
+            RegId::Cycles => {
+                let cap = self.soc.capacity_uah().max(1).unsigned_abs();
+                (u128::from(t.discharged.micro_hours()) * 100 / u128::from(cap)) as i64
+            }
+            RegId::MinVoltage => or0(i64::from(t.min_voltage_mv), seen),
+            RegId::MaxVoltage => or0(i64::from(t.max_voltage_mv), seen),
+            RegId::MinTemperature => or0(i64::from(t.min_temperature_dc), seen),
+            RegId::MaxTemperature => or0(i64::from(t.max_temperature_dc), seen),
+            RegId::MaxChargeCurrent => i64::from(t.max_charge_ma),
+            RegId::MaxDischargeCurrent => i64::from(t.max_discharge_ma),
+            RegId::TimeSinceFull => {
+                self.last_full.map_or(i64::from(u32::MAX), |f| self.now.saturating_since(f).as_secs() as i64)
+            }
+            RegId::FaultLogCount => i64::from(self.log.count()),
+            RegId::FaultLogTime(i) => i64::from(self.log.get(usize::from(i)).time_s),
+            RegId::FaultLogCode(i) => i64::from(self.log.get(usize::from(i)).code),
+            RegId::FaultLogValue(i) => i64::from(self.log.get(usize::from(i)).value),
+            // Settings were answered above; commands read as 0.
+            _ => 0,
         }
     }
 
-    /// Applies a range-checked raw value to a settings copy, or queues a command.
-    fn stage(&self, def: &RegDef, raw: i64, staged: &mut Settings, cmds: &mut Commands) -> Result<(), ExceptionCode> {
+    /// Applies one range-checked raw value to the staged settings, or queues a command.
+    fn stage(&self, now: Instant, def: &RegDef, raw: i64, st: &mut Staged) -> Result<(), ExceptionCode> {
         if raw < def.min || raw > def.max {
             return Err(ExceptionCode::IllegalDataValue);
         }
-        // In range of the table's bounds, which fit the field types (tested in map).
-        let u16v = raw as u16;
-        let c = &mut staged.calibration;
+        if def.id.protected() && !self.cal_unlocked(now) {
+            // Modbus: exception 01 also means "the server is in the wrong state for this request".
+            return Err(ExceptionCode::IllegalFunction);
+        }
+        let clock = self.clock_s(now);
         match def.id {
-            RegId::Capacity => staged.capacity_dah = u16v,
-            RegId::LvpThreshold => staged.lvp_mv = u16v,
-            RegId::LvpRelease => staged.lvp_release_mv = u16v,
-            RegId::LvpDelay => staged.lvp_delay_ms = u16v,
-            RegId::OvpThreshold => staged.ovp_mv = u16v,
-            RegId::OvpRelease => staged.ovp_release_mv = u16v,
-            RegId::OvpDelay => staged.ovp_delay_ms = u16v,
-            RegId::CurrentOffset => c.current_offset_code = raw as i32,
-            RegId::CurrentGain => c.current_gain_pa_per_code = raw as u32,
-            RegId::VoltageGain => c.voltage_gain_pv_per_code = raw as u32,
-            RegId::TemperatureOffset => c.temperature_offset_dc = raw as i16,
-            RegId::SetSoc => cmds.set_soc = Some(u16v),
-            RegId::ClearFaults => cmds.clear_faults = true,
-            _ => return Err(ExceptionCode::IllegalDataAddress),
+            RegId::SetSoc => st.set_soc = Some(raw as u16),
+            RegId::ClearFaults => st.clear_faults = true,
+            RegId::ResetCounters => st.reset_counters = true,
+            RegId::CalUnlock => st.unlock = true,
+            RegId::Clock => st.clock = Some(raw as u32),
+            RegId::CalZeroCurrent => {
+                let (i_code, _) = self.window.mean.ok_or(ExceptionCode::ServerDeviceBusy)?;
+                st.settings.calibration.current_offset_code = i_code;
+                st.stamp(clock, cal_kind::CURRENT_ZERO);
+            }
+            RegId::CalCurrent => {
+                let (i_code, _) = self.window.mean.ok_or(ExceptionCode::ServerDeviceBusy)?;
+                let net = i64::from(i_code) - i64::from(st.settings.calibration.current_offset_code);
+                if raw.abs() < i64::from(CAL_MIN_CURRENT_MA) || net == 0 || (net < 0) != (raw < 0) {
+                    return Err(ExceptionCode::IllegalDataValue);
+                }
+                // pA/code at the present temperature, referred back to 25 °C.
+                let gain = raw * 1_000_000_000 / net;
+                let ppm = i64::from(st.settings.calibration.current_gain_tc_ppm_per_k)
+                    * (i64::from(self.meas.temperature_dc) - 250)
+                    / 10;
+                let gain25 = gain * 1_000_000 / (1_000_000 + ppm).max(1);
+                if !st.settings.set(RegId::CurrentGain, gain25) {
+                    return Err(ExceptionCode::IllegalDataValue);
+                }
+                st.stamp(clock, cal_kind::CURRENT_GAIN);
+            }
+            RegId::CalVoltage => {
+                let (_, v_code) = self.window.mean.ok_or(ExceptionCode::ServerDeviceBusy)?;
+                if v_code <= 0 || !st.settings.set(RegId::VoltageGain, raw * 1_000_000_000 / i64::from(v_code)) {
+                    return Err(ExceptionCode::IllegalDataValue);
+                }
+                st.stamp(clock, cal_kind::VOLTAGE);
+            }
+            id => {
+                if !st.settings.set(id, raw) {
+                    return Err(ExceptionCode::IllegalDataAddress);
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// Commands collected from one write request, run only if the whole request is valid.
-#[derive(Default)]
-struct Commands {
+/// A write request's effect, applied only if the whole request is valid.
+struct Staged {
+    settings: Settings,
     set_soc: Option<u16>,
     clear_faults: bool,
+    reset_counters: bool,
+    unlock: bool,
+    clock: Option<u32>,
+}
+
+impl Staged {
+    fn stamp(&mut self, clock_s: u32, kind: u16) {
+        self.settings.last_cal_time_s = clock_s;
+        self.settings.last_cal_kind = kind;
+    }
 }
 
 impl RegisterBank for Core {
@@ -382,9 +667,15 @@ impl RegisterBank for Core {
         Ok(())
     }
 
-    fn write_registers(&mut self, _now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
-        let mut staged = self.settings;
-        let mut cmds = Commands::default();
+    fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+        let mut st = Staged {
+            settings: self.settings,
+            set_soc: None,
+            clear_faults: false,
+            reset_counters: false,
+            unlock: false,
+            clock: None,
+        };
         let mut i = 0usize;
         while i < values.len() {
             let a = u16::try_from(i).ok().and_then(|i| addr.checked_add(i)).ok_or(ExceptionCode::IllegalDataAddress)?;
@@ -395,29 +686,43 @@ impl RegisterBank for Core {
                 return Err(ExceptionCode::IllegalDataAddress);
             }
             let words = values.get(i..i + n).ok_or(ExceptionCode::IllegalDataAddress)?;
-            self.stage(def, def.ty.decode(words), &mut staged, &mut cmds)?;
+            self.stage(now, def, def.ty.decode(words), &mut st)?;
             i += n;
         }
-        staged.validate(self.variant).map_err(|_| ExceptionCode::IllegalDataValue)?;
+        st.settings.check(self.variant).map_err(|_| ExceptionCode::IllegalDataValue)?;
+
         // All checked: apply.
-        if staged.capacity_dah != self.settings.capacity_dah {
-            self.soc.set_capacity(staged.capacity_dah);
+        let s = st.settings;
+        if s.capacity_dah != self.settings.capacity_dah {
+            self.soc.set_capacity(s.capacity_dah, self.variant.cells_in_series());
         }
-        self.settings_changed |= staged != self.settings;
-        self.settings = staged;
-        if let Some(soc) = cmds.set_soc {
+        self.settings_changed |= s != self.settings;
+        self.settings = s;
+        if let Some(clock) = st.clock {
+            self.clock_base_s = clock;
+            self.clock_set_at = now;
+        }
+        if st.unlock {
+            self.cal_unlocked_until = Some(now + Duration::from_secs(map::CAL_UNLOCK_WINDOW_S));
+        }
+        if let Some(soc) = st.set_soc {
             self.soc.set_soc(soc);
             self.soc_synced = true;
         }
-        if cmds.clear_faults {
-            let v = self.meas.voltage_mv();
-            self.lvp.clear(v < i32::from(self.settings.lvp_mv));
-            self.ovp.clear(v > i32::from(self.settings.ovp_mv));
-            self.outputs = self.decide(self.lvp.is_tripped(), self.ovp.is_tripped());
+        if st.reset_counters {
+            self.totals = Totals::default();
+            self.log = FaultLog::default();
+        }
+        if st.clear_faults {
+            self.prot.clear(now, &self.cond, &self.settings);
+            self.outputs = self.decide();
         }
         Ok(())
     }
 }
+
+// The protection table is this crate's; keep its module reachable from here for readers.
+pub use protection::TABLE as PROTECTION_TABLE;
 
 #[cfg(test)]
 mod tests {
@@ -439,13 +744,7 @@ mod tests {
                 Variant::V48 => 2,
             }],
         );
-        Inputs {
-            current_code: (amps * CODES_PER_A).round() as i32,
-            voltage_code: (volts * 1e12 / pv).round() as i32,
-            temperature_code: 1 << 22,
-            lvp_input_ok: true,
-            ovp_input_ok: true,
-        }
+        Inputs::codes((amps * CODES_PER_A).round() as i32, (volts * 1e12 / pv).round() as i32, 1 << 22)
     }
 
     fn run(b: &mut Board, from_ms: u64, to_ms: u64, inp: Inputs) -> Outputs {
@@ -496,8 +795,8 @@ mod tests {
         run(&mut b, 0, 360_001, inputs(v, 26.0, -50.0));
         assert_eq!(b.soc_centipct(), 9_500);
         let mut regs = [0u16; 2];
-        b.read_registers(0x010D, &mut regs).unwrap();
-        assert_eq!(map::RegType::U32.decode(&regs), 5_000); // discharged_total_mah
+        b.read_registers(0x0128, &mut regs).unwrap();
+        assert_eq!(map::RegType::U32.decode(&regs), 50); // discharged_total_dah
     }
 
     #[test]
@@ -531,7 +830,7 @@ mod tests {
         assert_eq!(b.write_registers(t, 0x0302, &[1]), Err(ExceptionCode::IllegalDataAddress));
         assert_eq!(b.write_registers(t, 0x0207, &[1]), Err(ExceptionCode::IllegalDataAddress));
         // OVP above the variant's 15 V max operating voltage → 03.
-        assert_eq!(b.write_registers(t, 0x0204, &[15_500]), Err(ExceptionCode::IllegalDataValue));
+        assert_eq!(b.write_registers(t, 0x0213, &[15_500]), Err(ExceptionCode::IllegalDataValue));
         assert_eq!(*b.settings(), before);
         assert!(!b.take_settings_changed(), "refused writes change nothing");
         // A valid write lands and is flagged for saving once.

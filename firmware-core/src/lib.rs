@@ -8,6 +8,7 @@
 
 pub mod board;
 pub mod counter;
+pub mod diag;
 pub mod map;
 pub mod measure;
 pub mod modbus;

@@ -35,11 +35,18 @@ pub(crate) const fn div_round(n: i64, d: i64) -> i64 {
     if (n < 0) != (d < 0) { n.saturating_sub(d / 2) / d } else { n.saturating_add(d / 2) / d }
 }
 
-/// Current-channel code → µA.
-pub fn current_ua(code: i32, cal: &Calibration) -> i32 {
+/// Current-channel code → µA, with the gain corrected to `temp_dc` by its
+/// temperature coefficient (the gain is calibrated at 25 °C).
+pub fn current_ua(code: i32, cal: &Calibration, temp_dc: i16) -> i32 {
     let net = i64::from(code) - i64::from(cal.current_offset_code);
-    let ua = div_round(net.saturating_mul(i64::from(cal.current_gain_pa_per_code)), 1_000_000);
+    let ua = div_round(net.saturating_mul(i64::from(gain_at(cal, temp_dc))), 1_000_000);
     ua.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// The current gain at `temp_dc`, pA/code: gain × (1 + tc × (T − 25 °C)).
+pub fn gain_at(cal: &Calibration, temp_dc: i16) -> i64 {
+    let ppm = i64::from(cal.current_gain_tc_ppm_per_k) * (i64::from(temp_dc) - 250) / 10;
+    i64::from(cal.current_gain_pa_per_code) * (1_000_000 + ppm) / 1_000_000
 }
 
 /// Voltage-channel code → µV.
@@ -65,10 +72,11 @@ pub fn temperature_dc(code: i32, cal: &Calibration) -> i16 {
 /// Converts one set of codes.
 pub fn convert(current_code: i32, voltage_code: i32, temperature_code: i32, cal: &Calibration) -> Measurements {
     let sat = |c: i32| c >= ADC_CODE_MAX || c <= ADC_CODE_MIN;
+    let temperature_dc = temperature_dc(temperature_code, cal);
     Measurements {
-        current_ua: current_ua(current_code, cal),
+        current_ua: current_ua(current_code, cal, temperature_dc),
         voltage_uv: voltage_uv(voltage_code, cal),
-        temperature_dc: temperature_dc(temperature_code, cal),
+        temperature_dc,
         saturated: sat(current_code) || sat(voltage_code),
     }
 }
@@ -94,17 +102,27 @@ mod tests {
         assert_eq!(convert(plus, 0, 1 << 22, &cal()).current_ma(), 250_000);
         assert_eq!(convert(minus, 0, 1 << 22, &cal()).current_ma(), -250_000);
         // One code is 59.6 µA, well below the 1 mA resolution.
-        assert_eq!(current_ua(1, &cal()), 60);
-        assert_eq!(current_ua(0, &cal()), 0);
+        assert_eq!(current_ua(1, &cal(), 250), 60);
+        assert_eq!(current_ua(0, &cal(), 250), 0);
     }
 
     #[test]
     fn offset_and_gain_calibration_apply() {
         let mut c = cal();
         c.current_offset_code = 100;
-        assert_eq!(current_ua(100, &c), 0);
+        assert_eq!(current_ua(100, &c, 250), 0);
         c.current_gain_pa_per_code = 60_000_000;
-        assert_eq!(current_ua(1100, &c), 60_000);
+        assert_eq!(current_ua(1100, &c, 250), 60_000);
+    }
+
+    #[test]
+    fn gain_temperature_coefficient_applies_around_25c() {
+        let mut c = cal();
+        c.current_gain_tc_ppm_per_k = 100;
+        let code = 4_194_304; // 250 A nominal
+        assert_eq!(current_ua(code, &c, 250) / 1_000, 250_000);
+        // +25 K × 100 ppm/K = +0.25 %.
+        assert!((current_ua(code, &c, 500) - 250_625_000).abs() < 1_000);
     }
 
     #[test]
@@ -114,7 +132,7 @@ mod tests {
         let mut c = cal();
         c.current_offset_code = -100_000;
         c.current_gain_pa_per_code = u32::MAX;
-        assert_eq!(current_ua(i32::MAX, &c), i32::MAX);
+        assert_eq!(current_ua(i32::MAX, &c, 250), i32::MAX);
     }
 
     #[test]

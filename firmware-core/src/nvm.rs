@@ -18,32 +18,26 @@
 //! different erase sectors: erasing a sector that holds both would destroy the
 //! good record together with the one being replaced.
 //!
-//! # Record layout (layout version 1, little-endian, [`RECORD_LEN`] = 37 bytes)
+//! # Record layout (layout version 2, little-endian, [`RECORD_LEN`] bytes)
 //!
 //! | offset | size | field                                          |
 //! |-------:|-----:|------------------------------------------------|
 //! |      0 |    2 | magic [`MAGIC`] (bytes `53 50`, "SP")          |
 //! |      2 |    1 | layout version [`LAYOUT_VERSION`]              |
 //! |      3 |    4 | sequence number (u32, +1 per save, wrapping)   |
-//! |      7 |    2 | `capacity_dah` (u16)                           |
-//! |      9 |    2 | `lvp_mv` (u16)                                 |
-//! |     11 |    2 | `lvp_release_mv` (u16)                         |
-//! |     13 |    2 | `lvp_delay_ms` (u16)                           |
-//! |     15 |    2 | `ovp_mv` (u16)                                 |
-//! |     17 |    2 | `ovp_release_mv` (u16)                         |
-//! |     19 |    2 | `ovp_delay_ms` (u16)                           |
-//! |     21 |    4 | `calibration.current_offset_code` (i32)        |
-//! |     25 |    4 | `calibration.current_gain_pa_per_code` (u32)   |
-//! |     29 |    4 | `calibration.voltage_gain_pv_per_code` (u32)   |
-//! |     33 |    2 | `calibration.temperature_offset_dc` (i16)      |
-//! |     35 |    2 | CRC-16/MODBUS of bytes 0..35, low byte first   |
+//! |      7 |    … | payload: every persisted register of [`crate::map::REGISTERS`] in table order, its raw value in 2 or 4 bytes |
+//! |    end |    2 | CRC-16/MODBUS of everything before, low byte first |
+//!
+//! The payload derives from the register map (`map::settings()`), so adding a
+//! persisted setting to the map extends the record; change
+//! [`LAYOUT_VERSION`] when the map's persisted registers change.
 //!
 //! Magic and version form the header every layout version keeps, so a record
 //! of another layout is reported as [`Reason::VersionMismatch`]. As on the
 //! Modbus wire, a whole record checks to `crc16(record) == 0`.
 //!
-//! Slot A starts at offset 0 and slot B at [`SLOT_LEN`] = 64 ([`SLOT_OFFSETS`]);
-//! the storage must hold at least [`STORE_LEN`] = 128 bytes. The slack after
+//! Slot A starts at offset 0 and slot B at [`SLOT_LEN`] = 128 ([`SLOT_OFFSETS`]);
+//! the storage must hold at least [`STORE_LEN`] = 256 bytes. The slack after
 //! each record leaves room for later layouts and keeps slots on page
 //! boundaries of 16/32/64-byte-page EEPROMs.
 //!
@@ -68,7 +62,7 @@ use core::ops::Range;
 
 use crate::map::{self, RegId};
 use crate::modbus::crc::crc16;
-use crate::settings::{Calibration, Settings, SettingsError, Variant};
+use crate::settings::{Settings, SettingsError, Variant};
 
 /// Byte-writable non-volatile storage (EEPROM), the settings store's hardware seam.
 ///
@@ -200,11 +194,11 @@ impl<const N: usize> Nvm for RamNvm<N> {
 /// Identifies a settings record: "SP", stored `53 50`.
 pub const MAGIC: u16 = 0x5053;
 /// The record layout this firmware writes and reads.
-pub const LAYOUT_VERSION: u8 = 1;
+pub const LAYOUT_VERSION: u8 = 2;
 /// Bytes of one record.
 pub const RECORD_LEN: usize = field::CRC.end;
 /// Bytes reserved per slot.
-pub const SLOT_LEN: usize = 64;
+pub const SLOT_LEN: usize = 128;
 /// Start of slot A and slot B.
 pub const SLOT_OFFSETS: [usize; 2] = [0, SLOT_LEN];
 /// Storage the store needs, from offset 0.
@@ -224,6 +218,19 @@ const _: () = {
     assert!(m[0] != m[1]);
 };
 
+/// Bytes of the payload: every persisted register's words.
+const PAYLOAD_LEN: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < map::REGISTERS.len() {
+        if map::REGISTERS[i].persisted {
+            n += 2 * map::REGISTERS[i].ty.words() as usize;
+        }
+        i += 1;
+    }
+    n
+};
+
 /// Byte ranges of the record fields.
 mod field {
     use core::ops::Range;
@@ -233,18 +240,8 @@ mod field {
     pub const MAGIC: Field = 0..2;
     pub const VERSION: Field = 2..3;
     pub const SEQUENCE: Field = 3..7;
-    pub const CAPACITY: Field = 7..9;
-    pub const LVP: Field = 9..11;
-    pub const LVP_RELEASE: Field = 11..13;
-    pub const LVP_DELAY: Field = 13..15;
-    pub const OVP: Field = 15..17;
-    pub const OVP_RELEASE: Field = 17..19;
-    pub const OVP_DELAY: Field = 19..21;
-    pub const CURRENT_OFFSET: Field = 21..25;
-    pub const CURRENT_GAIN: Field = 25..29;
-    pub const VOLTAGE_GAIN: Field = 29..33;
-    pub const TEMPERATURE_OFFSET: Field = 33..35;
-    pub const CRC: Field = 35..37;
+    pub const PAYLOAD: Field = 7..7 + super::PAYLOAD_LEN;
+    pub const CRC: Field = PAYLOAD.end..PAYLOAD.end + 2;
 }
 
 type Record = [u8; RECORD_LEN];
@@ -269,75 +266,52 @@ fn body_crc(rec: &Record) -> u16 {
 
 /// The record of `s` with `sequence`. Does not check `s`.
 fn encode(s: &Settings, sequence: u32) -> Record {
-    let c = &s.calibration;
     let mut rec = [0; RECORD_LEN];
     set(&mut rec, field::MAGIC, &MAGIC.to_le_bytes());
     set(&mut rec, field::VERSION, &[LAYOUT_VERSION]);
     set(&mut rec, field::SEQUENCE, &sequence.to_le_bytes());
-    set(&mut rec, field::CAPACITY, &s.capacity_dah.to_le_bytes());
-    set(&mut rec, field::LVP, &s.lvp_mv.to_le_bytes());
-    set(&mut rec, field::LVP_RELEASE, &s.lvp_release_mv.to_le_bytes());
-    set(&mut rec, field::LVP_DELAY, &s.lvp_delay_ms.to_le_bytes());
-    set(&mut rec, field::OVP, &s.ovp_mv.to_le_bytes());
-    set(&mut rec, field::OVP_RELEASE, &s.ovp_release_mv.to_le_bytes());
-    set(&mut rec, field::OVP_DELAY, &s.ovp_delay_ms.to_le_bytes());
-    set(&mut rec, field::CURRENT_OFFSET, &c.current_offset_code.to_le_bytes());
-    set(&mut rec, field::CURRENT_GAIN, &c.current_gain_pa_per_code.to_le_bytes());
-    set(&mut rec, field::VOLTAGE_GAIN, &c.voltage_gain_pv_per_code.to_le_bytes());
-    set(&mut rec, field::TEMPERATURE_OFFSET, &c.temperature_offset_dc.to_le_bytes());
+    let mut at = field::PAYLOAD.start;
+    for def in map::settings() {
+        let n = 2 * usize::from(def.ty.words());
+        // Two's complement, truncated to the register's width (its range fits it: map tests).
+        let raw = s.get(def.id).unwrap_or(0).to_le_bytes();
+        set(&mut rec, at..at + n, raw.get(..n).unwrap_or_default());
+        at += n;
+    }
     let crc = body_crc(&rec);
     set(&mut rec, field::CRC, &crc.to_le_bytes());
     rec
 }
 
-/// The payload of a record. Does not check the header, the CRC or the values.
-fn decode(rec: &Record) -> Settings {
-    let u16_at = |f| u16::from_le_bytes(get(rec, f));
-    Settings {
-        capacity_dah: u16_at(field::CAPACITY),
-        lvp_mv: u16_at(field::LVP),
-        lvp_release_mv: u16_at(field::LVP_RELEASE),
-        lvp_delay_ms: u16_at(field::LVP_DELAY),
-        ovp_mv: u16_at(field::OVP),
-        ovp_release_mv: u16_at(field::OVP_RELEASE),
-        ovp_delay_ms: u16_at(field::OVP_DELAY),
-        calibration: Calibration {
-            current_offset_code: i32::from_le_bytes(get(rec, field::CURRENT_OFFSET)),
-            current_gain_pa_per_code: u32::from_le_bytes(get(rec, field::CURRENT_GAIN)),
-            voltage_gain_pv_per_code: u32::from_le_bytes(get(rec, field::VOLTAGE_GAIN)),
-            temperature_offset_dc: i16::from_le_bytes(get(rec, field::TEMPERATURE_OFFSET)),
-        },
+/// The payload of a record (over the defaults of `variant`, which every
+/// field then replaces); `None` if a value does not fit its field. Does not
+/// check the header, the CRC or the ranges.
+fn decode(rec: &Record, variant: Variant) -> Option<Settings> {
+    let mut s = Settings::defaults(variant);
+    let mut at = field::PAYLOAD.start;
+    for def in map::settings() {
+        let raw = if def.ty.words() == 2 {
+            let b: [u8; 4] = get(rec, at..at + 4);
+            if def.ty.signed() { i64::from(i32::from_le_bytes(b)) } else { i64::from(u32::from_le_bytes(b)) }
+        } else {
+            let b: [u8; 2] = get(rec, at..at + 2);
+            if def.ty.signed() { i64::from(i16::from_le_bytes(b)) } else { i64::from(u16::from_le_bytes(b)) }
+        };
+        if !s.set(def.id, raw) {
+            return None;
+        }
+        at += 2 * usize::from(def.ty.words());
     }
-}
-
-/// Every persisted field with the register it is written through (and whose range it must keep).
-fn fields(s: &Settings) -> [(RegId, i64); 11] {
-    let c = &s.calibration;
-    [
-        (RegId::Capacity, i64::from(s.capacity_dah)),
-        (RegId::LvpThreshold, i64::from(s.lvp_mv)),
-        (RegId::LvpRelease, i64::from(s.lvp_release_mv)),
-        (RegId::LvpDelay, i64::from(s.lvp_delay_ms)),
-        (RegId::OvpThreshold, i64::from(s.ovp_mv)),
-        (RegId::OvpRelease, i64::from(s.ovp_release_mv)),
-        (RegId::OvpDelay, i64::from(s.ovp_delay_ms)),
-        (RegId::CurrentOffset, i64::from(c.current_offset_code)),
-        (RegId::CurrentGain, i64::from(c.current_gain_pa_per_code)),
-        (RegId::VoltageGain, i64::from(c.voltage_gain_pv_per_code)),
-        (RegId::TemperatureOffset, i64::from(c.temperature_offset_dc)),
-    ]
+    Some(s)
 }
 
 /// Settings a register write could have produced: every field within its
 /// register's range, and [`Settings::validate`].
 fn check(s: &Settings, variant: Variant) -> Result<(), ValueError> {
-    for (id, raw) in fields(s) {
-        // A field without a register (cannot happen: tested) fails closed.
-        if !map::by_id(id).is_some_and(|d| (d.min..=d.max).contains(&raw)) {
-            return Err(ValueError::OutOfRange(id));
-        }
-    }
-    s.validate(variant).map_err(ValueError::Inconsistent)
+    s.check(variant).map_err(|e| match e {
+        SettingsError::OutOfRange(id) => ValueError::OutOfRange(id),
+        e => ValueError::Inconsistent(e),
+    })
 }
 
 /// Is sequence `a` newer than `b`? Serial-number arithmetic: `a` is newer if
@@ -574,7 +548,7 @@ fn inspect(rec: &Record, variant: Variant) -> SlotState {
     if u16::from_le_bytes(get(rec, field::CRC)) != body_crc(rec) {
         return Err(Reason::Corrupt);
     }
-    let settings = decode(rec);
+    let settings = decode(rec, variant).ok_or(Reason::InvalidValues)?;
     check(&settings, variant).map_err(|_| Reason::InvalidValues)?;
     Ok((u32::from_le_bytes(get(rec, field::SEQUENCE)), settings))
 }
@@ -632,54 +606,31 @@ mod tests {
 
     #[test]
     fn record_layout_is_fixed() {
-        let s = Settings {
-            capacity_dah: 0x0102,
-            lvp_mv: 0x0304,
-            lvp_release_mv: 0x0506,
-            lvp_delay_ms: 0x0708,
-            ovp_mv: 0x090A,
-            ovp_release_mv: 0x0B0C,
-            ovp_delay_ms: 0x0D0E,
-            calibration: Calibration {
-                current_offset_code: -2,
-                current_gain_pa_per_code: 0x1112_1314,
-                voltage_gain_pv_per_code: 0x2122_2324,
-                temperature_offset_dc: -3,
-            },
-        };
+        let mut s = Settings::defaults(V);
+        s.capacity_dah = 0x0102;
+        s.calibration.current_offset_code = -2;
+        s.calibration.current_gain_pa_per_code = 0x0361_1314;
         let rec = encode(&s, 0xA1B2_C3D4);
-        #[rustfmt::skip]
-        let body = [
-            0x53, 0x50, 1, 0xD4, 0xC3, 0xB2, 0xA1,
-            0x02, 0x01, 0x04, 0x03, 0x06, 0x05, 0x08, 0x07, 0x0A, 0x09, 0x0C, 0x0B, 0x0E, 0x0D,
-            0xFE, 0xFF, 0xFF, 0xFF, 0x14, 0x13, 0x12, 0x11, 0x24, 0x23, 0x22, 0x21, 0xFD, 0xFF,
-        ];
-        assert_eq!(RECORD_LEN, 37);
-        assert_eq!(rec[..35], body);
-        assert_eq!(rec[35..], crc16(&body).to_le_bytes());
+        // Header, then the persisted registers in table order, little-endian.
+        assert_eq!(rec[..7], [0x53, 0x50, LAYOUT_VERSION, 0xD4, 0xC3, 0xB2, 0xA1]);
+        let at = field::PAYLOAD.start + payload_offset(RegId::Capacity);
+        assert_eq!(rec[at..at + 2], [0x02, 0x01]);
+        // A 32-bit register in four bytes, two's complement.
+        let at = field::PAYLOAD.start + payload_offset(RegId::CurrentOffset);
+        assert_eq!(rec[at..at + 8], [0xFE, 0xFF, 0xFF, 0xFF, 0x14, 0x13, 0x61, 0x03]);
         assert_eq!(crc16(&rec), 0, "a whole record checks to zero, as a Modbus ADU does");
-        assert_eq!(decode(&rec), s);
+        assert_eq!(decode(&rec, V), Some(s));
+        assert!(RECORD_LEN <= SLOT_LEN);
+    }
+
+    /// Offset of a register's bytes within the payload.
+    fn payload_offset(id: RegId) -> usize {
+        map::settings().take_while(|d| d.id != id).map(|d| 2 * usize::from(d.ty.words())).sum()
     }
 
     #[test]
     fn fields_tile_the_record() {
-        let all = [
-            field::MAGIC,
-            field::VERSION,
-            field::SEQUENCE,
-            field::CAPACITY,
-            field::LVP,
-            field::LVP_RELEASE,
-            field::LVP_DELAY,
-            field::OVP,
-            field::OVP_RELEASE,
-            field::OVP_DELAY,
-            field::CURRENT_OFFSET,
-            field::CURRENT_GAIN,
-            field::VOLTAGE_GAIN,
-            field::TEMPERATURE_OFFSET,
-            field::CRC,
-        ];
+        let all = [field::MAGIC, field::VERSION, field::SEQUENCE, field::PAYLOAD, field::CRC];
         let mut end = 0;
         for f in all {
             assert_eq!(f.start, end, "{f:?}");
@@ -690,15 +641,14 @@ mod tests {
     }
 
     #[test]
-    fn the_record_holds_exactly_the_persisted_writable_registers() {
-        let ids = fields(&settings(0)).map(|(id, _)| id);
-        for r in map::REGISTERS.iter().filter(|r| r.persisted && r.access.writable()) {
-            assert!(ids.contains(&r.id), "{} is persisted but not in the record", r.name);
+    fn every_persisted_register_round_trips_through_the_record() {
+        // Each field at a distinct in-range value: no field is lost or swapped.
+        let mut s = Settings::defaults(V);
+        for (k, def) in map::settings().enumerate() {
+            let raw = def.min + (k as i64 + 1).min(def.max - def.min);
+            assert!(s.set(def.id, raw), "{}", def.name);
         }
-        for id in ids {
-            let d = map::by_id(id).unwrap();
-            assert!(d.persisted && d.access.writable(), "{}", d.name);
-        }
+        assert_eq!(decode(&encode(&s, 1), V), Some(s));
     }
 
     #[test]
@@ -877,7 +827,7 @@ mod tests {
         put(&mut nvm, 1, &torn);
         assert_eq!(store().load(&mut nvm).unwrap().source, Source::Defaults(Reason::Corrupt));
         let mut other_layout = encode(&settings(1), 4);
-        other_layout[field::VERSION.start] = 2;
+        other_layout[field::VERSION.start] = LAYOUT_VERSION.wrapping_add(1);
         let crc = body_crc(&other_layout).to_le_bytes();
         other_layout[field::CRC].copy_from_slice(&crc);
         put(&mut nvm, 0, &other_layout);
@@ -1040,45 +990,35 @@ mod tests {
 
     /// Any field values, mostly invalid.
     fn any_settings() -> impl Strategy<Value = Settings> {
-        (any::<[u16; 7]>(), any::<i32>(), any::<u32>(), any::<u32>(), any::<i16>()).prop_map(|(u, off, ig, vg, t)| {
-            Settings {
-                capacity_dah: u[0],
-                lvp_mv: u[1],
-                lvp_release_mv: u[2],
-                lvp_delay_ms: u[3],
-                ovp_mv: u[4],
-                ovp_release_mv: u[5],
-                ovp_delay_ms: u[6],
-                calibration: Calibration {
-                    current_offset_code: off,
-                    current_gain_pa_per_code: ig,
-                    voltage_gain_pv_per_code: vg,
-                    temperature_offset_dc: t,
-                },
+        let n = map::settings().count();
+        proptest::collection::vec(any::<i64>(), n).prop_map(|raws| {
+            let mut s = Settings::defaults(V);
+            for (def, raw) in map::settings().zip(raws) {
+                // Any value of the register's type, in or out of its range.
+                let words = def.ty.encode(raw);
+                s.set(def.id, def.ty.decode(&words));
             }
+            s
         })
     }
 
     /// Settings a 24 V board accepts.
     fn valid_settings() -> impl Strategy<Value = Settings> {
         (
-            (10u16..=60_000, 4_000u16..20_000, 1u16..3_000, 1u16..3_000, 1u16..3_000, 0u16..=60_000, 0u16..=60_000),
+            (10u16..=60_000, 0u16..=60_000, 0u16..=60_000, 8_000u16..=10_000),
             (-100_000i32..=100_000, 56_000_000u32..=63_000_000, 2_000_000u32..=9_500_000, -100i16..=100),
         )
-            .prop_map(|((cap, lvp, d1, d2, d3, ld, od), (off, ig, vg, t))| Settings {
-                capacity_dah: cap,
-                lvp_mv: lvp,
-                lvp_release_mv: lvp + d1,
-                lvp_delay_ms: ld,
-                ovp_mv: lvp + d1 + d2 + d3,
-                ovp_release_mv: lvp + d1 + d2,
-                ovp_delay_ms: od,
-                calibration: Calibration {
-                    current_offset_code: off,
-                    current_gain_pa_per_code: ig,
-                    voltage_gain_pv_per_code: vg,
-                    temperature_offset_dc: t,
-                },
+            .prop_map(|((cap, ld, od, eff), (off, ig, vg, t))| {
+                let mut s = Settings::defaults(V);
+                s.capacity_dah = cap;
+                s.lvp_delay_ms = ld;
+                s.ovp_delay_ms = od;
+                s.charge_efficiency_centipct = eff;
+                s.calibration.current_offset_code = off;
+                s.calibration.current_gain_pa_per_code = ig;
+                s.calibration.voltage_gain_pv_per_code = vg;
+                s.calibration.temperature_offset_dc = t;
+                s
             })
     }
 

@@ -30,52 +30,137 @@ pub fn soc_from_cell_ocv(cell_mv: i32) -> u16 {
     10_000
 }
 
-/// Ah-counting SOC: remaining charge between 0 and the rated capacity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AhSoc {
-    remaining: Accumulator,
-    capacity_uah: i64,
+/// Nominal LiFePO4 cell voltage for the rated energy, mV.
+pub const NOMINAL_CELL_MV: i64 = 3_200;
+
+/// Share of the rated capacity usable at a temperature (LiFePO4, typical):
+/// (°C × 10, per-mille), linear in between, clamped at the ends.
+const USABLE_PERMILLE: [(i32, i32); 6] = [(-200, 600), (-100, 750), (0, 850), (100, 950), (250, 1000), (450, 1000)];
+
+/// Usable share of the rated capacity at `temp_dc`, per mille.
+pub fn usable_permille(temp_dc: i16) -> i32 {
+    let t = i32::from(temp_dc);
+    let mut prev = USABLE_PERMILLE[0];
+    if t <= prev.0 {
+        return prev.1;
+    }
+    for &(tn, pn) in &USABLE_PERMILLE[1..] {
+        if t <= tn {
+            return prev.1 + (pn - prev.1) * (t - prev.0) / (tn - prev.0).max(1);
+        }
+        prev = (tn, pn);
+    }
+    prev.1
 }
 
-impl AhSoc {
-    /// Starts at `soc_centipct` (0.01 %) of `capacity_dah` (0.1 Ah).
-    pub fn new(capacity_dah: u16, soc_centipct: u16) -> Self {
-        let capacity_uah = i64::from(capacity_dah) * 100_000;
-        let mut s = AhSoc { remaining: Accumulator::new(), capacity_uah };
+/// The three SOC methods, counted side by side in exact integer accumulators.
+///
+/// - Ah: remaining charge (µAh) / rated capacity.
+/// - Wh: remaining energy (mWh) / rated energy (capacity × cells × 3.2 V).
+/// - temperature-compensated: the charge that cannot be drawn at the present
+///   temperature sits at the bottom: SOC = (remaining − (C − C_T)) / C_T.
+///
+/// Charge into the battery is counted × the charge efficiency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocEstimator {
+    charge: Accumulator,
+    energy: Accumulator,
+    capacity_uah: i64,
+    energy_mwh: i64,
+}
+
+impl SocEstimator {
+    /// Starts at `soc_centipct` of `capacity_dah` for a pack of `cells` in series.
+    pub fn new(capacity_dah: u16, cells: u16, soc_centipct: u16) -> Self {
+        let mut s =
+            SocEstimator { charge: Accumulator::new(), energy: Accumulator::new(), capacity_uah: 0, energy_mwh: 0 };
+        s.set_capacity(capacity_dah, cells);
         s.set_soc(soc_centipct);
         s
     }
 
-    /// Counts `current_ua` (+ = charge) over `dt_us`.
-    pub fn count(&mut self, current_ua: i32, dt_us: u32) {
-        self.remaining.add(current_ua, dt_us);
-        self.remaining.clamp(0, self.capacity_uah);
+    /// Counts one sample: `current_ua` (+ = charge) at `voltage_uv` over `dt_us`.
+    pub fn count(&mut self, current_ua: i32, voltage_uv: i32, dt_us: u32, charge_efficiency_centipct: u16) {
+        let i = efficiency_scaled(current_ua, charge_efficiency_centipct);
+        self.charge.add(i, dt_us);
+        self.charge.clamp(0, self.capacity_uah);
+        self.energy.add(power_mw(i, voltage_uv), dt_us);
+        self.energy.clamp(0, self.energy_mwh);
     }
 
+    /// Sets every method to `soc_centipct` (a command or a synchronisation point).
     pub fn set_soc(&mut self, soc_centipct: u16) {
         let soc = i64::from(soc_centipct.min(10_000));
-        self.remaining = Accumulator::from_micro_hours(self.capacity_uah * soc / 10_000);
+        self.charge = Accumulator::from_micro_hours(self.capacity_uah * soc / 10_000);
+        self.energy = Accumulator::from_micro_hours(self.energy_mwh * soc / 10_000);
     }
 
-    /// Changes the rated capacity, keeping the SOC.
-    pub fn set_capacity(&mut self, capacity_dah: u16) {
-        let soc = self.soc_centipct();
+    /// Changes the rated capacity, keeping each method's SOC.
+    pub fn set_capacity(&mut self, capacity_dah: u16, cells: u16) {
+        let (ah, wh) = (self.soc_ah(), self.soc_wh());
         self.capacity_uah = i64::from(capacity_dah) * 100_000;
-        self.set_soc(soc);
+        self.energy_mwh = i64::from(capacity_dah) * 100 * i64::from(cells) * NOMINAL_CELL_MV / 1_000;
+        self.charge = Accumulator::from_micro_hours(self.capacity_uah * i64::from(ah) / 10_000);
+        self.energy = Accumulator::from_micro_hours(self.energy_mwh * i64::from(wh) / 10_000);
     }
 
     pub fn remaining_uah(&self) -> i64 {
-        self.remaining.micro_hours()
+        self.charge.micro_hours()
     }
 
-    /// SOC in 0.01 %, rounded to nearest.
-    pub fn soc_centipct(&self) -> u16 {
-        if self.capacity_uah <= 0 {
-            return 0;
-        }
-        let n = self.remaining.micro_hours() * 10_000;
-        ((n + self.capacity_uah / 2) / self.capacity_uah).clamp(0, 10_000) as u16
+    pub fn remaining_mwh(&self) -> i64 {
+        self.energy.micro_hours()
     }
+
+    pub fn capacity_uah(&self) -> i64 {
+        self.capacity_uah
+    }
+
+    /// SOC by the Ah method, 0.01 %.
+    pub fn soc_ah(&self) -> u16 {
+        ratio_centipct(self.charge.micro_hours(), self.capacity_uah)
+    }
+
+    /// SOC by the Wh method, 0.01 %.
+    pub fn soc_wh(&self) -> u16 {
+        ratio_centipct(self.energy.micro_hours(), self.energy_mwh)
+    }
+
+    /// Capacity usable at `temp_dc`, µAh.
+    pub fn usable_uah(&self, temp_dc: i16) -> i64 {
+        self.capacity_uah * i64::from(usable_permille(temp_dc)) / 1_000
+    }
+
+    /// SOC by the temperature-compensated method, 0.01 %.
+    pub fn soc_temperature_compensated(&self, temp_dc: i16) -> u16 {
+        let usable = self.usable_uah(temp_dc);
+        let unusable = self.capacity_uah - usable;
+        ratio_centipct(self.charge.micro_hours() - unusable, usable)
+    }
+}
+
+/// The current that counts for the SOC: charge × the charge efficiency.
+pub fn efficiency_scaled(current_ua: i32, charge_efficiency_centipct: u16) -> i32 {
+    if current_ua > 0 {
+        (i64::from(current_ua) * i64::from(charge_efficiency_centipct) / 10_000) as i32
+    } else {
+        current_ua
+    }
+}
+
+/// Power in mW (+ = charge) of a current and a voltage; saturates.
+pub fn power_mw(current_ua: i32, voltage_uv: i32) -> i32 {
+    let mw = i64::from(current_ua) * i64::from(voltage_uv) / 1_000_000_000;
+    mw.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// `part / whole` in 0.01 %, rounded, clamped to 0..=100 %.
+fn ratio_centipct(part: i64, whole: i64) -> u16 {
+    if whole <= 0 {
+        return 0;
+    }
+    let n = part.clamp(0, whole).saturating_mul(10_000);
+    ((n + whole / 2) / whole).clamp(0, 10_000) as u16
 }
 
 #[cfg(test)]
@@ -93,24 +178,49 @@ mod tests {
 
     #[test]
     fn half_capacity_discharge_halves_soc() {
-        let mut s = AhSoc::new(1_000, 10_000); // 100 Ah, full
+        let mut s = SocEstimator::new(1_000, 4, 10_000); // 100 Ah, full
         for _ in 0..3_600 {
-            s.count(-50_000_000, 1_000_000); // −50 A for 1 s
+            s.count(-50_000_000, 12_800_000, 1_000_000, 10_000); // −50 A at 12.8 V for 1 s
         }
         assert_eq!(s.remaining_uah(), 50_000_000);
-        assert_eq!(s.soc_centipct(), 5_000);
+        assert_eq!(s.soc_ah(), 5_000);
+        // 640 W for 1 h of 1280 Wh rated.
+        assert_eq!(s.remaining_mwh(), 640_000);
+        assert_eq!(s.soc_wh(), 5_000);
+    }
+
+    #[test]
+    fn charge_efficiency_discounts_charge_only() {
+        let mut s = SocEstimator::new(1_000, 4, 5_000);
+        s.count(10_000_000, 13_000_000, 3_600_000_000, 9_500); // +10 A for 1 h at 95 %
+        assert_eq!(s.remaining_uah(), 59_500_000);
+        s.count(-10_000_000, 13_000_000, 3_600_000_000, 9_500);
+        assert_eq!(s.remaining_uah(), 49_500_000);
+    }
+
+    #[test]
+    fn cold_battery_shows_less_usable_charge() {
+        let s = SocEstimator::new(1_000, 4, 5_000);
+        assert_eq!(s.soc_temperature_compensated(250), 5_000);
+        // At 0 °C 85 % is usable: (50 − 15) / 85 = 41.18 %.
+        assert_eq!(s.soc_temperature_compensated(0), 4_118);
+        assert_eq!(usable_permille(-500), 600);
+        assert_eq!(usable_permille(50), 900);
+        assert_eq!(SocEstimator::new(1_000, 4, 1_000).soc_temperature_compensated(-200), 0);
     }
 
     #[test]
     fn soc_is_bounded_and_capacity_change_keeps_it() {
-        let mut s = AhSoc::new(1_000, 9_990);
-        s.count(100_000_000, 3_600_000_000);
-        assert_eq!(s.soc_centipct(), 10_000);
+        let mut s = SocEstimator::new(1_000, 4, 9_990);
+        s.count(100_000_000, 14_000_000, 3_600_000_000, 10_000);
+        assert_eq!(s.soc_ah(), 10_000);
+        assert_eq!(s.soc_wh(), 10_000);
         s.set_soc(2_500);
-        s.set_capacity(2_000);
-        assert_eq!(s.soc_centipct(), 2_500);
+        s.set_capacity(2_000, 4);
+        assert_eq!(s.soc_ah(), 2_500);
         assert_eq!(s.remaining_uah(), 50_000_000);
-        s.count(i32::MIN, u32::MAX);
-        assert_eq!(s.soc_centipct(), 0);
+        s.count(i32::MIN, i32::MAX, u32::MAX, 10_000);
+        assert_eq!(s.soc_ah(), 0);
+        assert_eq!(s.soc_wh(), 0);
     }
 }

@@ -71,6 +71,8 @@ fn main() -> ! {
             temperature_code: black_box(1 << 22),
             lvp_input_ok: black_box(t & 0x100 == 0),
             ovp_input_ok: black_box(t & 0x200 == 0),
+            sc_latched: black_box(t & 0x400 != 0),
+            aux_overcurrent: black_box(t & 0x800 != 0),
         };
         let outputs = board.poll(now, &inputs);
         black_box(outputs);

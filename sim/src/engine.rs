@@ -17,6 +17,9 @@ use models::variant::Variant;
 
 use crate::scenario::{Scenario, SegmentKind, secs_to_ns};
 
+/// Board self-consumption drawn from the pack (datasheet, "Control system": 0.1 W typ.).
+pub const BOARD_SELF_CONSUMPTION_W: f64 = 0.1;
+
 /// The temperature channel is converted every this many ticks (NTCs are slow).
 const TEMPERATURE_DECIMATION: u32 = 100;
 
@@ -107,14 +110,8 @@ impl Engine {
             thermal,
             chain,
             board,
-            inputs: Inputs {
-                current_code: 0,
-                voltage_code: 0,
-                temperature_code: 0,
-                lvp_input_ok: true,
-                ovp_input_ok: true,
-            },
-            outputs: Outputs { switch_on: true, lvp_output: true, ovp_output: true, faults: 0 },
+            inputs: Inputs::codes(0, 0, 0),
+            outputs: Outputs::IDLE,
             truth: Truth::default(),
             ticks: 0,
             nvm,
@@ -189,7 +186,9 @@ impl Engine {
     pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<(), EngineError> {
         let current_a = self.gated_current_a(kind, magnitude_a);
         let dt_s = self.step_ns as f64 * 1e-9;
-        self.pack.step(dt_s, current_a);
+        // The board's own supply is taken before the shunt: the pack delivers it, the shunt never sees it.
+        let own_a = BOARD_SELF_CONSUMPTION_W / self.truth.voltage_v.max(1.0);
+        self.pack.step(dt_s, current_a - own_a);
         let heat_w = current_a * current_a * self.pack.r0_total_ohm();
         self.thermal.step(dt_s, heat_w, self.ambient_c);
         self.t_ns += self.step_ns;
