@@ -851,4 +851,178 @@ mod tests {
         assert_eq!(b.read_registers(0xFFFF, &mut r[..2]), Err(ExceptionCode::IllegalDataAddress));
         assert!(b.read_registers(0x0102, &mut r[..1]).is_ok(), "low word of current alone is readable");
     }
+
+    fn read_u(b: &mut Board, name: &str) -> i64 {
+        let def = map::by_name(name).unwrap();
+        let mut w = [0u16; 2];
+        b.read_registers(def.addr, &mut w[..usize::from(def.ty.words())]).unwrap();
+        def.ty.decode(&w)
+    }
+
+    fn write(b: &mut Board, t_ms: u64, name: &str, raw: i64) -> Result<(), ExceptionCode> {
+        let def = map::by_name(name).unwrap();
+        let w = def.ty.encode(raw);
+        b.write_registers(Instant::from_millis(t_ms), def.addr, &w[..usize::from(def.ty.words())])
+    }
+
+    #[test]
+    fn calibration_needs_the_unlock_and_stamps_time_and_kind() {
+        let v = Variant::V12;
+        let mut b = board(v);
+        // A board whose zero reads 500 codes high.
+        let mut inp = inputs(v, 13.0, 0.0);
+        inp.current_code += 500;
+        run(&mut b, 0, 2_100, inp);
+        assert_eq!(write(&mut b, 2_100, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction), "locked");
+        assert_eq!(write(&mut b, 2_100, "current_offset_code", 5), Err(ExceptionCode::IllegalFunction));
+        write(&mut b, 2_100, "clock_s", 1_700_000_000).unwrap();
+        write(&mut b, 2_100, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY)).unwrap();
+        assert_ne!(read_u(&mut b, "status") as u16 & status::CAL_UNLOCKED, 0);
+        write(&mut b, 2_100, "cal_zero_current", 1).unwrap();
+        assert_eq!(b.settings().calibration.current_offset_code, 500);
+        assert_eq!(read_u(&mut b, "last_cal_kind"), i64::from(cal_kind::CURRENT_ZERO));
+        assert_eq!(read_u(&mut b, "last_cal_time_s"), 1_700_000_000);
+        assert!(b.take_settings_changed(), "calibration is saved");
+
+        // Gain: 100.000 A flowing reads 0.5 % low on this board.
+        let mut inp = inputs(v, 13.0, 99.5);
+        inp.current_code += 500;
+        run(&mut b, 2_101, 4_300, inp);
+        write(&mut b, 4_300, "cal_current_ma", 100_000).unwrap();
+        assert_eq!(read_u(&mut b, "last_cal_kind"), i64::from(cal_kind::CURRENT_GAIN));
+        b.poll(Instant::from_millis(4_301), &inp);
+        assert!((b.measurements().current_ma() - 100_000).abs() <= 1, "{}", b.measurements().current_ma());
+        // Too small a reference current is refused.
+        assert_eq!(write(&mut b, 4_302, "cal_current_ma", 5_000), Err(ExceptionCode::IllegalDataValue));
+
+        // Voltage: the divider reads 13.000 V where 13.050 V is applied.
+        write(&mut b, 4_302, "cal_voltage_mv", 13_050).unwrap();
+        b.poll(Instant::from_millis(4_303), &inp);
+        assert!((b.measurements().voltage_mv() - 13_050).abs() <= 1);
+        // The unlock expires.
+        assert_eq!(write(&mut b, 70_000, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction));
+    }
+
+    #[test]
+    fn calibration_before_a_full_averaging_window_is_busy() {
+        let v = Variant::V12;
+        let mut b = board(v);
+        b.poll(Instant::ZERO, &inputs(v, 13.0, 0.0));
+        write(&mut b, 0, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY)).unwrap();
+        assert_eq!(write(&mut b, 0, "cal_zero_current", 1), Err(ExceptionCode::ServerDeviceBusy));
+    }
+
+    #[test]
+    fn full_charge_detection_synchronises_soc_to_100() {
+        let v = Variant::V12;
+        let mut b = board(v);
+        write(&mut b, 0, "set_soc_centipct", 9_000).unwrap();
+        // 14.0 V (3.5 V/cell ≥ 3.45) with a 2 A tail for 30 s.
+        run(&mut b, 0, 29_000, inputs(v, 14.0, 2.0));
+        assert!(b.soc_centipct() < 10_000);
+        run(&mut b, 29_000, 31_000, inputs(v, 14.0, 2.0));
+        assert_eq!(b.soc_centipct(), 10_000);
+        assert_ne!(read_u(&mut b, "status") as u16 & status::FULL, 0);
+        assert!(read_u(&mut b, "time_since_full_s") <= 1);
+    }
+
+    #[test]
+    fn self_consumption_counted_or_not() {
+        let v = Variant::V12;
+        for (counted, expect_uah) in [(1, 100_000_000 - 7_692), (0, 100_000_000)] {
+            let mut b = board(v);
+            write(&mut b, 0, "self_consumption_counted", counted).unwrap();
+            write(&mut b, 0, "set_soc_centipct", 10_000).unwrap();
+            // One hour at rest at 13.0 V: 0.1 W / 13 V = 7.692 mA → 7 692 µAh.
+            for t in 0..=3_600 {
+                b.poll(Instant::from_secs(t), &inputs(v, 13.0, 0.0));
+            }
+            assert!((b.remaining_uah() - expect_uah).abs() <= 2, "counted {counted}: {}", b.remaining_uah());
+        }
+    }
+
+    #[test]
+    fn aux_heating_thermostat_and_fault_mode() {
+        let v = Variant::V24;
+        let mut b = board(v);
+        write(&mut b, 0, "aux_mode", 2).unwrap();
+        let code_at = |t_c: f64| {
+            let r = 10_000.0 * f64::exp(3435.0 * (1.0 / (t_c + 273.15) - 1.0 / 298.15));
+            (r / (r + 10_000.0) * 8_388_608.0) as i32
+        };
+        let mut inp = inputs(v, 26.0, 0.0);
+        for (t_c, on) in [(2.0, true), (8.0, true), (10.5, false), (7.0, false), (4.5, true)] {
+            inp.temperature_code = code_at(t_c);
+            assert_eq!(b.poll(Instant::from_secs(1), &inp).aux_on, on, "{t_c} °C");
+        }
+        write(&mut b, 0, "aux_mode", 5).unwrap();
+        inp.temperature_code = code_at(25.0);
+        inp.lvp_input_ok = false;
+        run(&mut b, 2_000, 2_200, inp);
+        assert!(b.outputs().aux_on, "error-message mode follows the LiPro fault");
+        assert!(!b.outputs().lvp_output && b.outputs().switch_on);
+    }
+
+    #[test]
+    fn trips_are_logged_with_time_code_and_value() {
+        let v = Variant::V12;
+        let mut b = board(v);
+        write(&mut b, 0, "set_soc_centipct", 500).unwrap();
+        run(&mut b, 0, 2_200, inputs(v, 11.0, -20.0));
+        assert_eq!(read_u(&mut b, "fault_log_count"), 1);
+        assert_eq!(read_u(&mut b, "fault_log_0_code"), 0); // bit 0: LVP
+        assert_eq!(read_u(&mut b, "fault_log_0_value"), 1_100); // 11.00 V in 10 mV
+        assert_eq!(read_u(&mut b, "fault_log_0_time_s"), 2, "the 2 s LVP delay from t = 0");
+        assert_eq!(b.soc_centipct(), 0, "LVP synchronises the SOC to 0 %");
+        write(&mut b, 2_200, "reset_counters", i64::from(map::RESET_COUNTERS_KEY)).unwrap();
+        assert_eq!(read_u(&mut b, "fault_log_count"), 0);
+    }
+
+    #[test]
+    fn soc_method_selects_the_register() {
+        let v = Variant::V12;
+        let mut b = board(v);
+        write(&mut b, 0, "set_soc_centipct", 5_000).unwrap();
+        let code_at_0c = {
+            let r = 10_000.0 * f64::exp(3435.0 * (1.0 / 273.15 - 1.0 / 298.15));
+            (r / (r + 10_000.0) * 8_388_608.0) as i32
+        };
+        let mut inp = inputs(v, 13.1, 0.0);
+        inp.temperature_code = code_at_0c;
+        b.poll(Instant::ZERO, &inp);
+        assert_eq!(read_u(&mut b, "soc_centipct"), 5_000);
+        write(&mut b, 0, "soc_method", 2).unwrap();
+        assert_eq!(read_u(&mut b, "soc_centipct"), 4_118);
+        assert_eq!(read_u(&mut b, "usable_capacity_dah"), 850);
+    }
+
+    proptest::proptest! {
+        /// Random register writes (any address, any values, any count, with or
+        /// without the calibration unlock) never panic and never leave a
+        /// setting outside its range or inconsistent.
+        #[test]
+        fn random_writes_keep_settings_valid(
+            writes in proptest::collection::vec(
+                (0u16..0x0500, proptest::collection::vec(proptest::prelude::any::<u16>(), 1..8), proptest::prelude::any::<bool>()),
+                1..60,
+            ),
+        ) {
+            let v = Variant::V48;
+            let mut b = board(v);
+            let mut t = 0u64;
+            for (addr, values, unlock) in writes {
+                t += 500;
+                b.poll(Instant::from_millis(t), &inputs(v, 52.0, -10.0));
+                if unlock {
+                    let _ = write(&mut b, t, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY));
+                }
+                let before = *b.settings();
+                let r = b.write_registers(Instant::from_millis(t), addr, &values);
+                proptest::prop_assert!(b.settings().check(v).is_ok(), "{:?}", b.settings().check(v));
+                if r.is_err() {
+                    proptest::prop_assert_eq!(*b.settings(), before, "a refused write changed the settings");
+                }
+            }
+        }
+    }
 }

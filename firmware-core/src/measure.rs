@@ -39,7 +39,7 @@ pub(crate) const fn div_round(n: i64, d: i64) -> i64 {
 /// temperature coefficient (the gain is calibrated at 25 °C).
 pub fn current_ua(code: i32, cal: &Calibration, temp_dc: i16) -> i32 {
     let net = i64::from(code) - i64::from(cal.current_offset_code);
-    let ua = div_round(net.saturating_mul(i64::from(gain_at(cal, temp_dc))), 1_000_000);
+    let ua = div_round(net.saturating_mul(gain_at(cal, temp_dc)), 1_000_000);
     ua.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
