@@ -15,7 +15,7 @@ use models::rng::SeedStreams;
 use models::thermal::{LumpedThermal, ThermalParams};
 use models::variant::Variant;
 
-use crate::scenario::{Scenario, SegmentKind, secs_to_ns};
+use crate::scenario::{Scenario, SegmentKind, Until, secs_to_ns};
 
 /// Board self-consumption drawn from the pack (datasheet, "Control system": 0.1 W typ.).
 pub const BOARD_SELF_CONSUMPTION_W: f64 = 0.1;
@@ -60,6 +60,10 @@ pub struct Engine {
     t_ns: u64,
     step_ns: u64,
     ambient_c: f64,
+    /// `[t_s, temp_c]` points; empty: constant `ambient_c`.
+    ambient_profile: Vec<(f64, f64)>,
+    aux_heater_w: f64,
+    aux_max_current_a: f64,
     pack: Pack,
     thermal: LumpedThermal,
     chain: MeasurementChain,
@@ -92,7 +96,8 @@ impl Engine {
         let pack = Pack::new(&scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng);
         let thermal_params =
             scenario.thermal.unwrap_or_else(|| ThermalParams::for_cells(scenario.pack.cells_for(scenario.variant)));
-        let thermal = LumpedThermal::new(&thermal_params, scenario.ambient_c);
+        let start_c = scenario.ambient_profile.first().map_or(scenario.ambient_c, |p| p.1);
+        let thermal = LumpedThermal::new(&thermal_params, start_c);
         let chain = MeasurementChain::new(&scenario.chain, scenario.variant, &streams);
         let bv = board_variant(scenario.variant);
         let rtu = RtuConfig { unit_id: scenario.firmware.unit, ..RtuConfig::default() };
@@ -105,7 +110,10 @@ impl Engine {
         let mut engine = Engine {
             t_ns: 0,
             step_ns: 1_000_000_000 / u64::from(scenario.adc_rate_hz),
-            ambient_c: scenario.ambient_c,
+            ambient_c: scenario.ambient_profile.first().map_or(scenario.ambient_c, |p| p.1),
+            ambient_profile: scenario.ambient_profile.clone(),
+            aux_heater_w: scenario.aux_heater_w,
+            aux_max_current_a: scenario.variant.aux_max_current_a(),
             pack,
             thermal,
             chain,
@@ -182,14 +190,45 @@ impl Engine {
         }
     }
 
+    /// Sets the LiPro loop's control inputs (true: control voltage present).
+    pub fn set_lipro_inputs(&mut self, lvp_input: Option<bool>, ovp_input: Option<bool>) {
+        if let Some(ok) = lvp_input {
+            self.inputs.lvp_input_ok = ok;
+        }
+        if let Some(ok) = ovp_input {
+            self.inputs.ovp_input_ok = ok;
+        }
+    }
+
+    /// Ambient temperature at `t_s` (profile linear in between, held at its ends).
+    fn ambient_at(&self, t_s: f64) -> f64 {
+        let p = &self.ambient_profile;
+        let i = p.partition_point(|&(t, _)| t <= t_s);
+        match (i.checked_sub(1).and_then(|j| p.get(j)), p.get(i)) {
+            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => c0 + (c1 - c0) * (t_s - t0) / (t1 - t0),
+            (Some(&(_, c0)), _) => c0,
+            (None, Some(&(_, c1))) => c1,
+            (None, None) => self.ambient_c,
+        }
+    }
+
     /// Advances one ADC period with the given stimulus.
     pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<(), EngineError> {
-        let current_a = self.gated_current_a(kind, magnitude_a);
+        let load_a = self.gated_current_a(kind, magnitude_a);
         let dt_s = self.step_ns as f64 * 1e-9;
+        // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
+        let v = self.truth.voltage_v.max(1.0);
+        let heater_on = self.outputs.aux_on && self.aux_heater_w > 0.0;
+        let heater_a = if heater_on { self.aux_heater_w / v } else { 0.0 };
+        self.inputs.aux_overcurrent = heater_a > self.aux_max_current_a;
+        let current_a = load_a - heater_a;
         // The board's own supply is taken before the shunt: the pack delivers it, the shunt never sees it.
-        let own_a = BOARD_SELF_CONSUMPTION_W / self.truth.voltage_v.max(1.0);
+        let own_a = BOARD_SELF_CONSUMPTION_W / v;
         self.pack.step(dt_s, current_a - own_a);
-        let heat_w = current_a * current_a * self.pack.r0_total_ohm();
+        let heat_w = current_a * current_a * self.pack.r0_total_ohm() + if heater_on { self.aux_heater_w } else { 0.0 };
+        if !self.ambient_profile.is_empty() && self.ticks % u64::from(TEMPERATURE_DECIMATION) == 0 {
+            self.ambient_c = self.ambient_at(self.t_s());
+        }
         self.thermal.step(dt_s, heat_w, self.ambient_c);
         self.t_ns += self.step_ns;
         self.ticks += 1;
@@ -233,6 +272,9 @@ impl Engine {
     pub fn ovp_tripped(&self) -> bool {
         self.outputs.faults & faults::OVP != 0
     }
+    pub fn ambient_c(&self) -> f64 {
+        self.ambient_c
+    }
 }
 
 /// Walks a scenario's segments tick by tick: which stimulus applies now, and
@@ -241,13 +283,34 @@ impl Engine {
 pub struct Stimulus<'a> {
     scenario: &'a Scenario,
     index: usize,
+    segment_start_ns: u64,
     segment_end_ns: u64,
+    /// Scenario events sorted by time, and how many have been applied.
+    events: Vec<&'a crate::scenario::Event>,
+    events_done: usize,
 }
 
 impl<'a> Stimulus<'a> {
     pub fn new(scenario: &'a Scenario) -> Self {
         let first = scenario.segments.first().map_or(u64::MAX, |s| secs_to_ns(s.duration_s));
-        Stimulus { scenario, index: 0, segment_end_ns: first }
+        let mut events: Vec<_> = scenario.events.iter().collect();
+        events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        Stimulus { scenario, index: 0, segment_start_ns: 0, segment_end_ns: first, events, events_done: 0 }
+    }
+
+    /// Applies the scenario events due at `engine`'s time (bus writes in order, input changes).
+    pub fn apply_due_events(&mut self, engine: &mut Engine) -> Result<(), EngineError> {
+        while let Some(ev) = self.events.get(self.events_done) {
+            if secs_to_ns(ev.at_s) > engine.t_ns() {
+                break;
+            }
+            self.events_done += 1;
+            for w in &ev.write {
+                engine.write_register_by_name(&w.register, w.value)?;
+            }
+            engine.set_lipro_inputs(ev.lvp_input, ev.ovp_input);
+        }
+        Ok(())
     }
 
     /// The stimulus for the tick starting at `engine`'s time: (kind, |current|).
@@ -256,17 +319,26 @@ impl<'a> Stimulus<'a> {
         let t = engine.t_ns();
         while let Some(seg) = self.scenario.segments.get(self.index) {
             let ended_by_event = match seg.until {
-                Some(crate::scenario::Event::Lvp) => engine.lvp_tripped(),
-                Some(crate::scenario::Event::Ovp) => engine.ovp_tripped(),
-                Some(crate::scenario::Event::SwitchOff) => !engine.outputs().switch_on,
+                Some(Until::Lvp) => engine.lvp_tripped(),
+                Some(Until::Ovp) => engine.ovp_tripped(),
+                Some(Until::SwitchOff) => !engine.outputs().switch_on,
                 None => false,
             };
             if t < self.segment_end_ns && !ended_by_event {
+                if let Some(period_s) = seg.period_s {
+                    // Pulsed: on for duty × period at the start of each period.
+                    let period_ns = secs_to_ns(period_s).max(1);
+                    let on_ns = secs_to_ns(period_s * seg.duty.unwrap_or(0.5));
+                    if t.saturating_sub(self.segment_start_ns) % period_ns >= on_ns {
+                        return (SegmentKind::Rest, 0.0);
+                    }
+                }
                 return (seg.kind, seg.current_a);
             }
             self.index += 1;
             // The next segment starts now (an early end shifts the rest).
             if let Some(next) = self.scenario.segments.get(self.index) {
+                self.segment_start_ns = t;
                 self.segment_end_ns = t.saturating_add(secs_to_ns(next.duration_s));
             }
         }

@@ -6,45 +6,110 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, Stimulus};
-use crate::scenario::{Metric, Scenario};
+use firmware_core::map::faults;
+
+use crate::scenario::Scenario;
 
 /// Header of trace.csv; one row per trace interval.
 pub const TRACE_HEADER: &str = "t_s,true_current_a,true_voltage_v,true_soc_pct,true_temp_c,\
 meas_current_a,meas_voltage_v,meas_temp_c,board_soc_pct,switch_on,lvp_output,ovp_output,faults";
 
+/// The metrics a scenario can set expectations on, with what they mean.
+/// Besides these, `<fault>_trip_time_s` for every fault bit name
+/// (`lvp_trip_time_s`, `ocd_trip_time_s`, `utc_trip_time_s`, …): the time the
+/// fault was first set.
+pub const METRICS: &[(&str, &str)] = &[
+    ("switch_off_time_s", "time the main switch first opened, s"),
+    ("load_off_time_s", "time the LVP output (load) first dropped, s"),
+    ("charger_off_time_s", "time the OVP output (charger) first dropped, s"),
+    ("final_true_soc_pct", "true pack SOC at the end, %"),
+    ("final_board_soc_pct", "board's SOC (selected method) at the end, %"),
+    ("final_soc_error_pct", "|board SOC (selected method) − true SOC| at the end, points"),
+    ("max_soc_error_pct", "largest |board SOC − true SOC| at any trace row, points"),
+    ("final_soc_ah_error_pct", "|Ah-method SOC − true SOC| at the end, points"),
+    ("final_soc_wh_error_pct", "|Wh-method SOC − true SOC| at the end, points"),
+    ("final_soc_temp_error_pct", "|temperature-compensated SOC − true SOC| at the end, points"),
+    ("max_current_error_a", "largest |measured − true| current over all samples, A"),
+    ("max_voltage_error_v", "largest |measured − true| battery voltage over all samples, V"),
+    ("max_temperature_error_c", "largest |measured − true| temperature over all samples, °C"),
+    ("min_voltage_v", "lowest true terminal voltage, V"),
+    ("max_voltage_v", "highest true terminal voltage, V"),
+    ("min_temp_c", "lowest true pack temperature, °C"),
+    ("max_temp_c", "highest true pack temperature, °C"),
+    ("final_temp_c", "true pack temperature at the end, °C"),
+    ("board_discharged_ah", "charge out of the battery counted by the board, Ah"),
+    ("true_discharged_ah", "true charge out of the battery through the shunt, Ah"),
+    ("board_internal_resistance_mohm", "board's internal-resistance estimate at the end (absent until valid), mΩ"),
+    ("true_r0_mohm", "the pack model's series resistance R0 at the end, mΩ"),
+    ("internal_resistance_error_pct", "|board estimate − model R0| / model R0 at the end, %"),
+    ("board_soh_pct", "board's SOH at the end, %"),
+    ("board_capacity_estimate_ah", "board's capacity estimate at the end (absent before a passage), Ah"),
+    ("board_efficiency_pct", "board's battery efficiency at the end (absent before a cycle), %"),
+    ("aux_on_time_s", "time the aux output first switched on, s"),
+    ("aux_off_time_s", "time the aux output first switched off after being on, s"),
+    ("aux_on_fraction_pct", "share of the run with the aux output on, %"),
+];
+
+/// Every metric name a scenario may use.
+pub fn metric_names() -> Vec<String> {
+    let mut names: Vec<String> = METRICS.iter().map(|(n, _)| (*n).to_owned()).collect();
+    names.extend(faults::NAMES.iter().map(|(_, f)| format!("{f}_trip_time_s")));
+    names
+}
+
+/// Is `name` a metric?
+pub fn metric_known(name: &str) -> bool {
+    METRICS.iter().any(|(n, _)| *n == name)
+        || name.strip_suffix("_trip_time_s").is_some_and(|f| faults::NAMES.iter().any(|(_, n)| *n == f))
+}
+
 /// Outcomes measured during a run (the values expectations check).
 #[derive(Debug, Default, Clone)]
 pub struct Outcomes {
-    values: BTreeMap<Metric, f64>,
+    values: BTreeMap<String, f64>,
 }
 
 impl Outcomes {
-    pub fn get(&self, m: Metric) -> Option<f64> {
-        self.values.get(&m).copied()
+    pub fn get(&self, m: &str) -> Option<f64> {
+        self.values.get(m).copied()
     }
-    fn set(&mut self, m: Metric, v: f64) {
-        self.values.insert(m, v);
+    fn set(&mut self, m: &str, v: f64) {
+        self.values.insert(m.to_owned(), v);
     }
-    fn set_once(&mut self, m: Metric, v: f64) {
-        self.values.entry(m).or_insert(v);
+    fn set_once(&mut self, m: &str, v: f64) {
+        if !self.values.contains_key(m) {
+            self.values.insert(m.to_owned(), v);
+        }
     }
-    fn raise(&mut self, m: Metric, v: f64) {
-        let e = self.values.entry(m).or_insert(v);
+    fn raise(&mut self, m: &str, v: f64) {
+        let e = self.values.entry(m.to_owned()).or_insert(v);
         *e = e.max(v);
     }
-    fn lower(&mut self, m: Metric, v: f64) {
-        let e = self.values.entry(m).or_insert(v);
+    fn lower(&mut self, m: &str, v: f64) {
+        let e = self.values.entry(m.to_owned()).or_insert(v);
         *e = e.min(v);
     }
-    pub fn iter(&self) -> impl Iterator<Item = (Metric, f64)> + '_ {
-        self.values.iter().map(|(&m, &v)| (m, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+        self.values.iter().map(|(m, &v)| (m.as_str(), v))
     }
+}
+
+/// Per-tick extremes, kept in locals (no map look-ups in the hot loop).
+#[derive(Debug, Clone, Copy)]
+struct Extremes {
+    current_error_a: f64,
+    voltage_error_v: f64,
+    temperature_error_c: f64,
+    min_v: f64,
+    max_v: f64,
+    min_t: f64,
+    max_t: f64,
 }
 
 /// The verdict on one expectation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checked {
-    pub metric: Metric,
+    pub metric: String,
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// `None` when the outcome never happened (e.g. LVP never tripped).
@@ -63,7 +128,7 @@ pub struct Summary {
     pub wall_s: f64,
     pub adc_rate_hz: u32,
     pub ticks: u64,
-    pub outcomes: BTreeMap<&'static str, f64>,
+    pub outcomes: BTreeMap<String, f64>,
     pub expectations: Vec<Checked>,
     pub passed: bool,
 }
@@ -78,13 +143,27 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     let trace_every = (crate::scenario::secs_to_ns(scenario.trace_interval_s) / engine.step_ns()).max(1);
     let mut ticks: u64 = 0;
     let mut true_discharged_as = 0.0f64;
+    let mut aux_on_ticks: u64 = 0;
+    let mut faults_seen = 0u16;
+    let mut was_aux_on = false;
     let dt_s = engine.step_ns() as f64 * 1e-9;
+    let t0 = engine.truth().temp_c;
+    let mut x = Extremes {
+        current_error_a: 0.0,
+        voltage_error_v: 0.0,
+        temperature_error_c: 0.0,
+        min_v: f64::INFINITY,
+        max_v: f64::NEG_INFINITY,
+        min_t: t0,
+        max_t: t0,
+    };
 
     if let Some(w) = trace.as_deref_mut() {
         writeln!(w, "{TRACE_HEADER}")?;
         write_row(w, &engine)?;
     }
     while engine.t_ns() < end_ns {
+        stimulus.apply_due_events(&mut engine)?;
         let (kind, amps) = stimulus.current(&engine);
         engine.step(kind, amps)?;
         ticks += 1;
@@ -93,47 +172,96 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         if truth.current_a < 0.0 {
             true_discharged_as -= truth.current_a * dt_s;
         }
-        out.raise(Metric::MaxCurrentErrorA, (f64::from(m.current_ua) * 1e-6 - truth.current_a).abs());
-        out.raise(Metric::MaxVoltageErrorV, (f64::from(m.voltage_uv) * 1e-6 - truth.voltage_v).abs());
-        out.raise(Metric::MaxTemperatureErrorC, (f64::from(m.temperature_dc) * 0.1 - truth.temp_c).abs());
-        out.raise(Metric::MaxVoltageV, truth.voltage_v);
-        out.lower(Metric::MinVoltageV, truth.voltage_v);
-        let t_s = engine.t_s();
-        if engine.lvp_tripped() {
-            out.set_once(Metric::LvpTripTimeS, t_s);
+        x.current_error_a = x.current_error_a.max((f64::from(m.current_ua) * 1e-6 - truth.current_a).abs());
+        x.voltage_error_v = x.voltage_error_v.max((f64::from(m.voltage_uv) * 1e-6 - truth.voltage_v).abs());
+        x.temperature_error_c = x.temperature_error_c.max((f64::from(m.temperature_dc) * 0.1 - truth.temp_c).abs());
+        x.min_v = x.min_v.min(truth.voltage_v);
+        x.max_v = x.max_v.max(truth.voltage_v);
+        x.min_t = x.min_t.min(truth.temp_c);
+        x.max_t = x.max_t.max(truth.temp_c);
+        let o = engine.outputs();
+        let new_faults = o.faults & !faults_seen;
+        if new_faults != 0 || !o.switch_on || !o.lvp_output || !o.ovp_output || o.aux_on != was_aux_on {
+            let t_s = engine.t_s();
+            for (bit, name) in faults::NAMES.iter().filter(|(b, _)| new_faults & b != 0) {
+                faults_seen |= bit;
+                out.set_once(&format!("{name}_trip_time_s"), t_s);
+            }
+            for (off, name) in [
+                (!o.switch_on, "switch_off_time_s"),
+                (!o.lvp_output, "load_off_time_s"),
+                (!o.ovp_output, "charger_off_time_s"),
+            ] {
+                if off {
+                    out.set_once(name, t_s);
+                }
+            }
+            if o.aux_on && !was_aux_on {
+                out.set_once("aux_on_time_s", t_s);
+            }
+            if !o.aux_on && was_aux_on {
+                out.set_once("aux_off_time_s", t_s);
+            }
+            was_aux_on = o.aux_on;
         }
-        if engine.ovp_tripped() {
-            out.set_once(Metric::OvpTripTimeS, t_s);
-        }
-        if !engine.outputs().switch_on {
-            out.set_once(Metric::SwitchOffTimeS, t_s);
-        }
+        aux_on_ticks += u64::from(o.aux_on);
         if ticks % trace_every == 0 {
-            out.raise(Metric::MaxSocErrorPct, soc_error_pct(&engine));
+            out.raise("max_soc_error_pct", soc_error_pct(&engine));
             if let Some(w) = trace.as_deref_mut() {
                 write_row(w, &engine)?;
             }
         }
     }
-    let board_soc = f64::from(engine.board().soc_centipct()) / 100.0;
-    out.set(Metric::FinalTrueSocPct, engine.truth().soc * 100.0);
-    out.set(Metric::FinalBoardSocPct, board_soc);
-    out.set(Metric::FinalSocErrorPct, soc_error_pct(&engine));
-    out.raise(Metric::MaxSocErrorPct, soc_error_pct(&engine));
-    out.set(Metric::TrueDischargedAh, true_discharged_as / 3600.0);
-    let mut regs = [0u16; 2];
-    let discharged = firmware_core::map::by_id(firmware_core::map::RegId::DischargedTotal).expect("in the map");
-    if engine.board_mut().read_registers(discharged.addr, &mut regs).is_ok() {
-        out.set(Metric::BoardDischargedAh, discharged.to_physical(discharged.ty.decode(&regs)));
+    out.set("max_current_error_a", x.current_error_a);
+    out.set("max_voltage_error_v", x.voltage_error_v);
+    out.set("max_temperature_error_c", x.temperature_error_c);
+    if x.min_v.is_finite() {
+        out.set("min_voltage_v", x.min_v);
+        out.set("max_voltage_v", x.max_v);
+    }
+    out.lower("min_temp_c", x.min_t);
+    out.raise("max_temp_c", x.max_t);
+    out.set("final_temp_c", engine.truth().temp_c);
+
+    let true_soc_pct = engine.truth().soc * 100.0;
+    let b = engine.board();
+    let pct = |centi: u16| f64::from(centi) / 100.0;
+    out.set("final_true_soc_pct", true_soc_pct);
+    out.set("final_board_soc_pct", pct(b.soc_centipct()));
+    out.set("final_soc_error_pct", soc_error_pct(&engine));
+    out.raise("max_soc_error_pct", soc_error_pct(&engine));
+    out.set("final_soc_ah_error_pct", (pct(b.soc_ah_centipct()) - true_soc_pct).abs());
+    out.set("final_soc_wh_error_pct", (pct(b.soc_wh_centipct()) - true_soc_pct).abs());
+    out.set("final_soc_temp_error_pct", (pct(b.soc_temperature_compensated_centipct()) - true_soc_pct).abs());
+    out.set("true_discharged_ah", true_discharged_as / 3600.0);
+    out.set("board_soh_pct", pct(b.soh_centipct()));
+    let r0_mohm = engine.pack().r0_total_ohm() * 1e3;
+    out.set("true_r0_mohm", r0_mohm);
+    if let Some(r_uohm) = b.internal_resistance_uohm() {
+        let r_mohm = f64::from(r_uohm) * 1e-3;
+        out.set("board_internal_resistance_mohm", r_mohm);
+        out.set("internal_resistance_error_pct", (r_mohm - r0_mohm).abs() / r0_mohm * 100.0);
+    }
+    out.set("aux_on_fraction_pct", aux_on_ticks as f64 / ticks.max(1) as f64 * 100.0);
+    for (name, metric, positive_only) in [
+        ("discharged_total_dah", "board_discharged_ah", false),
+        ("capacity_estimate_dah", "board_capacity_estimate_ah", true),
+        ("efficiency_centipct", "board_efficiency_pct", true),
+    ] {
+        if let Some(v) = read_physical(engine.board_mut(), name) {
+            if !positive_only || v > 0.0 {
+                out.set(metric, v);
+            }
+        }
     }
 
     let expectations: Vec<Checked> = scenario
         .expectations
         .iter()
         .map(|e| {
-            let value = out.get(e.metric);
+            let value = out.get(&e.metric);
             let passed = value.is_some_and(|v| e.min.is_none_or(|min| v >= min) && e.max.is_none_or(|max| v <= max));
-            Checked { metric: e.metric, min: e.min, max: e.max, value, passed }
+            Checked { metric: e.metric.clone(), min: e.min, max: e.max, value, passed }
         })
         .collect();
     let passed = expectations.iter().all(|c| c.passed);
@@ -146,10 +274,18 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         wall_s: started.elapsed().as_secs_f64(),
         adc_rate_hz: scenario.adc_rate_hz,
         ticks,
-        outcomes: out.iter().map(|(m, v)| (m.name(), v)).collect(),
+        outcomes: out.iter().map(|(m, v)| (m.to_owned(), v)).collect(),
         expectations,
         passed,
     })
+}
+
+/// A register's physical value (raw × scale), read as a master would.
+fn read_physical(board: &mut firmware_core::Board, name: &str) -> Option<f64> {
+    let def = firmware_core::map::by_name(name)?;
+    let mut regs = [0u16; 2];
+    board.read_registers(def.addr, &mut regs[..usize::from(def.ty.words())]).ok()?;
+    Some(def.to_physical(def.ty.decode(&regs)))
 }
 
 fn soc_error_pct(engine: &Engine) -> f64 {
@@ -185,4 +321,21 @@ pub enum RunError {
     Engine(#[from] EngineError),
     #[error("writing the trace: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_documented() {
+        let doc = include_str!("../../docs/scenarios.md");
+        for (name, _) in METRICS {
+            assert!(doc.contains(&format!("`{name}`")), "docs/scenarios.md does not describe `{name}`");
+        }
+        for (_, fault) in faults::NAMES {
+            assert!(doc.contains(&format!("`{fault}`")), "docs/scenarios.md does not list the fault `{fault}`");
+        }
+        assert!(metric_known("ocd_trip_time_s") && !metric_known("nope_trip_time_s") && !metric_known("x"));
+    }
 }

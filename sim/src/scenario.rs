@@ -35,6 +35,14 @@ pub struct Scenario {
     /// Interval between rows of trace.csv.
     #[serde(default = "default_trace_interval_s")]
     pub trace_interval_s: f64,
+    /// Ambient temperature profile: `[[t_s, temp_c], …]`, linear in between,
+    /// held after the last point; overrides `ambient_c` from t = 0 when given.
+    #[serde(default)]
+    pub ambient_profile: Vec<(f64, f64)>,
+    /// Heater on the aux output: its power at the battery voltage (0: none). It
+    /// heats the pack and its current flows through the shunt.
+    #[serde(default)]
+    pub aux_heater_w: f64,
     #[serde(default)]
     pub firmware: FirmwareSetup,
     #[serde(default)]
@@ -45,8 +53,32 @@ pub struct Scenario {
     pub chain: models::chain::ChainParams,
     #[serde(default, rename = "segment")]
     pub segments: Vec<Segment>,
+    #[serde(default, rename = "event")]
+    pub events: Vec<Event>,
     #[serde(default, rename = "expect")]
     pub expectations: Vec<Expectation>,
+}
+
+/// Something that happens at a time: bus-side register writes (as a gateway
+/// would make them, in order) and changes of the board's digital inputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub at_s: f64,
+    #[serde(default)]
+    pub write: Vec<RegisterWrite>,
+    /// LiPro loop: the LVP control input carries its control voltage (false: a cell under-voltage).
+    pub lvp_input: Option<bool>,
+    /// LiPro loop: the OVP control input carries its control voltage (false: a cell over-voltage).
+    pub ovp_input: Option<bool>,
+}
+
+/// One register write by name, raw value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterWrite {
+    pub register: String,
+    pub value: i64,
 }
 
 fn default_ambient_c() -> f64 {
@@ -87,8 +119,12 @@ pub struct Segment {
     #[serde(default)]
     pub current_a: f64,
     pub duration_s: f64,
+    /// Pulsed: the current flows for `duty × period_s`, then rests for the rest of each period.
+    pub period_s: Option<f64>,
+    /// Share of each period with current, 0 < duty ≤ 1 (default 0.5 when `period_s` is given).
+    pub duty: Option<f64>,
     /// End the segment early when this happens.
-    pub until: Option<Event>,
+    pub until: Option<Until>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -102,7 +138,7 @@ pub enum SegmentKind {
 /// Something the board does that a segment can wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Event {
+pub enum Until {
     /// The LVP fault bit is set.
     Lvp,
     /// The OVP fault bit is set.
@@ -115,64 +151,10 @@ pub enum Event {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
-    pub metric: Metric,
+    /// One of [`crate::runner::metric_names`].
+    pub metric: String,
     pub min: Option<f64>,
     pub max: Option<f64>,
-}
-
-/// Outcomes a scenario can set expectations on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Time of the first LVP trip, s (absent if it never tripped).
-    LvpTripTimeS,
-    /// Time of the first OVP trip, s.
-    OvpTripTimeS,
-    /// Time the main switch first opened, s.
-    SwitchOffTimeS,
-    /// True pack SOC at the end, %.
-    FinalTrueSocPct,
-    /// Board's SOC at the end, %.
-    FinalBoardSocPct,
-    /// |board SOC − true SOC| at the end, percentage points.
-    FinalSocErrorPct,
-    /// Largest |board SOC − true SOC| at any trace row, percentage points.
-    MaxSocErrorPct,
-    /// Largest |measured − true| current over all samples, A.
-    MaxCurrentErrorA,
-    /// Largest |measured − true| battery voltage over all samples, V.
-    MaxVoltageErrorV,
-    /// Largest |measured − true| temperature over all samples, °C.
-    MaxTemperatureErrorC,
-    /// Lowest true terminal voltage, V.
-    MinVoltageV,
-    /// Highest true terminal voltage, V.
-    MaxVoltageV,
-    /// Charge counted out of the battery by the board, Ah.
-    BoardDischargedAh,
-    /// True charge out of the battery, Ah.
-    TrueDischargedAh,
-}
-
-impl Metric {
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::LvpTripTimeS => "lvp_trip_time_s",
-            Metric::OvpTripTimeS => "ovp_trip_time_s",
-            Metric::SwitchOffTimeS => "switch_off_time_s",
-            Metric::FinalTrueSocPct => "final_true_soc_pct",
-            Metric::FinalBoardSocPct => "final_board_soc_pct",
-            Metric::FinalSocErrorPct => "final_soc_error_pct",
-            Metric::MaxSocErrorPct => "max_soc_error_pct",
-            Metric::MaxCurrentErrorA => "max_current_error_a",
-            Metric::MaxVoltageErrorV => "max_voltage_error_v",
-            Metric::MaxTemperatureErrorC => "max_temperature_error_c",
-            Metric::MinVoltageV => "min_voltage_v",
-            Metric::MaxVoltageV => "max_voltage_v",
-            Metric::BoardDischargedAh => "board_discharged_ah",
-            Metric::TrueDischargedAh => "true_discharged_ah",
-        }
-    }
 }
 
 /// A scenario file that could not be used.
@@ -259,8 +241,51 @@ impl Scenario {
             t.validate().map_err(|e| format!("[thermal]: {e}"))?;
         }
         for (i, e) in self.expectations.iter().enumerate() {
+            if !crate::runner::metric_known(&e.metric) {
+                return Err(format!(
+                    "expect {} : unknown metric {:?}; known: {}",
+                    i + 1,
+                    e.metric,
+                    crate::runner::metric_names().join(", ")
+                ));
+            }
             if e.min.is_none() && e.max.is_none() {
-                return Err(format!("expect {} ({}): give min, max or both", i + 1, e.metric.name()));
+                return Err(format!("expect {} ({}): give min, max or both", i + 1, e.metric));
+            }
+        }
+        for (i, s) in self.segments.iter().enumerate() {
+            if let Some(p) = s.period_s {
+                if !(p.is_finite() && p > 0.0) {
+                    return Err(format!("segment {}: period_s = {p} must be positive", i + 1));
+                }
+            }
+            if let Some(d) = s.duty {
+                if !(d > 0.0 && d <= 1.0) || s.period_s.is_none() {
+                    return Err(format!("segment {}: duty = {d} needs period_s and must be within (0, 1]", i + 1));
+                }
+            }
+        }
+        let mut last = f64::NEG_INFINITY;
+        for (i, &(t, c)) in self.ambient_profile.iter().enumerate() {
+            if !(t.is_finite() && t >= last && t >= 0.0) || !(-40.0..=85.0).contains(&c) {
+                return Err(format!(
+                    "ambient_profile point {}: [{t}, {c}] must have rising times ≥ 0 and −40..=85 °C",
+                    i + 1
+                ));
+            }
+            last = t;
+        }
+        if !(self.aux_heater_w.is_finite() && (0.0..=5_000.0).contains(&self.aux_heater_w)) {
+            return Err(format!("aux_heater_w = {} must be within 0..=5000 W", self.aux_heater_w));
+        }
+        for (i, ev) in self.events.iter().enumerate() {
+            if !(ev.at_s.is_finite() && ev.at_s >= 0.0) {
+                return Err(format!("event {}: at_s = {} must be ≥ 0", i + 1, ev.at_s));
+            }
+            for w in &ev.write {
+                if firmware_core::map::by_name(&w.register).is_none() {
+                    return Err(format!("event {}: no register named {:?} (see `smartpro-sim map`)", i + 1, w.register));
+                }
             }
         }
         Ok(())

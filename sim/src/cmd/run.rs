@@ -83,7 +83,7 @@ pub fn execute(cmd: &Cmd) -> u8 {
                         eprintln!(
                             "  {}: {} = {value}, expected {}",
                             scenario.name,
-                            c.metric.name(),
+                            c.metric,
                             bounds(c.min, c.max)
                         );
                     }
