@@ -284,7 +284,11 @@ impl Scenario {
             }
             for w in &ev.write {
                 if firmware_core::map::by_name(&w.register).is_none() {
-                    return Err(format!("event {}: no register named {:?} (see `smartpro-sim map`)", i + 1, w.register));
+                    return Err(format!(
+                        "event {}: no register named {:?} (see `smartpro-sim map`)",
+                        i + 1,
+                        w.register
+                    ));
                 }
             }
         }

@@ -80,12 +80,7 @@ pub fn execute(cmd: &Cmd) -> u8 {
                 if !summary.passed {
                     for c in summary.expectations.iter().filter(|c| !c.passed) {
                         let value = c.value.map_or("never happened".to_owned(), |v| format!("{v:.4}"));
-                        eprintln!(
-                            "  {}: {} = {value}, expected {}",
-                            scenario.name,
-                            c.metric,
-                            bounds(c.min, c.max)
-                        );
+                        eprintln!("  {}: {} = {value}, expected {}", scenario.name, c.metric, bounds(c.min, c.max));
                     }
                     code = code.max(exit::EXPECTATION_FAILED);
                 }
