@@ -24,6 +24,10 @@ use crate::time::{Duration, Instant};
 
 /// Firmware version reported in the register map: major × 256 + minor.
 pub const FIRMWARE_VERSION: u16 = 0x0100;
+/// The same as text, for Modbus read device identification (FC43/14).
+pub const FIRMWARE_REVISION: &[u8] = b"1.0";
+/// Vendor name for FC43/14 (the datasheet names the product, not its maker).
+pub const VENDOR_NAME: &[u8] = b"SmartPro";
 
 /// Samples further apart than this are not integrated (a stalled ADC or a
 /// restarted poll loop must not count a huge Δt at a stale current).
@@ -164,11 +168,28 @@ struct Core {
     outputs: Outputs,
 }
 
+/// ADC conversions summed between two polls: the ADC interrupt's work
+/// ([`Board::sample`]). Sums of codes are exact, and every algorithm that
+/// integrates (charge, energy) is linear in the codes, so counting from the
+/// block mean over the block's duration loses nothing.
+#[derive(Clone, Copy, Debug, Default)]
+struct SampleBlock {
+    n: i64,
+    sum_current: i64,
+    sum_voltage: i64,
+    last: Option<Inputs>,
+    last_poll: Option<Instant>,
+}
+
+/// How often [`Board::sample`] runs the full poll on the block mean.
+pub const POLL_PERIOD: Duration = Duration::from_millis(10);
+
 /// The SmartPro-209 firmware.
 #[derive(Debug)]
 pub struct Board {
     core: Core,
     rtu: RtuSlave,
+    block: SampleBlock,
 }
 
 impl Board {
@@ -217,12 +238,37 @@ impl Board {
             now: Instant::ZERO,
             outputs: Outputs::IDLE,
         };
-        Ok(Board { core, rtu: RtuSlave::new(rtu) })
+        Ok(Board { core, rtu: RtuSlave::new(rtu), block: SampleBlock::default() })
     }
 
-    /// Processes one ADC conversion taken at `now`.
+    /// Processes one ADC conversion taken at `now` in full: measure, count,
+    /// protect. For one call per conversion at high rates, [`Self::sample`]
+    /// does the same on block means at [`POLL_PERIOD`].
     pub fn poll(&mut self, now: Instant, inputs: &Inputs) -> Outputs {
         self.core.poll(now, inputs)
+    }
+
+    /// One ADC conversion, as the ADC interrupt sees it: summed into the
+    /// current block; every [`POLL_PERIOD`] (and at once when a digital input
+    /// changes, e.g. the short-circuit latch) the block mean is polled.
+    pub fn sample(&mut self, now: Instant, inputs: &Inputs) -> Outputs {
+        let b = &mut self.block;
+        b.n += 1;
+        b.sum_current = b.sum_current.saturating_add(i64::from(inputs.current_code));
+        b.sum_voltage = b.sum_voltage.saturating_add(i64::from(inputs.voltage_code));
+        let digital_changed = b.last.is_some_and(|l| {
+            (l.lvp_input_ok, l.ovp_input_ok, l.sc_latched, l.aux_overcurrent)
+                != (inputs.lvp_input_ok, inputs.ovp_input_ok, inputs.sc_latched, inputs.aux_overcurrent)
+        });
+        b.last = Some(*inputs);
+        let due = b.last_poll.is_none_or(|t| now.saturating_since(t) >= POLL_PERIOD);
+        if !(due || digital_changed) {
+            return self.core.outputs;
+        }
+        let mean = |sum: i64| measure::div_round(sum, b.n.max(1)) as i32;
+        let block_inputs = Inputs { current_code: mean(b.sum_current), voltage_code: mean(b.sum_voltage), ..*inputs };
+        *b = SampleBlock { last: b.last, last_poll: Some(now), ..SampleBlock::default() };
+        self.core.poll(now, &block_inputs)
     }
 
     /// The latest time the board wants to be polled again without new samples
@@ -657,6 +703,23 @@ impl Staged {
 }
 
 impl RegisterBank for Core {
+    fn device_identification(&self, object_id: u8) -> Option<&[u8]> {
+        use crate::modbus::device_id::object;
+        let model: &[u8] = match self.variant {
+            Variant::V12 => b"SmartPro 12-209",
+            Variant::V24 => b"SmartPro 24-209",
+            Variant::V48 => b"SmartPro 48-209",
+        };
+        Some(match object_id {
+            object::VENDOR_NAME => VENDOR_NAME,
+            object::PRODUCT_CODE => model,
+            object::MAJOR_MINOR_REVISION => FIRMWARE_REVISION,
+            object::PRODUCT_NAME => b"SmartPro-209 battery management board",
+            object::MODEL_NAME => model,
+            _ => return None,
+        })
+    }
+
     fn read_registers(&mut self, _kind: RegisterKind, addr: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
         for (i, slot) in out.iter_mut().enumerate() {
             let a = u16::try_from(i).ok().and_then(|i| addr.checked_add(i)).ok_or(ExceptionCode::IllegalDataAddress)?;
@@ -994,6 +1057,50 @@ mod tests {
         write(&mut b, 0, "soc_method", 2).unwrap();
         assert_eq!(read_u(&mut b, "soc_centipct"), 4_118);
         assert_eq!(read_u(&mut b, "usable_capacity_dah"), 850);
+    }
+
+    #[test]
+    fn sampling_in_blocks_counts_exactly_like_polling_every_sample() {
+        let v = Variant::V12;
+        let (mut a, mut b) = (board(v), board(v));
+        for x in [&mut a, &mut b] {
+            write(x, 0, "set_soc_centipct", 8_000).unwrap();
+        }
+        // A wobbly discharge: every sample different.
+        for t in 0..60_000u64 {
+            let amps = -30.0 - 10.0 * ((t % 7) as f64);
+            let inp = inputs(v, 13.0, amps);
+            a.poll(Instant::from_millis(t), &inp);
+            b.sample(Instant::from_millis(t), &inp);
+        }
+        let (ra, rb) = (a.remaining_uah(), b.remaining_uah());
+        // The block lags by at most one block: within 10 ms of 60 A.
+        assert!((ra - rb).abs() <= 170, "{ra} vs {rb}");
+    }
+
+    #[test]
+    fn sampling_reacts_at_once_to_the_short_circuit_latch() {
+        let v = Variant::V12;
+        let mut b = board(v);
+        let mut inp = inputs(v, 13.0, -10.0);
+        b.sample(Instant::ZERO, &inp);
+        b.sample(Instant::from_millis(1), &inp);
+        inp.sc_latched = true;
+        let out = b.sample(Instant::from_millis(2), &inp);
+        assert!(!out.switch_on && out.faults & faults::SHORT_CIRCUIT != 0);
+    }
+
+    #[test]
+    fn device_identification_answers_fc43() {
+        let mut b = board(Variant::V48);
+        // FC43 / MEI 14, basic stream from object 0.
+        let mut resp = [0u8; 253];
+        let n = b.process_pdu(Instant::ZERO, &[0x2B, 0x0E, 0x01, 0x00], &mut resp).unwrap();
+        let text = &resp[..n];
+        let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+        assert!(has(VENDOR_NAME) && has(b"SmartPro 48-209") && has(FIRMWARE_REVISION));
+        let (major, minor) = (FIRMWARE_VERSION >> 8, FIRMWARE_VERSION & 0xFF);
+        assert_eq!(FIRMWARE_REVISION, std::format!("{major}.{minor}").as_bytes());
     }
 
     proptest::proptest! {

@@ -31,7 +31,7 @@ impl Measurements {
 }
 
 /// Integer division rounding half away from zero.
-pub(crate) const fn div_round(n: i64, d: i64) -> i64 {
+pub const fn div_round(n: i64, d: i64) -> i64 {
     if (n < 0) != (d < 0) { n.saturating_sub(d / 2) / d } else { n.saturating_add(d / 2) / d }
 }
 

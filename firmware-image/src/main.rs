@@ -76,6 +76,8 @@ fn main() -> ! {
         };
         let outputs = board.poll(now, &inputs);
         black_box(outputs);
+        // The ADC-interrupt path as well: block sums, polled every 10 ms.
+        black_box(board.sample(now, &inputs));
         black_box(board.poll_at());
 
         // 2. A Modbus request through the whole RTU path: bytes in, silence, reply out.

@@ -238,7 +238,7 @@ impl Engine {
                 if !self.truth.voltage_v.is_finite() { "pack terminal voltage" } else { "pack temperature or SOC" };
             return Err(EngineError::NonFinite { t_s: self.t_s(), what });
         }
-        self.outputs = self.board.poll(Instant(self.t_ns), &self.inputs);
+        self.outputs = self.board.sample(Instant(self.t_ns), &self.inputs);
         Ok(())
     }
 

@@ -4,10 +4,22 @@
 //!
 //! * [`crc`]: the CRC-16 of *Modbus over Serial Line V1.02*, §6.2.2 (Appendix B).
 //! * [`frame`]: a zero-copy view of an RTU ADU (unit id + PDU + CRC), §2.5.1.
-//! * [`pdu`]: request parsing and dispatch of function codes 03, 04, 06 and 16
-//!   to a [`RegisterBank`] (*Modbus Application Protocol V1.1b3*, §6).
+//! * [`pdu`]: request parsing ([`pdu::Request`]) and execution against a
+//!   [`RegisterBank`] (*Modbus Application Protocol V1.1b3*, §6) of function codes
+//!   03, 04, 06, 16, 23 (read/write multiple registers), 08 sub-function 00 (echo)
+//!   and 43/14 (read device identification), with the wire formats of FC08 in
+//!   [`diagnostics`] and of FC43/14 in [`device_id`]. This layer is transport
+//!   independent: [`pdu::process_request`] also serves Modbus TCP.
 //! * [`rtu`]: [`rtu::RtuSlave`], which frames a timestamped byte stream by line
-//!   silence (t3.5, §2.5.1.1) and produces reply ADUs.
+//!   silence (t3.5, §2.5.1.1), filters by unit id, executes broadcasts without
+//!   reply, keeps the serial-line diagnostic counters and listen-only mode, answers
+//!   the FC08 counter sub-functions and produces reply ADUs.
+//!
+//! Exceptions (§7) are values ([`ExceptionCode`]): 01 for an unknown function code,
+//! MEI type or FC08 sub-function; 02 for addresses or objects the device lacks; 03
+//! for malformed requests and refused values; 04 and 06 when the [`RegisterBank`]
+//! says so (a device failure or a busy device: the slave passes any code the bank
+//! returns through unchanged).
 //!
 //! Nothing here allocates, panics or uses `unsafe`; all input lengths are untrusted.
 
@@ -16,6 +28,8 @@ use core::fmt;
 use crate::time::Instant;
 
 pub mod crc;
+pub mod device_id;
+pub mod diagnostics;
 pub mod frame;
 pub mod pdu;
 pub mod rtu;
@@ -75,6 +89,14 @@ pub enum RegisterKind {
 /// The register map behind the protocol, implemented by the board.
 ///
 /// Addresses are the 0-based PDU addresses of *Modbus Application Protocol V1.1b3*, §4.4.
+///
+/// Any [`ExceptionCode`] a method returns is sent to the master as is: besides 02
+/// and 03, [`ServerDeviceFailure`](ExceptionCode::ServerDeviceFailure) (04) when the
+/// device cannot do what was asked and [`ServerDeviceBusy`](ExceptionCode::ServerDeviceBusy)
+/// (06) when it cannot do it now (counted by the RTU slave's busy counter).
+///
+/// Reads must not change anything: FC23 reads its read range once before writing,
+/// to refuse a bad read range before the write is done.
 pub trait RegisterBank {
     /// Fill `out` with `out.len()` consecutive registers starting at `addr`.
     ///
@@ -87,11 +109,28 @@ pub trait RegisterBank {
     /// `Err(IllegalDataAddress)` for unknown/read-only addresses, `Err(IllegalDataValue)`
     /// for out-of-range values.
     fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode>;
+
+    /// The value of Read Device Identification object `object_id` (FC43 / MEI 14,
+    /// [`device_id`]), as the bytes sent on the wire (ASCII by convention), or `None`
+    /// if the device has no such object.
+    ///
+    /// Objects 0x00 VendorName, 0x01 ProductCode and 0x02 MajorMinorRevision are
+    /// mandatory: a bank that lacks any of them does not support FC43/14 (exception
+    /// 01). 0x03 VendorUrl, 0x04 ProductName, 0x05 ModelName, 0x06
+    /// UserApplicationName (regular) and 0x80..=0xFF (extended, private) are
+    /// optional. Values longer than [`device_id::MAX_OBJECT_LEN`] bytes are truncated.
+    ///
+    /// The default has no objects, so FC43/14 answers exception 01.
+    fn device_identification(&self, object_id: u8) -> Option<&[u8]> {
+        let _ = object_id;
+        None
+    }
 }
 
 /// The register bank the tests run against: 100 holding registers at 0..=99,
 /// writable at 0..=49 with values 0..=1000, read-only at 50..=99; input register
-/// `n < input_len` reads `0xA000 + n`.
+/// `n < input_len` reads `0xA000 + n`; device identification from `objects`; with
+/// `fail` set, every read and write fails with that exception.
 #[cfg(test)]
 pub(crate) mod test_bank {
     use super::{ExceptionCode, RegisterBank, RegisterKind};
@@ -104,18 +143,35 @@ pub(crate) mod test_bank {
         /// Number of successful `write_registers` calls.
         pub writes: usize,
         pub last_write: Option<Instant>,
+        /// Device identification objects: (object id, value).
+        pub objects: &'static [(u8, &'static [u8])],
+        /// Make every read and write fail with this exception (04, 06, ...).
+        pub fail: Option<ExceptionCode>,
     }
 
     impl TestBank {
         pub const WRITABLE_END: usize = 50;
+        /// Basic objects, ProductName and ModelName; no VendorUrl.
+        pub const OBJECTS: &'static [(u8, &'static [u8])] =
+            &[(0, b"Test Vendor"), (1, b"TB-100"), (2, b"1.2"), (4, b"Test Bank"), (5, b"TB-100 rev")];
 
         pub fn new() -> Self {
-            TestBank { holding: [0; 100], input_len: 100, writes: 0, last_write: None }
+            TestBank {
+                holding: [0; 100],
+                input_len: 100,
+                writes: 0,
+                last_write: None,
+                objects: Self::OBJECTS,
+                fail: None,
+            }
         }
     }
 
     impl RegisterBank for TestBank {
         fn read_registers(&mut self, kind: RegisterKind, addr: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
+            if let Some(e) = self.fail {
+                return Err(e);
+            }
             let start = usize::from(addr);
             let end = start + out.len();
             match kind {
@@ -135,6 +191,9 @@ pub(crate) mod test_bank {
         }
 
         fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+            if let Some(e) = self.fail {
+                return Err(e);
+            }
             let start = usize::from(addr);
             let end = start + values.len();
             if end > Self::WRITABLE_END {
@@ -147,6 +206,10 @@ pub(crate) mod test_bank {
             self.writes += 1;
             self.last_write = Some(now);
             Ok(())
+        }
+
+        fn device_identification(&self, object_id: u8) -> Option<&[u8]> {
+            self.objects.iter().find(|(id, _)| *id == object_id).map(|(_, v)| *v)
         }
     }
 }

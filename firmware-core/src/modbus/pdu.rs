@@ -2,9 +2,16 @@
 //! [`RegisterBank`] ([`process_request`]).
 //!
 //! *Modbus Application Protocol Specification V1.1b3*: §4.1 (PDU, at most 253 bytes),
-//! §6.3 (FC03), §6.4 (FC04), §6.6 (FC06), §6.12 (FC16), §7 (exception responses).
-//! All multi-byte fields and register values are big-endian on the wire (§4.2).
+//! §6.3 (FC03), §6.4 (FC04), §6.6 (FC06), §6.8 (FC08, sub-function 00 only here: the
+//! serial-line sub-functions are [`super::rtu`]'s), §6.12 (FC16), §6.17 (FC23), §6.21
+//! (FC43 / MEI 14), §7 (exception responses). All multi-byte fields and register
+//! values are big-endian on the wire (§4.2).
+//!
+//! This layer knows no transport: it serves RTU ([`super::rtu`]) and Modbus TCP
+//! alike.
 
+use super::device_id::{ENCAPSULATED_INTERFACE_TRANSPORT, ReadDeviceId};
+use super::diagnostics::{DIAGNOSTICS, Diagnostic};
 use super::{ExceptionCode, RegisterBank, RegisterKind};
 use crate::time::Instant;
 
@@ -19,13 +26,22 @@ pub const READ_INPUT_REGISTERS: u8 = 0x04;
 pub const WRITE_SINGLE_REGISTER: u8 = 0x06;
 /// FC16, Write Multiple Registers (§6.12).
 pub const WRITE_MULTIPLE_REGISTERS: u8 = 0x10;
+/// FC23, Read/Write Multiple Registers (§6.17).
+pub const READ_WRITE_MULTIPLE_REGISTERS: u8 = 0x17;
 /// Set in the function code of an exception response (§7).
 pub const EXCEPTION_FLAG: u8 = 0x80;
 
-/// Most registers one FC03/FC04 request may read (§6.3: 0x007D).
+/// Most registers one FC03/FC04 request, or the read part of FC23, may read
+/// (§6.3, §6.17: 0x007D).
 pub const MAX_READ_QUANTITY: u16 = 125;
 /// Most registers one FC16 request may write (§6.12: 0x007B).
 pub const MAX_WRITE_QUANTITY: u16 = 123;
+/// Most registers the write part of one FC23 request may write (§6.17: 0x0079).
+pub const MAX_READ_WRITE_WRITE_QUANTITY: u16 = 121;
+
+/// FC23 request bytes before the write values: FC, read address, read quantity,
+/// write address, write quantity, byte count.
+const FC23_HEADER_LEN: usize = 10;
 
 use ExceptionCode::{IllegalDataAddress, IllegalDataValue, IllegalFunction, ServerDeviceFailure};
 
@@ -41,20 +57,30 @@ pub enum Request<'a> {
     /// FC16: holding registers from `addr`; `values` holds the raw big-endian
     /// register bytes (always an even number, 2..=246 after [`parse`](Self::parse)).
     WriteMultiple { addr: u16, values: &'a [u8] },
+    /// FC23: write holding registers from `write_addr` (`values` as for
+    /// [`WriteMultiple`](Self::WriteMultiple), 2..=242 bytes), then read `read_qty`
+    /// holding registers from `read_addr`.
+    ReadWriteMultiple { read_addr: u16, read_qty: u16, write_addr: u16, values: &'a [u8] },
+    /// FC08: a diagnostics sub-function.
+    Diagnostics(Diagnostic<'a>),
+    /// FC43 / MEI 14: read device identification.
+    ReadDeviceIdentification(ReadDeviceId),
 }
 
 impl<'a> Request<'a> {
     /// Parse and validate a request PDU (function code + data), following the
-    /// per-function state diagrams of §6.3, §6.4, §6.6 and §6.12:
+    /// per-function state diagrams of §6:
     ///
-    /// * unsupported (or missing) function code → [`IllegalFunction`];
+    /// * unsupported (or missing) function code, FC43 MEI type other than 14, or
+    ///   unsupported FC08 sub-function → [`IllegalFunction`];
     /// * data of the wrong length for the function code, quantity out of range
-    ///   (reads 1..=125, writes 1..=123), or FC16 byte count ≠ 2 × quantity →
-    ///   [`IllegalDataValue`];
+    ///   (reads 1..=125, FC16 writes 1..=123, FC23 writes 1..=121), byte count ≠
+    ///   2 × quantity, FC08 data not allowed for the sub-function, FC43 read device
+    ///   id code outside 01..=04 → [`IllegalDataValue`];
     /// * a register range running past address 0xFFFF (`addr + qty > 0x1_0000`)
     ///   → [`IllegalDataAddress`].
     ///
-    /// Whether the addresses exist is for the [`RegisterBank`] to decide.
+    /// Whether the addresses or objects exist is for the [`RegisterBank`] to decide.
     pub fn parse(pdu: &'a [u8]) -> Result<Request<'a>, ExceptionCode> {
         let (&fc, data) = pdu.split_first().ok_or(IllegalFunction)?;
         match fc {
@@ -83,13 +109,25 @@ impl<'a> Request<'a> {
                 };
                 let (addr, qty) = (be(*a_hi, *a_lo), be(*q_hi, *q_lo));
                 check_quantity(qty, MAX_WRITE_QUANTITY)?;
-                let count = usize::from(*count);
-                if count != usize::from(qty) * 2 || values.len() != count {
-                    return Err(IllegalDataValue);
-                }
+                check_byte_count(qty, *count, values)?;
                 check_range(addr, qty)?;
                 Ok(Request::WriteMultiple { addr, values })
             }
+            READ_WRITE_MULTIPLE_REGISTERS => {
+                let [ra_hi, ra_lo, rq_hi, rq_lo, wa_hi, wa_lo, wq_hi, wq_lo, count, values @ ..] = data else {
+                    return Err(IllegalDataValue);
+                };
+                let (read_addr, read_qty) = (be(*ra_hi, *ra_lo), be(*rq_hi, *rq_lo));
+                let (write_addr, write_qty) = (be(*wa_hi, *wa_lo), be(*wq_hi, *wq_lo));
+                check_quantity(read_qty, MAX_READ_QUANTITY)?;
+                check_quantity(write_qty, MAX_READ_WRITE_WRITE_QUANTITY)?;
+                check_byte_count(write_qty, *count, values)?;
+                check_range(read_addr, read_qty)?;
+                check_range(write_addr, write_qty)?;
+                Ok(Request::ReadWriteMultiple { read_addr, read_qty, write_addr, values })
+            }
+            DIAGNOSTICS => Diagnostic::parse(data).map(Request::Diagnostics),
+            ENCAPSULATED_INTERFACE_TRANSPORT => ReadDeviceId::parse(data).map(Request::ReadDeviceIdentification),
             _ => Err(IllegalFunction),
         }
     }
@@ -101,26 +139,34 @@ impl<'a> Request<'a> {
             Request::ReadInput { .. } => READ_INPUT_REGISTERS,
             Request::WriteSingle { .. } => WRITE_SINGLE_REGISTER,
             Request::WriteMultiple { .. } => WRITE_MULTIPLE_REGISTERS,
+            Request::ReadWriteMultiple { .. } => READ_WRITE_MULTIPLE_REGISTERS,
+            Request::Diagnostics(_) => DIAGNOSTICS,
+            Request::ReadDeviceIdentification(_) => ENCAPSULATED_INTERFACE_TRANSPORT,
         }
     }
 
-    /// Whether the request changes registers (the only kind executed when broadcast).
+    /// Whether the request changes registers (FC06, FC16, FC23): the requests a
+    /// slave executes when they are broadcast.
     pub const fn is_write(&self) -> bool {
-        matches!(self, Request::WriteSingle { .. } | Request::WriteMultiple { .. })
+        matches!(self, Request::WriteSingle { .. } | Request::WriteMultiple { .. } | Request::ReadWriteMultiple { .. })
     }
 
     /// Length of the PDU that [`emit`](Self::emit) writes.
     pub const fn buffer_len(&self) -> usize {
         match self {
             Request::WriteMultiple { values, .. } => values.len().saturating_add(6),
+            Request::ReadWriteMultiple { values, .. } => values.len().saturating_add(FC23_HEADER_LEN),
+            Request::Diagnostics(d) => d.buffer_len(),
+            Request::ReadDeviceIdentification(_) => ReadDeviceId::BUFFER_LEN,
             _ => 5,
         }
     }
 
     /// Client side: write this request as a PDU into the front of `out`, returning
     /// its length. Quantities are written as given, unvalidated (so tests can emit
-    /// out-of-range ones). `None` if `out` is too small, or for `WriteMultiple` if
-    /// `values` has an odd length or more than 2 × [`MAX_WRITE_QUANTITY`] bytes.
+    /// out-of-range ones). `None` if `out` is too small, or for `WriteMultiple` and
+    /// `ReadWriteMultiple` if `values` has an odd length or more than 2 ×
+    /// [`MAX_WRITE_QUANTITY`] bytes.
     pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
         let len = self.buffer_len();
         let out = out.get_mut(..len)?;
@@ -128,20 +174,35 @@ impl<'a> Request<'a> {
             Request::ReadHolding { addr, qty } | Request::ReadInput { addr, qty } => (addr, qty),
             Request::WriteSingle { addr, value } => (addr, value),
             Request::WriteMultiple { addr, values } => {
-                if values.len() % 2 != 0 || values.len() > 2 * usize::from(MAX_WRITE_QUANTITY) {
-                    return None;
-                }
-                let qty = u16::try_from(values.len() / 2).ok()?;
-                let count = u8::try_from(values.len()).ok()?;
+                let (qty, count) = write_quantity(values)?;
                 let (head, tail) = out.split_at_mut_checked(6)?;
                 head.copy_from_slice(&header(self.function_code(), addr, qty, Some(count)));
                 tail.copy_from_slice(values);
                 return Some(len);
             }
+            Request::ReadWriteMultiple { read_addr, read_qty, write_addr, values } => {
+                let (qty, count) = write_quantity(values)?;
+                let (head, tail) = out.split_at_mut_checked(FC23_HEADER_LEN)?;
+                let (read_part, write_part) = head.split_at_mut_checked(5)?;
+                read_part.copy_from_slice(&header(self.function_code(), read_addr, read_qty, None)[..5]);
+                write_part.copy_from_slice(&header(0, write_addr, qty, Some(count))[1..]);
+                tail.copy_from_slice(values);
+                return Some(len);
+            }
+            Request::Diagnostics(d) => return d.emit(out),
+            Request::ReadDeviceIdentification(r) => return r.emit(out),
         };
         out.copy_from_slice(&header(self.function_code(), a, b, None)[..5]);
         Some(len)
     }
+}
+
+/// Quantity and byte count of raw register bytes; `None` if odd or too many.
+fn write_quantity(values: &[u8]) -> Option<(u16, u8)> {
+    if values.len() % 2 != 0 || values.len() > 2 * usize::from(MAX_WRITE_QUANTITY) {
+        return None;
+    }
+    Some((u16::try_from(values.len() / 2).ok()?, u8::try_from(values.len()).ok()?))
 }
 
 /// `fc`, `a`, `b` big-endian, then the optional byte count (else 0 padding).
@@ -159,6 +220,12 @@ fn check_quantity(qty: u16, max: u16) -> Result<(), ExceptionCode> {
     if (1..=max).contains(&qty) { Ok(()) } else { Err(IllegalDataValue) }
 }
 
+/// The byte count must be 2 × `qty` and match the bytes that follow it.
+fn check_byte_count(qty: u16, count: u8, values: &[u8]) -> Result<(), ExceptionCode> {
+    let count = usize::from(count);
+    if count != usize::from(qty) * 2 || values.len() != count { Err(IllegalDataValue) } else { Ok(()) }
+}
+
 /// The last register, `addr + qty - 1`, must not exceed 0xFFFF.
 fn check_range(addr: u16, qty: u16) -> Result<(), ExceptionCode> {
     if u32::from(addr) + u32::from(qty) > 0x1_0000 { Err(IllegalDataAddress) } else { Ok(()) }
@@ -171,7 +238,14 @@ fn check_range(addr: u16, qty: u16) -> Result<(), ExceptionCode> {
 /// Every request that has a function code gets a response: the normal one, or an
 /// exception response `[fc | 0x80, code]` (§7) with the code from [`Request::parse`]
 /// or from the bank. FC06's response echoes the request; FC16's echoes address and
-/// quantity.
+/// quantity; FC23 writes, then reads (a write the bank refuses changes nothing and
+/// its exception is the response; the read range is checked by a read before the
+/// write, so a refused read range changes nothing either).
+///
+/// FC08 is a serial-line function: here only sub-function 00 (Return Query Data,
+/// an echo) is answered; the others need the serial line's counters and state and
+/// get exception 01 (illegal function) from this transport-independent entry point.
+/// [`super::rtu::RtuSlave`] answers them before calling this.
 ///
 /// `None` only if `request` is empty or `response` is shorter than [`MAX_PDU_LEN`].
 pub fn process_request<B: RegisterBank>(
@@ -184,12 +258,15 @@ pub fn process_request<B: RegisterBank>(
     let &fc = request.first()?;
     match Request::parse(request).and_then(|req| execute(bank, now, req, response)) {
         Ok(len) => Some(len),
-        Err(code) => {
-            let out = response.get_mut(..2)?;
-            out.copy_from_slice(&[fc | EXCEPTION_FLAG, code.code()]);
-            Some(2)
-        }
+        Err(code) => exception_response(fc, code, response),
     }
+}
+
+/// Write the exception response `[fc | 0x80, code]` into the front of `response`.
+pub fn exception_response(fc: u8, code: ExceptionCode, response: &mut [u8]) -> Option<usize> {
+    let out = response.get_mut(..2)?;
+    out.copy_from_slice(&[fc | EXCEPTION_FLAG, code.code()]);
+    Some(2)
 }
 
 fn execute<B: RegisterBank>(
@@ -199,39 +276,59 @@ fn execute<B: RegisterBank>(
     response: &mut [u8],
 ) -> Result<usize, ExceptionCode> {
     let fc = req.function_code();
+    let mut regs = [0u16; MAX_READ_QUANTITY as usize];
     match req {
-        Request::ReadHolding { addr, qty } => read(bank, RegisterKind::Holding, fc, addr, qty, response),
-        Request::ReadInput { addr, qty } => read(bank, RegisterKind::Input, fc, addr, qty, response),
+        Request::ReadHolding { addr, qty } => read(bank, RegisterKind::Holding, fc, addr, qty, &mut regs, response),
+        Request::ReadInput { addr, qty } => read(bank, RegisterKind::Input, fc, addr, qty, &mut regs, response),
         Request::WriteSingle { addr, value } => {
             bank.write_registers(now, addr, &[value])?;
             req.emit(response).ok_or(ServerDeviceFailure)
         }
         Request::WriteMultiple { addr, values } => {
-            let mut regs = [0u16; MAX_WRITE_QUANTITY as usize];
-            let regs = regs.get_mut(..values.len() / 2).ok_or(ServerDeviceFailure)?;
-            for (reg, bytes) in regs.iter_mut().zip(values.chunks_exact(2)) {
-                if let &[hi, lo] = bytes {
-                    *reg = be(hi, lo);
-                }
-            }
+            let regs = decode_values(values, &mut regs)?;
             bank.write_registers(now, addr, regs)?;
             let qty = u16::try_from(regs.len()).map_err(|_| ServerDeviceFailure)?;
             let out = response.get_mut(..5).ok_or(ServerDeviceFailure)?;
             out.copy_from_slice(&header(fc, addr, qty, None)[..5]);
             Ok(5)
         }
+        Request::ReadWriteMultiple { read_addr, read_qty, write_addr, values } => {
+            // The read range first: if the bank refuses it, nothing has been written.
+            let check = regs.get_mut(..usize::from(read_qty)).ok_or(ServerDeviceFailure)?;
+            bank.read_registers(RegisterKind::Holding, read_addr, check)?;
+            let write = decode_values(values, &mut regs)?;
+            bank.write_registers(now, write_addr, write)?;
+            read(bank, RegisterKind::Holding, fc, read_addr, read_qty, &mut regs, response)
+        }
+        Request::Diagnostics(d @ Diagnostic::ReturnQueryData(_)) => {
+            d.emit_response(0, response).ok_or(ServerDeviceFailure)
+        }
+        Request::Diagnostics(_) => Err(IllegalFunction),
+        Request::ReadDeviceIdentification(r) => r.respond(bank, response),
     }
 }
 
+/// Big-endian register bytes into the front of `regs`.
+fn decode_values<'r>(values: &[u8], regs: &'r mut [u16]) -> Result<&'r [u16], ExceptionCode> {
+    let regs = regs.get_mut(..values.len() / 2).ok_or(ServerDeviceFailure)?;
+    for (reg, bytes) in regs.iter_mut().zip(values.chunks_exact(2)) {
+        if let &[hi, lo] = bytes {
+            *reg = be(hi, lo);
+        }
+    }
+    Ok(regs)
+}
+
+/// Read `qty` registers into `regs` and write the response `fc | byte count | values`.
 fn read<B: RegisterBank>(
     bank: &mut B,
     kind: RegisterKind,
     fc: u8,
     addr: u16,
     qty: u16,
+    regs: &mut [u16; MAX_READ_QUANTITY as usize],
     response: &mut [u8],
 ) -> Result<usize, ExceptionCode> {
-    let mut regs = [0u16; MAX_READ_QUANTITY as usize];
     let regs = regs.get_mut(..usize::from(qty)).ok_or(ServerDeviceFailure)?;
     let byte_count = regs.len() * 2;
     let len = 2 + byte_count;
@@ -247,6 +344,7 @@ fn read<B: RegisterBank>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modbus::device_id::ReadDeviceIdCode;
     use crate::modbus::test_bank::TestBank;
     use proptest::prelude::*;
 
@@ -300,7 +398,13 @@ mod tests {
     fn unknown_function_codes() {
         let mut bank = TestBank::new();
         assert_eq!(run(&mut bank, &[0x07]), [0x87, 0x01]);
+        // FC43 with another MEI type (0x0D: CANopen), and MEI 14 of a bank without identification.
+        assert_eq!(run(&mut bank, &[0x2B, 0x0D, 0x01, 0x00]), [0xAB, 0x01]);
+        bank.objects = &[];
         assert_eq!(run(&mut bank, &[0x2B, 0x0E, 0x01, 0x00]), [0xAB, 0x01]);
+        // FC08 sub-functions other than 00 need the serial line: 01 here.
+        assert_eq!(run(&mut bank, &[0x08, 0x00, 0x0B, 0x00, 0x00]), [0x88, 0x01]);
+        assert_eq!(run(&mut bank, &[0x08, 0x00, 0x02, 0x00, 0x00]), [0x88, 0x01]);
         assert_eq!(run(&mut bank, &[0x01, 0, 0, 0, 8]), [0x81, 0x01]);
         assert_eq!(run(&mut bank, &[0x83, 0x02]), [0x83, 0x01]);
     }
@@ -367,6 +471,114 @@ mod tests {
         assert_eq!(bank.writes, 0);
     }
 
+    /// FC23 request PDU: write `values` at `waddr`, read `rqty` from `raddr`.
+    fn fc23(raddr: u16, rqty: u16, waddr: u16, values: &[u16]) -> Vec<u8> {
+        let mut pdu = vec![0x17];
+        for v in [raddr, rqty, waddr, values.len() as u16] {
+            pdu.extend_from_slice(&v.to_be_bytes());
+        }
+        pdu.push((values.len() * 2) as u8);
+        for v in values {
+            pdu.extend_from_slice(&v.to_be_bytes());
+        }
+        pdu
+    }
+
+    #[test]
+    fn read_write_multiple_writes_then_reads() {
+        let mut bank = TestBank::new();
+        bank.holding[..4].copy_from_slice(&[1, 2, 3, 4]);
+        // Write 2 registers at 2, read 4 from 1: the read sees the new values.
+        let resp = run(&mut bank, &fc23(1, 4, 2, &[0x0102, 0x0304]));
+        assert_eq!(resp, [0x17, 8, 0, 2, 0x01, 0x02, 0x03, 0x04, 0, 0]);
+        assert_eq!(bank.writes, 1);
+        assert_eq!(bank.last_write, Some(T));
+        // The spec's example layout: read 6 from 3, write 3 at 14.
+        let pdu = [0x17, 0x00, 0x03, 0x00, 0x06, 0x00, 0x0E, 0x00, 0x03, 0x06, 0, 0xFF, 0, 0xFF, 0, 0xFF];
+        let resp = run(&mut bank, &pdu);
+        assert_eq!(&resp[..2], &[0x17, 12]);
+        assert_eq!(&bank.holding[14..17], &[0xFF; 3]);
+        // Largest request: read 125, write 121 (a 252-byte PDU; the read of 125 from
+        // 0 is past the test bank's 100 registers, so read 50).
+        let resp = run(&mut bank, &fc23(50, 50, 0, &[7; 50]));
+        assert_eq!(resp.len(), 2 + 100);
+        let pdu = fc23(0, 125, 0, &[7; 121]);
+        assert_eq!(pdu.len(), 252);
+        assert_eq!(Request::parse(&pdu).map(|r| r.function_code()), Ok(0x17));
+    }
+
+    #[test]
+    fn read_write_multiple_quantities_and_byte_count() {
+        let mut bank = TestBank::new();
+        assert_eq!(run(&mut bank, &fc23(0, 0, 0, &[1])), [0x97, 0x03]);
+        assert_eq!(run(&mut bank, &fc23(0, 126, 0, &[1])), [0x97, 0x03]);
+        assert_eq!(run(&mut bank, &fc23(0, 1, 0, &[])), [0x97, 0x03]);
+        assert_eq!(run(&mut bank, &fc23(0, 1, 0, &[1; 122])), [0x97, 0x03]);
+        // Byte count 3 for 2 registers; byte count right but a value byte missing.
+        let mut pdu = fc23(0, 1, 0, &[1, 2]);
+        pdu[9] = 3;
+        assert_eq!(run(&mut bank, &pdu), [0x97, 0x03]);
+        let pdu = fc23(0, 1, 0, &[1, 2]);
+        assert_eq!(run(&mut bank, &pdu[..pdu.len() - 1]), [0x97, 0x03]);
+        assert_eq!(run(&mut bank, &pdu[..9]), [0x97, 0x03]);
+        // Ranges past 0xFFFF.
+        assert_eq!(run(&mut bank, &fc23(0xFFFF, 2, 0, &[1])), [0x97, 0x02]);
+        assert_eq!(run(&mut bank, &fc23(0, 1, 0xFFFF, &[1, 2])), [0x97, 0x02]);
+        assert_eq!(bank.writes, 0);
+    }
+
+    #[test]
+    fn read_write_multiple_is_atomic() {
+        let mut bank = TestBank::new();
+        bank.holding[0] = 5;
+        // A value the bank refuses: 03, nothing written.
+        assert_eq!(run(&mut bank, &fc23(0, 1, 0, &[9, 1001])), [0x97, 0x03]);
+        // A write into the read-only block: 02.
+        assert_eq!(run(&mut bank, &fc23(0, 1, 49, &[9, 9])), [0x97, 0x02]);
+        // A valid write with a read range the bank refuses: 02, and the write is not done.
+        assert_eq!(run(&mut bank, &fc23(99, 2, 0, &[9])), [0x97, 0x02]);
+        assert_eq!(bank.holding[0], 5);
+        assert_eq!(bank.writes, 0);
+    }
+
+    #[test]
+    fn bank_failure_and_busy_pass_through() {
+        for code in [ExceptionCode::ServerDeviceFailure, ExceptionCode::ServerDeviceBusy] {
+            let mut bank = TestBank { fail: Some(code), ..TestBank::new() };
+            let c = code.code();
+            assert_eq!(run(&mut bank, &[0x03, 0, 0, 0, 1]), [0x83, c]);
+            assert_eq!(run(&mut bank, &[0x04, 0, 0, 0, 1]), [0x84, c]);
+            assert_eq!(run(&mut bank, &[0x06, 0, 0, 0, 1]), [0x86, c]);
+            assert_eq!(run(&mut bank, &[0x10, 0, 0, 0, 1, 2, 0, 1]), [0x90, c]);
+            assert_eq!(run(&mut bank, &fc23(0, 1, 0, &[1])), [0x97, c]);
+            assert_eq!(bank.writes, 0);
+        }
+    }
+
+    #[test]
+    fn diagnostics_echo_only() {
+        let mut bank = TestBank::new();
+        assert_eq!(run(&mut bank, &[0x08, 0, 0, 0xA5, 0x37]), [0x08, 0, 0, 0xA5, 0x37]);
+        assert_eq!(run(&mut bank, &[0x08, 0, 0]), [0x08, 0, 0]);
+        let mut long = vec![0x08, 0, 0];
+        long.extend((0..250).map(|i| i as u8));
+        assert_eq!(run(&mut bank, &long), long);
+        assert_eq!(run(&mut bank, &[0x08, 0]), [0x88, 0x03]);
+        assert_eq!(run(&mut bank, &[0x08, 0, 1, 0, 0]), [0x88, 0x01]);
+        assert_eq!(run(&mut bank, &[0x08, 0, 4, 0, 0]), [0x88, 0x01]);
+    }
+
+    #[test]
+    fn read_device_identification() {
+        let mut bank = TestBank::new();
+        let resp = run(&mut bank, &[0x2B, 0x0E, 0x01, 0x00]);
+        assert_eq!(&resp[..7], &[0x2B, 0x0E, 0x01, 0x82, 0, 0, 3]);
+        assert_eq!(run(&mut bank, &[0x2B, 0x0E, 0x04, 0x03]), [0xAB, 0x02]);
+        assert_eq!(run(&mut bank, &[0x2B, 0x0E, 0x05, 0x00]), [0xAB, 0x03]);
+        assert_eq!(run(&mut bank, &[0x2B, 0x0E, 0x01]), [0xAB, 0x03]);
+        assert_eq!(run(&mut bank, &[0x2B]), [0xAB, 0x03]);
+    }
+
     #[test]
     fn no_response_without_function_code_or_room() {
         let mut bank = TestBank::new();
@@ -384,6 +596,9 @@ mod tests {
             Request::ReadInput { addr: 8, qty: 1 },
             Request::WriteSingle { addr: 1, value: 0x0003 },
             Request::WriteMultiple { addr: 1, values: &values },
+            Request::ReadWriteMultiple { read_addr: 3, read_qty: 6, write_addr: 14, values: &values },
+            Request::Diagnostics(Diagnostic::ReturnQueryData(&values)),
+            Request::ReadDeviceIdentification(ReadDeviceId { code: ReadDeviceIdCode::Regular, object_id: 3 }),
         ];
         let mut buf = [0u8; MAX_PDU_LEN];
         for req in reqs {
@@ -392,6 +607,10 @@ mod tests {
             assert_eq!(Request::parse(&buf[..n]), Ok(req));
         }
         assert_eq!(Request::WriteMultiple { addr: 0, values: &[1, 2, 3] }.emit(&mut buf), None);
+        assert_eq!(
+            Request::ReadWriteMultiple { read_addr: 0, read_qty: 1, write_addr: 0, values: &[1] }.emit(&mut buf),
+            None
+        );
         assert_eq!(reqs[0].emit(&mut buf[..4]), None);
     }
 
@@ -399,7 +618,7 @@ mod tests {
         #[test]
         fn arbitrary_pdus_never_panic(
             pdu in prop::collection::vec(any::<u8>(), 0..300),
-            fc in prop::sample::select(vec![0x03u8, 0x04, 0x06, 0x10, 0x07, 0x83]),
+            fc in prop::sample::select(vec![0x03u8, 0x04, 0x06, 0x10, 0x17, 0x08, 0x2B, 0x07, 0x83]),
             force_fc in any::<bool>(),
             resp_len in prop::sample::select(vec![0usize, 2, 252, 253, 256]),
         ) {

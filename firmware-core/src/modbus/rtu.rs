@@ -4,7 +4,29 @@
 //! *Modbus over Serial Line V1.02*: §2.2 (unicast and broadcast), §2.3 (addresses),
 //! §2.5.1 (RTU mode, 8-bit characters, 11-bit character frame), §2.5.1.1 (framing:
 //! a frame ends after a silence of at least 3.5 character times), §2.5.1.2 (CRC),
-//! §6.1 (Appendix A, diagnostic counters).
+//! §6.1 (Appendix A, diagnostic counters). *Modbus Application Protocol V1.1b3*,
+//! §6.8 (FC08 Diagnostics).
+//!
+//! # Requests
+//!
+//! Requests are executed by [`pdu::process_request`] (FC03, 04, 06, 16, 23, 08/00,
+//! 43/14), except the FC08 sub-functions that belong to the serial line, which the
+//! slave answers itself (see [`diagnostics`](super::diagnostics)):
+//!
+//! * 0x01 Restart Communications Option: answered (when not in listen-only mode),
+//!   then the diagnostic counters are cleared and listen-only mode is left;
+//! * 0x04 Force Listen Only Mode: never answered; from then on frames for this unit
+//!   are counted but neither executed nor answered (broadcast writes included), until
+//!   a Restart Communications Option, which leaves the mode without a response;
+//! * 0x0A Clear Counters: answered, the diagnostic counters are cleared;
+//! * 0x0B..=0x12: the [diagnostic counters](RtuSlave::diagnostic_counters)
+//!   ([`RtuCounters::get`]), low 16 bits.
+//!
+//! Broadcasts (unit 0) are never answered. Of them, FC06, FC16 and FC23 are
+//! executed (an exception detected there counts in
+//! [`exceptions_sent`](RtuCounters::exceptions_sent), as CPT3 wants), as are FC08
+//! sub-functions 0x01, 0x04 and 0x0A (so a master can silence, wake or reset every
+//! slave at once); anything else is ignored.
 //!
 //! # Timing model
 //!
@@ -38,9 +60,10 @@
 //! `poll` never produces a reply while a frame is being received (RS-485 is half
 //! duplex): only once the line has been silent for t3.5 after the last byte fed in.
 
+use super::diagnostics::{Diagnostic, DiagnosticCounter};
 use super::frame::Frame;
 use super::pdu::{self, EXCEPTION_FLAG, MAX_PDU_LEN, Request};
-use super::{MAX_ADU_LEN, RegisterBank};
+use super::{ExceptionCode, MAX_ADU_LEN, RegisterBank};
 use crate::time::{Duration, Instant};
 
 /// The broadcast unit id (§2.2).
@@ -120,20 +143,24 @@ impl RtuConfig {
     }
 }
 
-/// Diagnostic counters, in the spirit of §6.1 (Appendix A) and FC08 sub-functions
-/// 11..18 of the application protocol. All counters wrap.
+/// Diagnostic counters of §6.1 (Appendix A), read by FC08 sub-functions 0x0B..=0x12
+/// ([`DiagnosticCounter`]). All counters wrap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RtuCounters {
     /// Frames with a valid CRC, for any unit (CPT1).
     pub bus_messages: u32,
     /// Frames with a bad CRC or shorter than 4 bytes (CPT2).
     pub crc_errors: u32,
-    /// Exception responses sent (CPT3).
+    /// Exception responses sent, plus exceptions detected in broadcast writes, which
+    /// are not sent (CPT3).
     pub exceptions_sent: u32,
     /// Frames addressed to this unit, broadcasts included (CPT4).
     pub slave_messages: u32,
-    /// Frames addressed to this unit that got no reply, i.e. broadcasts (CPT5).
+    /// Frames addressed to this unit that got no reply: broadcasts, frames received
+    /// in listen-only mode, Force Listen Only Mode itself (CPT5).
     pub no_responses: u32,
+    /// Exception responses 06, server device busy, sent (CPT7).
+    pub busy: u32,
     /// Frames longer than 256 bytes, and waiting frames dropped because a newer one
     /// completed before `poll` (CPT8, loosely).
     pub overruns: u32,
@@ -141,12 +168,79 @@ pub struct RtuCounters {
     pub ignored_other_unit: u32,
 }
 
+impl RtuCounters {
+    /// The counter an FC08 sub-function reads. [`DiagnosticCounter::ServerNaks`]
+    /// is always 0: this slave never answers with exception 07.
+    pub const fn get(&self, counter: DiagnosticCounter) -> u32 {
+        match counter {
+            DiagnosticCounter::BusMessages => self.bus_messages,
+            DiagnosticCounter::BusCommunicationErrors => self.crc_errors,
+            DiagnosticCounter::BusExceptionErrors => self.exceptions_sent,
+            DiagnosticCounter::ServerMessages => self.slave_messages,
+            DiagnosticCounter::ServerNoResponses => self.no_responses,
+            DiagnosticCounter::ServerNaks => 0,
+            DiagnosticCounter::ServerBusy => self.busy,
+            DiagnosticCounter::BusCharacterOverruns => self.overruns,
+        }
+    }
+
+    /// The counts since `base` was taken (field by field, wrapping).
+    const fn since(&self, base: &RtuCounters) -> RtuCounters {
+        RtuCounters {
+            bus_messages: self.bus_messages.wrapping_sub(base.bus_messages),
+            crc_errors: self.crc_errors.wrapping_sub(base.crc_errors),
+            exceptions_sent: self.exceptions_sent.wrapping_sub(base.exceptions_sent),
+            slave_messages: self.slave_messages.wrapping_sub(base.slave_messages),
+            no_responses: self.no_responses.wrapping_sub(base.no_responses),
+            busy: self.busy.wrapping_sub(base.busy),
+            overruns: self.overruns.wrapping_sub(base.overruns),
+            ignored_other_unit: self.ignored_other_unit.wrapping_sub(base.ignored_other_unit),
+        }
+    }
+}
+
+/// The slave's link-level state: counters and the FC08 modes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Link {
+    /// Since power-up ([`RtuSlave::counters`]).
+    counters: RtuCounters,
+    /// `counters` when FC08 last cleared them: the diagnostic counters are the
+    /// difference, so clearing them leaves the since-power-up counts intact.
+    cleared_at: RtuCounters,
+    /// FC08 0x04 Force Listen Only Mode is in effect.
+    listen_only: bool,
+}
+
+impl Link {
+    fn diagnostic_counters(&self) -> RtuCounters {
+        self.counters.since(&self.cleared_at)
+    }
+
+    /// FC08 0x0A, and part of 0x01.
+    fn clear_counters(&mut self) {
+        self.cleared_at = self.counters;
+    }
+
+    /// Carry out a state-changing FC08 sub-function (after its response, if any).
+    fn act(&mut self, diagnostic: Diagnostic<'_>) {
+        match diagnostic {
+            Diagnostic::RestartCommunications { .. } => {
+                self.clear_counters();
+                self.listen_only = false;
+            }
+            Diagnostic::ForceListenOnly => self.listen_only = true,
+            Diagnostic::ClearCounters => self.clear_counters(),
+            Diagnostic::ReturnQueryData(_) | Diagnostic::ReturnCounter(_) => {}
+        }
+    }
+}
+
 /// A poll-driven Modbus RTU slave; see the [module docs](self) for the timing and
 /// buffering model.
 #[derive(Debug, Clone)]
 pub struct RtuSlave {
     config: RtuConfig,
-    counters: RtuCounters,
+    link: Link,
     /// The frame in progress: `rx[..rx_len]`.
     rx: [u8; MAX_ADU_LEN],
     rx_len: usize,
@@ -166,7 +260,7 @@ impl RtuSlave {
     pub fn new(config: RtuConfig) -> Self {
         RtuSlave {
             config,
-            counters: RtuCounters::default(),
+            link: Link::default(),
             rx: [0; MAX_ADU_LEN],
             rx_len: 0,
             rx_last: None,
@@ -189,9 +283,22 @@ impl RtuSlave {
         self.config = config;
     }
 
-    /// A snapshot of the diagnostic counters.
+    /// A snapshot of the counters since power-up (FC08 clearing does not reset these).
     pub fn counters(&self) -> RtuCounters {
-        self.counters
+        self.link.counters
+    }
+
+    /// A snapshot of the counters since FC08 last cleared them (0x01 Restart
+    /// Communications Option or 0x0A Clear Counters), or since power-up: what FC08
+    /// 0x0B..=0x12 report.
+    pub fn diagnostic_counters(&self) -> RtuCounters {
+        self.link.diagnostic_counters()
+    }
+
+    /// Whether FC08 0x04 Force Listen Only Mode is in effect: frames are counted but
+    /// neither executed nor answered, until FC08 0x01 Restart Communications Option.
+    pub fn is_listen_only(&self) -> bool {
+        self.link.listen_only
     }
 
     /// Bytes that arrived; `now` is the arrival time of the **last** byte of `bytes`,
@@ -223,7 +330,7 @@ impl RtuSlave {
         }
         if take < bytes.len() && !self.rx_overrun {
             self.rx_overrun = true;
-            self.counters.overruns = self.counters.overruns.wrapping_add(1);
+            self.link.counters.overruns = self.link.counters.overruns.wrapping_add(1);
         }
         self.rx_last = Some(now);
     }
@@ -244,10 +351,13 @@ impl RtuSlave {
     /// t3.5 of silence following the last byte fed in. Complete frames, oldest first:
     /// * shorter than 4 bytes or bad CRC: dropped (`crc_errors`);
     /// * for another unit: dropped (`ignored_other_unit`);
-    /// * broadcast (unit 0): FC06/FC16 are executed, anything else is ignored; never
-    ///   a reply (`no_responses`);
-    /// * for this unit: [`pdu::process_request`], and the reply ADU (unit id + PDU +
-    ///   CRC) is written to `tx`.
+    /// * in listen-only mode: counted (`no_responses`), not executed; only FC08 0x01
+    ///   is acted on (it leaves the mode), and never a reply;
+    /// * broadcast (unit 0): FC06/FC16/FC23 and FC08 0x01/0x04/0x0A are executed,
+    ///   anything else is ignored; never a reply (`no_responses`);
+    /// * for this unit: the serial-line FC08 sub-functions are answered here (see the
+    ///   [module docs](self)), everything else by [`pdu::process_request`]; the reply
+    ///   ADU (unit id + PDU + CRC) is written to `tx`, except for FC08 0x04.
     ///
     /// Frames that need no reply are consumed silently; `poll` returns at the first
     /// reply, so call it again while [`poll_at`](Self::poll_at) is not in the future.
@@ -270,7 +380,7 @@ impl RtuSlave {
             self.pending_ready = None;
             let len = core::mem::take(&mut self.pending_len);
             let adu = self.pending.get(..len).unwrap_or(&[]);
-            if let Some(n) = serve(&mut self.counters, adu, now, bank, tx) {
+            if let Some(n) = serve(&mut self.link, adu, now, bank, tx) {
                 return Some(n);
             }
         }
@@ -286,7 +396,7 @@ impl RtuSlave {
         if core::mem::take(&mut self.rx_overrun) {
             return; // counted when it overflowed
         }
-        let c = &mut self.counters;
+        let c = &mut self.link.counters;
         let Ok(frame) = Frame::new_checked(self.rx.get(..len).unwrap_or(&[])) else {
             c.crc_errors = c.crc_errors.wrapping_add(1);
             return;
@@ -312,7 +422,7 @@ impl RtuSlave {
 
 /// Execute one CRC-valid ADU addressed to this unit or broadcast; write the reply.
 fn serve<B: RegisterBank>(
-    c: &mut RtuCounters,
+    link: &mut Link,
     adu: &[u8],
     now: Instant,
     bank: &mut B,
@@ -321,26 +431,68 @@ fn serve<B: RegisterBank>(
     let frame = Frame::new_unchecked(adu);
     let unit = frame.unit_id();
     let request = frame.pdu();
+    let parsed = Request::parse(request);
+    let diagnostic = match parsed {
+        Ok(Request::Diagnostics(d)) => Some(d),
+        _ => None,
+    };
+    if link.listen_only {
+        // §6.8.1, 0x04: monitored, not acted on, not answered; 0x01 alone is processed.
+        bump(&mut link.counters.no_responses);
+        if let Some(d @ Diagnostic::RestartCommunications { .. }) = diagnostic {
+            link.act(d);
+        }
+        return None;
+    }
     if unit == BROADCAST_UNIT_ID {
-        c.no_responses = c.no_responses.wrapping_add(1);
-        if Request::parse(request).is_ok_and(|req| req.is_write()) {
-            let mut scratch = [0u8; MAX_PDU_LEN];
-            let _ = pdu::process_request(bank, now, request, &mut scratch);
+        bump(&mut link.counters.no_responses);
+        match parsed {
+            Ok(req) if req.is_write() => {
+                let mut scratch = [0u8; MAX_PDU_LEN];
+                let n = pdu::process_request(bank, now, request, &mut scratch);
+                if n.is_some() && scratch.first().is_some_and(|fc| fc & EXCEPTION_FLAG != 0) {
+                    bump(&mut link.counters.exceptions_sent);
+                }
+            }
+            Ok(Request::Diagnostics(d)) if d.acts_on_broadcast() => link.act(d),
+            _ => {}
         }
         return None;
     }
     let (unit_byte, body) = tx.split_first_mut()?;
-    let Some(n) = pdu::process_request(bank, now, request, body) else {
-        c.no_responses = c.no_responses.wrapping_add(1);
+    let reply = match diagnostic {
+        None | Some(Diagnostic::ReturnQueryData(_)) => pdu::process_request(bank, now, request, body),
+        Some(d) => {
+            let count = match d {
+                Diagnostic::ReturnCounter(counter) => link.diagnostic_counters().get(counter),
+                _ => 0,
+            };
+            d.emit_response(count, body)
+        }
+    };
+    if let Some(d) = diagnostic {
+        link.act(d); // after the response is made: 0x01 answers, then restarts
+    }
+    let Some(n) = reply else {
+        bump(&mut link.counters.no_responses); // FC08 0x04
         return None;
     };
-    if body.first().is_some_and(|fc| fc & EXCEPTION_FLAG != 0) {
-        c.exceptions_sent = c.exceptions_sent.wrapping_add(1);
+    if let Some(&[fc, code]) = body.get(..2) {
+        if fc & EXCEPTION_FLAG != 0 {
+            bump(&mut link.counters.exceptions_sent);
+            if code == ExceptionCode::ServerDeviceBusy.code() {
+                bump(&mut link.counters.busy);
+            }
+        }
     }
     *unit_byte = unit;
     let len = n.checked_add(3)?;
     Frame::new_unchecked(tx.get_mut(..len)?).fill_crc();
     Some(len)
+}
+
+fn bump(counter: &mut u32) {
+    *counter = counter.wrapping_add(1);
 }
 
 #[cfg(test)]
@@ -480,13 +632,172 @@ mod tests {
         // A broadcast read is ignored: the bank is not even asked.
         let last = rig.send(last + us(10_000), &adu(0, &[0x03, 0, 0, 0, 1]));
         assert_eq!(rig.poll(last + rig.t35()), None);
-        // A broadcast exception is not sent either.
+        // A broadcast exception is not sent either, but counted (CPT3).
         let last = rig.send(last + us(10_000), &adu(0, &[0x06, 0, 0, 0x07, 0xD0]));
         assert_eq!(rig.poll(last + rig.t35()), None);
         assert_eq!(rig.bank.holding[0], 1);
+        // FC23 broadcast: the write is done, the read goes nowhere.
+        let last = rig.send(last + us(10_000), &adu(0, &[0x17, 0, 0, 0, 1, 0, 5, 0, 1, 2, 0, 9]));
+        assert_eq!(rig.poll(last + rig.t35()), None);
+        assert_eq!(rig.bank.holding[5], 9);
         let c = rig.slave.counters();
-        assert_eq!((c.slave_messages, c.no_responses, c.exceptions_sent), (3, 3, 0));
-        assert_eq!(rig.bank.writes, 1);
+        assert_eq!((c.slave_messages, c.no_responses, c.exceptions_sent), (4, 4, 1));
+        assert_eq!(rig.bank.writes, 2);
+    }
+
+    impl Rig {
+        /// Send `pdu` to `unit` well after `t` and poll once the line is idle; returns
+        /// the time of the poll and the reply PDU (unit id and CRC checked and removed).
+        fn request(&mut self, t: Instant, unit: u8, pdu: &[u8]) -> (Instant, Option<Vec<u8>>) {
+            let last = self.send(t + us(10_000), &adu(unit, pdu));
+            let now = last + self.t35();
+            let reply = self.poll(now).map(|r| {
+                assert!(Frame::new_checked(&r[..]).is_ok());
+                assert_eq!(r[0], unit);
+                r[1..r.len() - 2].to_vec()
+            });
+            (now, reply)
+        }
+    }
+
+    /// FC08 "return counter" request PDU.
+    fn counter_req(sub: u8) -> [u8; 5] {
+        [0x08, 0, sub, 0, 0]
+    }
+
+    #[test]
+    fn diagnostics_echo_and_counters() {
+        let mut rig = Rig::new();
+        let (t, r) = rig.request(Instant::ZERO, UNIT, &[0x08, 0, 0, 0xA5, 0x37]);
+        assert_eq!(r.unwrap(), [0x08, 0, 0, 0xA5, 0x37]);
+        // Traffic: a bad CRC, a frame for unit 2, an exception, a broadcast, a busy bank.
+        let t = rig.send(t + us(10_000), &[0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]);
+        let (t, _) = rig.request(t, 2, &[0x03, 0, 0, 0, 1]);
+        let (t, r) = rig.request(t, UNIT, &[0x03, 0, 99, 0, 2]);
+        assert_eq!(r.unwrap(), [0x83, 0x02]);
+        let (t, _) = rig.request(t, 0, &[0x06, 0, 0, 0, 1]);
+        rig.bank.fail = Some(ExceptionCode::ServerDeviceBusy);
+        let (t, r) = rig.request(t, UNIT, &[0x03, 0, 0, 0, 1]);
+        assert_eq!(r.unwrap(), [0x83, 0x06]);
+        let (t, r) = rig.request(t, UNIT, &[0x03, 0, 0, 0, 1]);
+        assert_eq!(r.unwrap(), [0x83, 0x06]);
+        rig.bank.fail = Some(ExceptionCode::ServerDeviceFailure);
+        let (mut t, r) = rig.request(t, UNIT, &[0x06, 0, 0, 0, 1]);
+        assert_eq!(r.unwrap(), [0x86, 0x04]);
+        rig.bank.fail = None;
+        // Counted so far, before each counter request: bus messages 7 valid frames,
+        // 1 CRC error, 4 exceptions, 6 for this unit (incl. broadcast), 1 without reply,
+        // 2 busy. Each counter request is itself counted before it is answered.
+        let expected = [
+            (0x0B, 8), // 7 + this request
+            (0x0C, 1),
+            (0x0D, 4),
+            (0x0E, 10), // 6 + the 3 counter requests before + this one
+            (0x0F, 1),
+            (0x10, 0),
+            (0x11, 2),
+            (0x12, 0),
+        ];
+        for (sub, count) in expected {
+            let (t2, r) = rig.request(t, UNIT, &counter_req(sub));
+            t = t2;
+            assert_eq!(r.unwrap(), [0x08, 0, sub, 0, count], "sub-function {sub:#04x}");
+        }
+        // Clear: the diagnostic counters restart from 0, the power-up ones do not.
+        let (t, r) = rig.request(t, UNIT, &[0x08, 0, 0x0A, 0, 0]);
+        assert_eq!(r.unwrap(), [0x08, 0, 0x0A, 0, 0]);
+        assert_eq!(rig.slave.diagnostic_counters().bus_messages, 0);
+        assert_eq!(rig.slave.counters().bus_messages, 16);
+        let (_, r) = rig.request(t, UNIT, &counter_req(0x0E));
+        assert_eq!(r.unwrap(), [0x08, 0, 0x0E, 0, 1]);
+    }
+
+    #[test]
+    fn diagnostics_bad_requests() {
+        let mut rig = Rig::new();
+        let (t, r) = rig.request(Instant::ZERO, UNIT, &[0x08, 0, 0x02, 0, 0]);
+        assert_eq!(r.unwrap(), [0x88, 0x01]);
+        let (t, r) = rig.request(t, UNIT, &[0x08, 0, 0x14, 0, 0]);
+        assert_eq!(r.unwrap(), [0x88, 0x01]);
+        let (t, r) = rig.request(t, UNIT, &[0x08, 0, 0x0B, 0, 1]);
+        assert_eq!(r.unwrap(), [0x88, 0x03]);
+        let (t, r) = rig.request(t, UNIT, &[0x08, 0, 0x04, 0xFF, 0]);
+        assert_eq!(r.unwrap(), [0x88, 0x03]);
+        let (_, r) = rig.request(t, UNIT, &[0x08, 0, 0x01, 0x12, 0x34]);
+        assert_eq!(r.unwrap(), [0x88, 0x03]);
+        assert!(!rig.slave.is_listen_only());
+        assert_eq!(rig.slave.counters().exceptions_sent, 5);
+    }
+
+    #[test]
+    fn listen_only_until_restart() {
+        let mut rig = Rig::new();
+        // 0x04 is not answered; afterwards nothing is, and writes are not done.
+        let (t, r) = rig.request(Instant::ZERO, UNIT, &[0x08, 0, 0x04, 0, 0]);
+        assert_eq!(r, None);
+        assert!(rig.slave.is_listen_only());
+        let (t, r) = rig.request(t, UNIT, &[0x06, 0, 1, 0, 7]);
+        assert_eq!(r, None);
+        let (t, r) = rig.request(t, 0, &[0x06, 0, 2, 0, 7]);
+        assert_eq!(r, None);
+        let (t, r) = rig.request(t, UNIT, &counter_req(0x0B));
+        assert_eq!(r, None);
+        let (t, r) = rig.request(t, UNIT, &[0x08, 0, 0, 1, 2]);
+        assert_eq!(r, None);
+        // A malformed restart does not wake it.
+        let (t, r) = rig.request(t, UNIT, &[0x08, 0, 0x01, 0x12, 0x34]);
+        assert_eq!(r, None);
+        assert!(rig.slave.is_listen_only());
+        assert_eq!(rig.bank.writes, 0);
+        assert_eq!(rig.slave.counters().no_responses, 6);
+        // 0x01 leaves the mode, unanswered, and clears the counters.
+        let (t, r) = rig.request(t, UNIT, &[0x08, 0, 0x01, 0xFF, 0x00]);
+        assert_eq!(r, None);
+        assert!(!rig.slave.is_listen_only());
+        assert_eq!(rig.slave.diagnostic_counters(), RtuCounters::default());
+        let (t, r) = rig.request(t, UNIT, &[0x06, 0, 1, 0, 7]);
+        assert_eq!(r.unwrap(), [0x06, 0, 1, 0, 7]);
+        // 0x01 outside listen-only mode is answered (echo), then clears the counters.
+        let (_, r) = rig.request(t, UNIT, &[0x08, 0, 0x01, 0, 0]);
+        assert_eq!(r.unwrap(), [0x08, 0, 0x01, 0, 0]);
+        assert_eq!(rig.slave.diagnostic_counters().slave_messages, 0);
+        assert_eq!(rig.slave.counters().slave_messages, 9);
+    }
+
+    #[test]
+    fn diagnostics_by_broadcast() {
+        let mut rig = Rig::new();
+        // Counter reads and echo broadcast: ignored.
+        let (t, r) = rig.request(Instant::ZERO, 0, &counter_req(0x0B));
+        assert_eq!(r, None);
+        let (t, r) = rig.request(t, 0, &[0x08, 0, 0, 1, 2]);
+        assert_eq!(r, None);
+        // Clear counters by broadcast.
+        let (t, r) = rig.request(t, 0, &[0x08, 0, 0x0A, 0, 0]);
+        assert_eq!(r, None);
+        assert_eq!(rig.slave.diagnostic_counters(), RtuCounters::default());
+        // Listen-only by broadcast, and back by a broadcast restart.
+        let (t, _) = rig.request(t, 0, &[0x08, 0, 0x04, 0, 0]);
+        assert!(rig.slave.is_listen_only());
+        let (t, r) = rig.request(t, UNIT, &[0x03, 0, 0, 0, 1]);
+        assert_eq!(r, None);
+        let (t, r) = rig.request(t, 0, &[0x08, 0, 0x01, 0, 0]);
+        assert_eq!(r, None);
+        assert!(!rig.slave.is_listen_only());
+        let (_, r) = rig.request(t, UNIT, &[0x03, 0, 0, 0, 1]);
+        assert_eq!(r.unwrap(), [0x03, 2, 0, 0]);
+    }
+
+    #[test]
+    fn device_identification_over_rtu() {
+        let mut rig = Rig::new();
+        let (t, r) = rig.request(Instant::ZERO, UNIT, &[0x2B, 0x0E, 0x04, 0x00]);
+        let mut expected = vec![0x2B, 0x0E, 0x04, 0x82, 0, 0, 1, 0x00, 11];
+        expected.extend_from_slice(b"Test Vendor");
+        assert_eq!(r.unwrap(), expected);
+        // Never for broadcast.
+        let (_, r) = rig.request(t, 0, &[0x2B, 0x0E, 0x01, 0x00]);
+        assert_eq!(r, None);
     }
 
     #[test]
@@ -630,13 +941,15 @@ mod tests {
     }
 
     fn bytes_strategy() -> impl Strategy<Value = Vec<u8>> {
-        let pdu =
-            (prop::sample::select(vec![0x03u8, 0x04, 0x06, 0x10, 0x07]), prop::collection::vec(any::<u8>(), 0..12))
-                .prop_map(|(fc, rest)| {
-                    let mut p = vec![fc];
-                    p.extend(rest);
-                    p
-                });
+        let pdu = (
+            prop::sample::select(vec![0x03u8, 0x04, 0x06, 0x10, 0x17, 0x08, 0x2B, 0x07]),
+            prop::collection::vec(any::<u8>(), 0..12),
+        )
+            .prop_map(|(fc, rest)| {
+                let mut p = vec![fc];
+                p.extend(rest);
+                p
+            });
         prop_oneof![
             prop::collection::vec(any::<u8>(), 0..300),
             (prop::sample::select(vec![0u8, 1, 2]), pdu).prop_map(|(u, p)| adu(u, &p)),
