@@ -289,8 +289,14 @@ impl Board {
     pub fn take_settings_changed(&mut self) -> bool {
         core::mem::take(&mut self.core.settings_changed)
     }
+    /// The calibrated measurements of the last poll (with [`Self::sample`]:
+    /// of the last block's mean).
     pub fn measurements(&self) -> &Measurements {
         &self.core.meas
+    }
+    /// When the last full poll ran.
+    pub fn last_poll(&self) -> Option<Instant> {
+        self.core.last_sample
     }
     pub fn outputs(&self) -> Outputs {
         self.core.outputs

@@ -146,6 +146,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     let mut aux_on_ticks: u64 = 0;
     let mut faults_seen = 0u16;
     let mut was_aux_on = false;
+    // Truth summed over the board's current sample block: (current, voltage, samples).
+    let mut block = (0.0f64, 0.0f64, 0.0f64);
     let dt_s = engine.step_ns() as f64 * 1e-9;
     let t0 = engine.truth().temp_c;
     let mut x = Extremes {
@@ -168,13 +170,21 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         engine.step(kind, amps)?;
         ticks += 1;
         let truth = *engine.truth();
-        let m = *engine.board().measurements();
         if truth.current_a < 0.0 {
             true_discharged_as -= truth.current_a * dt_s;
         }
-        x.current_error_a = x.current_error_a.max((f64::from(m.current_ua) * 1e-6 - truth.current_a).abs());
-        x.voltage_error_v = x.voltage_error_v.max((f64::from(m.voltage_uv) * 1e-6 - truth.voltage_v).abs());
-        x.temperature_error_c = x.temperature_error_c.max((f64::from(m.temperature_dc) * 0.1 - truth.temp_c).abs());
+        // The board measures block means (one poll per block): compare with the truth's mean over the block.
+        block.0 += truth.current_a;
+        block.1 += truth.voltage_v;
+        block.2 += 1.0;
+        if engine.board().last_poll() == Some(firmware_core::Instant(engine.t_ns())) {
+            let m = *engine.board().measurements();
+            let (i_mean, v_mean) = (block.0 / block.2, block.1 / block.2);
+            block = (0.0, 0.0, 0.0);
+            x.current_error_a = x.current_error_a.max((f64::from(m.current_ua) * 1e-6 - i_mean).abs());
+            x.voltage_error_v = x.voltage_error_v.max((f64::from(m.voltage_uv) * 1e-6 - v_mean).abs());
+            x.temperature_error_c = x.temperature_error_c.max((f64::from(m.temperature_dc) * 0.1 - truth.temp_c).abs());
+        }
         x.min_v = x.min_v.min(truth.voltage_v);
         x.max_v = x.max_v.max(truth.voltage_v);
         x.min_t = x.min_t.min(truth.temp_c);
