@@ -128,8 +128,8 @@ async fn polls_every_readable_register_and_logs_csv() {
     assert_eq!(line("current_ma"), "-1.234 A");
     assert_eq!(line("temperature_dc"), "21.5 °C");
     assert_eq!(line("status"), "0x0003 bits switch_on lvp_output");
-    // Four requests per poll (identification, measurements, settings, calibration).
-    assert!(stdout.contains("polls 2  requests 8  replies 8  timeouts 0"), "{stdout}");
+    // Nine requests per poll: one per contiguous section of the map.
+    assert!(stdout.contains("polls 2  requests 18  replies 18  timeouts 0"), "{stdout}");
 
     let log = std::fs::read_to_string(&csv).unwrap();
     let rows: Vec<&str> = log.lines().collect();
@@ -166,7 +166,8 @@ async fn no_reply_from_another_unit_exits_1() {
             && stderr.contains("at 19200 8E1 after 2 tries (timeout 50 ms)"),
         "{stderr}"
     );
-    assert!(text(&out.stdout).contains("polls 1  requests 8  replies 0  timeouts 8"));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("polls 1  requests 18  replies 0  timeouts 18"), "{stdout}");
 }
 
 #[test]
