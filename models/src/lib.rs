@@ -27,6 +27,7 @@ pub mod ocv;
 pub mod pack;
 pub mod rng;
 pub mod thermal;
+pub mod transient;
 pub mod variant;
 
 pub use cell::{Cell, CellParams};

@@ -6,3 +6,4 @@ pub mod engine;
 pub mod runner;
 pub mod scenario;
 pub mod serve;
+pub mod sweep;

@@ -24,6 +24,9 @@ pub enum Command {
     Map(cmd::map::Cmd),
     /// Run a fixed 1 h scenario as fast as possible and print the simulation speed.
     Bench(cmd::bench::Cmd),
+    /// What-if study of short circuits and turn-off surges: every case of STUDY.toml, in parallel; results.csv, summary.json, junit.xml, SVG plots.
+    #[command(after_help = cmd::sweep::EXIT_CODES_HELP)]
+    Sweep(cmd::sweep::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
                 cmd::exit::RUNTIME
             }
         },
+        Command::Sweep(c) => cmd::sweep::execute(c),
     };
     ExitCode::from(code)
 }

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod map;
 pub mod run;
 pub mod serve;
+pub mod sweep;
 
 /// Exit codes of `smartpro-sim`.
 pub mod exit {

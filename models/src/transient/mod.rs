@@ -1,0 +1,481 @@
+//! µs-resolved transients: short circuits and turn-off surges.
+//!
+//! One loop — battery (rest voltage, R0, pack inductance), battery line,
+//! the board (shunt, main switch with the surge arrester across it), load
+//! line, and a fault or the load — integrated exactly between breakpoints
+//! (see [`circuit`]). The hardware comparator turns the switch off; the
+//! line inductance then drives the current into the arrester until it is
+//! zero.
+//!
+//! | module | model |
+//! |---|---|
+//! | [`line`] | cable run: R from ρ·ℓ/A, L of a two-wire line |
+//! | [`battery`] | OCV/R0 from SOC and temperature; the [`BatteryState`] the engine passes |
+//! | [`switch`] | MOSFET switch (R_on, turn-off ramp, V_DS rating) and the short-circuit comparator |
+//! | [`arrester`] | TVS: breakdown, dynamic resistance, Pppm and its derating with pulse length |
+//! | [`circuit`] | the loop and its exact integrator; the engine's stepping API |
+//!
+//! [`simulate`] runs one event from a battery state and returns its
+//! [`Metrics`], the [`Check`]s against the datasheet and the [`EndState`]
+//! (current after the event, latches, charge and energies) the engine
+//! continues from. Everything is deterministic: no random effect enters a
+//! transient (a study varies parameters itself, seeded, if it wants spread).
+//!
+//! Sign: the loop works with the discharge current (`> 0`, battery →
+//! fault); at the interfaces ([`BatteryState::current_a`],
+//! [`EndState::current_a`], [`EndState::charge_c`]) the crate's convention
+//! holds, `> 0` charges the battery.
+
+pub mod arrester;
+pub mod battery;
+pub mod circuit;
+pub mod line;
+pub mod switch;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{self, ParamError};
+use crate::variant::{self, Variant};
+
+pub use arrester::ArresterParams;
+pub use battery::{BatteryParams, BatteryState};
+pub use circuit::{Circuit, EndState, Peaks, Sample, Totals};
+pub use line::LineParams;
+pub use switch::{ComparatorParams, SwitchParams};
+
+/// Everything about the circuit of a what-if event except the variant and
+/// the event itself. Every field has a datasheet or documented default;
+/// variant-dependent figures are `Option`s that default to the variant's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransientParams {
+    /// The pack (standalone studies; the engine passes its own [`BatteryState`]).
+    pub battery: BatteryParams,
+    /// Pack poles to the board's input.
+    pub battery_line: LineParams,
+    /// Board's output to the load (and the fault).
+    pub load_line: LineParams,
+    pub switch: SwitchParams,
+    pub comparator: ComparatorParams,
+    pub arrester: ArresterParams,
+    pub solver: SolverParams,
+    pub limits: LimitParams,
+}
+
+impl Default for TransientParams {
+    fn default() -> Self {
+        Self {
+            battery: BatteryParams::default(),
+            battery_line: LineParams::battery_side(),
+            load_line: LineParams::default(),
+            switch: SwitchParams::default(),
+            comparator: ComparatorParams::default(),
+            arrester: ArresterParams::default(),
+            solver: SolverParams::default(),
+            limits: LimitParams::default(),
+        }
+    }
+}
+
+impl TransientParams {
+    /// Checks that every field is physical.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        self.battery.validate()?;
+        self.battery_line.validate()?;
+        self.load_line.validate()?;
+        self.switch.validate()?;
+        self.comparator.validate()?;
+        self.arrester.validate()?;
+        self.solver.validate()?;
+        self.limits.validate()
+    }
+}
+
+/// Step control and how long an event is followed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SolverParams {
+    /// Longest step (µs); the integration is exact, this sets the record's resolution.
+    pub max_step_us: f64,
+    /// Sub-steps over the gate's turn-off ramp (G held at each one's mid value).
+    pub ramp_steps: u32,
+    /// Longest an event is followed (µs); a current still flowing then is reported.
+    pub window_us: f64,
+    /// Followed on after the current reached zero (µs), for the record.
+    pub tail_us: f64,
+}
+
+impl Default for SolverParams {
+    fn default() -> Self {
+        Self { max_step_us: 1.0, ramp_steps: 40, window_us: 2000.0, tail_us: 20.0 }
+    }
+}
+
+impl SolverParams {
+    /// Checks that every field is physical.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        if !(self.max_step_us.is_finite() && self.max_step_us > 0.0 && self.max_step_us <= 1.0) {
+            return Err(ParamError {
+                name: "solver.max_step_us",
+                value: self.max_step_us,
+                requirement: "within (0, 1]",
+            });
+        }
+        if self.ramp_steps == 0 {
+            return Err(ParamError { name: "solver.ramp_steps", value: 0.0, requirement: ">= 1" });
+        }
+        error::positive("solver.window_us", self.window_us)?;
+        error::non_negative("solver.tail_us", self.tail_us)
+    }
+}
+
+/// The datasheet limits an event is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitParams {
+    /// Max peak current (A): datasheet 1300 A.
+    pub peak_current_a: f64,
+    /// The current must be back to zero this soon after the fault (µs): datasheet 100 µs.
+    pub shutdown_us: f64,
+    /// A current that never exceeds this needs no hardware shutdown (A):
+    /// datasheet max continuous current, 250 A.
+    pub continuous_current_a: f64,
+}
+
+impl Default for LimitParams {
+    fn default() -> Self {
+        Self {
+            peak_current_a: variant::MAX_PEAK_CURRENT_A,
+            shutdown_us: variant::MAX_PEAK_DURATION_S * 1e6,
+            continuous_current_a: variant::MAX_CONTINUOUS_CURRENT_A,
+        }
+    }
+}
+
+impl LimitParams {
+    /// Checks that every field is physical.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        error::positive("limits.peak_current_a", self.peak_current_a)?;
+        error::positive("limits.shutdown_us", self.shutdown_us)?;
+        error::positive("limits.continuous_current_a", self.continuous_current_a)
+    }
+}
+
+/// What happens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A short across the load line; the comparator has to clear it.
+    #[default]
+    ShortCircuit,
+    /// The switch is opened under load (by the firmware): the turn-off kick alone.
+    SwitchOpen,
+}
+
+/// The event of a what-if case.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventParams {
+    pub kind: EventKind,
+    /// When, after the start of the record (µs).
+    pub at_us: f64,
+    /// Resistance of the short (mΩ): 0 is a bolted short.
+    pub fault_resistance_mohm: f64,
+    /// Where along the load line: 0 at the board's output terminals, 1 at the far end.
+    pub position: f64,
+}
+
+impl Default for EventParams {
+    /// A bolted short at the far end of the load line, 10 µs into the record.
+    fn default() -> Self {
+        Self { kind: EventKind::ShortCircuit, at_us: 10.0, fault_resistance_mohm: 0.0, position: 1.0 }
+    }
+}
+
+impl EventParams {
+    /// Checks that every field is physical.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        error::non_negative("event.at_us", self.at_us)?;
+        error::non_negative("event.fault_resistance_mohm", self.fault_resistance_mohm)?;
+        if !(0.0..=1.0).contains(&self.position) {
+            return Err(ParamError { name: "event.position", value: self.position, requirement: "within 0..=1" });
+        }
+        Ok(())
+    }
+}
+
+/// The figures of one event. Times are from the event.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Source voltage of the loop after the event (V).
+    pub source_v: f64,
+    /// Loop inductance after the event (µH).
+    pub loop_inductance_uh: f64,
+    /// Loop resistance after the event with the switch on (mΩ).
+    pub loop_resistance_mohm: f64,
+    /// Current the loop would settle at without a shutdown (A).
+    pub prospective_current_a: f64,
+    /// Largest |current| (A) and when (µs).
+    pub peak_current_a: f64,
+    pub peak_current_us: f64,
+    /// Comparator trip (µs), if it tripped.
+    pub trip_us: Option<f64>,
+    /// Switch fully off (end of the gate ramp) (µs), if it was turned off.
+    pub switch_off_us: Option<f64>,
+    /// How long the switch carried more than the continuous rating before
+    /// it was off (µs); `None` if it never did. Without a shutdown: until
+    /// the end of the window.
+    pub overcurrent_us: Option<f64>,
+    /// Current back to zero with the switch off (µs), if within the window.
+    pub time_to_zero_us: Option<f64>,
+    /// |current| at the end of the record (A).
+    pub final_current_a: f64,
+    /// Energy into the arrester (J).
+    pub arrester_energy_j: f64,
+    /// Peak power into the arrester (W).
+    pub arrester_peak_power_w: f64,
+    /// Rectangular-equivalent duration of the arrester pulse, E/P_peak (µs).
+    pub arrester_pulse_us: f64,
+    /// Peak power the arrester is rated for at that duration (W).
+    pub arrester_allowed_power_w: f64,
+    /// 100·(1 − P_peak/P_allowed) (%); 100 when it never conducted.
+    pub arrester_margin_pct: f64,
+    /// Largest |voltage across the switch| (V).
+    pub peak_switch_voltage_v: f64,
+    /// The switch's V_DS rating (V).
+    pub switch_voltage_rating_v: f64,
+    /// ∫ i² dt through the switch's channel (A²s).
+    pub switch_i2t_a2s: f64,
+    /// Energy into the switch's channel (J).
+    pub switch_energy_j: f64,
+    /// Magnetic energy at the trip, ½·L·i² (J).
+    pub magnetic_energy_at_trip_j: Option<f64>,
+}
+
+/// A pass/fail against a datasheet figure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// `peak_current`, `shutdown`, `arrester`, `switch_voltage`.
+    pub name: String,
+    pub passed: bool,
+    /// The value checked and its limit, in `unit`.
+    pub value: f64,
+    pub limit: f64,
+    pub unit: String,
+    /// Why, in a sentence with the figures.
+    pub reason: String,
+}
+
+/// Names of the checks, in report order.
+pub const CHECK_NAMES: [&str; 4] = ["peak_current", "shutdown", "arrester", "switch_voltage"];
+
+/// Everything one event produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub metrics: Metrics,
+    pub checks: Vec<Check>,
+    pub end: EndState,
+    pub totals: Totals,
+    /// The waveform, when asked for; `t_s` is from the event.
+    pub samples: Vec<Sample>,
+}
+
+impl Outcome {
+    /// Every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// Runs one event: the circuit before it from `state` for `event.at_us`,
+/// the event, then until the current is zero with the switch off (plus
+/// `tail_us`) or `window_us` after the event.
+pub fn simulate(
+    params: &TransientParams,
+    variant: Variant,
+    state: &BatteryState,
+    event: &EventParams,
+    record: bool,
+) -> Result<Outcome, ParamError> {
+    event.validate()?;
+    let mut c = Circuit::new(params, variant, state, record)?;
+    let t_event = event.at_us * 1e-6;
+    c.advance_to(t_event);
+    c.apply(event);
+    let (l, r) = c.loop_l_r();
+    let r_on = params.switch.on_resistance_ohm(variant);
+    let source_v = c.source_v();
+    let pre_peaks = *c.peaks();
+    let t_window = t_event + params.solver.window_us * 1e-6;
+    let chunk = params.solver.max_step_us * 1e-6;
+    while c.t_s() < t_window {
+        let target = (c.t_s() + chunk).min(t_window);
+        c.advance_to(target);
+        if let Some(t0) = c.zero_at_s() {
+            if c.is_settled() {
+                c.advance_to((t0 + params.solver.tail_us * 1e-6).min(t_window));
+                break;
+            }
+        }
+    }
+    let peaks = *c.peaks();
+    let totals = *c.totals();
+    let since = |t: f64| (t - t_event) * 1e6;
+    let pulse_s = if peaks.arrester_power_w > 0.0 { totals.arrester_j / peaks.arrester_power_w } else { 0.0 };
+    let allowed = params.arrester.allowed_peak_power_w(variant, pulse_s);
+    let metrics = Metrics {
+        source_v,
+        loop_inductance_uh: l * 1e6,
+        loop_resistance_mohm: (r + r_on) * 1e3,
+        prospective_current_a: source_v / (r + r_on),
+        peak_current_a: peaks.current_a,
+        peak_current_us: if peaks.current_a > pre_peaks.current_a { since(peaks.current_t_s) } else { 0.0 },
+        trip_us: c.trip_at_s().map(since),
+        switch_off_us: c.switch_off_at_s().map(since),
+        overcurrent_us: c.overcurrent_at_s().map(|t0| c.switch_off_at_s().unwrap_or(c.t_s()).max(t0) * 1e6 - t0 * 1e6),
+        time_to_zero_us: c.zero_at_s().map(since),
+        final_current_a: c.discharge_current_a().abs(),
+        arrester_energy_j: totals.arrester_j,
+        arrester_peak_power_w: peaks.arrester_power_w,
+        arrester_pulse_us: pulse_s * 1e6,
+        arrester_allowed_power_w: allowed,
+        arrester_margin_pct: if peaks.arrester_power_w > 0.0 {
+            100.0 * (1.0 - peaks.arrester_power_w / allowed)
+        } else {
+            100.0
+        },
+        peak_switch_voltage_v: peaks.switch_voltage_v,
+        switch_voltage_rating_v: params.switch.v_ds_rating_v(variant),
+        switch_i2t_a2s: totals.switch_i2t_a2s,
+        switch_energy_j: totals.switch_j,
+        magnetic_energy_at_trip_j: c.trip_current_a().map(|i| 0.5 * l * i * i),
+    };
+    let checks = check(&metrics, &params.limits, params.arrester.breakdown_v(variant));
+    let mut samples = c.take_samples();
+    for s in &mut samples {
+        s.t_s -= t_event;
+    }
+    Ok(Outcome { metrics, checks, end: c.end_state(), totals, samples })
+}
+
+/// The datasheet checks of one event's metrics.
+pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Vec<Check> {
+    let mk = |name: &str, passed, value, limit, unit: &str, reason: String| Check {
+        name: name.to_owned(),
+        passed,
+        value,
+        limit,
+        unit: unit.to_owned(),
+        reason,
+    };
+    let peak_ok = m.peak_current_a <= limits.peak_current_a;
+    let peak = mk(
+        "peak_current",
+        peak_ok,
+        m.peak_current_a,
+        limits.peak_current_a,
+        "A",
+        format!(
+            "peak {:.0} A at {:.1} µs {} {:.0} A",
+            m.peak_current_a,
+            m.peak_current_us,
+            if peak_ok { "≤" } else { ">" },
+            limits.peak_current_a
+        ),
+    );
+    let zero = m
+        .time_to_zero_us
+        .map_or_else(|| "no current zero in the window".to_owned(), |t| format!("current zero at {t:.1} µs"));
+    let shutdown = match (m.overcurrent_us, m.switch_off_us) {
+        (None, _) => mk(
+            "shutdown",
+            true,
+            0.0,
+            limits.shutdown_us,
+            "µs",
+            format!(
+                "never above {:.0} A continuous: no shutdown needed (peak {:.0} A)",
+                limits.continuous_current_a, m.peak_current_a
+            ),
+        ),
+        (Some(d), Some(_)) => {
+            let ok = d <= limits.shutdown_us;
+            mk(
+                "shutdown",
+                ok,
+                d,
+                limits.shutdown_us,
+                "µs",
+                format!(
+                    "above {:.0} A for {d:.1} µs until the switch was off {} {:.0} µs; {zero}",
+                    limits.continuous_current_a,
+                    if ok { "≤" } else { ">" },
+                    limits.shutdown_us
+                ),
+            )
+        }
+        (Some(d), None) => mk(
+            "shutdown",
+            false,
+            d,
+            limits.shutdown_us,
+            "µs",
+            format!(
+                "no hardware shutdown: the comparator never tripped; the current settles at {:.0} A",
+                m.final_current_a
+            ),
+        ),
+    };
+    let arrester = if m.source_v.abs() >= arrester_breakdown_v {
+        mk(
+            "arrester",
+            false,
+            m.source_v.abs(),
+            arrester_breakdown_v,
+            "V",
+            format!(
+                "the source ({:.1} V) is at or above the arrester's breakdown ({:.1} V): it conducts without end",
+                m.source_v.abs(),
+                arrester_breakdown_v
+            ),
+        )
+    } else {
+        mk(
+            "arrester",
+            m.arrester_margin_pct >= 0.0,
+            m.arrester_peak_power_w,
+            m.arrester_allowed_power_w,
+            "W",
+            if m.arrester_peak_power_w > 0.0 {
+                format!(
+                    "{:.2} J, peak {:.1} kW over {:.1} µs; rated {:.1} kW there (margin {:.0} %)",
+                    m.arrester_energy_j,
+                    m.arrester_peak_power_w * 1e-3,
+                    m.arrester_pulse_us,
+                    m.arrester_allowed_power_w * 1e-3,
+                    m.arrester_margin_pct
+                )
+            } else {
+                "the arrester never conducted".to_owned()
+            },
+        )
+    };
+    let v_ok = m.peak_switch_voltage_v <= m.switch_voltage_rating_v;
+    let volt = mk(
+        "switch_voltage",
+        v_ok,
+        m.peak_switch_voltage_v,
+        m.switch_voltage_rating_v,
+        "V",
+        format!(
+            "peak {:.1} V across the switch {} {:.0} V rating",
+            m.peak_switch_voltage_v,
+            if v_ok { "≤" } else { ">" },
+            m.switch_voltage_rating_v
+        ),
+    );
+    vec![peak, shutdown, arrester, volt]
+}
+
+#[cfg(test)]
+mod tests;

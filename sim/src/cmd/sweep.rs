@@ -1,0 +1,268 @@
+//! `smartpro-sim sweep`: what-if studies of short circuits and turn-off surges.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::exit;
+use crate::sweep::report::{self, RunInfo};
+use crate::sweep::{self, CaseResult, Study, plot};
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cmd {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Join the output folders of `--shard` runs into the outputs one unsharded run would write.
+    Merge(MergeArgs),
+}
+
+/// Slice K of N of a study's cases (0-based K).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{s:?}: expected K/N with 0 <= K < N, e.g. 0/4 (K is 0-based, as $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX)"
+            )
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) =
+            (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Study file: one case, or a grid of cases with [[axis]] tables (see docs/whatif.md).
+    pub study: Option<PathBuf>,
+    /// Output folder [default: out/<study name>, or out/<study name>/shard-K-of-N with --shard].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run only slice K of N of the cases (0-based K: 0/4 … 3/4), for a cluster; join the folders with `sweep merge`.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// Write no SVG plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The shards' output folders (each with study.toml and cases.jsonl).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the joined outputs go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write no SVG plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+/// Text for `--help`.
+pub const EXIT_CODES_HELP: &str = "Exit codes:\n  0  every case passed every datasheet check\n  1  a case failed a check (peak current, shutdown, arrester, switch voltage)\n  2  bad input (study file, arguments, shards that do not fit together)\n  3  runtime failure (output not writable)";
+
+/// Runs the command; returns the process exit code.
+pub fn execute(cmd: &Cmd) -> u8 {
+    match &cmd.action {
+        Some(Action::Merge(m)) => merge(m),
+        None => run(&cmd.run),
+    }
+}
+
+fn run(args: &RunArgs) -> u8 {
+    let Some(path) = &args.study else {
+        eprintln!("error: give a study file (smartpro-sim sweep STUDY.toml) or `sweep merge DIR... --out DIR`");
+        return exit::BAD_INPUT;
+    };
+    let study = match Study::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let range = match args.shard {
+        Some(s) => sweep::shard_range(study.len(), s.index, s.count),
+        None => 0..study.len(),
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        let base = Path::new("out").join(&study.name);
+        match args.shard {
+            Some(s) => base.join(format!("shard-{}-of-{}", s.index, s.count)),
+            None => base,
+        }
+    });
+    println!(
+        "study {}: {} case(s){}, {} thread(s) → {}",
+        study.name,
+        study.len(),
+        args.shard.map_or(String::new(), |s| format!(
+            ", shard {}/{}: cases {}..{}",
+            s.index, s.count, range.start, range.end
+        )),
+        jobs,
+        out.display()
+    );
+    let n = range.len();
+    let terminal = std::io::stderr().is_terminal();
+    let progress = move |done: usize| {
+        let step = (n / 100).max(1);
+        if terminal && (done % step == 0 || done == n) {
+            eprint!("\r{done}/{n} cases");
+            if done == n {
+                eprintln!();
+            }
+        } else if !terminal && n >= 1000 && (done % (n / 10) == 0) {
+            eprintln!("{done}/{n} cases");
+        }
+    };
+    let started = Instant::now();
+    let results = match sweep::run_cases(&study, range, jobs, &progress) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return exit::BAD_INPUT;
+        }
+    };
+    let info = RunInfo { shard: args.shard.map(|s| (s.index, s.count)), jobs, wall_s: started.elapsed().as_secs_f64() };
+    finish(&study, &results, &info, &out, !args.no_plots && args.shard.is_none())
+}
+
+fn merge(args: &MergeArgs) -> u8 {
+    let started = Instant::now();
+    let mut text: Option<(PathBuf, String)> = None;
+    let mut parts: Vec<CaseResult> = Vec::new();
+    for dir in &args.dirs {
+        let study_path = dir.join("study.toml");
+        let t = match std::fs::read_to_string(&study_path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: {e} (not the output folder of a sweep?)", study_path.display());
+                return exit::BAD_INPUT;
+            }
+        };
+        match &text {
+            Some((first, t0)) if *t0 != t => {
+                eprintln!(
+                    "error: {} and {} are different studies; only shards of one study merge",
+                    first.display(),
+                    study_path.display()
+                );
+                return exit::BAD_INPUT;
+            }
+            Some(_) => {}
+            None => text = Some((study_path.clone(), t)),
+        }
+        match report::read_jsonl(&dir.join("cases.jsonl")) {
+            Ok(r) => parts.extend(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+    let Some((study_path, t)) = text else { return exit::BAD_INPUT };
+    let study = match Study::parse(&t, &study_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let results = match sweep::merge(parts, study.len()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: merging {} folder(s) of study {}: {e}", args.dirs.len(), study.name);
+            return exit::BAD_INPUT;
+        }
+    };
+    println!(
+        "study {}: merged {} case(s) from {} shard(s) → {}",
+        study.name,
+        results.len(),
+        args.dirs.len(),
+        args.out.display()
+    );
+    let info = RunInfo { shard: None, jobs: 1, wall_s: started.elapsed().as_secs_f64() };
+    finish(&study, &results, &info, &args.out, !args.no_plots)
+}
+
+/// Writes the outputs, prints the table; the exit code from the verdicts.
+fn finish(study: &Study, results: &[CaseResult], info: &RunInfo, out: &Path, plots: bool) -> u8 {
+    if let Err(e) = report::write_files(out, study, results, info) {
+        eprintln!("error: {e}");
+        return exit::RUNTIME;
+    }
+    let mut written = vec!["results.csv", "summary.json", "junit.xml", "cases.jsonl", "study.toml"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    if plots {
+        match plot_all(out, study, results) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::RUNTIME;
+            }
+        }
+    }
+    print!("{}", report::table(study, results, info));
+    println!("wrote {} in {}", written.join(", "), out.display());
+    if results.iter().all(|r| r.passed) { exit::OK } else { exit::EXPECTATION_FAILED }
+}
+
+fn plot_all(out: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<String>, String> {
+    let mut files: Vec<String> = plot::metric_plots(out, study, results)?
+        .iter()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect();
+    if let Some(w) = sweep::worst(results) {
+        let case = &study.cases[w.index];
+        let outcome = sweep::simulate_case(case, true).map_err(|e| e.to_string())?;
+        let label = report::case_label(study, w);
+        let title = if label.is_empty() {
+            format!("{} — {} V, {}", study.name, w.variant, if w.passed { "PASS" } else { "FAIL" })
+        } else {
+            format!("{} — worst case {}: {label} ({})", study.name, w.index, if w.passed { "PASS" } else { "FAIL" })
+        };
+        let name = if study.len() == 1 { "waveform.svg" } else { "waveform_worst.svg" };
+        plot::waveform_plot(&out.join(name), &title, &outcome, &case.params)?;
+        files.push(name.to_owned());
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!("1/4".parse::<Shard>(), Ok(Shard { index: 1, count: 4 }));
+        assert!("4/4".parse::<Shard>().is_err());
+        assert!("0/0".parse::<Shard>().is_err());
+        assert!("1-4".parse::<Shard>().is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! What-if sweeps of short circuits and turn-off surges.
+//!
+//! A [`Study`] expands into cases; [`run_cases`] simulates a range of them
+//! on all cores ([`models::transient::simulate`], milliseconds each at
+//! most); [`report`] writes `results.csv`, `cases.jsonl`, `summary.json`
+//! and `junit.xml`; [`plot`] the SVG plots. A shard runs a contiguous
+//! slice of the case indices; [`merge`] joins shards' `cases.jsonl` into
+//! the outputs one unsharded run would have written.
+
+pub mod plot;
+pub mod report;
+pub mod study;
+
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use models::transient::{self, Check, Metrics, Outcome};
+use serde::{Deserialize, Serialize};
+
+pub use study::{Case, Study, StudyError};
+
+/// The result of one case: what `cases.jsonl` holds, one per line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Position in the study.
+    pub index: usize,
+    /// The axes' value labels, in axis order.
+    pub values: Vec<String>,
+    pub variant: u32,
+    pub event: String,
+    pub metrics: Metrics,
+    pub checks: Vec<Check>,
+    pub passed: bool,
+    /// Largest check value relative to its limit (> 1 fails); the worst case has the largest.
+    pub utilisation: f64,
+}
+
+/// Simulates one case (with the waveform when `record`).
+pub fn simulate_case(case: &Case, record: bool) -> Result<Outcome, models::ParamError> {
+    let state = case.params.battery.state(case.variant);
+    transient::simulate(&case.params, case.variant, &state, &case.event, record)
+}
+
+/// The result row of a simulated case.
+pub fn result_of(study: &Study, case: &Case, outcome: &Outcome) -> CaseResult {
+    CaseResult {
+        index: case.index,
+        values: study.axes.iter().zip(&case.at).map(|(a, &j)| a.labels[j].clone()).collect(),
+        variant: case.variant.system_v(),
+        event: serde_json::to_value(case.event.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        metrics: outcome.metrics,
+        checks: outcome.checks.clone(),
+        passed: outcome.passed(),
+        utilisation: utilisation(&outcome.metrics, &outcome.checks),
+    }
+}
+
+/// Largest ratio of a checked value to its limit.
+pub fn utilisation(m: &Metrics, checks: &[Check]) -> f64 {
+    let mut u: f64 = 0.0;
+    for c in checks {
+        let r = match c.name.as_str() {
+            // margin: P/P_allowed; "source above breakdown" is in V/V
+            "arrester" if c.unit == "W" && m.arrester_allowed_power_w > 0.0 => {
+                m.arrester_peak_power_w / m.arrester_allowed_power_w
+            }
+            _ if c.limit > 0.0 && c.value.is_finite() => c.value / c.limit,
+            _ => f64::from(u8::from(!c.passed)) * 10.0,
+        };
+        u = u.max(r);
+    }
+    u
+}
+
+/// Runs `range` of the study's cases on `jobs` threads; `progress(done)`
+/// is called after each case. Results come back in case order.
+pub fn run_cases(
+    study: &Study,
+    range: Range<usize>,
+    jobs: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<CaseResult>, models::ParamError> {
+    let next = AtomicUsize::new(range.start);
+    let done = AtomicUsize::new(0);
+    let out: Mutex<Vec<Result<CaseResult, models::ParamError>>> = Mutex::new(Vec::with_capacity(range.len()));
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(range.len().max(1)) {
+            s.spawn(|| {
+                let mut local = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= range.end {
+                        break;
+                    }
+                    let case = &study.cases[k];
+                    local.push(simulate_case(case, false).map(|o| result_of(study, case, &o)));
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                }
+                out.lock().expect("no worker panics holding the lock").extend(local);
+            });
+        }
+    });
+    let mut results = out.into_inner().expect("workers finished").into_iter().collect::<Result<Vec<_>, _>>()?;
+    results.sort_by_key(|r| r.index);
+    Ok(results)
+}
+
+/// The cases of shard `k` of `n` (0-based): a contiguous slice, the same
+/// on every machine.
+pub fn shard_range(total: usize, k: usize, n: usize) -> Range<usize> {
+    (k * total / n)..((k + 1) * total / n)
+}
+
+/// The index of the worst case (largest utilisation; the first of equals).
+pub fn worst(results: &[CaseResult]) -> Option<&CaseResult> {
+    results.iter().fold(None, |w: Option<&CaseResult>, r| match w {
+        Some(w) if w.utilisation >= r.utilisation => Some(w),
+        _ => Some(r),
+    })
+}
+
+/// Joins shards' results: every case of a `total`-case study exactly once.
+pub fn merge(mut parts: Vec<CaseResult>, total: usize) -> Result<Vec<CaseResult>, String> {
+    parts.sort_by_key(|r| r.index);
+    for (k, r) in parts.iter().enumerate() {
+        if r.index != k {
+            return Err(if r.index < k {
+                format!("case {} is in more than one shard", r.index)
+            } else {
+                format!("case {k} is in no shard")
+            });
+        }
+    }
+    if parts.len() != total {
+        return Err(format!("the shards hold {} of {total} cases; case {} is missing", parts.len(), parts.len()));
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_case_once() {
+        for total in [0, 1, 7, 100, 1001] {
+            for n in 1..=9 {
+                let mut all = Vec::new();
+                for k in 0..n {
+                    all.extend(shard_range(total, k, n));
+                }
+                assert_eq!(all, (0..total).collect::<Vec<_>>());
+            }
+        }
+    }
+}

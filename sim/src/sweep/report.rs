@@ -1,0 +1,349 @@
+//! The outputs of a sweep: results.csv, cases.jsonl, summary.json, junit.xml, the table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use models::transient::CHECK_NAMES;
+use serde::Serialize;
+
+use super::{CaseResult, Study, worst};
+
+/// How a run came about (not part of the deterministic files except `shard`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RunInfo {
+    /// `(k, n)`: this is shard k of n (0-based).
+    pub shard: Option<(usize, usize)>,
+    pub jobs: usize,
+    pub wall_s: f64,
+}
+
+type Column = (&'static str, fn(&CaseResult) -> String);
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(String::new, |x| format!("{x:.decimals$}"))
+}
+
+/// Output columns of results.csv, after `case`, the axes, `variant` and `event`.
+const COLUMNS: &[Column] = &[
+    ("source_v", |r| format!("{:.3}", r.metrics.source_v)),
+    ("loop_inductance_uh", |r| format!("{:.4}", r.metrics.loop_inductance_uh)),
+    ("loop_resistance_mohm", |r| format!("{:.4}", r.metrics.loop_resistance_mohm)),
+    ("prospective_current_a", |r| format!("{:.1}", r.metrics.prospective_current_a)),
+    ("peak_current_a", |r| format!("{:.1}", r.metrics.peak_current_a)),
+    ("peak_current_us", |r| format!("{:.2}", r.metrics.peak_current_us)),
+    ("trip_us", |r| opt(r.metrics.trip_us, 2)),
+    ("switch_off_us", |r| opt(r.metrics.switch_off_us, 2)),
+    ("overcurrent_us", |r| opt(r.metrics.overcurrent_us, 2)),
+    ("time_to_zero_us", |r| opt(r.metrics.time_to_zero_us, 2)),
+    ("final_current_a", |r| format!("{:.1}", r.metrics.final_current_a)),
+    ("arrester_energy_j", |r| format!("{:.4}", r.metrics.arrester_energy_j)),
+    ("arrester_peak_power_w", |r| format!("{:.0}", r.metrics.arrester_peak_power_w)),
+    ("arrester_pulse_us", |r| format!("{:.2}", r.metrics.arrester_pulse_us)),
+    ("arrester_allowed_power_w", |r| format!("{:.0}", r.metrics.arrester_allowed_power_w)),
+    ("arrester_margin_pct", |r| format!("{:.1}", r.metrics.arrester_margin_pct)),
+    ("peak_switch_voltage_v", |r| format!("{:.2}", r.metrics.peak_switch_voltage_v)),
+    ("switch_voltage_rating_v", |r| format!("{:.0}", r.metrics.switch_voltage_rating_v)),
+    ("switch_i2t_a2s", |r| format!("{:.4}", r.metrics.switch_i2t_a2s)),
+    ("switch_energy_j", |r| format!("{:.4}", r.metrics.switch_energy_j)),
+    ("utilisation", |r| format!("{:.4}", r.utilisation)),
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+/// results.csv: one row per case, inputs (axes) then outputs and verdicts.
+pub fn write_csv(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> std::io::Result<()> {
+    let mut head = vec!["case".to_owned()];
+    head.extend(study.axes.iter().map(|a| csv_field(&a.param)));
+    head.extend(["variant".into(), "event".into()]);
+    head.extend(COLUMNS.iter().map(|(h, _)| (*h).to_owned()));
+    head.extend(CHECK_NAMES.iter().map(|c| format!("{c}_ok")));
+    head.push("passed".into());
+    writeln!(w, "{}", head.join(","))?;
+    for r in results {
+        let mut row = vec![r.index.to_string()];
+        row.extend(r.values.iter().map(|v| csv_field(v)));
+        row.extend([r.variant.to_string(), r.event.clone()]);
+        row.extend(COLUMNS.iter().map(|(_, f)| f(r)));
+        row.extend(CHECK_NAMES.iter().map(|name| {
+            r.checks.iter().find(|c| c.name == *name).map_or(String::new(), |c| u8::from(c.passed).to_string())
+        }));
+        row.push(u8::from(r.passed).to_string());
+        writeln!(w, "{}", row.join(","))?;
+    }
+    Ok(())
+}
+
+/// cases.jsonl: one JSON object per case, what `sweep merge` reads.
+pub fn write_jsonl(w: &mut dyn Write, results: &[CaseResult]) -> std::io::Result<()> {
+    for r in results {
+        serde_json::to_writer(&mut *w, r)?;
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+/// Reads a cases.jsonl.
+pub fn read_jsonl(path: &Path) -> Result<Vec<CaseResult>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::BufReader::new(f)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(n, l)| {
+            let l = l.map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str(&l).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))
+        })
+        .collect()
+}
+
+fn xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The case's axis values as `param=label, …`.
+pub fn case_label(study: &Study, r: &CaseResult) -> String {
+    study.axes.iter().zip(&r.values).map(|(a, v)| format!("{}={v}", a.param)).collect::<Vec<_>>().join(", ")
+}
+
+/// junit.xml: one test case per case and check; a failed check carries its reason.
+pub fn write_junit(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> std::io::Result<()> {
+    let tests: usize = results.iter().map(|r| r.checks.len()).sum();
+    let failures: usize = results.iter().map(|r| r.checks.iter().filter(|c| !c.passed).count()).sum();
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(w, r#"<testsuites name="smartpro-sim sweep" tests="{tests}" failures="{failures}" errors="0">"#)?;
+    writeln!(
+        w,
+        r#"  <testsuite name="{}" tests="{tests}" failures="{failures}" errors="0" skipped="0">"#,
+        xml(&study.name)
+    )?;
+    let width = study.len().saturating_sub(1).to_string().len();
+    for r in results {
+        let label = case_label(study, r);
+        let class = format!("{}.case{:0width$}", study.name, r.index);
+        for c in &r.checks {
+            let name = if label.is_empty() { c.name.clone() } else { format!("{} [{label}]", c.name) };
+            write!(w, r#"    <testcase classname="{}" name="{}" time="0""#, xml(&class), xml(&name))?;
+            if c.passed {
+                writeln!(w, "/>")?;
+            } else {
+                writeln!(w, ">")?;
+                writeln!(
+                    w,
+                    r#"      <failure type="{}" message="{}">{}: {} (value {:.3} {}, limit {:.3} {})</failure>"#,
+                    xml(&c.name),
+                    xml(&c.reason),
+                    xml(&c.name),
+                    xml(&c.reason),
+                    c.value,
+                    xml(&c.unit),
+                    c.limit,
+                    xml(&c.unit)
+                )?;
+                writeln!(w, "    </testcase>")?;
+            }
+        }
+    }
+    writeln!(w, "  </testsuite>")?;
+    writeln!(w, "</testsuites>")
+}
+
+/// The plots' x axis and series axis: `[plot]`, else the first axis with
+/// only numbers and the first other axis.
+pub fn plot_axes(study: &Study) -> (Option<usize>, Option<usize>) {
+    let find = |p: &Option<String>| p.as_ref().and_then(|p| study.axes.iter().position(|a| &a.param == p));
+    let numeric = |i: usize| study.axes[i].values.iter().all(|v| super::study::number(v).is_some());
+    let x = find(&study.plot.x).or_else(|| (0..study.axes.len()).find(|&i| numeric(i)));
+    let series = find(&study.plot.series).or_else(|| (0..study.axes.len()).find(|&i| Some(i) != x));
+    (x, series)
+}
+
+#[derive(Debug, Serialize)]
+struct Boundary {
+    series: Option<String>,
+    /// Largest x up to which every case passes.
+    passes_up_to: Option<f64>,
+    /// Smallest x at which a case fails.
+    first_failure_at: Option<f64>,
+}
+
+/// Where along the x axis the design stops passing, per series value.
+fn safe_region(study: &Study, results: &[CaseResult]) -> Option<(String, Vec<Boundary>)> {
+    let (x, series) = plot_axes(study);
+    let x = x?;
+    // (series label) → x → all passed
+    let mut groups: BTreeMap<usize, BTreeMap<usize, bool>> = BTreeMap::new();
+    for r in results {
+        let at = study.coordinates(r.index);
+        let g = series.map_or(0, |s| at[s]);
+        let e = groups.entry(g).or_default().entry(at[x]).or_insert(true);
+        *e &= r.passed;
+    }
+    let xv = |j: usize| super::study::number(&study.axes[x].values[j]);
+    let rows = groups
+        .into_iter()
+        .map(|(g, pts)| {
+            let mut pts: Vec<(f64, bool)> = pts.into_iter().filter_map(|(j, ok)| xv(j).map(|v| (v, ok))).collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let first_failure_at = pts.iter().find(|p| !p.1).map(|p| p.0);
+            let passes_up_to = pts.iter().take_while(|p| p.1).last().map(|p| p.0);
+            Boundary { series: series.map(|s| study.axes[s].labels[g].clone()), passes_up_to, first_failure_at }
+        })
+        .collect();
+    Some((study.axes[x].param.clone(), rows))
+}
+
+/// summary.json.
+pub fn summary_json(study: &Study, results: &[CaseResult], info: &RunInfo) -> serde_json::Value {
+    let passed = results.iter().filter(|r| r.passed).count();
+    let mut failures: BTreeMap<&str, usize> = CHECK_NAMES.iter().map(|c| (*c, 0)).collect();
+    for r in results {
+        for c in r.checks.iter().filter(|c| !c.passed) {
+            *failures.entry(c.name.as_str()).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<&CaseResult> = results.iter().collect();
+    ranked.sort_by(|a, b| b.utilisation.total_cmp(&a.utilisation).then(a.index.cmp(&b.index)));
+    let worst_cases: Vec<serde_json::Value> = ranked
+        .iter()
+        .take(5)
+        .map(|r| {
+            serde_json::json!({
+                "case": r.index,
+                "values": case_label(study, r),
+                "utilisation": r.utilisation,
+                "passed": r.passed,
+                "checks": r.checks.iter().map(|c| serde_json::json!({"name": c.name, "passed": c.passed, "reason": c.reason})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let safe = safe_region(study, results).map(|(x, rows)| serde_json::json!({ "x": x, "series": rows }));
+    serde_json::json!({
+        "study": study.name,
+        "description": study.description,
+        "cases_in_study": study.len(),
+        "shard": info.shard.map(|(k, n)| {
+            let r = super::shard_range(study.len(), k, n);
+            serde_json::json!({ "index": k, "count": n, "first_case": r.start, "end_case": r.end })
+        }),
+        "cases": results.len(),
+        "passed": passed,
+        "failed": results.len() - passed,
+        "pass_rate": if results.is_empty() { 1.0 } else { passed as f64 / results.len() as f64 },
+        "check_failures": failures,
+        "worst": worst_cases,
+        "safe_region": safe,
+        "jobs": info.jobs,
+        "wall_s": info.wall_s,
+        "cases_per_s": results.len() as f64 / info.wall_s.max(1e-9),
+    })
+}
+
+/// Writes study.toml, cases.jsonl, results.csv, summary.json and junit.xml into `dir`.
+pub fn write_files(dir: &Path, study: &Study, results: &[CaseResult], info: &RunInfo) -> std::io::Result<()> {
+    let with = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> std::io::Result<()> {
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", path.display())))?;
+        let mut w = std::io::BufWriter::new(file);
+        f(&mut w)?;
+        w.flush().map_err(|e| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
+    with("study.toml", &|w| w.write_all(study.resolved_toml().as_bytes()))?;
+    with("cases.jsonl", &|w| write_jsonl(w, results))?;
+    with("results.csv", &|w| write_csv(w, study, results))?;
+    with("junit.xml", &|w| write_junit(w, study, results))?;
+    with("summary.json", &|w| {
+        serde_json::to_writer_pretty(&mut *w, &summary_json(study, results, info))?;
+        writeln!(w)
+    })
+}
+
+/// The table printed at the end: every case when there are few, else the
+/// worst ten; then the totals.
+pub fn table(study: &Study, results: &[CaseResult], info: &RunInfo) -> String {
+    let mut s = String::new();
+    let axes: Vec<&str> = study.axes.iter().map(|a| a.param.as_str()).collect();
+    let _ = writeln!(
+        s,
+        "{:<6} {:>6}  {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  {}",
+        "result",
+        "case",
+        "peak_A",
+        "trip_us",
+        "over_us",
+        "zero_us",
+        "tvs_J",
+        "margin%",
+        "v_sw_V",
+        if axes.is_empty() { String::new() } else { axes.join(", ") }
+    );
+    let mut shown: Vec<&CaseResult> = results.iter().collect();
+    let few = results.len() <= 25;
+    if !few {
+        shown.sort_by(|a, b| b.utilisation.total_cmp(&a.utilisation).then(a.index.cmp(&b.index)));
+        shown.truncate(10);
+    }
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"));
+    for r in &shown {
+        let m = &r.metrics;
+        let _ = writeln!(
+            s,
+            "{:<6} {:>6}  {:>8.0} {:>8} {:>8} {:>9} {:>8.3} {:>8.0} {:>8.1}  {}",
+            if r.passed { "PASS" } else { "FAIL" },
+            r.index,
+            m.peak_current_a,
+            f(m.trip_us),
+            f(m.overcurrent_us),
+            f(m.time_to_zero_us),
+            m.arrester_energy_j,
+            m.arrester_margin_pct,
+            m.peak_switch_voltage_v,
+            r.values.join(", ")
+        );
+        for c in r.checks.iter().filter(|c| !c.passed) {
+            let _ = writeln!(s, "         {}: {}", c.name, c.reason);
+        }
+    }
+    if !few {
+        let _ = writeln!(s, "(the 10 worst of {} cases; all in results.csv)", results.len());
+    }
+    let passed = results.iter().filter(|r| r.passed).count();
+    let _ = writeln!(
+        s,
+        "{} cases: {} passed, {} failed; {:.2} s on {} thread(s), {:.0} cases/s",
+        results.len(),
+        passed,
+        results.len() - passed,
+        info.wall_s,
+        info.jobs,
+        results.len() as f64 / info.wall_s.max(1e-9)
+    );
+    if let Some(w) = worst(results) {
+        let label = case_label(study, w);
+        let label = if label.is_empty() { String::new() } else { format!(" ({label})") };
+        let _ = writeln!(
+            s,
+            "worst: case {}{label}, utilisation {:.2} (largest check value / limit)",
+            w.index, w.utilisation
+        );
+    }
+    s
+}
