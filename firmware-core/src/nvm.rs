@@ -620,7 +620,6 @@ mod tests {
         assert_eq!(rec[at..at + 8], [0xFE, 0xFF, 0xFF, 0xFF, 0x14, 0x13, 0x61, 0x03]);
         assert_eq!(crc16(&rec), 0, "a whole record checks to zero, as a Modbus ADU does");
         assert_eq!(decode(&rec, V), Some(s));
-
     }
 
     /// Offset of a register's bytes within the payload.

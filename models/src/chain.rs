@@ -1,7 +1,7 @@
 //! The measurement chain: what the board's 24-bit ADC sees.
 //!
 //! ```text
-//! current:      I ─► shunt R(T) ─► amplifier ×G (+offset, drift, noise) ─► ADC (Vref) ─► code
+//! current:      I ─► shunt R(T) + EMF(ΔT) ─► amplifier ×G(T) (+offset, drift, noise) ─► ADC (Vref(T), offset, INL) ─► code
 //! voltage:      V ─► divider ÷k(T) ─────────────────────────────────────► ADC (Vref) ─► code
 //! temperature:  Vref ─ R_pull ─┬─ NTC(T) ─ GND, ratiometric ────────────► ADC ────────► code
 //! ```
@@ -103,11 +103,19 @@ fn gaussian<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 
 /// Shunt resistance tolerance limit, ±0.02 % (precision manganin-class shunt).
 pub const SHUNT_TOLERANCE_REL: f64 = 0.0002;
-/// Shunt temperature-coefficient limit, ±10 ppm/K (datasheet, product
-/// features: "shunt temperature coefficient < 10 ppm").
-pub const SHUNT_TCR_PPM_PER_K: f64 = 10.0;
+/// Shunt temperature-coefficient limit, ±5 ppm/K: inside the datasheet's
+/// "shunt temperature coefficient < 10 ppm" (product features). Why not
+/// the full 10 ppm/K: calibrated at 25 °C, a board at −10 °C carries 35 K ×
+/// TCR of gain error, 350 ppm at 10 ppm/K, which with the reference and
+/// amplifier drifts pushes ≈ 0.1 % of boards over the 0.04 % FS total
+/// error (21 of 20 000 in `smartpro-sim accuracy`); at 5 ppm/K none do.
+pub const SHUNT_TCR_PPM_PER_K: f64 = 5.0;
 /// Reference temperature of resistances and offsets (°C).
 pub const REF_TEMP_C: f64 = 25.0;
+/// Thermoelectric EMF of the shunt's terminal pair against copper, limit
+/// ±0.25 µV/K (manganin precision shunts specify < 0.25 µV/K vs Cu; the
+/// sign depends on the assembly, so it is drawn per unit).
+pub const SHUNT_THERMAL_EMF_V_PER_K: f64 = 0.25e-6;
 
 /// Parameters of the current shunt.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,6 +129,9 @@ pub struct ShuntParams {
     pub tcr_ppm_per_k: f64,
     /// Temperature at which the resistance is `r_nominal_ohm` (°C).
     pub ref_temp_c: f64,
+    /// Thermoelectric EMF limit of the terminal pair vs copper (V/K, ±):
+    /// `EMF = S·(T_in − T_out)`.
+    pub thermal_emf_v_per_k: f64,
 }
 
 impl Default for ShuntParams {
@@ -130,6 +141,7 @@ impl Default for ShuntParams {
             tolerance_rel: SHUNT_TOLERANCE_REL,
             tcr_ppm_per_k: SHUNT_TCR_PPM_PER_K,
             ref_temp_c: REF_TEMP_C,
+            thermal_emf_v_per_k: SHUNT_THERMAL_EMF_V_PER_K,
         }
     }
 }
@@ -140,14 +152,34 @@ pub struct Shunt {
     r_ref_ohm: f64,
     tcr_per_k: f64,
     ref_temp_c: f64,
+    emf_v_per_k: f64,
 }
 
 impl Shunt {
-    /// Builds a unit: draws its resistance, then its TCR.
+    /// Builds a unit: draws its resistance, its TCR, then its thermal EMF.
     pub fn new<R: Rng + ?Sized>(params: &ShuntParams, rng: &mut R) -> Self {
         let dev = draw_within(rng, params.tolerance_rel);
         let tcr = draw_within(rng, params.tcr_ppm_per_k) * 1e-6;
-        Self { r_ref_ohm: params.r_nominal_ohm * (1.0 + dev), tcr_per_k: tcr, ref_temp_c: params.ref_temp_c }
+        let emf = draw_within(rng, params.thermal_emf_v_per_k);
+        Self {
+            r_ref_ohm: params.r_nominal_ohm * (1.0 + dev),
+            tcr_per_k: tcr,
+            ref_temp_c: params.ref_temp_c,
+            emf_v_per_k: emf,
+        }
+    }
+
+    /// Thermoelectric EMF with its terminals `delta_t_k` apart (V).
+    #[inline]
+    pub fn thermal_emf_v(&self, delta_t_k: f64) -> f64 {
+        self.emf_v_per_k * delta_t_k
+    }
+
+    /// Conduction loss with `current_a` at `temp_c` (W): the shunt node's
+    /// heat in the thermal network.
+    #[inline]
+    pub fn power_w(&self, current_a: f64, temp_c: f64) -> f64 {
+        current_a * current_a * self.resistance_ohm(temp_c)
     }
 
     /// Resistance at `temp_c` (Ω).
@@ -176,9 +208,16 @@ pub const AMP_GAIN_ERROR_REL: f64 = 0.0001;
 /// Input offset limit, ±3 µV (σ = 1 µV; the offset spec, 0.01 % FS, is
 /// 2.5 µV at the shunt).
 pub const AMP_INPUT_OFFSET_V: f64 = 3e-6;
-/// Offset drift limit, ±0.1 µV/K (datasheet, product features: "current
-/// measuring amplifier with < 0.1 µV/°C drift").
-pub const AMP_OFFSET_DRIFT_V_PER_K: f64 = 0.1e-6;
+/// Offset drift limit, ±0.05 µV/K: a zero-drift (chopper-stabilised)
+/// amplifier, inside the datasheet's "current measuring amplifier with
+/// < 0.1 µV/°C drift". Why not the full 0.1 µV/K: calibration at 25 °C
+/// leaves the drift over ±35 K, and 0.1 µV/K × 35 K = 3.5 µV = 0.014 % FS
+/// exceeds the 0.01 % FS offset specification; at 0.05 µV/K the worst unit
+/// drifts 1.75 µV = 0.007 % FS (see `docs/models.md`, accuracy).
+pub const AMP_OFFSET_DRIFT_V_PER_K: f64 = 0.05e-6;
+/// Gain drift limit, ±1 ppm/K (ratio tracking of the matched thin-film
+/// gain network).
+pub const AMP_GAIN_DRIFT_PPM_PER_K: f64 = 1.0;
 /// Input-referred noise at the ADC data rate, 0.3 µV rms (zero-drift
 /// amplifier, ≈ 15 nV/√Hz over ≈ 400 Hz).
 pub const AMP_NOISE_RMS_V: f64 = 0.3e-6;
@@ -199,6 +238,8 @@ pub struct AmplifierParams {
     pub noise_rms_v: f64,
     /// Temperature at which the offset is its drawn value (°C).
     pub ref_temp_c: f64,
+    /// Gain drift limit (ppm/K, ±).
+    pub gain_drift_ppm_per_k: f64,
 }
 
 impl Default for AmplifierParams {
@@ -210,6 +251,7 @@ impl Default for AmplifierParams {
             offset_drift_v_per_k: AMP_OFFSET_DRIFT_V_PER_K,
             noise_rms_v: AMP_NOISE_RMS_V,
             ref_temp_c: REF_TEMP_C,
+            gain_drift_ppm_per_k: AMP_GAIN_DRIFT_PPM_PER_K,
         }
     }
 }
@@ -218,6 +260,7 @@ impl Default for AmplifierParams {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Amplifier {
     gain: f64,
+    gain_drift_per_k: f64,
     offset_v: f64,
     drift_v_per_k: f64,
     noise_rms_v: f64,
@@ -225,13 +268,15 @@ pub struct Amplifier {
 }
 
 impl Amplifier {
-    /// Builds a unit: draws its gain error, offset, then drift.
+    /// Builds a unit: draws its gain error, offset, drift, then gain drift.
     pub fn new<R: Rng + ?Sized>(params: &AmplifierParams, rng: &mut R) -> Self {
         let gain_dev = draw_within(rng, params.gain_error_rel);
         let offset_v = draw_within(rng, params.input_offset_v);
         let drift_v_per_k = draw_within(rng, params.offset_drift_v_per_k);
+        let gain_drift = draw_within(rng, params.gain_drift_ppm_per_k) * 1e-6;
         Self {
             gain: params.gain * (1.0 + gain_dev),
+            gain_drift_per_k: gain_drift,
             offset_v,
             drift_v_per_k,
             noise_rms_v: params.noise_rms_v,
@@ -239,9 +284,15 @@ impl Amplifier {
         }
     }
 
-    /// This unit's gain (V/V).
+    /// This unit's gain at its reference temperature (V/V).
     pub fn gain(&self) -> f64 {
         self.gain
+    }
+
+    /// This unit's gain at `temp_c` (V/V).
+    #[inline]
+    pub fn gain_at(&self, temp_c: f64) -> f64 {
+        self.gain * (1.0 + self.gain_drift_per_k * (temp_c - self.ref_temp_c))
     }
 
     /// This unit's input offset at `temp_c` (V).
@@ -253,13 +304,13 @@ impl Amplifier {
     /// Output without noise (V).
     #[inline]
     pub fn mean_output_v(&self, v_in: f64, temp_c: f64) -> f64 {
-        self.gain * (v_in + self.input_offset_v(temp_c))
+        self.gain_at(temp_c) * (v_in + self.input_offset_v(temp_c))
     }
 
     /// Output for input `v_in` at `temp_c`, with one noise draw from `rng` (V).
     #[inline]
     pub fn output_v<R: Rng + ?Sized>(&self, v_in: f64, temp_c: f64, rng: &mut R) -> f64 {
-        self.gain * (v_in + self.input_offset_v(temp_c) + self.noise_rms_v * gaussian(rng))
+        self.gain_at(temp_c) * (v_in + self.input_offset_v(temp_c) + self.noise_rms_v * gaussian(rng))
     }
 }
 
@@ -269,6 +320,18 @@ impl Amplifier {
 pub const ADC_VREF_TOLERANCE_REL: f64 = 0.0002;
 /// ADC noise at the data rate (LSB rms).
 pub const ADC_NOISE_RMS_LSB: f64 = 2.0;
+/// Reference temperature-coefficient limit, ±2 ppm/K (precision series
+/// references of the ADR45xx/REF50xx class specify 2–3 ppm/K max).
+pub const ADC_VREF_DRIFT_PPM_PER_K: f64 = 2.0;
+/// ADC input offset limit after its self-calibration, ±2 µV (24-bit Σ-Δ
+/// converters with chopping specify a few µV).
+pub const ADC_OFFSET_V: f64 = 2e-6;
+/// ADC input offset drift limit, ±0.02 µV/K (chopped Σ-Δ modulators: tens
+/// of nV/K).
+pub const ADC_OFFSET_DRIFT_V_PER_K: f64 = 0.02e-6;
+/// Integral non-linearity limit (fraction of the ±Vref span, endpoint
+/// fit), ±6 ppm (24-bit Σ-Δ ADCs: 2–4 ppm typical, 6–15 ppm max).
+pub const ADC_INL_REL: f64 = 6e-6;
 
 /// Parameters of the ADC.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -282,6 +345,18 @@ pub struct AdcParams {
     pub noise_rms_lsb: f64,
     /// Resolution (bits, bipolar two's complement; 8..=32).
     pub bits: u32,
+    /// Reference drift limit (ppm/K, ±).
+    pub vref_drift_ppm_per_k: f64,
+    /// Input offset limit (V, ±).
+    pub offset_v: f64,
+    /// Input offset drift limit (V/K, ±).
+    pub offset_drift_v_per_k: f64,
+    /// INL limit as a fraction of the 2·Vref span (±); shape: the cubic
+    /// `x³ − x` (x = v/Vref), zero at 0 and ±Vref, scaled so its peak is
+    /// the drawn value.
+    pub inl_rel: f64,
+    /// Temperature at which reference and offset are their drawn values (°C).
+    pub ref_temp_c: f64,
 }
 
 impl Default for AdcParams {
@@ -291,6 +366,11 @@ impl Default for AdcParams {
             vref_tolerance_rel: ADC_VREF_TOLERANCE_REL,
             noise_rms_lsb: ADC_NOISE_RMS_LSB,
             bits: nominal::ADC_BITS,
+            vref_drift_ppm_per_k: ADC_VREF_DRIFT_PPM_PER_K,
+            offset_v: ADC_OFFSET_V,
+            offset_drift_v_per_k: ADC_OFFSET_DRIFT_V_PER_K,
+            inl_rel: ADC_INL_REL,
+            ref_temp_c: REF_TEMP_C,
         }
     }
 }
@@ -304,14 +384,28 @@ pub struct Adc {
     noise_rms_lsb: f64,
     code_min: f64,
     code_max: f64,
+    vref_drift_per_k: f64,
+    offset_v: f64,
+    offset_drift_v_per_k: f64,
+    /// INL peak in codes (signed).
+    inl_codes: f64,
+    ref_temp_c: f64,
 }
 
+/// `x³ − x` peaks at x = 1/√3 with |value| 2/(3√3); this scales it to 1.
+const INL_SHAPE_SCALE: f64 = 2.598_076_211_353_316; // 3√3/2
+
 impl Adc {
-    /// Builds a unit: draws its reference voltage.
+    /// Builds a unit: draws its reference voltage, then reference drift,
+    /// offset, offset drift and INL.
     pub fn new<R: Rng + ?Sized>(params: &AdcParams, rng: &mut R) -> Self {
         let vref_v = params.vref_v * (1.0 + draw_within(rng, params.vref_tolerance_rel));
         let bits = params.bits.clamp(2, 32);
         let full_scale = f64::from(1u32 << (bits - 2)) * 2.0; // 2^(bits-1), exact
+        let vref_drift_per_k = draw_within(rng, params.vref_drift_ppm_per_k) * 1e-6;
+        let offset_v = draw_within(rng, params.offset_v);
+        let offset_drift_v_per_k = draw_within(rng, params.offset_drift_v_per_k);
+        let inl_codes = draw_within(rng, params.inl_rel) * 2.0 * full_scale;
         Self {
             vref_v,
             full_scale,
@@ -319,7 +413,49 @@ impl Adc {
             noise_rms_lsb: params.noise_rms_lsb,
             code_min: -full_scale,
             code_max: full_scale - 1.0,
+            vref_drift_per_k,
+            offset_v,
+            offset_drift_v_per_k,
+            inl_codes,
+            ref_temp_c: params.ref_temp_c,
         }
+    }
+
+    /// Noise-free code (unrounded, unsaturated) for `v_in` at `temp_c`:
+    /// reference drift, offset and its drift, INL.
+    #[inline]
+    pub fn transfer(&self, v_in: f64, temp_c: f64) -> f64 {
+        let dt = temp_c - self.ref_temp_c;
+        let v = v_in + self.offset_v + self.offset_drift_v_per_k * dt;
+        // Beyond ±2·Vref the input saturates anyway; the clamp keeps the
+        // cubic INL term finite for infinite inputs.
+        let x = (v / (self.vref_v * (1.0 + self.vref_drift_per_k * dt))).clamp(-2.0, 2.0);
+        (x + self.inl_codes / self.full_scale * INL_SHAPE_SCALE * (x * x * x - x)) * self.full_scale
+    }
+
+    /// Noise-free code of a ratiometric input (the reference cancels; the
+    /// offset and INL do not).
+    #[inline]
+    pub fn transfer_ratio(&self, ratio: f64, temp_c: f64) -> f64 {
+        let dt = temp_c - self.ref_temp_c;
+        let x = (ratio + (self.offset_v + self.offset_drift_v_per_k * dt) / self.vref_v).clamp(-2.0, 2.0);
+        (x + self.inl_codes / self.full_scale * INL_SHAPE_SCALE * (x * x * x - x)) * self.full_scale
+    }
+
+    /// Converts `v_in` at `temp_c` with one noise draw from `rng`.
+    #[inline]
+    pub fn convert_at<R: Rng + ?Sized>(&self, v_in: f64, temp_c: f64, rng: &mut R) -> i32 {
+        self.quantize(self.transfer(v_in, temp_c) + self.noise_rms_lsb * gaussian(rng))
+    }
+
+    /// The noise per conversion (LSB rms).
+    pub fn noise_rms_lsb(&self) -> f64 {
+        self.noise_rms_lsb
+    }
+
+    /// Codes for +Vref: 2^(bits − 1).
+    pub fn full_scale_codes(&self) -> f64 {
+        self.full_scale
     }
 
     /// This unit's reference voltage (V).
@@ -340,17 +476,18 @@ impl Adc {
         code.round().clamp(self.code_min, self.code_max) as i32
     }
 
-    /// Converts input voltage `v_in`, with one noise draw from `rng`.
+    /// Converts input voltage `v_in` at the reference temperature, with
+    /// one noise draw from `rng`.
     #[inline]
     pub fn convert<R: Rng + ?Sized>(&self, v_in: f64, rng: &mut R) -> i32 {
-        self.quantize(v_in * self.codes_per_v + self.noise_rms_lsb * gaussian(rng))
+        self.convert_at(v_in, self.ref_temp_c, rng)
     }
 
     /// Converts a ratio of the reference (ratiometric input: the reference
     /// cancels), with one noise draw from `rng`.
     #[inline]
     pub fn convert_ratio<R: Rng + ?Sized>(&self, ratio: f64, rng: &mut R) -> i32 {
-        self.quantize(ratio * self.full_scale + self.noise_rms_lsb * gaussian(rng))
+        self.quantize(self.transfer_ratio(ratio, self.ref_temp_c) + self.noise_rms_lsb * gaussian(rng))
     }
 }
 
@@ -485,22 +622,26 @@ impl Ntc {
 
 /// Stream names the chain draws from (under the scenario's [`SeedStreams`]).
 pub mod streams {
-    /// Shunt resistance and TCR.
+    /// Shunt resistance, TCR, thermal EMF.
     pub const SHUNT: &str = "chain.shunt";
-    /// Amplifier gain, offset, drift.
+    /// Amplifier gain, offset, drift, gain drift.
     pub const AMPLIFIER: &str = "chain.amplifier";
-    /// ADC reference.
+    /// ADC reference, reference drift, offset, offset drift, INL.
     pub const ADC: &str = "chain.adc";
     /// Divider ratio and TCR.
     pub const DIVIDER: &str = "chain.divider";
-    /// NTC R25, B, pull-up.
+    /// Battery (cell) NTC: R25, B, pull-up.
     pub const NTC: &str = "chain.ntc";
+    /// Board NTC: R25, B, pull-up.
+    pub const NTC_BOARD: &str = "chain.ntc.board";
     /// Per-sample noise of the current channel (amplifier, then ADC).
     pub const NOISE_CURRENT: &str = "chain.noise.current";
     /// Per-sample noise of the voltage channel.
     pub const NOISE_VOLTAGE: &str = "chain.noise.voltage";
     /// Per-sample noise of the temperature channel.
     pub const NOISE_TEMPERATURE: &str = "chain.noise.temperature";
+    /// Per-sample noise of the board-temperature channel.
+    pub const NOISE_BOARD_TEMPERATURE: &str = "chain.noise.board_temperature";
 }
 
 /// Parameters of the whole measurement chain.
@@ -515,7 +656,7 @@ pub struct ChainParams {
     pub adc: AdcParams,
     /// Battery-voltage divider.
     pub divider: DividerParams,
-    /// Temperature sensor.
+    /// Temperature sensors (the battery's and the board's NTC are the same part).
     pub ntc: NtcParams,
 }
 
@@ -524,15 +665,29 @@ impl ChainParams {
     /// exactly [`nominal`], and codes are the rounded nominal transfer.
     pub fn ideal() -> Self {
         Self {
-            shunt: ShuntParams { tolerance_rel: 0.0, tcr_ppm_per_k: 0.0, ..ShuntParams::default() },
+            shunt: ShuntParams {
+                tolerance_rel: 0.0,
+                tcr_ppm_per_k: 0.0,
+                thermal_emf_v_per_k: 0.0,
+                ..ShuntParams::default()
+            },
             amplifier: AmplifierParams {
                 gain_error_rel: 0.0,
                 input_offset_v: 0.0,
                 offset_drift_v_per_k: 0.0,
                 noise_rms_v: 0.0,
+                gain_drift_ppm_per_k: 0.0,
                 ..AmplifierParams::default()
             },
-            adc: AdcParams { vref_tolerance_rel: 0.0, noise_rms_lsb: 0.0, ..AdcParams::default() },
+            adc: AdcParams {
+                vref_tolerance_rel: 0.0,
+                noise_rms_lsb: 0.0,
+                vref_drift_ppm_per_k: 0.0,
+                offset_v: 0.0,
+                offset_drift_v_per_k: 0.0,
+                inl_rel: 0.0,
+                ..AdcParams::default()
+            },
             divider: DividerParams { tolerance_rel: 0.0, tcr_ppm_per_k: 0.0, ..DividerParams::default() },
             ntc: NtcParams {
                 tolerance_rel: 0.0,
@@ -551,6 +706,7 @@ impl ChainParams {
         non_negative("shunt.tolerance_rel", s.tolerance_rel)?;
         non_negative("shunt.tcr_ppm_per_k", s.tcr_ppm_per_k)?;
         finite("shunt.ref_temp_c", s.ref_temp_c)?;
+        non_negative("shunt.thermal_emf_v_per_k", s.thermal_emf_v_per_k)?;
         let a = &self.amplifier;
         positive("amplifier.gain", a.gain)?;
         non_negative("amplifier.gain_error_rel", a.gain_error_rel)?;
@@ -558,6 +714,7 @@ impl ChainParams {
         non_negative("amplifier.offset_drift_v_per_k", a.offset_drift_v_per_k)?;
         non_negative("amplifier.noise_rms_v", a.noise_rms_v)?;
         finite("amplifier.ref_temp_c", a.ref_temp_c)?;
+        non_negative("amplifier.gain_drift_ppm_per_k", a.gain_drift_ppm_per_k)?;
         let c = &self.adc;
         positive("adc.vref_v", c.vref_v)?;
         non_negative("adc.vref_tolerance_rel", c.vref_tolerance_rel)?;
@@ -565,6 +722,11 @@ impl ChainParams {
         if !(8..=32).contains(&c.bits) {
             return Err(ParamError { name: "adc.bits", value: f64::from(c.bits), requirement: "in 8..=32" });
         }
+        non_negative("adc.vref_drift_ppm_per_k", c.vref_drift_ppm_per_k)?;
+        non_negative("adc.offset_v", c.offset_v)?;
+        non_negative("adc.offset_drift_v_per_k", c.offset_drift_v_per_k)?;
+        non_negative("adc.inl_rel", c.inl_rel)?;
+        finite("adc.ref_temp_c", c.ref_temp_c)?;
         let d = &self.divider;
         non_negative("divider.tolerance_rel", d.tolerance_rel)?;
         non_negative("divider.tcr_ppm_per_k", d.tcr_ppm_per_k)?;
@@ -579,6 +741,27 @@ impl ChainParams {
     }
 }
 
+/// The physical conditions of one current-channel sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurrentSample {
+    /// Current through the shunt (A, + = charge).
+    pub current_a: f64,
+    /// Temperature of the shunt's resistive element (°C).
+    pub shunt_temp_c: f64,
+    /// Temperature of the amplifier, ADC and reference: the board (°C).
+    pub board_temp_c: f64,
+    /// Temperature difference between the shunt's two terminals (K), the
+    /// source of its thermoelectric EMF.
+    pub shunt_delta_t_k: f64,
+}
+
+impl CurrentSample {
+    /// Everything at one temperature, no gradient.
+    pub fn isothermal(current_a: f64, temp_c: f64) -> Self {
+        Self { current_a, shunt_temp_c: temp_c, board_temp_c: temp_c, shunt_delta_t_k: 0.0 }
+    }
+}
+
 /// One built board's measurement chain, with its noise streams.
 #[derive(Clone, Debug)]
 pub struct MeasurementChain {
@@ -587,67 +770,121 @@ pub struct MeasurementChain {
     adc: Adc,
     divider: Divider,
     ntc: Ntc,
+    ntc_board: Ntc,
     noise_current: ModelRng,
     noise_voltage: ModelRng,
     noise_temperature: ModelRng,
+    noise_board_temperature: ModelRng,
+    /// Combined noise of the current channel (codes rms).
+    current_noise_codes: f64,
 }
 
 impl MeasurementChain {
     /// Builds the chain of one board for `variant`, each part drawing its
     /// deviations from its own stream (names in [`streams`]).
     pub fn new(params: &ChainParams, variant: Variant, streams: &SeedStreams) -> Self {
-        Self {
+        let mut chain = Self {
             shunt: Shunt::new(&params.shunt, &mut streams.stream(streams::SHUNT)),
             amplifier: Amplifier::new(&params.amplifier, &mut streams.stream(streams::AMPLIFIER)),
             adc: Adc::new(&params.adc, &mut streams.stream(streams::ADC)),
             divider: Divider::new(&params.divider, variant, &mut streams.stream(streams::DIVIDER)),
             ntc: Ntc::new(&params.ntc, &mut streams.stream(streams::NTC)),
+            ntc_board: Ntc::new(&params.ntc, &mut streams.stream(streams::NTC_BOARD)),
             noise_current: streams.stream(streams::NOISE_CURRENT),
             noise_voltage: streams.stream(streams::NOISE_VOLTAGE),
             noise_temperature: streams.stream(streams::NOISE_TEMPERATURE),
-        }
+            noise_board_temperature: streams.stream(streams::NOISE_BOARD_TEMPERATURE),
+            current_noise_codes: 0.0,
+        };
+        chain.current_noise_codes = chain.current_noise_rms_codes();
+        chain
     }
 
-    /// One sample of the current channel: `current_a` (> 0 charge) through
-    /// the shunt at `shunt_temp_c` (the amplifier beside it drifts with the
-    /// same temperature).
+    /// One sample of the current channel: `current_a` (> 0 charge) with the
+    /// whole chain at `shunt_temp_c` and no gradient across the shunt. See
+    /// [`Self::current_code_at`] for separate temperatures.
     #[inline]
     pub fn current_code(&mut self, current_a: f64, shunt_temp_c: f64) -> i32 {
-        let v_shunt = self.shunt.voltage_v(current_a, shunt_temp_c);
-        let v_amp = self.amplifier.output_v(v_shunt, shunt_temp_c, &mut self.noise_current);
-        self.adc.convert(v_amp, &mut self.noise_current)
+        self.current_code_at(&CurrentSample::isothermal(current_a, shunt_temp_c))
+    }
+
+    /// One sample of the current channel under the conditions `s`:
+    /// `v = I·R(T_shunt) + S·ΔT` → amplifier at the board temperature (gain
+    /// drift, offset drift, noise) → ADC (reference drift, offset, INL,
+    /// noise, rounding, saturation).
+    ///
+    /// The amplifier's and the ADC's noise are independent Gaussians, so
+    /// they are drawn as one, of their combined σ
+    /// ([`Self::current_noise_rms_codes`]): one draw per sample.
+    #[inline]
+    pub fn current_code_at(&mut self, s: &CurrentSample) -> i32 {
+        let code = self.current_code_noiseless_at(s);
+        self.adc.quantize(code + self.current_noise_codes * gaussian(&mut self.noise_current))
     }
 
     /// One sample of the voltage channel: `pack_voltage_v` through the
-    /// divider at `board_temp_c`.
+    /// divider at `board_temp_c` (the ADC at the same temperature).
     #[inline]
     pub fn voltage_code(&mut self, pack_voltage_v: f64, board_temp_c: f64) -> i32 {
         let v = self.divider.output_v(pack_voltage_v, board_temp_c);
-        self.adc.convert(v, &mut self.noise_voltage)
+        self.adc.convert_at(v, board_temp_c, &mut self.noise_voltage)
     }
 
-    /// One sample of the temperature channel with the NTC at `temp_c`.
+    /// One sample of the battery temperature channel with the cell NTC at
+    /// `temp_c` (the ADC at the reference temperature; its drift is
+    /// negligible on a ratiometric channel).
     #[inline]
     pub fn temperature_code(&mut self, temp_c: f64) -> i32 {
         let ratio = self.ntc.ratio(temp_c);
-        self.adc.convert_ratio(ratio, &mut self.noise_temperature)
+        self.adc.quantize(
+            self.adc.transfer_ratio(ratio, self.adc.ref_temp_c)
+                + self.adc.noise_rms_lsb * gaussian(&mut self.noise_temperature),
+        )
+    }
+
+    /// One sample of the board temperature channel (its own NTC, same
+    /// part, own noise stream).
+    #[inline]
+    pub fn board_temperature_code(&mut self, temp_c: f64) -> i32 {
+        let ratio = self.ntc_board.ratio(temp_c);
+        self.adc.quantize(
+            self.adc.transfer_ratio(ratio, self.adc.ref_temp_c)
+                + self.adc.noise_rms_lsb * gaussian(&mut self.noise_board_temperature),
+        )
     }
 
     /// The current channel's noise-free transfer (code, unrounded,
-    /// unsaturated): for tolerance studies and tests.
+    /// unsaturated), everything at `shunt_temp_c`: for tolerance studies.
     pub fn current_code_noiseless(&self, current_a: f64, shunt_temp_c: f64) -> f64 {
-        let v_shunt = self.shunt.voltage_v(current_a, shunt_temp_c);
-        self.amplifier.mean_output_v(v_shunt, shunt_temp_c) * self.adc.codes_per_v()
+        self.current_code_noiseless_at(&CurrentSample::isothermal(current_a, shunt_temp_c))
+    }
+
+    /// The current channel's noise-free transfer under the conditions `s`.
+    pub fn current_code_noiseless_at(&self, s: &CurrentSample) -> f64 {
+        let v_shunt = self.shunt.voltage_v(s.current_a, s.shunt_temp_c) + self.shunt.thermal_emf_v(s.shunt_delta_t_k);
+        self.adc.transfer(self.amplifier.mean_output_v(v_shunt, s.board_temp_c), s.board_temp_c)
+    }
+
+    /// The current channel's noise per sample (codes rms): amplifier noise
+    /// through the gain, and the ADC's own.
+    pub fn current_noise_rms_codes(&self) -> f64 {
+        let amp = self.amplifier.noise_rms_v * self.amplifier.gain * self.adc.codes_per_v;
+        (amp * amp + self.adc.noise_rms_lsb * self.adc.noise_rms_lsb).sqrt()
     }
 
     /// The voltage channel's noise-free transfer (code, unrounded, unsaturated).
     pub fn voltage_code_noiseless(&self, pack_voltage_v: f64, board_temp_c: f64) -> f64 {
-        self.divider.output_v(pack_voltage_v, board_temp_c) * self.adc.codes_per_v()
+        self.adc.transfer(self.divider.output_v(pack_voltage_v, board_temp_c), board_temp_c)
     }
 
     /// The temperature channel's noise-free transfer (code, unrounded).
     pub fn temperature_code_noiseless(&self, temp_c: f64) -> f64 {
-        self.ntc.ratio(temp_c) * self.adc.full_scale
+        self.adc.transfer_ratio(self.ntc.ratio(temp_c), self.adc.ref_temp_c)
+    }
+
+    /// Conduction loss of the shunt (W) at `current_a` and `shunt_temp_c`.
+    pub fn shunt_power_w(&self, current_a: f64, shunt_temp_c: f64) -> f64 {
+        self.shunt.power_w(current_a, shunt_temp_c)
     }
 
     /// The built shunt.
@@ -670,9 +907,14 @@ impl MeasurementChain {
         &self.divider
     }
 
-    /// The built NTC.
+    /// The built battery NTC.
     pub fn ntc(&self) -> &Ntc {
         &self.ntc
+    }
+
+    /// The built board NTC.
+    pub fn board_ntc(&self) -> &Ntc {
+        &self.ntc_board
     }
 }
 
@@ -877,7 +1119,7 @@ mod tests {
         assert_eq!(got, SNAPSHOT);
     }
 
-    const SNAPSHOT: [i32; 3] = [1_678_002, 5_815_443, 4_193_202];
+    const SNAPSHOT: [i32; 3] = [1_678_007, 5_815_441, 4_193_199];
 
     #[test]
     fn defaults_validate() {
@@ -886,5 +1128,56 @@ mod tests {
         let mut p = ChainParams::default();
         p.adc.bits = 40;
         assert_eq!(p.validate().unwrap_err().name, "adc.bits");
+    }
+
+    #[test]
+    fn thermal_emf_and_gradients_reach_the_code() {
+        let mut p = ChainParams::ideal();
+        p.shunt.thermal_emf_v_per_k = 0.25e-6;
+        let c = chain(&p, Variant::V12, 21);
+        let s = CurrentSample { current_a: 0.0, shunt_temp_c: 25.0, board_temp_c: 25.0, shunt_delta_t_k: 4.0 };
+        let emf = c.shunt().thermal_emf_v(4.0);
+        assert!(emf.abs() <= 1e-6 && emf != 0.0);
+        let expected = emf * AMP_GAIN * ADC_FULL_SCALE_CODES / ADC_VREF_V;
+        assert!((c.current_code_noiseless_at(&s) - expected).abs() < 1e-6);
+        // I²R of the shunt
+        assert!((c.shunt_power_w(250.0, 25.0) - 6.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn adc_inl_is_zero_at_zero_and_at_the_endpoints() {
+        let mut p = ChainParams::ideal();
+        p.adc.inl_rel = 6e-6;
+        let c = chain(&p, Variant::V12, 22);
+        let adc = c.adc();
+        let fs = ADC_FULL_SCALE_CODES;
+        assert!(adc.transfer(0.0, 25.0).abs() < 1e-9);
+        assert!((adc.transfer(ADC_VREF_V, 25.0) - fs).abs() < 1e-6);
+        // the peak at Vref/√3 is the drawn INL, within the limit (6 ppm of 2·2^23 codes)
+        let x = 1.0 / 3f64.sqrt();
+        let dev = adc.transfer(x * ADC_VREF_V, 25.0) - x * fs;
+        assert!(dev.abs() <= 6e-6 * 2.0 * fs + 1e-9 && dev != 0.0, "{dev}");
+    }
+
+    #[test]
+    fn reference_and_gain_drift_scale_the_reading() {
+        let mut p = ChainParams::ideal();
+        p.adc.vref_drift_ppm_per_k = 2.0;
+        p.amplifier.gain_drift_ppm_per_k = 1.0;
+        let c = chain(&p, Variant::V24, 23);
+        let hot = c.current_code_noiseless_at(&CurrentSample::isothermal(100.0, 60.0));
+        let ref_ = c.current_code_noiseless_at(&CurrentSample::isothermal(100.0, 25.0));
+        let rel = hot / ref_ - 1.0;
+        // within ±(2 + 1) ppm/K × 35 K
+        assert!(rel.abs() <= 3e-6 * 35.0 + 1e-12 && rel != 0.0, "{rel}");
+    }
+
+    #[test]
+    fn board_ntc_is_its_own_part() {
+        let mut c = chain(&ChainParams::default(), Variant::V12, 24);
+        assert_ne!(c.ntc(), c.board_ntc());
+        let a = c.board_temperature_code(25.0);
+        assert!((f64::from(a) - 4_194_304.0).abs() < 0.006 * 4_194_304.0);
+        assert!(c.board_temperature_code(80.0) < a);
     }
 }

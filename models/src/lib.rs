@@ -14,18 +14,32 @@
 //! | [`variant`] | the 12/24/48 V versions and their datasheet figures |
 //! | [`rng`] | named, independently seeded random streams |
 //! | [`ocv`] | open-circuit voltage tables (LiFePO4, NMC) |
-//! | [`cell`] | one cell: OCV + R0 + R1∥C1 |
-//! | [`pack`] | series string of cells with manufacturing spread |
-//! | [`thermal`] | lumped thermal node |
-//! | [`chain`] | shunt, amplifier, ADC, divider, NTC: what the board's ADC sees |
+//! | [`table`] | piecewise-linear tables over temperature, current and SOC |
+//! | [`ecm`] | equivalent-circuit parameter sets: built-in and external (TOML/JSON) |
+//! | [`cell`] | one cell's parameters and state |
+//! | [`pack`] | series string: two RC pairs, hysteresis, temperature, ageing, spread; exact ZOH |
+//! | [`profile`] | current profiles from CSV text |
+//! | [`thermal`] | lumped node; cells–board–shunt network with exact discretisation |
+//! | [`chain`] | shunt, amplifier, ADC, divider, NTCs: what the board's ADC sees |
+//! | [`accuracy`] | Monte Carlo of the chain against the datasheet's accuracy table |
+//! | [`switch`] | back-to-back MOSFET banks with body diodes |
+//! | [`loads`] | loads, CC-CV charger, self-consumption, aux heater |
+//!
+//! Equations, parameters and sources: `docs/models.md`.
 
+pub mod accuracy;
 pub mod cell;
 pub mod chain;
 mod decay;
+pub mod ecm;
 pub mod error;
+pub mod loads;
 pub mod ocv;
 pub mod pack;
+pub mod profile;
 pub mod rng;
+pub mod switch;
+pub mod table;
 pub mod thermal;
 pub mod transient;
 pub mod variant;

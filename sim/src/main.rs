@@ -22,6 +22,9 @@ pub enum Command {
     Serve(cmd::serve::Cmd),
     /// Print the board's register map (md, csv or json).
     Map(cmd::map::Cmd),
+    /// Monte Carlo of the measurement chain over component tolerances and temperature, with production
+    /// calibration, against the datasheet's accuracy table.
+    Accuracy(cmd::accuracy::Cmd),
     /// Run a fixed 1 h scenario as fast as possible and print the simulation speed.
     Bench(cmd::bench::Cmd),
     /// What-if study of short circuits and turn-off surges: every case of STUDY.toml, in parallel; results.csv, summary.json, junit.xml, SVG plots.
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
             cmd::map::execute(c);
             cmd::exit::OK
         }
+        Command::Accuracy(c) => cmd::accuracy::execute(c),
         Command::Bench(c) => match cmd::bench::execute(c) {
             Ok(()) => cmd::exit::OK,
             Err(e) => {

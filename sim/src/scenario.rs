@@ -267,7 +267,7 @@ impl Scenario {
         }
         let mut last = f64::NEG_INFINITY;
         for (i, &(t, c)) in self.ambient_profile.iter().enumerate() {
-            if !(t.is_finite() && t >= last && t >= 0.0) || !(-40.0..=85.0).contains(&c) {
+            if !(t.is_finite() && t >= last && t >= 0.0 && (-40.0..=85.0).contains(&c)) {
                 return Err(format!(
                     "ambient_profile point {}: [{t}, {c}] must have rising times ≥ 0 and −40..=85 °C",
                     i + 1

@@ -1,5 +1,6 @@
 //! `smartpro-sim` subcommands, one file each.
 
+pub mod accuracy;
 pub mod bench;
 pub mod map;
 pub mod run;
