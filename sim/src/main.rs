@@ -17,9 +17,12 @@ pub enum Command {
     /// Run a scenario file or every *.toml in a directory; write trace.csv and summary.json per scenario.
     #[command(after_help = cmd::EXIT_CODES_HELP)]
     Run(cmd::run::Cmd),
-    /// Serve the live twin's register map as a Modbus RTU slave on a pty or serial port.
-    #[command(after_help = cmd::EXIT_CODES_HELP)]
+    /// Serve live twins as Modbus RTU slaves (pty, serial port, RTU over TCP) and/or a Modbus TCP server.
+    #[command(after_help = cmd::serve::EXIT_CODES_HELP)]
     Serve(cmd::serve::Cmd),
+    /// Poll 4 twins x 10 registers over a pty as fast as possible; print transactions/s and latency.
+    #[command(name = "bench-bus", after_help = cmd::bench_bus::EXIT_CODES_HELP)]
+    BenchBus(cmd::bench_bus::Cmd),
     /// Print the board's register map (md, csv or json).
     Map(cmd::map::Cmd),
     /// Monte Carlo of the measurement chain over component tolerances and temperature, with production
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
             cmd::exit::OK
         }
         Command::Accuracy(c) => cmd::accuracy::execute(c),
+        Command::BenchBus(c) => cmd::bench_bus::execute(c),
         Command::Bench(c) => match cmd::bench::execute(c) {
             Ok(()) => cmd::exit::OK,
             Err(e) => {

@@ -2,6 +2,7 @@
 
 pub mod accuracy;
 pub mod bench;
+pub mod bench_bus;
 pub mod map;
 pub mod run;
 pub mod serve;

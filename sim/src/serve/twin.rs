@@ -1,0 +1,620 @@
+//! The twin thread: every unit's engine and board, the bus they share, and
+//! the fault injector. Transports talk to it by message passing only.
+//!
+//! # Two time lines
+//!
+//! The board has one `now` per entry point, and two kinds of entry points:
+//! `Board::poll` (measurement, counting, protection) is fed **simulated** time,
+//! which runs `speed` times the wall clock; `rtu_receive`/`rtu_poll` and
+//! `process_pdu` are fed **wall-clock** time (ns since the server started), so
+//! that the RTU slave's 3.5-character framing holds at any speed. The two never
+//! meet inside firmware-core: the RTU slave keeps its own timestamps, and the
+//! register bank ignores the `now` of a request. At `--speed 1` the two time
+//! lines agree to within one batch (5 ms).
+//!
+//! # The bus
+//!
+//! Bytes arrive from the line with their arrival time. A line monitor frames
+//! them by the same rule as the board's RTU slave (a silence of t3.5, with the
+//! bytes of one read taken as back to back), and when a frame is complete it is
+//! handed, chunk by chunk with the original timestamps, to every unit that is
+//! on the bus, and each board is polled at the instant the frame became
+//! complete. Framing, CRC, unit filtering and the answer are the board's; the
+//! monitor only lets the injector decide before execution (an offline unit
+//! hears nothing, an injected exception replaces execution) and feeds the
+//! frame log. The boards' own counters therefore stay meaningful.
+//!
+//! With line timing, a chunk's last byte is taken to arrive `len` character
+//! times after the line became free (the master's write is instant on a pty),
+//! and a reply goes out when its last byte would have left the line.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration as StdDuration;
+
+use firmware_core::Instant;
+use firmware_core::modbus::MAX_ADU_LEN;
+use firmware_core::modbus::frame::Frame;
+use firmware_core::modbus::rtu::RtuConfig;
+
+use super::faults::{Injector, ReplyFate, UnitFaults};
+use super::framelog::{self, FrameLog};
+use super::{Clock, ServeError, UnitReport};
+use crate::engine::{Engine, Stimulus};
+use crate::scenario::Scenario;
+
+/// The engines catch up with the wall clock at least this often.
+const BATCH: StdDuration = StdDuration::from_millis(5);
+/// At most this many engine steps per unit between two looks at the bus.
+const CHUNK_STEPS: u32 = 200;
+/// Largest PDU.
+const MAX_PDU: usize = 253;
+/// How much longer than t3.5 the line monitor waits before it hands an
+/// incomplete frame (bad CRC so far) to the boards: on a pty, a master's write
+/// split in two by its scheduler may arrive a few ms late, and the boards' own
+/// rule (the bytes of a read are back to back, ending when it returned) still
+/// joins it to the frame. A frame whose CRC is already good is handed over at t3.5.
+const INCOMPLETE_GRACE: firmware_core::Duration = firmware_core::Duration::from_millis(5);
+
+/// A message to the twin thread.
+#[derive(Debug)]
+pub(crate) enum ToTwin {
+    /// Bytes read from the RTU line; `at` is when the read returned.
+    Rx {
+        at: Instant,
+        bytes: Vec<u8>,
+    },
+    /// A Modbus TCP request; the reply (unit id, PDU) or `None` (no reply) goes back by `reply`.
+    Pdu {
+        link: String,
+        tid: u16,
+        unit: u8,
+        pdu: Vec<u8>,
+        reply: tokio::sync::oneshot::Sender<Option<(u8, Vec<u8>)>>,
+    },
+    /// Something about a port, for the frame log.
+    Note(String),
+    Stop,
+}
+
+/// The served units and how.
+#[derive(Debug)]
+pub(crate) struct TwinConfig {
+    pub units: Vec<u8>,
+    pub speed: f64,
+    pub line: RtuConfig,
+    pub line_timing: bool,
+    pub faults: Vec<UnitFaults>,
+    pub fault_seed: u64,
+    pub nvm_files: Vec<Option<PathBuf>>,
+    pub frame_log: Option<FrameLog>,
+}
+
+struct Unit {
+    id: u8,
+    engine: Engine,
+    inj: Injector,
+    nvm_file: Option<PathBuf>,
+    replies: u64,
+    tcp_requests: u64,
+}
+
+/// Frames the line by silence, as the board's RTU slave does.
+struct Monitor {
+    cfg: RtuConfig,
+    timing: bool,
+    chunks: Vec<(Instant, Vec<u8>)>,
+    len: usize,
+    last: Option<Instant>,
+    /// The frame in progress is longer than any ADU: its chunks go to the boards at once.
+    passthrough: bool,
+    /// Line timing: when the line is free again.
+    line_free: Instant,
+    /// The bytes so far form a frame with a good CRC.
+    valid: bool,
+}
+
+enum Completed {
+    Frame { chunks: Vec<(Instant, Vec<u8>)>, complete_at: Instant },
+    Overrun { len: usize, complete_at: Instant },
+}
+
+impl Monitor {
+    fn t3_5(&self) -> firmware_core::Duration {
+        self.cfg.t3_5()
+    }
+    fn span(&self, n: usize) -> u64 {
+        self.cfg.char_time().0.saturating_mul(n as u64)
+    }
+    /// The arrival time of the last byte of a chunk of `n` bytes read at `read_at`.
+    fn arrival(&mut self, read_at: Instant, n: usize) -> Instant {
+        if !self.timing {
+            return read_at;
+        }
+        let at = Instant(read_at.0.max(self.line_free.0) + self.span(n));
+        self.line_free = at;
+        at
+    }
+    /// Takes a chunk; returns the frame it ended (silence before it ≥ t3.5) and
+    /// the chunks to hand to the boards right away (passthrough).
+    fn receive(&mut self, at: Instant, bytes: Vec<u8>) -> (Option<Completed>, Vec<(Instant, Vec<u8>)>) {
+        let mut done = None;
+        if let Some(last) = self.last {
+            let silence = at.0.saturating_sub(last.0).saturating_sub(self.span(bytes.len()));
+            if silence >= self.t3_5().0 {
+                done = self.take();
+            }
+        }
+        self.len += bytes.len();
+        self.last = Some(at);
+        self.chunks.push((at, bytes));
+        let mut now = Vec::new();
+        if self.len > MAX_ADU_LEN {
+            self.passthrough = true;
+            now = std::mem::take(&mut self.chunks);
+        }
+        self.valid = !self.passthrough && {
+            let all: Vec<u8> = self.chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+            Frame::new_checked(&all[..]).is_ok()
+        };
+        (done, now)
+    }
+    /// When to hand the frame in progress to the boards (see [`INCOMPLETE_GRACE`]).
+    fn due(&self) -> Option<Instant> {
+        let grace = if self.valid { firmware_core::Duration::ZERO } else { INCOMPLETE_GRACE };
+        self.last.map(|l| l + self.t3_5() + grace)
+    }
+    fn take(&mut self) -> Option<Completed> {
+        let last = self.last.take()?;
+        let complete_at = last + self.t3_5();
+        self.valid = false;
+        let len = std::mem::take(&mut self.len);
+        let chunks = std::mem::take(&mut self.chunks);
+        Some(if std::mem::take(&mut self.passthrough) {
+            Completed::Overrun { len, complete_at }
+        } else {
+            Completed::Frame { chunks, complete_at }
+        })
+    }
+}
+
+enum Dest {
+    Line(Vec<u8>),
+    Tcp { link: String, tid: u16, reply: tokio::sync::oneshot::Sender<Option<(u8, Vec<u8>)>>, unit: u8, pdu: Vec<u8> },
+}
+
+struct Pending {
+    due: Instant,
+    unit: u8,
+    note: String,
+    dest: Dest,
+}
+
+/// What the twin thread did.
+#[derive(Debug, Default)]
+pub(crate) struct TwinOutcome {
+    pub units: Vec<UnitReport>,
+    pub frames: u64,
+    pub bytes_in: u64,
+    /// Replies the line could not take (no port open, or a client not reading).
+    pub replies_not_sent: u64,
+    pub frame_log: Option<Result<u64, String>>,
+    pub wall_s: f64,
+}
+
+struct Twin<'s> {
+    clock: Clock,
+    speed: f64,
+    units: Vec<Unit>,
+    stimuli: Vec<Stimulus<'s>>,
+    monitor: Monitor,
+    pending: VecDeque<Pending>,
+    line_out: tokio::sync::mpsc::Sender<Vec<u8>>,
+    log: Option<FrameLog>,
+    frames: u64,
+    bytes_in: u64,
+    replies_not_sent: u64,
+    stop: bool,
+}
+
+/// How the twin thread ended: its outcome, and the error that stopped it, if any.
+pub(crate) type TwinResult = Result<TwinOutcome, Box<(ServeError, TwinOutcome)>>;
+
+/// Builds every unit's engine (on the caller's thread, so that set-up errors
+/// come back at once), then runs the twin on a thread of its own.
+pub(crate) fn start(
+    scenarios: Vec<Scenario>,
+    images: Vec<Option<crate::engine::NvmImage>>,
+    cfg: TwinConfig,
+    clock: Clock,
+    line_out: tokio::sync::mpsc::Sender<Vec<u8>>,
+    done: tokio::sync::oneshot::Sender<()>,
+) -> Result<(mpsc::Sender<ToTwin>, std::thread::JoinHandle<TwinResult>), ServeError> {
+    let mut units = Vec::new();
+    for (i, (scenario, image)) in scenarios.iter().zip(images).enumerate() {
+        let id = cfg.units[i];
+        let mut engine = Engine::with_nvm(scenario, image).map_err(|source| ServeError::Engine { unit: id, source })?;
+        engine.board_mut().rtu_set_config(RtuConfig { unit_id: id, ..cfg.line });
+        units.push(Unit {
+            id,
+            engine,
+            inj: Injector::new(id, cfg.faults[i].clone(), cfg.fault_seed),
+            nvm_file: cfg.nvm_files[i].clone(),
+            replies: 0,
+            tcp_requests: 0,
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    let TwinConfig { speed, line, line_timing, frame_log, .. } = cfg;
+    let join = std::thread::Builder::new()
+        .name("twin".into())
+        .spawn(move || {
+            let stimuli = scenarios.iter().map(Stimulus::new).collect();
+            let mut twin = Twin {
+                clock,
+                speed,
+                units,
+                stimuli,
+                monitor: Monitor {
+                    cfg: line,
+                    timing: line_timing,
+                    chunks: Vec::new(),
+                    len: 0,
+                    last: None,
+                    passthrough: false,
+                    line_free: Instant::ZERO,
+                    valid: false,
+                },
+                pending: VecDeque::new(),
+                line_out,
+                log: frame_log,
+                frames: 0,
+                bytes_in: 0,
+                replies_not_sent: 0,
+                stop: false,
+            };
+            let r = twin.run(&rx);
+            let outcome = twin.finish();
+            let _ = done.send(());
+            match r {
+                Ok(()) => Ok(outcome),
+                Err(e) => Err(Box::new((e, outcome))),
+            }
+        })
+        .map_err(|e| ServeError::Thread(e.to_string()))?;
+    Ok((tx, join))
+}
+
+impl Twin<'_> {
+    fn run(&mut self, rx: &mpsc::Receiver<ToTwin>) -> Result<(), ServeError> {
+        let mut wake = self.clock.now();
+        loop {
+            let now = self.clock.now();
+            let timeout = StdDuration::from_nanos(wake.0.saturating_sub(now.0));
+            match rx.recv_timeout(timeout) {
+                Ok(msg) => self.handle(msg)?,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            while let Ok(msg) = rx.try_recv() {
+                self.handle(msg)?;
+            }
+            if self.stop {
+                return Ok(());
+            }
+            let behind = self.step_engines()?;
+            let now = self.clock.now();
+            if self.monitor.due().is_some_and(|d| d <= now) {
+                if let Some(c) = self.monitor.take() {
+                    self.serve_frame(c)?;
+                }
+            }
+            self.release(self.clock.now());
+            let now = self.clock.now();
+            wake = if behind { now } else { now + firmware_core::Duration(BATCH.as_nanos() as u64) };
+            for t in [self.monitor.due(), self.pending.front().map(|p| p.due)].into_iter().flatten() {
+                wake = wake.min(t);
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: ToTwin) -> Result<(), ServeError> {
+        match msg {
+            ToTwin::Rx { at, bytes } => {
+                self.bytes_in += bytes.len() as u64;
+                let at = self.monitor.arrival(at, bytes.len());
+                let (done, now) = self.monitor.receive(at, bytes);
+                if let Some(c) = done {
+                    self.serve_frame(c)?;
+                }
+                for (at, b) in now {
+                    for u in self.units.iter_mut().filter(|u| !u.inj.offline_at(u.engine.t_s())) {
+                        u.engine.board_mut().rtu_receive(at, &b);
+                    }
+                }
+            }
+            ToTwin::Pdu { link, tid, unit, pdu, reply } => self.serve_pdu(link, tid, unit, pdu, reply)?,
+            ToTwin::Note(text) => self.log_line(self.clock.now(), "port", "!!", text),
+            ToTwin::Stop => self.stop = true,
+        }
+        Ok(())
+    }
+
+    /// Steps every engine towards `speed` × the wall clock, at most
+    /// [`CHUNK_STEPS`] each; true if some engine is still behind.
+    fn step_engines(&mut self) -> Result<bool, ServeError> {
+        let target = (self.clock.now().0 as f64 * self.speed) as u64;
+        let mut behind = false;
+        for (u, stim) in self.units.iter_mut().zip(self.stimuli.iter_mut()) {
+            let step = u.engine.step_ns();
+            let mut n = 0;
+            while u.engine.t_ns() + step <= target {
+                if n == CHUNK_STEPS {
+                    behind = true;
+                    break;
+                }
+                let (kind, amps) = stim.current(&u.engine);
+                u.engine.step(kind, amps).map_err(|source| ServeError::Engine { unit: u.id, source })?;
+                n += 1;
+            }
+        }
+        Ok(behind)
+    }
+
+    fn sim_ns(&self) -> u64 {
+        self.units.first().map_or(0, |u| u.engine.t_ns())
+    }
+
+    fn log_line(&self, at: Instant, link: &str, dir: &str, text: String) {
+        if let Some(log) = &self.log {
+            log.line(format!("{} {text}", framelog::prefix(at.0, self.sim_ns(), link, dir)));
+        }
+    }
+
+    fn serve_frame(&mut self, c: Completed) -> Result<(), ServeError> {
+        self.frames += 1;
+        let (chunks, complete_at) = match c {
+            Completed::Frame { chunks, complete_at } => (chunks, complete_at),
+            Completed::Overrun { len, complete_at } => {
+                self.log_line(complete_at, "rtu", "->", format!("  -  overrun: {len} bytes without a silence"));
+                self.poll_boards(complete_at)?;
+                return Ok(());
+            }
+        };
+        let bytes: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+        let last = chunks.last().map_or(complete_at, |(t, _)| *t);
+        self.log_line(last, "rtu", "->", framelog::describe_rtu(&bytes, true));
+        let target = Frame::new_checked(&bytes[..]).ok().map(|f| (f.unit_id(), f.pdu().first().copied().unwrap_or(0)));
+        self.step_engines()?;
+        for i in 0..self.units.len() {
+            let u = &mut self.units[i];
+            let addressed = target.is_some_and(|(id, _)| id == u.id);
+            if u.inj.offline_at(u.engine.t_s()) {
+                if addressed {
+                    u.inj.counters.offline += 1;
+                    let id = u.id;
+                    self.log_line(complete_at, "rtu", "!!", format!("{id:>3}  offline (fault): request not heard"));
+                }
+                continue;
+            }
+            if let (true, Some((_, fc))) = (addressed, target) {
+                if let Some(code) = u.inj.inject_exception() {
+                    let mut adu = vec![u.id, fc | 0x80, code, 0, 0];
+                    Frame::new_unchecked(&mut adu[..]).fill_crc();
+                    self.post_process(i, adu, complete_at, format!("injected exception {code:02x} (not executed)"));
+                    continue;
+                }
+            }
+            for (at, b) in &chunks {
+                u.engine.board_mut().rtu_receive(*at, b);
+            }
+        }
+        self.poll_boards(complete_at)
+    }
+
+    /// Polls every board at `now` and sends their replies through the injector.
+    fn poll_boards(&mut self, now: Instant) -> Result<(), ServeError> {
+        let mut tx = [0u8; MAX_ADU_LEN];
+        for i in 0..self.units.len() {
+            while let Some(n) = self.units[i].engine.board_mut().rtu_poll(now, &mut tx) {
+                self.post_process(i, tx[..n.min(MAX_ADU_LEN)].to_vec(), now, String::new());
+            }
+            self.persist(i);
+        }
+        Ok(())
+    }
+
+    /// Applies the after-execution faults to an RTU reply and queues it.
+    fn post_process(&mut self, i: usize, mut adu: Vec<u8>, produced_at: Instant, mut note: String) {
+        let u = &mut self.units[i];
+        let fate: ReplyFate = u.inj.reply_fate(true);
+        let id = u.id;
+        if fate.dropped {
+            let text = format!("{id:>3}  reply dropped (fault)  [{}]", framelog::hex(&adu));
+            self.log_line(produced_at, "rtu", "!!", text);
+            return;
+        }
+        let mut notes = Vec::new();
+        if !note.is_empty() {
+            notes.push(std::mem::take(&mut note));
+        }
+        if let Some(w) = fate.wrong_unit {
+            if let Some(b) = adu.first_mut() {
+                *b = w;
+            }
+            Frame::new_unchecked(&mut adu[..]).fill_crc();
+            notes.push(format!("sent as unit {w}"));
+        }
+        if fate.corrupt_crc {
+            let n = adu.len();
+            if n >= 2 {
+                adu[n - 1] ^= 0xA5;
+                adu[n - 2] ^= 0x5A;
+            }
+            notes.push("CRC corrupted".into());
+        }
+        let before = u.inj.counters.garbled_bytes;
+        u.inj.garble(&mut adu);
+        if u.inj.counters.garbled_bytes > before {
+            notes.push(format!("{} bytes garbled", u.inj.counters.garbled_bytes - before));
+        }
+        if fate.delay_ns > 0 {
+            notes.push(format!("delayed {:.1} ms", fate.delay_ns as f64 * 1e-6));
+        }
+        let mut due = Instant(produced_at.0.saturating_add(fate.delay_ns));
+        if self.monitor.timing {
+            due = Instant(due.0.max(self.monitor.line_free.0) + self.monitor.span(adu.len()));
+            self.monitor.line_free = due;
+        }
+        let note = if notes.is_empty() { String::new() } else { format!("  (fault: {})", notes.join(", ")) };
+        self.enqueue(Pending { due, unit: id, note, dest: Dest::Line(adu) });
+    }
+
+    fn enqueue(&mut self, p: Pending) {
+        let at = self.pending.iter().position(|q| q.due > p.due).unwrap_or(self.pending.len());
+        self.pending.insert(at, p);
+    }
+
+    fn serve_pdu(
+        &mut self,
+        link: String,
+        tid: u16,
+        unit: u8,
+        pdu: Vec<u8>,
+        reply: tokio::sync::oneshot::Sender<Option<(u8, Vec<u8>)>>,
+    ) -> Result<(), ServeError> {
+        let now = self.clock.now();
+        self.log_line(now, &link, "->", framelog::describe_tcp(tid, unit, &pdu, true));
+        let fc = pdu.first().copied().unwrap_or(0);
+        // 0 and 255 address the first served unit (the "this device" ids of Modbus TCP).
+        let index = match unit {
+            0 | 255 => Some(0),
+            u => self.units.iter().position(|x| x.id == u),
+        };
+        let Some(i) = index else {
+            // Not behind this gateway: 0B, gateway target device failed to respond.
+            let r = vec![fc | 0x80, 0x0B];
+            self.log_line(now, &link, "<-", framelog::describe_tcp(tid, unit, &r, false));
+            let _ = reply.send(Some((unit, r)));
+            return Ok(());
+        };
+        self.step_engines()?;
+        let u = &mut self.units[i];
+        u.tcp_requests += 1;
+        if u.inj.offline_at(u.engine.t_s()) {
+            u.inj.counters.offline += 1;
+            self.log_line(now, &link, "!!", format!("{unit:>3}  offline (fault): no reply"));
+            let _ = reply.send(None);
+            return Ok(());
+        }
+        let mut notes = Vec::new();
+        let resp = if let Some(code) = u.inj.inject_exception() {
+            notes.push(format!("injected exception {code:02x} (not executed)"));
+            vec![fc | 0x80, code]
+        } else {
+            let mut buf = [0u8; MAX_PDU];
+            match u.engine.board_mut().process_pdu(now, &pdu, &mut buf) {
+                Some(n) => buf[..n.min(MAX_PDU)].to_vec(),
+                None => {
+                    let _ = reply.send(None);
+                    return Ok(());
+                }
+            }
+        };
+        self.persist(i);
+        let u = &mut self.units[i];
+        let fate = u.inj.reply_fate(false);
+        if fate.dropped {
+            self.log_line(now, &link, "!!", format!("{unit:>3}  reply dropped (fault)"));
+            let _ = reply.send(None);
+            return Ok(());
+        }
+        let mut reply_unit = unit;
+        if let Some(w) = fate.wrong_unit {
+            reply_unit = w;
+            notes.push(format!("sent as unit {w}"));
+        }
+        if fate.delay_ns > 0 {
+            notes.push(format!("delayed {:.1} ms", fate.delay_ns as f64 * 1e-6));
+        }
+        let note = if notes.is_empty() { String::new() } else { format!("  (fault: {})", notes.join(", ")) };
+        let due = Instant(now.0.saturating_add(fate.delay_ns));
+        let id = u.id;
+        self.enqueue(Pending {
+            due,
+            unit: id,
+            note,
+            dest: Dest::Tcp { link, tid, reply, unit: reply_unit, pdu: resp },
+        });
+        Ok(())
+    }
+
+    /// Sends every queued reply that is due.
+    fn release(&mut self, now: Instant) {
+        while self.pending.front().is_some_and(|p| p.due <= now) {
+            let Some(p) = self.pending.pop_front() else { break };
+            match p.dest {
+                Dest::Line(adu) => {
+                    self.log_line(p.due, "rtu", "<-", format!("{}{}", framelog::describe_rtu(&adu, false), p.note));
+                    if let Some(u) = self.units.iter_mut().find(|u| u.id == p.unit) {
+                        u.replies += 1;
+                    }
+                    if self.line_out.try_send(adu).is_err() {
+                        self.replies_not_sent += 1;
+                    }
+                }
+                Dest::Tcp { link, tid, reply, unit, pdu } => {
+                    let text = format!("{}{}", framelog::describe_tcp(tid, unit, &pdu, false), p.note);
+                    self.log_line(p.due, &link, "<-", text);
+                    if let Some(u) = self.units.iter_mut().find(|u| u.id == p.unit) {
+                        u.replies += 1;
+                    }
+                    let _ = reply.send(Some((unit, pdu)));
+                }
+            }
+        }
+    }
+
+    /// Saves a unit's settings to its EEPROM (and file) if a write changed them.
+    fn persist(&mut self, i: usize) {
+        let u = &mut self.units[i];
+        match u.engine.persist_settings() {
+            Ok(true) => {
+                if let Some(path) = &u.nvm_file {
+                    if let Err(e) = super::write_nvm_file(path, u.engine.nvm_image()) {
+                        // Serving goes on: the settings are in the board; only the file copy is stale.
+                        eprintln!("warning: unit {}: saving the settings EEPROM to {}: {e}", u.id, path.display());
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(e) => eprintln!("warning: unit {}: saving settings to the board's EEPROM: {e}", u.id),
+        }
+    }
+
+    fn finish(&mut self) -> TwinOutcome {
+        // Replies still waiting (delays) are abandoned: the server is stopping.
+        self.pending.clear();
+        let units = self
+            .units
+            .iter()
+            .map(|u| UnitReport {
+                unit: u.id,
+                simulated_s: u.engine.t_s(),
+                replies: u.replies,
+                tcp_requests: u.tcp_requests,
+                counters: u.engine.board().rtu().counters(),
+                faults: u.inj.counters,
+            })
+            .collect();
+        TwinOutcome {
+            units,
+            frames: self.frames,
+            bytes_in: self.bytes_in,
+            replies_not_sent: self.replies_not_sent,
+            frame_log: self.log.take().map(|l| l.finish().map_err(|e| e.to_string())),
+            wall_s: self.clock.now().0 as f64 * 1e-9,
+        }
+    }
+}
