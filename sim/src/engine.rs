@@ -9,16 +9,16 @@ use firmware_core::map::{self, faults};
 use firmware_core::modbus::rtu::RtuConfig;
 use firmware_core::nvm::{self, RamNvm, SettingsStore};
 use firmware_core::{Board, Inputs, Instant, Outputs};
+use models::chain::CurrentSample;
 use models::chain::MeasurementChain;
+use models::loads::{AuxHeater, Charger, ChargerParams, Gate, Load, SelfConsumption, Thevenin};
 use models::pack::Pack;
 use models::rng::SeedStreams;
-use models::thermal::{LumpedThermal, ThermalParams};
+use models::switch::{Switch, SwitchState};
+use models::thermal::{HeatInputs, NetworkParams, ThermalNetwork};
 use models::variant::Variant;
 
 use crate::scenario::{Scenario, SegmentKind, Until, secs_to_ns};
-
-/// Board self-consumption drawn from the pack (datasheet, "Control system": 0.1 W typ.).
-pub const BOARD_SELF_CONSUMPTION_W: f64 = 0.1;
 
 /// The temperature channel is converted every this many ticks (NTCs are slow).
 const TEMPERATURE_DECIMATION: u32 = 100;
@@ -41,6 +41,8 @@ pub enum EngineError {
     RegisterWrite { name: String, value: i64, exception: firmware_core::modbus::ExceptionCode },
     #[error("saving settings to the board's EEPROM: {0}")]
     Nvm(nvm::SaveError<nvm::NvmError>),
+    #[error("the external cell parameters (ecm_file): {0}")]
+    Ecm(models::error::ParamError),
     #[error("non-finite model state at t = {t_s:.6} s: {what}")]
     NonFinite { t_s: f64, what: &'static str },
 }
@@ -62,10 +64,15 @@ pub struct Engine {
     ambient_c: f64,
     /// `[t_s, temp_c]` points; empty: constant `ambient_c`.
     ambient_profile: Vec<(f64, f64)>,
-    aux_heater_w: f64,
-    aux_max_current_a: f64,
+    variant: Variant,
+    /// The aux heater, if the scenario has one.
+    heater: Option<AuxHeater>,
+    self_consumption: SelfConsumption,
     pack: Pack,
-    thermal: LumpedThermal,
+    thermal: ThermalNetwork,
+    /// Heat into the thermal nodes since the last thermal step (J): cells, board, shunt.
+    heat_j: [f64; 3],
+    switch: Switch,
     chain: MeasurementChain,
     board: Board,
     inputs: Inputs,
@@ -93,11 +100,17 @@ impl Engine {
     pub fn with_nvm(scenario: &Scenario, image: Option<NvmImage>) -> Result<Engine, EngineError> {
         let streams = SeedStreams::new(scenario.seed);
         let mut pack_rng = streams.stream("pack");
-        let pack = Pack::new(&scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng);
-        let thermal_params =
-            scenario.thermal.unwrap_or_else(|| ThermalParams::for_cells(scenario.pack.cells_for(scenario.variant)));
         let start_c = scenario.ambient_profile.first().map_or(scenario.ambient_c, |p| p.1);
-        let thermal = LumpedThermal::new(&thermal_params, start_c);
+        let mut pack = match &scenario.ecm {
+            Some(ecm) => Pack::from_ecm(ecm, &scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng)
+                .map_err(EngineError::Ecm)?,
+            None => Pack::new(&scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng),
+        };
+        pack.set_temperature_c(start_c);
+        let cells = pack.cells().len();
+        let thermal_params = scenario.thermal.unwrap_or_else(|| NetworkParams::for_cells(cells));
+        let thermal = ThermalNetwork::new(&thermal_params, start_c);
+        let switch = Switch::new(&scenario.switch, scenario.variant, &mut streams.stream("switch"));
         let chain = MeasurementChain::new(&scenario.chain, scenario.variant, &streams);
         let bv = board_variant(scenario.variant);
         let rtu = RtuConfig { unit_id: scenario.firmware.unit, ..RtuConfig::default() };
@@ -112,10 +125,14 @@ impl Engine {
             step_ns: 1_000_000_000 / u64::from(scenario.adc_rate_hz),
             ambient_c: scenario.ambient_profile.first().map_or(scenario.ambient_c, |p| p.1),
             ambient_profile: scenario.ambient_profile.clone(),
-            aux_heater_w: scenario.aux_heater_w,
-            aux_max_current_a: scenario.variant.aux_max_current_a(),
+            variant: scenario.variant,
+            heater: (scenario.aux_heater_w > 0.0)
+                .then(|| AuxHeater::for_power(scenario.aux_heater_w, scenario.variant.nominal_voltage_v())),
+            self_consumption: SelfConsumption::default(),
             pack,
             thermal,
+            heat_j: [0.0; 3],
+            switch,
             chain,
             board,
             inputs: Inputs::codes(0, 0, 0),
@@ -168,14 +185,35 @@ impl Engine {
 
     /// Converts the channels for the true state after this tick.
     fn sample(&mut self, current_a: f64, tick: u64) {
-        let temp_c = self.thermal.temp_c;
+        let net = &self.thermal;
+        let temp_c = net.cells_c();
         let voltage_v = self.pack.terminal_voltage_v(current_a);
         self.truth = Truth { current_a, voltage_v, soc: self.pack.soc(), temp_c };
-        self.inputs.current_code = self.chain.current_code(current_a, temp_c);
-        self.inputs.voltage_code = self.chain.voltage_code(voltage_v, temp_c);
+        self.inputs.current_code = self.chain.current_code_at(&CurrentSample {
+            current_a,
+            shunt_temp_c: net.shunt_c(),
+            board_temp_c: net.board_c(),
+            shunt_delta_t_k: net.shunt_terminal_delta_k(),
+        });
+        self.inputs.voltage_code = self.chain.voltage_code(voltage_v, net.board_c());
         if tick % u64::from(TEMPERATURE_DECIMATION) == 0 {
             self.inputs.temperature_code = self.chain.temperature_code(temp_c);
         }
+    }
+
+    /// The battery as a load or charger sees it through the switch and shunt.
+    pub fn source(&self) -> Thevenin {
+        let r_switch = self.switch.r_on_ohm(self.thermal.board_c());
+        Thevenin {
+            emf_v: self.pack.terminal_voltage_v(0.0),
+            r_ohm: self.pack.r0_total_ohm() + r_switch + models::chain::nominal::SHUNT_R_OHM,
+        }
+    }
+
+    /// The board's outputs as loads and chargers see them.
+    pub fn gate(&self) -> Gate {
+        let o = &self.outputs;
+        Gate { switch_on: o.switch_on, lvp_output: o.lvp_output, ovp_output: o.ovp_output }
     }
 
     /// The current that flows this tick for a demanded stimulus, gated by the board's outputs.
@@ -216,20 +254,43 @@ impl Engine {
     pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<(), EngineError> {
         let load_a = self.gated_current_a(kind, magnitude_a);
         let dt_s = self.step_ns as f64 * 1e-9;
-        // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
         let v = self.truth.voltage_v.max(1.0);
-        let heater_on = self.outputs.aux_on && self.aux_heater_w > 0.0;
-        let heater_a = if heater_on { self.aux_heater_w / v } else { 0.0 };
-        self.inputs.aux_overcurrent = heater_a > self.aux_max_current_a;
-        let current_a = load_a - heater_a;
+        // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
+        let aux_on = self.outputs.aux_on;
+        let (heater_a, heater_w) = match &self.heater {
+            Some(h) => {
+                // The driver reports over-current when the heater would draw more than the variant's limit.
+                self.inputs.aux_overcurrent = aux_on && v / h.resistance_ohm > self.variant.aux_max_current_a();
+                (h.current_a(v, aux_on, self.variant), h.power_w(v, aux_on, self.variant))
+            }
+            None => (0.0, 0.0),
+        };
+        let current_a = load_a + heater_a;
         // The board's own supply is taken before the shunt: the pack delivers it, the shunt never sees it.
-        let own_a = BOARD_SELF_CONSUMPTION_W / v;
-        self.pack.step(dt_s, current_a - own_a);
-        let heat_w = current_a * current_a * self.pack.r0_total_ohm() + if heater_on { self.aux_heater_w } else { 0.0 };
-        if !self.ambient_profile.is_empty() && self.ticks % u64::from(TEMPERATURE_DECIMATION) == 0 {
-            self.ambient_c = self.ambient_at(self.t_s());
+        let own_a = self.self_consumption.current_a(v);
+        self.pack.step(dt_s, current_a + own_a);
+        let state = SwitchState::from_outputs(self.outputs.switch_on, self.outputs.lvp_output, self.outputs.ovp_output);
+        let net = &self.thermal;
+        self.heat_j[0] += (self.pack.heat_w(current_a) + heater_w) * dt_s;
+        self.heat_j[1] += (self.switch.power_w(state, load_a, net.board_c()) + self.self_consumption.power_w) * dt_s;
+        self.heat_j[2] += self.chain.shunt_power_w(current_a, net.shunt_c()) * dt_s;
+        if (self.ticks + 1) % u64::from(TEMPERATURE_DECIMATION) == 0 {
+            let span_s = dt_s * f64::from(TEMPERATURE_DECIMATION);
+            if !self.ambient_profile.is_empty() {
+                self.ambient_c = self.ambient_at(self.t_s());
+            }
+            let [cells_j, board_j, shunt_j] = std::mem::take(&mut self.heat_j);
+            self.thermal.step(
+                span_s,
+                &HeatInputs {
+                    cells_w: cells_j / span_s,
+                    board_w: board_j / span_s,
+                    shunt_w: shunt_j / span_s,
+                    ambient_c: self.ambient_c,
+                },
+            );
+            self.pack.set_temperature_c(self.thermal.cells_c());
         }
-        self.thermal.step(dt_s, heat_w, self.ambient_c);
         self.t_ns += self.step_ns;
         self.ticks += 1;
         self.sample(current_a, self.ticks);
@@ -288,6 +349,10 @@ pub struct Stimulus<'a> {
     /// Scenario events sorted by time, and how many have been applied.
     events: Vec<&'a crate::scenario::Event>,
     events_done: usize,
+    /// The CC-CV charger of the current segment (it keeps its termination state).
+    charger: Option<Charger>,
+    /// Row hint for the current segment's CSV profile.
+    profile_hint: usize,
 }
 
 impl<'a> Stimulus<'a> {
@@ -295,7 +360,28 @@ impl<'a> Stimulus<'a> {
         let first = scenario.segments.first().map_or(u64::MAX, |s| secs_to_ns(s.duration_s));
         let mut events: Vec<_> = scenario.events.iter().collect();
         events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        Stimulus { scenario, index: 0, segment_start_ns: 0, segment_end_ns: first, events, events_done: 0 }
+        let mut stim = Stimulus {
+            scenario,
+            index: 0,
+            segment_start_ns: 0,
+            segment_end_ns: first,
+            events,
+            events_done: 0,
+            charger: None,
+            profile_hint: 0,
+        };
+        stim.enter_segment(scenario.variant);
+        stim
+    }
+
+    /// Sets up the per-segment state of the segment at `index`.
+    fn enter_segment(&mut self, variant: Variant) {
+        self.profile_hint = 0;
+        self.charger = self.scenario.segments.get(self.index).and_then(|seg| {
+            seg.cv_voltage_v.map(|v| {
+                Charger::new(ChargerParams { voltage_limit_v: v, ..ChargerParams::lfp(variant, seg.current_a) })
+            })
+        });
     }
 
     /// Applies the scenario events due at `engine`'s time (bus writes in order, input changes).
@@ -333,7 +419,7 @@ impl<'a> Stimulus<'a> {
                         return (SegmentKind::Rest, 0.0);
                     }
                 }
-                return (seg.kind, seg.current_a);
+                return self.demand(seg, engine, t);
             }
             self.index += 1;
             // The next segment starts now (an early end shifts the rest).
@@ -341,8 +427,28 @@ impl<'a> Stimulus<'a> {
                 self.segment_start_ns = t;
                 self.segment_end_ns = t.saturating_add(secs_to_ns(next.duration_s));
             }
+            self.enter_segment(self.scenario.variant);
         }
         (SegmentKind::Rest, 0.0)
+    }
+
+    /// The current a segment's load, charger or profile asks for now: (kind, |current|).
+    fn demand(&mut self, seg: &crate::scenario::Segment, engine: &Engine, t: u64) -> (SegmentKind, f64) {
+        let source = engine.source();
+        let gate = engine.gate();
+        if let Some(p) = &seg.profile {
+            let i = p.current_a(t.saturating_sub(self.segment_start_ns) as f64 * 1e-9, &mut self.profile_hint);
+            return if i >= 0.0 { (SegmentKind::Charge, i) } else { (SegmentKind::Discharge, -i) };
+        }
+        if let Some(charger) = &mut self.charger {
+            return (SegmentKind::Charge, charger.current_a(&source, gate));
+        }
+        let load = match (seg.power_w, seg.resistance_ohm) {
+            (Some(power_w), _) => Load::ConstantPower { power_w, min_voltage_v: 0.0 },
+            (None, Some(resistance_ohm)) => Load::Resistive { resistance_ohm },
+            _ => return (seg.kind, seg.current_a),
+        };
+        (SegmentKind::Discharge, -load.current_a(&source, gate))
     }
 
     /// Index of the current segment (equal to the count once all are done).

@@ -47,8 +47,17 @@ pub struct Scenario {
     pub firmware: FirmwareSetup,
     #[serde(default)]
     pub pack: models::pack::PackParams,
-    /// Lumped pack thermal model; default: scaled to the variant's cell count.
-    pub thermal: Option<models::thermal::ThermalParams>,
+    /// Thermal network (cells, board, shunt); default: scaled to the variant's cell count.
+    pub thermal: Option<models::thermal::NetworkParams>,
+    /// The main switch's MOSFETs.
+    #[serde(default)]
+    pub switch: models::switch::SwitchParams,
+    /// An external equivalent-circuit parameter set (TOML or JSON, by
+    /// extension; relative to the scenario file) for the cells instead of `[pack.cell]`.
+    pub ecm_file: Option<String>,
+    /// The parsed `ecm_file`.
+    #[serde(skip)]
+    pub ecm: Option<models::ecm::EcmParams>,
     #[serde(default)]
     pub chain: models::chain::ChainParams,
     #[serde(default, rename = "segment")]
@@ -119,6 +128,19 @@ pub struct Segment {
     #[serde(default)]
     pub current_a: f64,
     pub duration_s: f64,
+    /// Discharge at constant power instead of `current_a` (W).
+    pub power_w: Option<f64>,
+    /// Discharge into a resistor instead of `current_a` (Ω).
+    pub resistance_ohm: Option<f64>,
+    /// Charge CC-CV: `current_a` until the terminals reach this voltage, then
+    /// constant voltage until the current falls below C/50.
+    pub cv_voltage_v: Option<f64>,
+    /// `kind = "profile"`: the current from a CSV file (`time_s,current_a`, + = charge,
+    /// held between rows, relative to the scenario file; time from the segment's start).
+    pub csv: Option<String>,
+    /// The parsed `csv`.
+    #[serde(skip)]
+    pub profile: Option<std::sync::Arc<models::profile::CurrentProfile>>,
     /// Pulsed: the current flows for `duty × period_s`, then rests for the rest of each period.
     pub period_s: Option<f64>,
     /// Share of each period with current, 0 < duty ≤ 1 (default 0.5 when `period_s` is given).
@@ -133,6 +155,8 @@ pub enum SegmentKind {
     Rest,
     Charge,
     Discharge,
+    /// The current of a CSV profile (`csv`).
+    Profile,
 }
 
 /// Something the board does that a segment can wait for.
@@ -176,14 +200,46 @@ impl Scenario {
         Self::parse(&text, path)
     }
 
-    /// Parses and checks scenario text; `path` is only used in messages.
+    /// Parses and checks scenario text; `path` names it in messages, and the
+    /// files it refers to (`ecm_file`, a segment's `csv`) are read relative to its folder.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |span| line_col(text, span.start));
             ScenarioError::Toml { path: path.to_owned(), line, column, message: e.message().to_owned() }
         })?;
         scenario.check().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
+        scenario.load_files(path)?;
         Ok(scenario)
+    }
+
+    /// Reads and parses the files the scenario names.
+    fn load_files(&mut self, path: &Path) -> Result<(), ScenarioError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let read = |name: &str| {
+            let file = dir.join(name);
+            std::fs::read_to_string(&file)
+                .map(|t| (file.clone(), t))
+                .map_err(|source| ScenarioError::Io { path: file, source })
+        };
+        if let Some(name) = &self.ecm_file {
+            let (file, text) = read(name)?;
+            let is_json = file.extension().is_some_and(|e| e == "json");
+            let ecm = if is_json {
+                models::ecm::EcmParams::from_json_str(&text)
+            } else {
+                models::ecm::EcmParams::from_toml_str(&text)
+            };
+            self.ecm = Some(ecm.map_err(|e| ScenarioError::Invalid { path: file, message: e.to_string() })?);
+        }
+        for seg in &mut self.segments {
+            if let Some(name) = &seg.csv {
+                let (file, text) = read(name)?;
+                let profile = models::profile::CurrentProfile::from_csv(&text, models::profile::Interpolation::Hold)
+                    .map_err(|e| ScenarioError::Invalid { path: file, message: e.to_string() })?;
+                seg.profile = Some(std::sync::Arc::new(profile));
+            }
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<(), String> {
@@ -224,6 +280,26 @@ impl Scenario {
             if s.kind == SegmentKind::Rest && s.current_a != 0.0 {
                 return Err(format!("segment {}: a rest segment has no current_a", i + 1));
             }
+            let n = i + 1;
+            let positive = |name: &str, v: Option<f64>| match v {
+                Some(x) if !(x.is_finite() && x > 0.0) => Err(format!("segment {n}: {name} = {x} must be positive")),
+                _ => Ok(()),
+            };
+            positive("power_w", s.power_w)?;
+            positive("resistance_ohm", s.resistance_ohm)?;
+            positive("cv_voltage_v", s.cv_voltage_v)?;
+            if (s.power_w.is_some() || s.resistance_ohm.is_some()) && s.kind != SegmentKind::Discharge {
+                return Err(format!("segment {n}: power_w and resistance_ohm are for discharge segments"));
+            }
+            if s.power_w.is_some() && s.resistance_ohm.is_some() {
+                return Err(format!("segment {n}: give power_w or resistance_ohm, not both"));
+            }
+            if s.cv_voltage_v.is_some() && s.kind != SegmentKind::Charge {
+                return Err(format!("segment {n}: cv_voltage_v is for charge segments"));
+            }
+            if (s.kind == SegmentKind::Profile) != s.csv.is_some() {
+                return Err(format!("segment {n}: kind = \"profile\" and csv go together"));
+            }
         }
         if let Some(p) = self.firmware.initial_soc_pct {
             if !(0.0..=100.0).contains(&p) {
@@ -240,6 +316,7 @@ impl Scenario {
         if let Some(t) = &self.thermal {
             t.validate().map_err(|e| format!("[thermal]: {e}"))?;
         }
+        self.switch.validate().map_err(|e| format!("[switch]: {e}"))?;
         for (i, e) in self.expectations.iter().enumerate() {
             if !crate::runner::metric_known(&e.metric) {
                 return Err(format!(
@@ -350,5 +427,24 @@ mod tests {
         let text = format!("{MINIMAL}[pack.cell]\ncapacity_ah = -5.0\n");
         let err = Scenario::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
         assert!(err.contains("[pack]"), "{err}");
+    }
+
+    #[test]
+    fn referenced_files_are_read_relative_to_the_scenario_and_errors_name_them() {
+        let dir = std::env::temp_dir().join(format!("smartpro-scn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("p.csv"), "time_s,current_A\n0,-10\n5,20\n").unwrap();
+        let text = "name = \"t\"\nvariant = 12\ninitial_soc = 0.5\n[[segment]]\nkind = \"profile\"\ncsv = \"p.csv\"\nduration_s = 10\n";
+        let s = Scenario::parse(text, &dir.join("t.toml")).unwrap();
+        assert!(s.segments[0].profile.is_some());
+        let err = Scenario::parse(&text.replace("p.csv", "missing.csv"), &dir.join("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("missing.csv"), "{err}");
+        std::fs::write(dir.join("bad.csv"), "time_s,current_A\n0,-10\n5,oops\n").unwrap();
+        let err = Scenario::parse(&text.replace("p.csv", "bad.csv"), &dir.join("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("bad.csv"), "{err}");
+        let with_ecm = text.replacen("variant = 12", "variant = 12\necm_file = \"nope.toml\"", 1);
+        let err = Scenario::parse(&with_ecm, &dir.join("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("nope.toml"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

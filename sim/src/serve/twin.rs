@@ -354,6 +354,8 @@ impl Twin<'_> {
                     behind = true;
                     break;
                 }
+                // Scenario events (bus-side writes, LiPro inputs) take effect in the live twin too.
+                stim.apply_due_events(&mut u.engine).map_err(|source| ServeError::Engine { unit: u.id, source })?;
                 let (kind, amps) = stim.current(&u.engine);
                 u.engine.step(kind, amps).map_err(|source| ServeError::Engine { unit: u.id, source })?;
                 n += 1;
