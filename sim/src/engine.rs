@@ -20,6 +20,12 @@ use models::variant::Variant;
 
 use crate::scenario::{Scenario, SegmentKind, Until, secs_to_ns};
 
+/// The pack's state advances every this many ticks (10 ms at 1 kSPS) with the span's mean current.
+const PACK_DECIMATION: u64 = 10;
+
+/// The pack's temperature-dependent tables follow the cells' temperature in steps of this size.
+const PACK_TEMPERATURE_STEP_K: f64 = 0.05;
+
 /// The temperature channel is converted every this many ticks (NTCs are slow).
 const TEMPERATURE_DECIMATION: u32 = 100;
 
@@ -72,6 +78,12 @@ pub struct Engine {
     thermal: ThermalNetwork,
     /// Heat into the thermal nodes since the last thermal step (J): cells, board, shunt.
     heat_j: [f64; 3],
+    /// Charge through the pack since its last step (A·s), and its EMF and R0 then.
+    pack_charge_as: f64,
+    pack_emf_v: f64,
+    pack_r_ohm: f64,
+    /// The temperature the pack's tables were last sliced at.
+    pack_temp_c: f64,
     switch: Switch,
     chain: MeasurementChain,
     board: Board,
@@ -132,6 +144,10 @@ impl Engine {
             pack,
             thermal,
             heat_j: [0.0; 3],
+            pack_charge_as: 0.0,
+            pack_emf_v: 0.0,
+            pack_r_ohm: 0.0,
+            pack_temp_c: start_c,
             switch,
             chain,
             board,
@@ -143,6 +159,8 @@ impl Engine {
             store,
         };
         // The board boots on the battery at rest: one conversion, then the set-up writes.
+        engine.pack_emf_v = engine.pack.terminal_voltage_v(0.0);
+        engine.pack_r_ohm = engine.pack.r0_total_ohm();
         engine.sample(0.0, 0);
         engine.outputs = engine.board.poll(Instant::ZERO, &engine.inputs);
         for (name, &value) in &scenario.firmware.registers {
@@ -187,7 +205,8 @@ impl Engine {
     fn sample(&mut self, current_a: f64, tick: u64) {
         let net = &self.thermal;
         let temp_c = net.cells_c();
-        let voltage_v = self.pack.terminal_voltage_v(current_a);
+        // Between pack steps the terminal voltage is the held EMF plus I·R0 (the R0 response is instantaneous).
+        let voltage_v = self.pack_emf_v + current_a * self.pack_r_ohm;
         self.truth = Truth { current_a, voltage_v, soc: self.pack.soc(), temp_c };
         self.inputs.current_code = self.chain.current_code_at(&CurrentSample {
             current_a,
@@ -268,12 +287,22 @@ impl Engine {
         let current_a = load_a + heater_a;
         // The board's own supply is taken before the shunt: the pack delivers it, the shunt never sees it.
         let own_a = self.self_consumption.current_a(v);
-        self.pack.step(dt_s, current_a + own_a);
+        // The pack's state (SOC, RC pairs, hysteresis) advances every PACK_DECIMATION ticks with the
+        // mean current of the span: charge stays exact, and τ ≥ 30 s makes the 10 ms hold invisible.
+        self.pack_charge_as += (current_a + own_a) * dt_s;
         let state = SwitchState::from_outputs(self.outputs.switch_on, self.outputs.lvp_output, self.outputs.ovp_output);
         let net = &self.thermal;
-        self.heat_j[0] += (self.pack.heat_w(current_a) + heater_w) * dt_s;
         self.heat_j[1] += (self.switch.power_w(state, load_a, net.board_c()) + self.self_consumption.power_w) * dt_s;
         self.heat_j[2] += self.chain.shunt_power_w(current_a, net.shunt_c()) * dt_s;
+        self.heat_j[0] += heater_w * dt_s;
+        if (self.ticks + 1) % PACK_DECIMATION == 0 {
+            let span_s = dt_s * PACK_DECIMATION as f64;
+            let mean_a = std::mem::take(&mut self.pack_charge_as) / span_s;
+            self.pack.step(span_s, mean_a);
+            self.heat_j[0] += self.pack.heat_w(mean_a) * span_s;
+            self.pack_emf_v = self.pack.terminal_voltage_v(0.0);
+            self.pack_r_ohm = self.pack.r0_total_ohm();
+        }
         if (self.ticks + 1) % u64::from(TEMPERATURE_DECIMATION) == 0 {
             let span_s = dt_s * f64::from(TEMPERATURE_DECIMATION);
             if !self.ambient_profile.is_empty() {
@@ -289,7 +318,12 @@ impl Engine {
                     ambient_c: self.ambient_c,
                 },
             );
-            self.pack.set_temperature_c(self.thermal.cells_c());
+            // Re-slicing the pack's temperature tables is costly: follow the cells in 0.05 K steps.
+            let cells_c = self.thermal.cells_c();
+            if (cells_c - self.pack_temp_c).abs() >= PACK_TEMPERATURE_STEP_K {
+                self.pack.set_temperature_c(cells_c);
+                self.pack_temp_c = cells_c;
+            }
         }
         self.t_ns += self.step_ns;
         self.ticks += 1;
@@ -434,21 +468,19 @@ impl<'a> Stimulus<'a> {
 
     /// The current a segment's load, charger or profile asks for now: (kind, |current|).
     fn demand(&mut self, seg: &crate::scenario::Segment, engine: &Engine, t: u64) -> (SegmentKind, f64) {
-        let source = engine.source();
-        let gate = engine.gate();
         if let Some(p) = &seg.profile {
             let i = p.current_a(t.saturating_sub(self.segment_start_ns) as f64 * 1e-9, &mut self.profile_hint);
             return if i >= 0.0 { (SegmentKind::Charge, i) } else { (SegmentKind::Discharge, -i) };
         }
         if let Some(charger) = &mut self.charger {
-            return (SegmentKind::Charge, charger.current_a(&source, gate));
+            return (SegmentKind::Charge, charger.current_a(&engine.source(), engine.gate()));
         }
         let load = match (seg.power_w, seg.resistance_ohm) {
             (Some(power_w), _) => Load::ConstantPower { power_w, min_voltage_v: 0.0 },
             (None, Some(resistance_ohm)) => Load::Resistive { resistance_ohm },
             _ => return (seg.kind, seg.current_a),
         };
-        (SegmentKind::Discharge, -load.current_a(&source, gate))
+        (SegmentKind::Discharge, -load.current_a(&engine.source(), engine.gate()))
     }
 
     /// Index of the current segment (equal to the count once all are done).
