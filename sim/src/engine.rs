@@ -21,13 +21,13 @@ use models::variant::Variant;
 use crate::scenario::{Scenario, SegmentKind, Until, secs_to_ns};
 
 /// The pack's state advances every this many ticks (10 ms at 1 kSPS) with the span's mean current.
-const PACK_DECIMATION: u64 = 10;
+pub const PACK_DECIMATION: u64 = 10;
 
 /// The pack's temperature-dependent tables follow the cells' temperature in steps of this size.
 const PACK_TEMPERATURE_STEP_K: f64 = 0.05;
 
 /// The temperature channel is converted every this many ticks (NTCs are slow).
-const TEMPERATURE_DECIMATION: u32 = 100;
+pub const TEMPERATURE_DECIMATION: u32 = 100;
 
 /// The firmware's variant for a model variant.
 pub fn board_variant(v: Variant) -> firmware_core::Variant {

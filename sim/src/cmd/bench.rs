@@ -55,7 +55,15 @@ pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
         scenario.duration_ns() / 1_000_000_000,
         scenario.variant
     );
-    println!("adc_rate: {} SPS per channel (current and voltage; temperature decimated ×100)", scenario.adc_rate_hz);
+    use crate::engine::{PACK_DECIMATION, TEMPERATURE_DECIMATION};
+    let adc = u64::from(scenario.adc_rate_hz);
+    let slow = adc / u64::from(TEMPERATURE_DECIMATION);
+    println!("adc_rate: {adc} SPS current and voltage, {slow} SPS NTCs");
+    println!(
+        "model_rates: pack state {} Hz (mean current, exact charge), thermal network {slow} Hz, firmware poll every {} ms on block sums",
+        adc / PACK_DECIMATION,
+        firmware_core::board::POLL_PERIOD.as_millis()
+    );
     let summary = match &cmd.trace {
         Some(path) => {
             let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
