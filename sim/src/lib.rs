@@ -7,3 +7,4 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod sweep;
+pub mod tomlfile;

@@ -3,7 +3,7 @@
 //! See `docs/scenarios.md` for the reference. Unknown keys are errors, and a
 //! TOML error names the file, line and column.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -182,31 +182,19 @@ pub struct Expectation {
 }
 
 /// A scenario file that could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}:{line}:{column}: {message}")]
-    Toml { path: PathBuf, line: usize, column: usize, message: String },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+pub type ScenarioError = crate::tomlfile::FileError;
 
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let text = crate::tomlfile::read(path)?;
         Self::parse(&text, path)
     }
 
     /// Parses and checks scenario text; `path` names it in messages, and the
     /// files it refers to (`ecm_file`, a segment's `csv`) are read relative to its folder.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |span| line_col(text, span.start));
-            ScenarioError::Toml { path: path.to_owned(), line, column, message: e.message().to_owned() }
-        })?;
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| crate::tomlfile::toml_error(text, path, &e))?;
         scenario.check().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
         scenario.load_files(path)?;
         Ok(scenario)
@@ -382,13 +370,6 @@ impl Scenario {
 /// Seconds (finite, ≥ 0) to integer nanoseconds, rounded.
 pub fn secs_to_ns(s: f64) -> u64 {
     (s * 1e9).round() as u64
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
 }
 
 #[cfg(test)]

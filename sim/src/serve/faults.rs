@@ -176,10 +176,8 @@ impl FaultsConfig {
 
     /// Parses the text of a `[faults]` file; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<FaultsConfig, String> {
-        let file: FaultsFile = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-            format!("{}:{line}:{col}: {}", path.display(), e.message())
-        })?;
+        let file: FaultsFile =
+            toml::from_str(text).map_err(|e| crate::tomlfile::toml_error(text, path, &e).to_string())?;
         Ok(file.faults)
     }
 
@@ -418,13 +416,6 @@ impl SplitMix64 {
     fn unit_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
 }
 
 #[cfg(test)]

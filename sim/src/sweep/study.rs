@@ -34,15 +34,7 @@ const STUDY_KEYS: [&str; 5] = ["name", "description", "base", "axis", "plot"];
 pub const MAX_CASES: usize = 1_000_000;
 
 /// A study file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StudyError {
-    #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}:{line}:{column}: {message}")]
-    Toml { path: PathBuf, line: usize, column: usize, message: String },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+pub type StudyError = crate::tomlfile::FileError;
 
 /// One swept parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,21 +256,11 @@ impl Study {
 }
 
 fn read(path: &Path) -> Result<String, StudyError> {
-    std::fs::read_to_string(path).map_err(|source| StudyError::Io { path: path.to_owned(), source })
+    crate::tomlfile::read(path)
 }
 
 fn parse_table(text: &str, path: &Path) -> Result<Table, StudyError> {
-    text.parse::<Table>().map_err(|e| {
-        let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-        StudyError::Toml { path: path.to_owned(), line, column, message: e.message().to_owned() }
-    })
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
+    text.parse::<Table>().map_err(|e| crate::tomlfile::toml_error(text, path, &e))
 }
 
 /// A value as a number, if it is one.
