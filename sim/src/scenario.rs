@@ -64,6 +64,9 @@ pub struct Scenario {
     pub segments: Vec<Segment>,
     #[serde(default, rename = "event")]
     pub events: Vec<Event>,
+    /// Bus faults for `serve` (docs/serve.md; `--faults FILE` replaces them); ignored by `run`.
+    #[serde(default)]
+    pub faults: crate::serve::faults::FaultsConfig,
     #[serde(default, rename = "expect")]
     pub expectations: Vec<Expectation>,
 }
@@ -101,7 +104,7 @@ fn default_trace_interval_s() -> f64 {
 }
 
 /// How the board is set up before the run starts (as a gateway would, over the bus).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FirmwareSetup {
     /// Modbus unit id.
@@ -117,6 +120,12 @@ pub struct FirmwareSetup {
 
 fn default_unit() -> u8 {
     1
+}
+
+impl Default for FirmwareSetup {
+    fn default() -> Self {
+        FirmwareSetup { unit: default_unit(), initial_soc_pct: None, registers: Default::default() }
+    }
 }
 
 /// One piece of the stimulus.
@@ -289,6 +298,9 @@ impl Scenario {
                 return Err(format!("segment {n}: kind = \"profile\" and csv go together"));
             }
         }
+        if !(1..=247).contains(&self.firmware.unit) {
+            return Err(format!("firmware.unit = {} must be a Modbus unit id within 1..=247", self.firmware.unit));
+        }
         if let Some(p) = self.firmware.initial_soc_pct {
             if !(0.0..=100.0).contains(&p) {
                 return Err(format!("firmware.initial_soc_pct = {p} must be within 0..=100"));
@@ -382,6 +394,7 @@ mod tests {
     #[test]
     fn minimal_scenario_parses_with_defaults() {
         let s = Scenario::parse(MINIMAL, Path::new("t.toml")).unwrap();
+        assert_eq!(s.firmware.unit, 1, "the board answers unit 1 without a [firmware] section");
         assert_eq!(s.variant, Variant::V12);
         assert_eq!(s.adc_rate_hz, 1_000);
         assert_eq!(s.duration_ns(), 10_000_000_000);

@@ -249,7 +249,8 @@ fn options(cmd: &Cmd, scenario: &Scenario) -> anyhow::Result<Options> {
     let f = &cmd.faults;
     let faults = match &f.faults {
         Some(p) => FaultsConfig::load(p).map_err(anyhow::Error::msg)?,
-        None => FaultsConfig::default(),
+        // The scenario's own [faults] section, if any.
+        None => scenario.faults.clone(),
     };
     let overrides = FaultOverrides {
         units: f.fault_units.clone(),
