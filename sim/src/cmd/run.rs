@@ -51,6 +51,8 @@ pub fn execute(cmd: &Cmd) -> u8 {
     };
     let mut code = exit::OK;
     let mut names = std::collections::HashSet::new();
+    // Every scenario's verdicts (or its error) for junit.xml.
+    let mut junit: Vec<(String, Result<Summary, String>)> = Vec::new();
     println!(
         "{:<6} {:<34} {:<7} {:>10} {:>8} {:>9}  expectations",
         "result", "scenario", "variant", "sim_s", "wall_s", "speed"
@@ -61,6 +63,7 @@ pub fn execute(cmd: &Cmd) -> u8 {
             Err(e) => {
                 println!("{:<6} {}", "ERROR", file.display());
                 eprintln!("error: {e}");
+                junit.push((file.display().to_string(), Err(e.to_string())));
                 code = code.max(exit::BAD_INPUT);
                 continue;
             }
@@ -74,7 +77,9 @@ pub fn execute(cmd: &Cmd) -> u8 {
             code = code.max(exit::BAD_INPUT);
             continue;
         }
-        match run_one(&scenario, &cmd.out) {
+        let result = run_one(&scenario, &cmd.out);
+        junit.push((scenario.name.clone(), result.as_ref().map(Summary::clone).map_err(|e| format!("{e:#}"))));
+        match result {
             Ok(summary) => {
                 print_line(&summary);
                 if !summary.passed {
@@ -97,7 +102,62 @@ pub fn execute(cmd: &Cmd) -> u8 {
             }
         }
     }
+    let junit_path = cmd.out.join("junit.xml");
+    let written = fs::create_dir_all(&cmd.out)
+        .and_then(|()| fs::File::create(&junit_path))
+        .and_then(|f| write_junit(&mut BufWriter::new(f), &junit));
+    if let Err(e) = written {
+        eprintln!("error: writing {}: {e}", junit_path.display());
+        code = code.max(exit::RUNTIME);
+    }
     code
+}
+
+/// junit.xml: a test suite per scenario, a test case per expectation; a
+/// scenario that could not run is one errored test case.
+fn write_junit(w: &mut dyn std::io::Write, runs: &[(String, Result<Summary, String>)]) -> std::io::Result<()> {
+    use crate::sweep::report::xml;
+    let count = |f: &dyn Fn(&Result<Summary, String>) -> usize| runs.iter().map(|(_, r)| f(r)).sum::<usize>();
+    let tests = count(&|r| r.as_ref().map_or(1, |s| s.expectations.len()));
+    let failures = count(&|r| r.as_ref().map_or(0, |s| s.expectations.iter().filter(|c| !c.passed).count()));
+    let errors = count(&|r| usize::from(r.is_err()));
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(w, r#"<testsuites name="smartpro-sim run" tests="{tests}" failures="{failures}" errors="{errors}">"#)?;
+    for (name, r) in runs {
+        match r {
+            Ok(s) => {
+                let failed = s.expectations.iter().filter(|c| !c.passed).count();
+                writeln!(
+                    w,
+                    r#"  <testsuite name="{}" tests="{}" failures="{failed}" errors="0" time="{:.3}">"#,
+                    xml(name),
+                    s.expectations.len(),
+                    s.wall_s
+                )?;
+                for c in &s.expectations {
+                    write!(w, r#"    <testcase classname="{}" name="{}""#, xml(name), xml(&c.metric))?;
+                    if c.passed {
+                        writeln!(w, "/>")?;
+                    } else {
+                        let value = c.value.map_or("never happened".to_owned(), |v| format!("{v:.6}"));
+                        let msg = format!("{} = {value}, expected {}", c.metric, bounds(c.min, c.max));
+                        writeln!(w, r#"><failure message="{}"/></testcase>"#, xml(&msg))?;
+                    }
+                }
+            }
+            Err(e) => {
+                writeln!(w, r#"  <testsuite name="{}" tests="1" failures="0" errors="1">"#, xml(name))?;
+                writeln!(
+                    w,
+                    r#"    <testcase classname="{}" name="run"><error message="{}"/></testcase>"#,
+                    xml(name),
+                    xml(e)
+                )?;
+            }
+        }
+        writeln!(w, "  </testsuite>")?;
+    }
+    writeln!(w, "</testsuites>")
 }
 
 fn bounds(min: Option<f64>, max: Option<f64>) -> String {
@@ -139,4 +199,44 @@ pub fn run_one(scenario: &Scenario, out: &Path) -> anyhow::Result<Summary> {
     let summary_path = dir.join("summary.json");
     fs::write(&summary_path, json + "\n").with_context(|| format!("writing {}", summary_path.display()))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::Checked;
+
+    #[test]
+    fn junit_names_failures_and_errors() {
+        let summary = |passed: bool| Summary {
+            name: "s".into(),
+            description: String::new(),
+            variant: "12-209".into(),
+            seed: 0,
+            simulated_s: 1.0,
+            wall_s: 0.5,
+            adc_rate_hz: 1000,
+            ticks: 1000,
+            outcomes: Default::default(),
+            expectations: vec![Checked {
+                metric: "final_soc_error_pct".into(),
+                min: None,
+                max: Some(1.0),
+                value: Some(if passed { 0.5 } else { 2.0 }),
+                passed,
+            }],
+            passed,
+        };
+        let runs = vec![
+            ("good".to_owned(), Ok(summary(true))),
+            ("bad".to_owned(), Ok(summary(false))),
+            ("broken <x>".to_owned(), Err("x.toml:3:1: unknown field `bogus`".to_owned())),
+        ];
+        let mut out = Vec::new();
+        write_junit(&mut out, &runs).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(xml.contains(r#"tests="3" failures="1" errors="1""#), "{xml}");
+        assert!(xml.contains("final_soc_error_pct = 2.000000, expected ≤ 1"), "{xml}");
+        assert!(xml.contains("broken &lt;x&gt;") && xml.contains("unknown field `bogus`"), "{xml}");
+    }
 }

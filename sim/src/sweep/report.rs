@@ -100,7 +100,8 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<CaseResult>, String> {
         .collect()
 }
 
-fn xml(s: &str) -> String {
+/// `s` escaped for XML text and attributes (control characters dropped).
+pub fn xml(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
