@@ -129,6 +129,12 @@ fn fixed(v: i128, d: usize) -> String {
     format!("{sign}{}.{:0d$}", a / p, a % p)
 }
 
+/// A register's CSV column: `name[unit]`, or `name` when it has no unit
+/// (values are physical, so the unit is part of the name).
+pub fn column_name(reg: &RegDef) -> String {
+    if reg.unit.is_empty() { reg.name.to_string() } else { format!("{}[{}]", reg.name, reg.unit) }
+}
+
 /// The bit names of a bit-field register (`status`, `faults`), if it is one.
 pub fn bit_table(reg: &RegDef) -> Option<&'static [(u16, &'static str)]> {
     match reg.id {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd {
     pub mod poll;
+    pub mod record;
 }
 mod decode;
 mod link;
@@ -22,6 +23,19 @@ Exit codes:
   1  the first poll read nothing (no reply, exceptions only, garbled replies),
      or the port failed while polling; later timeouts are counted, not fatal
   2  bad usage, or the serial port cannot be opened";
+
+/// Shown at the end of `record --help`.
+const RECORD_EXIT_CODES: &str = "\
+Exit codes:
+  0  ok (--duration elapsed, or Ctrl-C)
+  1  the first sample read nothing (no reply, exceptions only, garbled replies),
+     or the port failed while recording; later timeouts and CRC errors are
+     counted and their cells left empty, not fatal. Rows already written are
+     kept (each is flushed at once)
+  2  bad usage, the serial port cannot be opened, or FILE cannot be created
+
+A row whose current could not be read is written as a `# ` comment, which
+the profile reader of `smartpro-sim run` skips (the previous current holds).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,6 +55,10 @@ enum Command {
     /// Read the board's registers periodically, print them, optionally log CSV
     #[command(after_help = EXIT_CODES)]
     Poll(cmd::poll::Cmd),
+    /// Record a board session to CSV that `smartpro-sim run` replays as a
+    /// `kind = "profile"` segment
+    #[command(after_help = RECORD_EXIT_CODES)]
+    Record(cmd::record::Cmd),
 }
 
 /// A command that failed, and the exit code that says how.
@@ -66,6 +84,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Poll(cmd) => cmd.run().await,
+        Command::Record(cmd) => cmd.run().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,7 +109,7 @@ mod tests {
     #[test]
     fn poll_defaults_are_19200_8e1_unit_1() {
         let cli = Cli::try_parse_from(["hil-rig", "poll", "--port", "/dev/null"]).unwrap();
-        let Command::Poll(cmd) = cli.command;
+        let Command::Poll(cmd) = cli.command else { panic!("not poll") };
         assert_eq!(cmd.link().describe(), "unit 1 on /dev/null at 19200 8E1");
     }
 
@@ -109,9 +128,32 @@ mod tests {
             "2",
         ])
         .unwrap();
-        let Command::Poll(cmd) = cli.command;
+        let Command::Poll(cmd) = cli.command else { panic!("not poll") };
         assert_eq!(cmd.register_names(), ["status", "faults"]);
         assert_eq!(cmd.link().mode(), "19200 8N2");
+    }
+
+    #[test]
+    fn record_takes_the_link_arguments_and_a_duration() {
+        let cli = Cli::try_parse_from([
+            "hil-rig",
+            "record",
+            "--port",
+            "p",
+            "--out",
+            "r.csv",
+            "--duration",
+            "2.5",
+            "--interval-ms",
+            "50",
+            "--unit",
+            "3",
+        ])
+        .unwrap();
+        let Command::Record(cmd) = cli.command else { panic!("not record") };
+        assert_eq!(cmd.link().describe(), "unit 3 on p at 19200 8E1");
+        assert!(Cli::try_parse_from(["hil-rig", "record", "--port", "p"]).is_err(), "--out is required");
+        assert!(Cli::try_parse_from(["hil-rig", "record", "--port", "p", "--out", "f", "--duration", "0"]).is_err());
     }
 
     #[test]

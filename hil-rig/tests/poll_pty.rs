@@ -3,106 +3,17 @@
 //! register map), runs the real binary on the slave's `/dev/pts/N`, and checks
 //! its table, CSV, counters and exit codes.
 
-use std::collections::HashMap;
+mod common;
+
 use std::process::{Command, Output};
 
-use firmware_core::map::{self, REGISTERS, by_name, status};
-use firmware_core::modbus::crc::crc16;
-use firmware_core::modbus::pdu::process_request;
-use firmware_core::modbus::{ExceptionCode, RegisterBank, RegisterKind};
-use firmware_core::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_serial::{SerialPort, SerialStream};
+use common::{run_on_fake_board, text};
+use firmware_core::map::{self, REGISTERS};
 
-const UNIT: u8 = 1;
-
-/// Registers with the values of a board at rest, encoded through the map.
-struct FakeBoard {
-    words: HashMap<u16, u16>,
-}
-
-impl FakeBoard {
-    fn new() -> Self {
-        let mut words = HashMap::new();
-        let mut set = |name: &str, raw: i64| {
-            let r = by_name(name).unwrap();
-            let w = r.ty.encode(raw);
-            for i in 0..r.ty.words() {
-                words.insert(r.addr + i, w[usize::from(i)]);
-            }
-        };
-        set("device_type", 209);
-        set("variant_v", 12);
-        set("battery_voltage_mv", 13_284);
-        set("current_ma", -1_234);
-        set("temperature_dc", 215);
-        set("status", i64::from(status::SWITCH_ON | status::LVP_OUTPUT));
-        Self { words }
-    }
-}
-
-impl RegisterBank for FakeBoard {
-    fn read_registers(&mut self, _kind: RegisterKind, addr: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
-        for (i, w) in out.iter_mut().enumerate() {
-            let a = addr.wrapping_add(i as u16);
-            map::find(a).ok_or(ExceptionCode::IllegalDataAddress)?;
-            *w = self.words.get(&a).copied().unwrap_or(0);
-        }
-        Ok(())
-    }
-
-    fn write_registers(&mut self, _: Instant, _: u16, _: &[u16]) -> Result<(), ExceptionCode> {
-        Err(ExceptionCode::IllegalFunction)
-    }
-}
-
-/// Answers 8-byte read requests for `UNIT` on the pty master, after ignoring
-/// the first `ignore_first` of them.
-async fn serve(mut master: SerialStream, ignore_first: usize) {
-    let mut board = FakeBoard::new();
-    let mut buf = Vec::new();
-    let mut seen = 0;
-    let mut chunk = [0u8; 256];
-    loop {
-        let n = match master.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        while buf.len() >= 8 {
-            let req: Vec<u8> = buf.drain(..8).collect();
-            assert_eq!(crc16(&req), 0, "request with a bad CRC: {req:02X?}");
-            seen += 1;
-            if req[0] != UNIT || seen <= ignore_first {
-                continue;
-            }
-            let mut pdu = [0u8; 253];
-            let len = process_request(&mut board, Instant(0), &req[1..6], &mut pdu).unwrap();
-            let mut adu = vec![UNIT];
-            adu.extend_from_slice(&pdu[..len]);
-            let crc = crc16(&adu);
-            adu.extend_from_slice(&crc.to_le_bytes());
-            master.write_all(&adu).await.unwrap();
-        }
-    }
-}
-
-/// Runs `hil-rig poll` on a fresh pty pair served by a fake board.
+/// Runs `hil-rig poll` on a fresh pty pair served by a fake board that
+/// ignores its first `ignore_first` requests.
 async fn poll_fake_board(ignore_first: usize, args: &[&str]) -> Output {
-    let (master, slave) = SerialStream::pair().expect("pty pair");
-    let path = slave.name().expect("pty name");
-    let server = tokio::spawn(serve(master, ignore_first));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hil-rig"));
-    cmd.args(["poll", "--port", &path]).args(args).env_clear();
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run hil-rig")).await.unwrap();
-    server.abort();
-    // The slave handle must live until the client is done with the pty.
-    drop(slave);
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    run_on_fake_board("poll", move |n| n <= ignore_first, args).await
 }
 
 #[tokio::test]

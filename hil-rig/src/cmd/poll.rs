@@ -56,7 +56,11 @@ impl Cmd {
         let regs = select(&self.registers)?;
         let blocks = decode::plan(REGISTERS, &regs, MAX_REGS_PER_REQUEST);
         let mut csv = match &self.csv {
-            Some(path) => Some(CsvLog::create(path, &regs).map_err(Failure::Usage)?),
+            Some(path) => {
+                let header: Vec<String> =
+                    std::iter::once("t_s".to_string()).chain(regs.iter().map(|r| decode::column_name(r))).collect();
+                Some(CsvLog::create(path, &header, &regs).map_err(Failure::Usage)?)
+            }
             None => None,
         };
         let mut link = Link::open(&self.link).map_err(|e| Failure::Usage(e.into()))?;
@@ -74,7 +78,7 @@ impl Cmd {
             r = self.poll_loop(&mut link, &regs, &blocks, csv.as_mut(), &mut stdout, &mut polls) => r,
             () = interrupted() => Ok(()),
         };
-        println!("{}", summary(polls, &link.counters()));
+        println!("{}", summary("polls", polls, &link.counters()));
         outcome
     }
 
@@ -97,26 +101,15 @@ impl Cmd {
         while self.count.is_none_or(|k| *polls < k) {
             ticker.tick().await;
             let t_s = t0.elapsed().as_secs_f64();
-            let mut results = Vec::with_capacity(blocks.len());
-            for b in blocks {
-                results.push(link.read_holding(b.start, b.count).await);
-            }
+            let sample = Sample::read(link, regs, blocks).await;
             *polls += 1;
-            let poll = Poll { blocks, results: &results };
-            let readings: Vec<Reading> = regs.iter().map(|r| poll.reading(r)).collect();
 
-            write_table(out, *polls, t_s, regs, &readings)
+            write_table(out, *polls, t_s, regs, &sample.readings)
                 .map_err(|e| Failure::Device(anyhow!("cannot write to stdout: {e}")))?;
             if let Some(csv) = csv.as_deref_mut() {
-                csv.row(t_s, &readings).map_err(Failure::Device)?;
+                csv.row(t_s, &sample.readings).map_err(Failure::Device)?;
             }
-
-            if *polls == 1 && !readings.iter().any(|r| matches!(r, Reading::Value(_))) {
-                return Err(Failure::Device(first_poll_failure(&self.link, &poll)));
-            }
-            if let Some(e) = poll.port_lost() {
-                return Err(Failure::Device(anyhow!("lost {}: {e}", self.link.port)));
-            }
+            sample.verdict(*polls, &self.link, blocks)?;
         }
         Ok(())
     }
@@ -153,11 +146,51 @@ fn select(names: &[String]) -> Result<Vec<&'static RegDef>, Failure> {
 
 /// One register's value in one poll.
 #[derive(Clone, Debug, PartialEq)]
-enum Reading {
+pub(crate) enum Reading {
     /// Raw integer, before scaling.
     Value(i64),
     /// Why there is no value (exception, no reply, ...).
     Failed(String),
+}
+
+/// One poll of the selected registers (a request per block) and what it read;
+/// shared by `poll` and `record`.
+#[derive(Debug)]
+pub(crate) struct Sample {
+    results: Vec<ReadResult>,
+    /// One per selected register, in the order they were given.
+    pub(crate) readings: Vec<Reading>,
+}
+
+impl Sample {
+    /// Reads every block once and picks each register's value out of its reply.
+    pub(crate) async fn read<T>(link: &mut Link<T>, regs: &[&'static RegDef], blocks: &[Block]) -> Self
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut results = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            results.push(link.read_holding(b.start, b.count).await);
+        }
+        let poll = Poll { blocks, results: &results };
+        let readings = regs.iter().map(|r| poll.reading(r)).collect();
+        Self { results, readings }
+    }
+
+    /// Whether the session may go on after this, its `n`-th (1-based) sample:
+    /// a first sample that read nothing, or a port that failed on every
+    /// request, ends it with [`Failure::Device`] (exit 1). Later timeouts,
+    /// exceptions and bad frames are only counted.
+    pub(crate) fn verdict(&self, n: u64, args: &LinkArgs, blocks: &[Block]) -> Result<(), Failure> {
+        let poll = Poll { blocks, results: &self.results };
+        if n == 1 && !self.readings.iter().any(|r| matches!(r, Reading::Value(_))) {
+            return Err(Failure::Device(first_poll_failure(args, &poll)));
+        }
+        if let Some(e) = poll.port_lost() {
+            return Err(Failure::Device(anyhow!("lost {}: {e}", args.port)));
+        }
+        Ok(())
+    }
 }
 
 /// The replies of one poll, one per block.
@@ -257,32 +290,34 @@ fn write_table(
     out.flush()
 }
 
-/// The poll log: one row of physical values per poll, flushed at once.
-struct CsvLog {
+/// A CSV log: one row of physical values per poll, flushed at once (shared
+/// by `poll --csv` and `record`).
+#[derive(Debug)]
+pub(crate) struct CsvLog {
     path: PathBuf,
     out: BufWriter<File>,
     regs: Vec<&'static RegDef>,
 }
 
 impl CsvLog {
-    fn create(path: &Path, regs: &[&'static RegDef]) -> anyhow::Result<Self> {
+    /// Creates (overwrites) `path` and writes `header`: the time column's
+    /// name, then one name per register of `regs`.
+    pub(crate) fn create(path: &Path, header: &[String], regs: &[&'static RegDef]) -> anyhow::Result<Self> {
+        debug_assert_eq!(header.len(), regs.len() + 1);
         let file = File::create(path).map_err(|e| anyhow!("cannot create CSV file {}: {e}", path.display()))?;
         let mut log = Self { path: path.to_owned(), out: BufWriter::new(file), regs: regs.to_vec() };
-        let mut header = String::from("t_s");
-        for r in regs {
-            // Values are physical (scaled), so the unit is part of the column name.
-            header.push(',');
-            header.push_str(r.name);
-            if !r.unit.is_empty() {
-                header.push_str(&format!("[{}]", r.unit));
-            }
-        }
-        log.line(&header)?;
+        log.line(&header.join(","))?;
         Ok(log)
     }
 
-    /// `t_s` with ms resolution, then each value; a failed read is an empty cell.
-    fn row(&mut self, t_s: f64, readings: &[Reading]) -> anyhow::Result<()> {
+    /// Writes [`CsvLog::format_row`].
+    pub(crate) fn row(&mut self, t_s: f64, readings: &[Reading]) -> anyhow::Result<()> {
+        let line = self.format_row(t_s, readings);
+        self.line(&line)
+    }
+
+    /// The time with ms resolution, then each value; a failed read is an empty cell.
+    pub(crate) fn format_row(&self, t_s: f64, readings: &[Reading]) -> String {
         let mut line = format!("{t_s:.3}");
         for (reg, reading) in self.regs.iter().zip(readings) {
             line.push(',');
@@ -290,30 +325,31 @@ impl CsvLog {
                 line.push_str(&decode::format_value(reg, *raw));
             }
         }
-        self.line(&line)
+        line
     }
 
-    fn line(&mut self, line: &str) -> anyhow::Result<()> {
+    /// Writes one line and flushes it to the file.
+    pub(crate) fn line(&mut self, line: &str) -> anyhow::Result<()> {
         writeln!(self.out, "{line}")
             .and_then(|()| self.out.flush())
             .map_err(|e| anyhow!("cannot write CSV file {}: {e}", self.path.display()))
     }
 }
 
-/// `polls 3  requests 12  ...`, printed at exit.
-fn summary(polls: u64, c: &Counters) -> String {
+/// `polls 3  requests 12  ...` (`what` names the count), printed at exit.
+pub(crate) fn summary(what: &str, n: u64, c: &Counters) -> String {
     format!(
-        "polls {polls}  requests {}  replies {}  timeouts {}  exceptions {}  io errors {}  bad frames {}  stray bytes {}",
+        "{what} {n}  requests {}  replies {}  timeouts {}  exceptions {}  io errors {}  bad frames {}  stray bytes {}",
         c.requests, c.replies, c.timeouts, c.exceptions, c.io_errors, c.bad_frames, c.stray_bytes
     )
 }
 
-fn plural(n: usize, what: &str) -> String {
+pub(crate) fn plural(n: usize, what: &str) -> String {
     if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// Completes on Ctrl-C; never, if the signal cannot be watched.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -424,7 +460,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("poll.csv");
         let regs = regs(&["current_ma", "status", "temperature_dc"]);
-        let mut log = CsvLog::create(&path, &regs).unwrap();
+        let header: Vec<String> =
+            ["t_s".to_string()].into_iter().chain(regs.iter().map(|r| decode::column_name(r))).collect();
+        let mut log = CsvLog::create(&path, &header, &regs).unwrap();
         log.row(0.0, &[Reading::Value(-1234), Reading::Value(3), Reading::Failed("x".into())]).unwrap();
         log.row(1.0004, &[Reading::Value(5), Reading::Value(0), Reading::Value(-105)]).unwrap();
         // Flushed after each row: readable before the log is dropped.

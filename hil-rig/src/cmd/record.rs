@@ -1,0 +1,228 @@
+//! `hil-rig record`: record a board session (every readable register, as
+//! physical values) into a CSV that `smartpro-sim run` replays as a
+//! `kind = "profile"` segment.
+//!
+//! The file's first columns are the profile's: `time_s` (from the first
+//! sample) and `current_A` (+ = charge), then `voltage_V`, `temp_C` and
+//! `soc_pct`, then every other readable register of the map as `name[unit]`.
+//! Each row is flushed as soon as it is read, so a Ctrl-C, the end of
+//! `--duration` or a vanished port loses nothing already recorded.
+//!
+//! A sample whose current could not be read (timeout, CRC error, exception)
+//! is still written, with empty cells for what was not read, but as a
+//! `# ` comment line: the profile reader skips comments (the previous current
+//! is held) and would refuse an empty current.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::{Args, value_parser};
+use firmware_core::map::{REGISTERS, RegDef, RegId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+
+use super::poll::{CsvLog, Reading, Sample, interrupted, plural, summary};
+use crate::Failure;
+use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::link::{Link, LinkArgs};
+
+/// The leading columns after `time_s`, in order: the register and its column.
+/// `current_A` is what a `kind = "profile"` segment reads.
+const LEADING: [(RegId, &str); 4] = [
+    (RegId::Current, "current_A"),
+    (RegId::BatteryVoltage, "voltage_V"),
+    (RegId::Temperature, "temp_C"),
+    (RegId::Soc, "soc_pct"),
+];
+
+#[derive(Args, Debug)]
+pub struct Cmd {
+    /// CSV file to write (overwritten): `time_s,current_A,voltage_V,temp_C,soc_pct`,
+    /// then every other readable register as `name[unit]`; replay it with a
+    /// scenario segment `kind = "profile"`, `csv = "FILE"`
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Stop after this many seconds (default: until Ctrl-C)
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    duration: Option<f64>,
+    /// Time from the start of one sample to the start of the next
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = value_parser!(u64).range(1..))]
+    interval_ms: u64,
+
+    #[command(flatten)]
+    link: LinkArgs,
+}
+
+/// A positive, finite number of seconds (fractions allowed).
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && Duration::try_from_secs_f64(v).is_ok() {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be a positive number of seconds"))
+    }
+}
+
+/// The CSV header and the register of each column after the time: the
+/// leading four, then every other readable register in map order.
+pub(crate) fn columns() -> Result<(Vec<String>, Vec<&'static RegDef>), Failure> {
+    let readable = decode::readable(REGISTERS);
+    let mut header = vec!["time_s".to_string()];
+    let mut regs = Vec::with_capacity(readable.len());
+    for (id, column) in LEADING {
+        let reg = readable
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| Failure::Usage(anyhow!("the register map has no readable {id:?} register for {column}")))?;
+        header.push(column.to_string());
+        regs.push(*reg);
+    }
+    for reg in readable {
+        if !LEADING.iter().any(|(id, _)| *id == reg.id) {
+            header.push(decode::column_name(reg));
+            regs.push(reg);
+        }
+    }
+    Ok((header, regs))
+}
+
+/// What a recording wrote, for the summary at exit.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rows {
+    /// Rows written, comment rows included.
+    written: u64,
+    /// Rows with at least one empty cell.
+    incomplete: u64,
+    /// Rows without a current, written as comments.
+    no_current: u64,
+}
+
+impl Cmd {
+    #[cfg(test)]
+    pub fn link(&self) -> &LinkArgs {
+        &self.link
+    }
+
+    pub async fn run(self) -> Result<(), Failure> {
+        let (header, regs) = columns()?;
+        let blocks = decode::plan(REGISTERS, &regs, MAX_REGS_PER_REQUEST);
+        let mut link = Link::open(&self.link).map_err(|e| Failure::Usage(e.into()))?;
+        let mut log = CsvLog::create(&self.out, &header, &regs).map_err(Failure::Usage)?;
+        let until = match self.duration {
+            Some(d) => format!("for {d} s"),
+            None => "until Ctrl-C".to_string(),
+        };
+        println!(
+            "recording {} to {}: {} in {}, every {} ms, {until}",
+            self.link.describe(),
+            self.out.display(),
+            plural(regs.len(), "register"),
+            plural(blocks.len(), "request"),
+            self.interval_ms
+        );
+
+        let t0 = Instant::now();
+        let mut rows = Rows::default();
+        let deadline = self.deadline(t0);
+        let outcome = tokio::select! {
+            biased;
+            () = stop_at(deadline) => Ok(()),
+            r = self.record_loop(t0, &mut link, &regs, &blocks, &mut log, &mut rows) => r,
+            () = interrupted() => Ok(()),
+        };
+        println!(
+            "{}  incomplete rows {}  rows without current {}",
+            summary("rows", rows.written, &link.counters()),
+            rows.incomplete,
+            rows.no_current
+        );
+        outcome
+    }
+
+    /// The end of `--duration` for a recording started at `t0`.
+    fn deadline(&self, t0: Instant) -> Option<Instant> {
+        self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).map(|d| t0 + d)
+    }
+
+    /// Samples every `--interval-ms` and writes each sample at once; ends
+    /// only on a device failure (see [`Sample::verdict`]).
+    async fn record_loop<T>(
+        &self,
+        t0: Instant,
+        link: &mut Link<T>,
+        regs: &[&'static RegDef],
+        blocks: &[Block],
+        log: &mut CsvLog,
+        rows: &mut Rows,
+    ) -> Result<(), Failure>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let deadline = self.deadline(t0);
+        let mut ticker = interval_at(t0, Duration::from_millis(self.interval_ms));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // No sample is started at or after the end of `--duration`.
+                return Ok(());
+            }
+            let t_s = t0.elapsed().as_secs_f64();
+            let sample = Sample::read(link, regs, blocks).await;
+            let line = log.format_row(t_s, &sample.readings);
+            // The current is the first register (see `LEADING`).
+            let has_current = matches!(sample.readings.first(), Some(Reading::Value(_)));
+            if has_current {
+                log.line(&line).map_err(Failure::Device)?;
+            } else {
+                log.line(&format!("# {line}")).map_err(Failure::Device)?;
+                rows.no_current += 1;
+            }
+            rows.written += 1;
+            if sample.readings.iter().any(|r| matches!(r, Reading::Failed(_))) {
+                rows.incomplete += 1;
+            }
+            sample.verdict(rows.written, &self.link, blocks)?;
+        }
+    }
+}
+
+/// Completes at the end of `--duration`; never without it.
+async fn stop_at(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => sleep_until(d).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firmware_core::map::Access;
+
+    #[test]
+    fn header_leads_with_the_profile_columns_then_every_other_readable_register() {
+        let (header, regs) = columns().unwrap();
+        assert_eq!(header[..5], ["time_s", "current_A", "voltage_V", "temp_C", "soc_pct"]);
+        let names: Vec<&str> = regs[..4].iter().map(|r| r.name).collect();
+        assert_eq!(names, ["current_ma", "battery_voltage_mv", "temperature_dc", "soc_centipct"]);
+        // The leading columns' names promise these physical units.
+        let units: Vec<&str> = regs[..4].iter().map(|r| r.unit).collect();
+        assert_eq!(units, ["A", "V", "°C", "%"]);
+        assert_eq!(header.len(), regs.len() + 1);
+        assert_eq!(regs.len(), REGISTERS.iter().filter(|r| r.access != Access::W).count());
+        assert!(header.contains(&"status[bits]".to_string()), "{header:?}");
+        assert!(!header.iter().any(|h| h.starts_with("current_ma")), "no second current column");
+    }
+
+    #[test]
+    fn duration_must_be_positive_seconds() {
+        assert_eq!(seconds("1.5"), Ok(1.5));
+        assert!(seconds("0").is_err());
+        assert!(seconds("-1").is_err());
+        assert!(seconds("inf").is_err());
+        assert!(seconds("1s").is_err());
+    }
+}
