@@ -485,15 +485,20 @@ impl Pack {
         self.evaluate(self.last_current_a);
     }
 
-    /// Re-evaluates every cell's elements at its state and `current_a`.
-    fn evaluate(&mut self, current_a: f64) {
-        let (ic, fc) = if self.slice.current_a.len() > 1 {
+    /// Index and fraction of `current_a` on the tables' current axis (0, 0 without one).
+    fn locate_current(&mut self, current_a: f64) -> (usize, f64) {
+        if self.slice.current_a.len() > 1 {
             let (i, f) = table::locate(&self.slice.current_a, current_a, self.cur_hint);
             self.cur_hint = i;
             (i, f)
         } else {
             (0, 0.0)
-        };
+        }
+    }
+
+    /// Re-evaluates every cell's elements at its state and `current_a`.
+    fn evaluate(&mut self, current_a: f64) {
+        let (ic, fc) = self.locate_current(current_a);
         let mut rest_v = 0.0;
         let mut r0_total = 0.0;
         for cell in &mut self.cells {
@@ -527,13 +532,7 @@ impl Pack {
         ];
         self.throughput_ah += charge_c.abs() / SECONDS_PER_HOUR;
         self.age_eq_s += dt_s * self.age_rate;
-        let (ic, fc) = if self.slice.current_a.len() > 1 {
-            let (i, f) = table::locate(&self.slice.current_a, current_a, self.cur_hint);
-            self.cur_hint = i;
-            (i, f)
-        } else {
-            (0, 0.0)
-        };
+        let (ic, fc) = self.locate_current(current_a);
         let n_rc = self.n_rc;
         let mut rest_v = 0.0;
         let mut r0_total = 0.0;
