@@ -49,6 +49,8 @@ pub enum EngineError {
     Nvm(nvm::SaveError<nvm::NvmError>),
     #[error("the external cell parameters (ecm_file): {0}")]
     Ecm(models::error::ParamError),
+    #[error("transient event: {0}")]
+    Transient(models::error::ParamError),
     #[error("non-finite model state at t = {t_s:.6} s: {what}")]
     NonFinite { t_s: f64, what: &'static str },
 }
@@ -84,6 +86,12 @@ pub struct Engine {
     pack_r_ohm: f64,
     /// The temperature the pack's tables were last sliced at.
     pack_temp_c: f64,
+    /// Wiring, switch, comparator and arrester for transient events.
+    transient: models::transient::TransientParams,
+    /// The hardware short-circuit comparator has latched the switch open.
+    sc_latched: bool,
+    /// The last transient event's outcome.
+    last_transient: Option<models::transient::Outcome>,
     switch: Switch,
     chain: MeasurementChain,
     board: Board,
@@ -148,6 +156,9 @@ impl Engine {
             pack_emf_v: 0.0,
             pack_r_ohm: 0.0,
             pack_temp_c: start_c,
+            transient: scenario.transient,
+            sc_latched: false,
+            last_transient: None,
             switch,
             chain,
             board,
@@ -235,12 +246,52 @@ impl Engine {
         Gate { switch_on: o.switch_on, lvp_output: o.lvp_output, ovp_output: o.ovp_output }
     }
 
+    /// Runs a µs-resolved event from the present state (the slower models
+    /// hold while it lasts, well under one ADC period): the battery gives the
+    /// event's charge and heat, the comparator's latch reaches the board.
+    pub fn transient_event(
+        &mut self,
+        kind: models::transient::EventKind,
+        fault_resistance_mohm: f64,
+        position: f64,
+    ) -> Result<(), EngineError> {
+        use models::transient::{BatteryState, EventParams};
+        let state = BatteryState {
+            rest_voltage_v: self.pack_emf_v,
+            r_internal_ohm: self.pack_r_ohm,
+            temperature_c: self.thermal.cells_c(),
+            current_a: self.truth.current_a,
+        };
+        let event = EventParams { kind, at_us: 10.0, fault_resistance_mohm, position };
+        let outcome = models::transient::simulate(&self.transient, self.variant, &state, &event, false)
+            .map_err(EngineError::Transient)?;
+        let end = outcome.end;
+        if end.t_s > 0.0 {
+            self.pack.step(end.t_s, end.charge_c / end.t_s);
+            self.pack_emf_v = self.pack.terminal_voltage_v(0.0);
+        }
+        self.heat_j[0] += end.battery_heat_j;
+        self.heat_j[1] += outcome.totals.switch_j;
+        if end.comparator_latched {
+            self.sc_latched = true;
+            self.inputs.sc_latched = true;
+        }
+        self.last_transient = Some(outcome);
+        Ok(())
+    }
+
+    /// The last transient event's outcome, if there was one.
+    pub fn last_transient(&self) -> Option<&models::transient::Outcome> {
+        self.last_transient.as_ref()
+    }
+
     /// The current that flows this tick for a demanded stimulus, gated by the board's outputs.
     fn gated_current_a(&self, kind: SegmentKind, magnitude_a: f64) -> f64 {
         let o = &self.outputs;
         match kind {
             SegmentKind::Rest => 0.0,
-            _ if !o.switch_on => 0.0,
+            // The hardware latch holds the switch open whatever the firmware says.
+            _ if !o.switch_on || self.sc_latched => 0.0,
             SegmentKind::Discharge if o.lvp_output => -magnitude_a,
             SegmentKind::Charge if o.ovp_output => magnitude_a,
             _ => 0.0,
@@ -334,6 +385,11 @@ impl Engine {
             return Err(EngineError::NonFinite { t_s: self.t_s(), what });
         }
         self.outputs = self.board.sample(Instant(self.t_ns), &self.inputs);
+        if self.outputs.sc_latch_reset {
+            // The firmware pulsed the latch's reset line (the short itself was a one-off event).
+            self.sc_latched = false;
+            self.inputs.sc_latched = false;
+        }
         Ok(())
     }
 
@@ -429,6 +485,13 @@ impl<'a> Stimulus<'a> {
                 engine.write_register_by_name(&w.register, w.value)?;
             }
             engine.set_lipro_inputs(ev.lvp_input, ev.ovp_input);
+            if let Some(kind) = ev.transient {
+                let kind = match kind {
+                    crate::scenario::TransientEvent::ShortCircuit => models::transient::EventKind::ShortCircuit,
+                    crate::scenario::TransientEvent::SwitchOpen => models::transient::EventKind::SwitchOpen,
+                };
+                engine.transient_event(kind, ev.fault_resistance_mohm, ev.position)?;
+            }
         }
         Ok(())
     }

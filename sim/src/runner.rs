@@ -48,6 +48,12 @@ pub const METRICS: &[(&str, &str)] = &[
     ("aux_on_time_s", "time the aux output first switched on, s"),
     ("aux_off_time_s", "time the aux output first switched off after being on, s"),
     ("aux_on_fraction_pct", "share of the run with the aux output on, %"),
+    ("transient_peak_current_a", "last transient event: largest |current|, A"),
+    ("transient_time_to_zero_us", "last transient event: from the event to zero current with the switch off, µs"),
+    ("transient_arrester_energy_j", "last transient event: energy into the surge arrester, J"),
+    ("transient_arrester_margin_pct", "last transient event: arrester peak power below its derated rating, %"),
+    ("transient_peak_switch_voltage_v", "last transient event: largest voltage across the switch, V"),
+    ("transient_checks_passed", "last transient event: 1 if every datasheet check passed, else 0"),
 ];
 
 /// Every metric name a scenario may use.
@@ -253,6 +259,17 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         out.set("internal_resistance_error_pct", (r_mohm - r0_mohm).abs() / r0_mohm * 100.0);
     }
     out.set("aux_on_fraction_pct", aux_on_ticks as f64 / ticks.max(1) as f64 * 100.0);
+    if let Some(t) = engine.last_transient() {
+        let m = &t.metrics;
+        out.set("transient_peak_current_a", m.peak_current_a);
+        if let Some(z) = m.time_to_zero_us {
+            out.set("transient_time_to_zero_us", z);
+        }
+        out.set("transient_arrester_energy_j", m.arrester_energy_j);
+        out.set("transient_arrester_margin_pct", m.arrester_margin_pct);
+        out.set("transient_peak_switch_voltage_v", m.peak_switch_voltage_v);
+        out.set("transient_checks_passed", if t.passed() { 1.0 } else { 0.0 });
+    }
     for (name, metric, positive_only) in [
         ("discharged_total_dah", "board_discharged_ah", false),
         ("capacity_estimate_dah", "board_capacity_estimate_ah", true),

@@ -64,6 +64,9 @@ pub struct Scenario {
     pub segments: Vec<Segment>,
     #[serde(default, rename = "event")]
     pub events: Vec<Event>,
+    /// The wiring, switch, comparator and arrester for transient events (`[[event]] transient = …`).
+    #[serde(default)]
+    pub transient: models::transient::TransientParams,
     /// Bus faults for `serve` (docs/serve.md; `--faults FILE` replaces them); ignored by `run`.
     #[serde(default)]
     pub faults: crate::serve::faults::FaultsConfig,
@@ -83,6 +86,27 @@ pub struct Event {
     pub lvp_input: Option<bool>,
     /// LiPro loop: the OVP control input carries its control voltage (false: a cell over-voltage).
     pub ovp_input: Option<bool>,
+    /// A µs-resolved event at this time: `short_circuit` (on the load line, as
+    /// `[transient]` describes it) or `switch_open` (the switch opened under load).
+    pub transient: Option<TransientEvent>,
+    /// Resistance of the short, mΩ (0: bolted).
+    #[serde(default)]
+    pub fault_resistance_mohm: f64,
+    /// Where on the load line, 0 (board terminals) to 1 (far end).
+    #[serde(default = "far_end")]
+    pub position: f64,
+}
+
+fn far_end() -> f64 {
+    1.0
+}
+
+/// Kinds of µs-resolved events in a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransientEvent {
+    ShortCircuit,
+    SwitchOpen,
 }
 
 /// One register write by name, raw value.
@@ -317,6 +341,13 @@ impl Scenario {
             t.validate().map_err(|e| format!("[thermal]: {e}"))?;
         }
         self.switch.validate().map_err(|e| format!("[switch]: {e}"))?;
+        self.transient.validate().map_err(|e| format!("[transient]: {e}"))?;
+        for (i, ev) in self.events.iter().enumerate() {
+            let physical = ev.fault_resistance_mohm.is_finite() && ev.fault_resistance_mohm >= 0.0;
+            if !(physical && (0.0..=1.0).contains(&ev.position)) {
+                return Err(format!("event {}: fault_resistance_mohm must be ≥ 0 and position within 0..=1", i + 1));
+            }
+        }
         for (i, e) in self.expectations.iter().enumerate() {
             if !crate::runner::metric_known(&e.metric) {
                 return Err(format!(
