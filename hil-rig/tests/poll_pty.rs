@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{run_on_fake_board, text};
 use firmware_core::map::{self, REGISTERS};
@@ -83,11 +83,7 @@ async fn no_reply_from_another_unit_exits_1() {
 
 #[test]
 fn a_missing_port_exits_2_and_names_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hil-rig"))
-        .args(["poll", "--port", "/dev/hil-rig-no-such-port", "--count", "1"])
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = common::run_hil_rig(&["poll", "--port", "/dev/hil-rig-no-such-port", "--count", "1"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("/dev/hil-rig-no-such-port"), "{stderr}");
@@ -96,11 +92,7 @@ fn a_missing_port_exits_2_and_names_it() {
 
 #[test]
 fn an_unknown_register_exits_2_with_the_valid_names() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hil-rig"))
-        .args(["poll", "--port", "/dev/null", "--registers", "volts"])
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = common::run_hil_rig(&["poll", "--port", "/dev/null", "--registers", "volts"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("\"volts\"") && stderr.contains("battery_voltage_mv"), "{stderr}");

@@ -145,11 +145,7 @@ async fn a_silent_board_exits_1_and_keeps_the_file() {
 
 #[test]
 fn a_missing_port_exits_2() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hil-rig"))
-        .args(["record", "--port", "/dev/hil-rig-no-such-port", "--out", "/nonexistent/r.csv"])
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = common::run_hil_rig(&["record", "--port", "/dev/hil-rig-no-such-port", "--out", "/nonexistent/r.csv"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("/dev/hil-rig-no-such-port"), "{stderr}");

@@ -423,9 +423,6 @@ impl Engine {
     pub fn ovp_tripped(&self) -> bool {
         self.outputs.faults & faults::OVP != 0
     }
-    pub fn ambient_c(&self) -> f64 {
-        self.ambient_c
-    }
 }
 
 /// Walks a scenario's segments tick by tick: which stimulus applies now, and
@@ -544,11 +541,6 @@ impl<'a> Stimulus<'a> {
             _ => return (seg.kind, seg.current_a),
         };
         (SegmentKind::Discharge, -load.current_a(&engine.source(), engine.gate()))
-    }
-
-    /// Index of the current segment (equal to the count once all are done).
-    pub fn segment_index(&self) -> usize {
-        self.index
     }
 }
 

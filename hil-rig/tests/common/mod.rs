@@ -111,3 +111,8 @@ pub async fn run_on_fake_board(
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Runs the hil-rig binary with `args` and a clean environment (no HIL_RIG_* fallbacks).
+pub fn run_hil_rig(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hil-rig")).args(args).env_clear().output().unwrap()
+}
