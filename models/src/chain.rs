@@ -658,6 +658,31 @@ pub struct ChainParams {
     pub divider: DividerParams,
     /// Temperature sensors (the battery's and the board's NTC are the same part).
     pub ntc: NtcParams,
+    /// Deliberate defects of one board, outside its tolerances (none by
+    /// default): what a stand-in board for `hil-rig compare` is given to find.
+    pub injected: InjectedErrors,
+}
+
+/// Deliberate measurement defects of a board, beyond the drawn component
+/// tolerances: an uncalibrated zero, a wrong voltage gain, a misplaced
+/// temperature sensor. All zero by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InjectedErrors {
+    /// Current offset in % of full scale (±250 A): the channel reads
+    /// `I + current_offset_pct_fs/100 × 250 A`. The datasheet allows 0.01 % FS.
+    pub current_offset_pct_fs: f64,
+    /// Voltage gain error in %: the divider passes `V × (1 + pct/100)`.
+    pub voltage_gain_error_pct: f64,
+    /// Offset of the battery temperature sensor (K).
+    pub temperature_offset_k: f64,
+}
+
+impl InjectedErrors {
+    /// The current offset in amperes.
+    pub fn current_offset_a(&self) -> f64 {
+        self.current_offset_pct_fs / 100.0 * nominal::CURRENT_FS_A
+    }
 }
 
 impl ChainParams {
@@ -695,6 +720,7 @@ impl ChainParams {
                 pullup_tolerance_rel: 0.0,
                 ..NtcParams::default()
             },
+            injected: InjectedErrors::default(),
         }
     }
 
@@ -737,7 +763,11 @@ impl ChainParams {
         positive("ntc.pullup_ohm", n.pullup_ohm)?;
         non_negative("ntc.tolerance_rel", n.tolerance_rel)?;
         non_negative("ntc.beta_tolerance_rel", n.beta_tolerance_rel)?;
-        non_negative("ntc.pullup_tolerance_rel", n.pullup_tolerance_rel)
+        non_negative("ntc.pullup_tolerance_rel", n.pullup_tolerance_rel)?;
+        let j = &self.injected;
+        finite("injected.current_offset_pct_fs", j.current_offset_pct_fs)?;
+        finite("injected.voltage_gain_error_pct", j.voltage_gain_error_pct)?;
+        finite("injected.temperature_offset_k", j.temperature_offset_k)
     }
 }
 
@@ -777,6 +807,8 @@ pub struct MeasurementChain {
     noise_board_temperature: ModelRng,
     /// Combined noise of the current channel (codes rms).
     current_noise_codes: f64,
+    /// Deliberate defects.
+    injected: InjectedErrors,
 }
 
 impl MeasurementChain {
@@ -795,6 +827,7 @@ impl MeasurementChain {
             noise_temperature: streams.stream(streams::NOISE_TEMPERATURE),
             noise_board_temperature: streams.stream(streams::NOISE_BOARD_TEMPERATURE),
             current_noise_codes: 0.0,
+            injected: params.injected,
         };
         chain.current_noise_codes = chain.current_noise_rms_codes();
         chain
@@ -826,7 +859,8 @@ impl MeasurementChain {
     /// divider at `board_temp_c` (the ADC at the same temperature).
     #[inline]
     pub fn voltage_code(&mut self, pack_voltage_v: f64, board_temp_c: f64) -> i32 {
-        let v = self.divider.output_v(pack_voltage_v, board_temp_c);
+        let v_in = pack_voltage_v * (1.0 + self.injected.voltage_gain_error_pct / 100.0);
+        let v = self.divider.output_v(v_in, board_temp_c);
         self.adc.convert_at(v, board_temp_c, &mut self.noise_voltage)
     }
 
@@ -835,7 +869,7 @@ impl MeasurementChain {
     /// negligible on a ratiometric channel).
     #[inline]
     pub fn temperature_code(&mut self, temp_c: f64) -> i32 {
-        let ratio = self.ntc.ratio(temp_c);
+        let ratio = self.ntc.ratio(temp_c + self.injected.temperature_offset_k);
         self.adc.quantize(
             self.adc.transfer_ratio(ratio, self.adc.ref_temp_c)
                 + self.adc.noise_rms_lsb * gaussian(&mut self.noise_temperature),
@@ -861,7 +895,8 @@ impl MeasurementChain {
 
     /// The current channel's noise-free transfer under the conditions `s`.
     pub fn current_code_noiseless_at(&self, s: &CurrentSample) -> f64 {
-        let v_shunt = self.shunt.voltage_v(s.current_a, s.shunt_temp_c) + self.shunt.thermal_emf_v(s.shunt_delta_t_k);
+        let current_a = s.current_a + self.injected.current_offset_a();
+        let v_shunt = self.shunt.voltage_v(current_a, s.shunt_temp_c) + self.shunt.thermal_emf_v(s.shunt_delta_t_k);
         self.adc.transfer(self.amplifier.mean_output_v(v_shunt, s.board_temp_c), s.board_temp_c)
     }
 
@@ -964,6 +999,24 @@ mod tests {
         assert_eq!(c.current_code(1.0, 25.0), 16_777);
         assert_eq!(c.voltage_code(15.0, 25.0), 6_710_886);
         assert_eq!(c.temperature_code(25.0), 4_194_304);
+    }
+
+    #[test]
+    fn injected_errors_shift_the_ideal_transfer_by_their_amounts() {
+        let mut p = ChainParams::ideal();
+        p.injected =
+            InjectedErrors { current_offset_pct_fs: 0.05, voltage_gain_error_pct: 1.0, temperature_offset_k: 0.0 };
+        let mut c = chain(&p, Variant::V12, 1);
+        // 0.05 % of 250 A = 0.125 A → 0.125 × 16 777.216 codes
+        assert_eq!(c.current_code(0.0, 25.0), (0.125 * CURRENT_CODES_PER_A).round() as i32);
+        // 15 V read as 15.15 V
+        let mut ideal = chain(&ChainParams::ideal(), Variant::V12, 1);
+        assert_eq!(c.voltage_code(15.0, 25.0), ideal.voltage_code(15.15, 25.0));
+        p.injected = InjectedErrors { temperature_offset_k: 3.0, ..InjectedErrors::default() };
+        let mut hot = chain(&p, Variant::V12, 1);
+        assert_eq!(hot.temperature_code(22.0), ideal.temperature_code(25.0));
+        p.injected.voltage_gain_error_pct = f64::NAN;
+        assert!(p.validate().is_err());
     }
 
     #[test]
