@@ -13,8 +13,7 @@ mod cmd {
     pub mod poll;
     pub mod record;
 }
-mod decode;
-mod link;
+pub use hil_rig::{decode, link, recording};
 
 /// Shown at the end of `--help` of every command.
 const EXIT_CODES: &str = "\

@@ -1,0 +1,242 @@
+//! Reading a recording written by `hil-rig record` (or any CSV of the same
+//! shape): a header of column names, `time_s` first, then one value per
+//! column; an empty cell is a value that could not be read.
+//!
+//! A row written as a `# ` comment is a sample whose current could not be
+//! read: it is kept (its other cells may hold values) and marked
+//! [`Row::commented`]; other comment lines (free text) and blank lines are
+//! skipped. Times must increase strictly.
+
+use std::path::{Path, PathBuf};
+
+/// The columns `hil-rig record` leads with, after `time_s`.
+pub const CURRENT: &str = "current_A";
+/// Battery voltage column.
+pub const VOLTAGE: &str = "voltage_V";
+/// Battery temperature column.
+pub const TEMPERATURE: &str = "temp_C";
+/// State of charge column (the board's SOC register, %).
+pub const SOC: &str = "soc_pct";
+
+/// Why a recording cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The file cannot be read.
+    #[error("cannot read recording {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The content is malformed.
+    #[error("{path}:{line}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One sample of a recording.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// Seconds from the start of the recording.
+    pub time_s: f64,
+    /// One value per column after `time_s` (`None`: not read).
+    pub values: Vec<Option<f64>>,
+    /// Written as a `# ` comment: the current was not read.
+    pub commented: bool,
+}
+
+/// A whole recording in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recording {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Column names after `time_s`.
+    pub columns: Vec<String>,
+    /// The samples, in time order.
+    pub rows: Vec<Row>,
+}
+
+impl Recording {
+    /// Reads `path`.
+    pub fn read(path: &Path) -> Result<Recording, RecordingError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| RecordingError::Io { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a recording; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Recording, RecordingError> {
+        let err = |line: usize, message: String| RecordingError::Format { path: path.to_owned(), line, message };
+        let mut columns: Option<Vec<String>> = None;
+        let mut rows: Vec<Row> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let trimmed = raw.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let (body, commented) = match trimmed.strip_prefix('#') {
+                Some(rest) => (rest.trim(), true),
+                None => (trimmed, false),
+            };
+            let Some(cols) = &columns else {
+                if commented {
+                    continue;
+                }
+                let names: Vec<String> = body.split(',').map(|c| c.trim().to_string()).collect();
+                if names.first().map(String::as_str) != Some("time_s") {
+                    return Err(err(line, format!("the header must start with time_s, found {:?}", names[0])));
+                }
+                if let Some(dup) = names.iter().enumerate().find(|(k, n)| names[..*k].contains(n)) {
+                    return Err(err(line, format!("column {:?} appears twice", dup.1)));
+                }
+                columns = Some(names[1..].to_vec());
+                continue;
+            };
+            let mut cells = body.split(',');
+            let first = cells.next().unwrap_or("").trim();
+            let Ok(time_s) = first.parse::<f64>() else {
+                if commented {
+                    continue; // free text
+                }
+                return Err(err(line, format!("time {first:?} is not a number")));
+            };
+            if !time_s.is_finite() {
+                return Err(err(line, format!("time {first:?} is not finite")));
+            }
+            if let Some(prev) = rows.last()
+                && time_s <= prev.time_s
+            {
+                return Err(err(
+                    line,
+                    format!("time {time_s} s does not follow {} s (line {})", prev.time_s, prev.line),
+                ));
+            }
+            let mut values = Vec::with_capacity(cols.len());
+            for (k, cell) in cells.enumerate() {
+                let cell = cell.trim();
+                let Some(name) = cols.get(k) else {
+                    return Err(err(line, format!("{} cells for {} columns", k + 2, cols.len() + 1)));
+                };
+                if cell.is_empty() {
+                    values.push(None);
+                    continue;
+                }
+                match cell.parse::<f64>() {
+                    Ok(v) if v.is_finite() => values.push(Some(v)),
+                    _ => return Err(err(line, format!("{name}: {cell:?} is not a finite number"))),
+                }
+            }
+            if values.len() != cols.len() {
+                return Err(err(line, format!("{} cells for {} columns", values.len() + 1, cols.len() + 1)));
+            }
+            rows.push(Row { line, time_s, values, commented });
+        }
+        let Some(columns) = columns else {
+            return Err(err(text.lines().count().max(1), "no header line (time_s,…)".to_string()));
+        };
+        if rows.is_empty() {
+            return Err(err(text.lines().count().max(1), "no samples after the header".to_string()));
+        }
+        Ok(Recording { path: path.to_owned(), columns, rows })
+    }
+
+    /// The index of `name` in [`Row::values`].
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// The index of `name`, or an error naming the file and the missing column.
+    pub fn require(&self, name: &str) -> Result<usize, RecordingError> {
+        self.column(name).ok_or_else(|| RecordingError::Format {
+            path: self.path.clone(),
+            line: 1,
+            message: format!("no column {name:?} (columns: time_s,{})", self.columns.join(",")),
+        })
+    }
+
+    /// `(time_s, value)` of every row where column `k` was read.
+    pub fn series(&self, k: usize) -> Vec<(f64, f64)> {
+        self.rows.iter().filter_map(|r| r.values.get(k).copied().flatten().map(|v| (r.time_s, v))).collect()
+    }
+
+    /// Duration from the first to the last sample (s).
+    pub fn duration_s(&self) -> f64 {
+        match (self.rows.first(), self.rows.last()) {
+            (Some(a), Some(b)) => b.time_s - a.time_s,
+            _ => 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REC: &str = "\
+time_s,current_A,voltage_V,temp_C,soc_pct,status
+0.000,-10.000,13.250,25.0,80.00,1
+# 1.000,,13.249,25.0,80.00,
+2.000,-10.000,,25.0,79.99,1
+";
+
+    fn parse(text: &str) -> Result<Recording, RecordingError> {
+        Recording::parse(text, Path::new("r.csv"))
+    }
+
+    #[test]
+    fn reads_values_holes_and_commented_rows() {
+        let r = parse(REC).unwrap();
+        assert_eq!(r.columns, ["current_A", "voltage_V", "temp_C", "soc_pct", "status"]);
+        assert_eq!(r.rows.len(), 3);
+        assert!(r.rows[1].commented);
+        assert_eq!(r.rows[1].values[0], None);
+        assert_eq!(r.rows[1].values[1], Some(13.249));
+        assert_eq!(r.rows[2].line, 4);
+        let v = r.require(VOLTAGE).unwrap();
+        assert_eq!(r.series(v), [(0.0, 13.25), (1.0, 13.249)]);
+        assert_eq!(r.duration_s(), 2.0);
+        assert!(r.require("nope").unwrap_err().to_string().contains("no column \"nope\""));
+    }
+
+    #[test]
+    fn free_text_comments_before_and_after_the_header_are_skipped() {
+        let r = parse("# recorded by hil-rig\ntime_s,current_A\n# note: a pause\n0,1\n1,2\n").unwrap();
+        assert_eq!(r.rows.len(), 2);
+    }
+
+    #[test]
+    fn malformed_files_name_the_line_and_the_cause() {
+        let cases = [
+            ("current_A,time_s\n0,1\n", ":1: the header must start with time_s"),
+            ("time_s,a,a\n0,1,2\n", "column \"a\" appears twice"),
+            ("time_s,a\n0,1\n0,2\n", ":3: time 0 s does not follow 0 s (line 2)"),
+            ("time_s,a\nx,1\n", ":2: time \"x\" is not a number"),
+            ("time_s,a\n0,1,2\n", ":2: 3 cells for 2 columns"),
+            ("time_s,a,b\n0,1\n", ":2: 2 cells for 3 columns"),
+            ("time_s,a\n0,NaN\n", "a: \"NaN\" is not a finite number"),
+            ("time_s,a\n", "no samples"),
+            ("", "no header"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(e.starts_with("r.csv:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_io_error_naming_it() {
+        let e = Recording::read(Path::new("/nonexistent/rec.csv")).unwrap_err().to_string();
+        assert!(e.contains("cannot read recording /nonexistent/rec.csv"), "{e}");
+    }
+}
