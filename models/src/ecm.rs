@@ -29,6 +29,8 @@
 //! # entropic_v_per_k: dOCV/dT for the reversible heat (not added to the OCV)
 //! # hysteresis_v (M), hysteresis_rate (γ), coulombic_efficiency,
 //! # self_discharge_per_day, capacity_factor (over temp_c)
+//! [axes.ocv_v]                    # optional: a table's own breakpoints
+//! soc = [0.0, 0.25, 0.5, 0.75, 1.0]   # replace the shared soc / temp_c for it
 //! [thermal]                       # optional, per cell
 //! cell_heat_capacity_j_per_k = 1000.0
 //! cell_to_jig_w_per_k = 10.0
@@ -136,6 +138,101 @@ pub struct EcmParams {
     /// Lumped thermal parameters of one cell.
     #[serde(default)]
     pub thermal: Option<EcmThermal>,
+    /// Tables with breakpoints of their own (a fine OCV table beside coarse
+    /// resistance tables, as PyBaMM's sets have).
+    #[serde(default, skip_serializing_if = "TableAxesSet::is_empty")]
+    pub axes: TableAxesSet,
+}
+
+/// Breakpoints of one table that replace the set's shared `soc` and/or
+/// `temp_c` axes for that table. The current axis is always the shared one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableAxes {
+    /// SOC breakpoints (0..1, strictly increasing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soc: Option<Vec<f64>>,
+    /// Temperature breakpoints (°C, strictly increasing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_c: Option<Vec<f64>>,
+}
+
+/// The tables that have axes of their own, by table name (`[axes.ocv_v]`
+/// in a file); an unknown name is a parse error naming it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableAxesSet {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocv_v: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r0_ohm: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r1_ohm: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c1_f: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau1_s: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2_ohm: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c2_f: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau2_s: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropic_v_per_k: Option<TableAxes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hysteresis_v: Option<TableAxes>,
+}
+
+impl TableAxesSet {
+    /// `true` if no table has axes of its own.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// (table name, name in errors, its own axes) for every table.
+    fn entries(&self) -> [(&'static str, &'static str, &Option<TableAxes>); 10] {
+        [
+            ("ocv_v", "axes.ocv_v", &self.ocv_v),
+            ("r0_ohm", "axes.r0_ohm", &self.r0_ohm),
+            ("r1_ohm", "axes.r1_ohm", &self.r1_ohm),
+            ("c1_f", "axes.c1_f", &self.c1_f),
+            ("tau1_s", "axes.tau1_s", &self.tau1_s),
+            ("r2_ohm", "axes.r2_ohm", &self.r2_ohm),
+            ("c2_f", "axes.c2_f", &self.c2_f),
+            ("tau2_s", "axes.tau2_s", &self.tau2_s),
+            ("entropic_v_per_k", "axes.entropic_v_per_k", &self.entropic_v_per_k),
+            ("hysteresis_v", "axes.hysteresis_v", &self.hysteresis_v),
+        ]
+    }
+
+    /// The own axes of the table `name`, if any.
+    fn get(&self, name: &str) -> Option<&TableAxes> {
+        self.entries().into_iter().find(|e| e.0 == name).and_then(|e| e.2.as_ref())
+    }
+
+    /// Checks every table's own axes (strictly increasing, SOC within 0..=1).
+    fn check(&self) -> Result<(), ParamError> {
+        for (_, name, axes) in self.entries() {
+            let Some(axes) = axes else { continue };
+            if let Some(soc) = &axes.soc {
+                table::check_axis(name, soc)?;
+                check_soc_range(name, soc)?;
+            }
+            if let Some(temp) = &axes.temp_c {
+                table::check_axis(name, temp)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Err` unless every SOC breakpoint is within 0..=1.
+fn check_soc_range(name: &'static str, soc: &[f64]) -> Result<(), ParamError> {
+    match soc.iter().find(|s| !(0.0..=1.0).contains(*s)) {
+        Some(&bad) => Err(ParamError { name, value: bad, requirement: "breakpoints within 0..=1" }),
+        None => Ok(()),
+    }
 }
 
 fn default_axis() -> Vec<f64> {
@@ -193,11 +290,14 @@ impl EcmParams {
         table::check_axis("soc", &self.soc)?;
         table::check_axis("temp_c", &self.temp_c)?;
         table::check_axis("current_a", &self.current_a)?;
-        if self.soc[0] < 0.0 || self.soc[self.soc.len() - 1] > 1.0 {
-            return Err(ParamError { name: "soc", value: self.soc[0], requirement: "breakpoints within 0..=1" });
-        }
-        let t =
-            |name: &'static str, v: &TableValues| Table::from_values(name, v, &self.temp_c, &self.current_a, &self.soc);
+        check_soc_range("soc", &self.soc)?;
+        self.axes.check()?;
+        let t = |name: &'static str, v: &TableValues| {
+            let own = self.axes.get(name);
+            let soc = own.and_then(|a| a.soc.as_deref()).unwrap_or(&self.soc);
+            let temp_c = own.and_then(|a| a.temp_c.as_deref()).unwrap_or(&self.temp_c);
+            Table::from_values(name, v, temp_c, &self.current_a, soc)
+        };
         let non_neg = |name: &'static str, tab: &Table| {
             let m = tab.min_value();
             if m >= 0.0 { Ok(()) } else { Err(ParamError { name, value: m, requirement: "values >= 0" }) }
@@ -342,6 +442,7 @@ impl EcmParams {
                 .capacity_vs_temperature
                 .then(|| temps.iter().map(|&t| capacity_temperature_factor(chem, t)).collect()),
             thermal: None,
+            axes: TableAxesSet::default(),
         }
     }
 }
@@ -458,6 +559,46 @@ jig_to_ambient_w_per_k = 10.0
         assert!(e.to_string().contains("capacity_ah"), "{e}");
         let e = EcmParams::from_toml_str(&format!("{EXAMPLE}\nbogus = 1")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn tables_with_axes_of_their_own() {
+        // A fine OCV table and a temperature-dependent R0 on a coarser SOC
+        // axis, beside the shared axes (PyBaMM's sets are built this way).
+        let text = format!(
+            "{EXAMPLE}\n[axes.ocv_v]\nsoc = [0.0, 0.25, 0.5, 1.0]\n[axes.r0_ohm]\nsoc = [0.0, 1.0]\ntemp_c = [0.0, 40.0]\n"
+        )
+        .replace("ocv_v = [3.0, 3.6, 4.2]", "ocv_v = [3.0, 3.5, 3.6, 4.2]")
+        .replace("r0_ohm = [[0.8e-3, 0.8e-3, 0.8e-3], [0.4e-3, 0.4e-3, 0.4e-3]]", "r0_ohm = [[0.8e-3, 0.6e-3], [0.4e-3, 0.2e-3]]");
+        let e = EcmParams::from_toml_str(&text).unwrap();
+        assert_eq!(e.axes.ocv_v.as_ref().and_then(|a| a.soc.as_ref()).map(Vec::len), Some(4));
+        let t = e.compile().unwrap();
+        assert_eq!(t.ocv.soc_axis(), &[0.0, 0.25, 0.5, 1.0]);
+        assert!((t.ocv.eval(25.0, 0.0, 0.125) - 3.25).abs() < 1e-12);
+        assert!((t.ocv.eval(25.0, 0.0, 0.75) - 3.9).abs() < 1e-12);
+        // r0 over its own (0, 40 °C) × (0, 1): at 20 °C and SOC 0.5 the mean of the four corners
+        assert!((t.r0.eval(20.0, 0.0, 0.5) - 0.5e-3).abs() < 1e-15);
+        // the other tables keep the shared axes
+        assert_eq!(t.rc[0].r.eval(0.0, 0.0, 0.0), 0.6e-3);
+        // round trip through JSON keeps the axes
+        let back = EcmParams::from_json_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        // a set without own axes serialises without the key
+        let plain = EcmParams::from_toml_str(EXAMPLE).unwrap();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("axes"));
+    }
+
+    #[test]
+    fn bad_own_axes_name_the_table() {
+        let e = EcmParams::from_toml_str(&format!("{EXAMPLE}\n[axes.ocv]\nsoc = [0.0, 1.0]\n")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `ocv`"), "{e}");
+        let e = EcmParams::from_toml_str(&format!("{EXAMPLE}\n[axes.ocv_v]\nsoc = [0.0, 0.5, 1.5]\n")).unwrap_err();
+        assert!(e.to_string().contains("axes.ocv_v") && e.to_string().contains("0..=1"), "{e}");
+        let e = EcmParams::from_toml_str(&format!("{EXAMPLE}\n[axes.r0_ohm]\ntemp_c = [25.0, 0.0]\n")).unwrap_err();
+        assert!(e.to_string().contains("axes.r0_ohm"), "{e}");
+        // values that do not fit the table's own axis
+        let e = EcmParams::from_toml_str(&format!("{EXAMPLE}\n[axes.ocv_v]\nsoc = [0.0, 1.0]\n")).unwrap_err();
+        assert!(e.to_string().contains("ocv_v"), "{e}");
     }
 
     #[test]

@@ -28,11 +28,18 @@ pub enum Command {
     /// Monte Carlo of the measurement chain over component tolerances and temperature, with production
     /// calibration, against the datasheet's accuracy table.
     Accuracy(cmd::accuracy::Cmd),
+    /// Run an equivalent-circuit parameter set (one pack, its cell-jig thermal model) on a current profile;
+    /// write the terminal voltage per profile row (comparison with PyBaMM and other ECM tools).
+    #[command(after_help = cmd::ecm::EXIT_CODES_HELP)]
+    Ecm(cmd::ecm::Cmd),
     /// Run a fixed 1 h scenario as fast as possible and print the simulation speed.
     Bench(cmd::bench::Cmd),
-    /// What-if study of short circuits and turn-off surges: every case of STUDY.toml, in parallel; results.csv, summary.json, junit.xml, SVG plots.
+    /// What-if study of short circuits and turn-off surges: every case of STUDY.toml (grid and/or Monte Carlo), in parallel; results.csv, summary.md, junit.xml, SVG and PNG plots.
     #[command(after_help = cmd::sweep::EXIT_CODES_HELP)]
     Sweep(cmd::sweep::Cmd),
+    /// Join the output folders of `sweep --shard K/N` runs into the outputs of one unsharded run (also `sweep merge`).
+    #[command(after_help = cmd::sweep::EXIT_CODES_HELP)]
+    Merge(cmd::sweep::MergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
             cmd::exit::OK
         }
         Command::Accuracy(c) => cmd::accuracy::execute(c),
+        Command::Ecm(c) => cmd::ecm::execute(c),
         Command::BenchBus(c) => cmd::bench_bus::execute(c),
         Command::Bench(c) => match cmd::bench::execute(c) {
             Ok(()) => cmd::exit::OK,
@@ -54,6 +62,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Sweep(c) => cmd::sweep::execute(c),
+        Command::Merge(c) => cmd::sweep::merge(c),
     };
     ExitCode::from(code)
 }

@@ -1,5 +1,6 @@
-//! `smartpro-sim sweep` (issue 7): determinism, shards + merge, exit codes,
-//! the shipped what-if files, and the designer's example question.
+//! `smartpro-sim sweep` and `merge` (issue 7): determinism, shards + merge
+//! (grid and Monte Carlo), summary.md, SVG and PNG plots, exit codes, the
+//! shipped what-if files, and the designer's example question.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +47,13 @@ values = [24, 48]
 }
 
 fn sweep(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN).arg("sweep").args(args).output().unwrap();
+    let mut all = vec!["sweep"];
+    all.extend(args);
+    smartpro(&all)
+}
+
+fn smartpro(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(BIN).args(args).output().unwrap();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into(),
@@ -74,9 +81,13 @@ fn same_study_gives_identical_results_and_shards_merge_to_one_run() {
     assert_eq!(csv.lines().count(), 13, "{csv}");
     assert_eq!(csv, read(again.join("results.csv")));
     assert_eq!(read(one.join("junit.xml")), read(again.join("junit.xml")));
-    for f in ["peak_current.svg", "shutdown.svg", "arrester_margin.svg", "waveform_worst.svg"] {
-        assert!(read(one.join(f)).starts_with("<svg"), "{f}");
+    assert_eq!(read(one.join("summary.md")), read(again.join("summary.md")));
+    for f in ["peak_current", "shutdown", "arrester_margin", "arrester_energy_vs_inductance", "waveform_worst"] {
+        assert!(read(one.join(format!("{f}.svg"))).starts_with("<svg"), "{f}");
+        let png = std::fs::read(one.join(format!("{f}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{f}.png");
     }
+    assert!(!again.join("peak_current.png").exists(), "--no-plots");
 
     // three uneven shards, merged in a shuffled order
     let mut dirs = Vec::new();
@@ -93,7 +104,14 @@ fn same_study_gives_identical_results_and_shards_merge_to_one_run() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert_eq!(read(merged.join("results.csv")), csv);
     assert_eq!(read(merged.join("junit.xml")), read(one.join("junit.xml")));
-    assert!(merged.join("waveform_worst.svg").exists());
+    assert_eq!(read(merged.join("summary.md")), read(one.join("summary.md")));
+    assert!(merged.join("waveform_worst.svg").exists() && merged.join("waveform_worst.png").exists());
+    // the top-level `smartpro-sim merge` is the same command
+    let merged2 = d.join("merged2");
+    let (code, out, err) = smartpro(&["merge", &dirs[1], &dirs[2], &dirs[0], "--out", merged2.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(read(merged2.join("results.csv")), csv);
+    assert_eq!(read(merged2.join("summary.md")), read(one.join("summary.md")));
 
     // a missing shard or a shard of another study is refused
     args.remove(1);
@@ -163,6 +181,112 @@ fn whatif_files_are_studies_that_run_does_not_pick_up() {
     assert!(n >= 2);
     let run_files = smartpro_sim::cmd::run::scenario_files(&repo().join("scenarios")).unwrap();
     assert!(run_files.iter().all(|f| !f.starts_with(&dir)), "{run_files:?}");
+}
+
+/// A small grid × Monte Carlo study: 2 cross-sections × 12 draws of cable
+/// length (reaching lengths that fail), temperature and cell R0.
+fn mc_study(dir: &Path, seed: u64) -> PathBuf {
+    let text = format!(
+        r#"name = "mc"
+base = "{}"
+samples = 12
+seed = {seed}
+[[axis]]
+param = "load_line.cross_section_mm2"
+values = [35, 95]
+[[random]]
+param = "load_line.length_m"
+dist = "normal"
+mean = 9.0
+sd = 3.0
+min = 1.0
+max = 14.0
+[[random]]
+param = "battery.temperature_c"
+dist = "uniform"
+min = -20
+max = 45
+[[random]]
+param = "battery.cell_r0_ohm"
+dist = "lognormal"
+mean = 0.5e-3
+sd = 0.05e-3
+"#,
+        whatif("48v-3m-95mm2.toml").display()
+    );
+    let p = dir.join(format!("mc-{seed}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn monte_carlo_is_seeded_and_shards_draw_what_one_run_draws() {
+    let d = tmp("mc");
+    let study = mc_study(&d, 7);
+    let s = study.to_str().unwrap();
+    let one = d.join("one");
+    let (code, out, err) = sweep(&[s, "--out", one.to_str().unwrap(), "--jobs", "2", "--no-plots"]);
+    assert_eq!(code, 1, "cable up to 14 m of 35 mm² fails somewhere: {out}\n{err}");
+    let csv = read(one.join("results.csv"));
+    assert_eq!(csv.lines().count(), 25, "{csv}");
+    assert!(csv.starts_with(
+        "case,load_line.cross_section_mm2,draw,load_line.length_m,battery.temperature_c,battery.cell_r0_ohm,variant,"
+    ));
+    // draw s is the same at both cross-sections (common random numbers)
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    for k in 0..12 {
+        assert_eq!(rows[k][2], k.to_string());
+        assert_eq!(rows[k][3..6], rows[k + 12][3..6], "draw {k}");
+    }
+    assert!(rows.iter().all(|r| (1.0..=14.0).contains(&r[3].parse::<f64>().unwrap())), "truncation");
+
+    // same seed: the same bytes; another seed: other draws
+    let again = d.join("again");
+    sweep(&[s, "--out", again.to_str().unwrap(), "--jobs", "1", "--no-plots"]);
+    assert_eq!(read(again.join("results.csv")), csv);
+    let other = d.join("other");
+    sweep(&[mc_study(&d, 8).to_str().unwrap(), "--out", other.to_str().unwrap(), "--no-plots"]);
+    assert_ne!(read(other.join("results.csv")), csv);
+
+    // 2 shards merged == 1 run, byte for byte (results, summary, junit)
+    let shards: Vec<String> = (0..2)
+        .map(|k| {
+            let dk = d.join(format!("shard{k}"));
+            let (code, out, err) = sweep(&[s, "--shard", &format!("{k}/2"), "--out", dk.to_str().unwrap()]);
+            assert!(code == 0 || code == 1, "{out}\n{err}");
+            dk.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let merged = d.join("merged");
+    let (code2, out, err) = smartpro(&["merge", &shards[1], &shards[0], "--out", merged.to_str().unwrap()]);
+    assert_eq!(code2, code, "{out}\n{err}");
+    for f in ["results.csv", "summary.md", "junit.xml"] {
+        assert_eq!(read(merged.join(f)), read(one.join(f)), "{f}");
+    }
+    assert!(merged.join("shutdown.png").exists(), "the merge plots");
+}
+
+#[test]
+fn summary_md_names_the_worst_cases_and_the_safe_region() {
+    let d = tmp("summary");
+    let study = small_study(&d);
+    let out = d.join("out");
+    let (code, _, err) = sweep(&[study.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-plots"]);
+    assert_eq!(code, 1, "{err}");
+    let md = read(out.join("summary.md"));
+    let results = read(out.join("results.csv"));
+    let failed = results.lines().skip(1).filter(|l| l.ends_with(",0")).count();
+    assert!(failed > 0);
+    assert!(md.contains(&format!("{} of 12 cases pass every check", 12 - failed)), "{md}");
+    // the failing shutdown of 12 m of 35 mm² is listed with its parameters and reason
+    assert!(md.contains("### `shutdown`"), "{md}");
+    let shutdown = &md[md.find("### `shutdown`").unwrap()..];
+    let first_row = shutdown.lines().find(|l| l.starts_with("| ") && !l.starts_with("| case")).unwrap();
+    assert!(first_row.contains("load_line.length_m=12.0, load_line.cross_section_mm2=35"), "{first_row}");
+    assert!(first_row.contains("**FAIL**") && first_row.contains("above 250 A for"), "{first_row}");
+    // the boundary: per cross-section, up to which length every case passes
+    assert!(md.contains("## The boundary of the safe region"), "{md}");
+    assert!(md.contains("| 35 | ≤ 3 | 12 | 12 |"), "{md}");
 }
 
 /// The designer's question of issue 7, answered by the shipped case file.

@@ -3,6 +3,7 @@
 pub mod accuracy;
 pub mod bench;
 pub mod bench_bus;
+pub mod ecm;
 pub mod map;
 pub mod run;
 pub mod serve;

@@ -1,12 +1,15 @@
-//! `smartpro-sim sweep`: what-if studies of short circuits and turn-off surges.
+//! `smartpro-sim sweep`: what-if studies of short circuits and turn-off
+//! surges (grids and Monte Carlo), and `smartpro-sim merge` (also `sweep
+//! merge`): shards' folders joined into the outputs of one unsharded run.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::exit;
+use crate::sweep::plot::{self, Formats};
 use crate::sweep::report::{self, RunInfo};
-use crate::sweep::{self, CaseResult, Study, plot};
+use crate::sweep::{self, CaseResult, Study};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -19,7 +22,8 @@ pub struct Cmd {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// Join the output folders of `--shard` runs into the outputs one unsharded run would write.
+    /// Join the output folders of `--shard` runs into the outputs one unsharded run would write
+    /// (the same as `smartpro-sim merge`).
     Merge(MergeArgs),
 }
 
@@ -50,7 +54,8 @@ impl std::str::FromStr for Shard {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Study file: one case, or a grid of cases with [[axis]] tables (see docs/whatif.md).
+    /// Study file: one case, a grid of cases ([[axis]] tables) and/or a Monte Carlo ([[random]] tables,
+    /// samples, seed); see docs/studies.md.
     pub study: Option<PathBuf>,
     /// Output folder [default: out/<study name>, or out/<study name>/shard-K-of-N with --shard].
     #[arg(long)]
@@ -58,29 +63,30 @@ pub struct RunArgs {
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Run only slice K of N of the cases (0-based K: 0/4 … 3/4), for a cluster; join the folders with `sweep merge`.
+    /// Run only slice K of N of the cases (0-based K: 0/4 … 3/4), for a cluster; join the folders with
+    /// `smartpro-sim merge`. A shard draws the same Monte Carlo values for its cases as an unsharded run.
     #[arg(long)]
     pub shard: Option<Shard>,
-    /// Write no SVG plots.
+    /// Write no plots (SVG and PNG); shards never write them.
     #[arg(long)]
     pub no_plots: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
-    /// The shards' output folders (each with study.toml and cases.jsonl).
+    /// The shards' output folders (each with study.toml and cases.jsonl), in any order.
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
-    /// Where the joined outputs go.
+    /// Where the joined outputs go [default: out/<study name>].
     #[arg(long)]
-    pub out: PathBuf,
-    /// Write no SVG plots.
+    pub out: Option<PathBuf>,
+    /// Write no plots (SVG and PNG).
     #[arg(long)]
     pub no_plots: bool,
 }
 
 /// Text for `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:\n  0  every case passed every datasheet check\n  1  a case failed a check (peak current, shutdown, arrester, switch voltage)\n  2  bad input (study file, arguments, shards that do not fit together)\n  3  runtime failure (output not writable)";
+pub const EXIT_CODES_HELP: &str = "Outputs: results.csv, summary.md, summary.json, junit.xml, cases.jsonl, study.toml; plots as SVG and PNG (not for shards).\n\nExit codes:\n  0  every case passed every datasheet check\n  1  a case failed a check (peak current, shutdown, arrester, switch voltage)\n  2  bad input (study file, arguments, shards that do not fit together)\n  3  runtime failure (output not writable)";
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cmd: &Cmd) -> u8 {
@@ -92,7 +98,9 @@ pub fn execute(cmd: &Cmd) -> u8 {
 
 fn run(args: &RunArgs) -> u8 {
     let Some(path) = &args.study else {
-        eprintln!("error: give a study file (smartpro-sim sweep STUDY.toml) or `sweep merge DIR... --out DIR`");
+        eprintln!(
+            "error: give a study file (smartpro-sim sweep STUDY.toml), or join shards with `smartpro-sim merge DIR...`"
+        );
         return exit::BAD_INPUT;
     };
     let study = match Study::load(path) {
@@ -150,7 +158,8 @@ fn run(args: &RunArgs) -> u8 {
     finish(&study, &results, &info, &out, !args.no_plots && args.shard.is_none())
 }
 
-fn merge(args: &MergeArgs) -> u8 {
+/// `smartpro-sim merge` (and `sweep merge`); returns the process exit code.
+pub fn merge(args: &MergeArgs) -> u8 {
     let started = Instant::now();
     let mut text: Option<(PathBuf, String)> = None;
     let mut parts: Vec<CaseResult> = Vec::new();
@@ -198,15 +207,16 @@ fn merge(args: &MergeArgs) -> u8 {
             return exit::BAD_INPUT;
         }
     };
+    let out = args.out.clone().unwrap_or_else(|| Path::new("out").join(&study.name));
     println!(
         "study {}: merged {} case(s) from {} shard(s) → {}",
         study.name,
         results.len(),
         args.dirs.len(),
-        args.out.display()
+        out.display()
     );
     let info = RunInfo { shard: None, jobs: 1, wall_s: started.elapsed().as_secs_f64() };
-    finish(&study, &results, &info, &args.out, !args.no_plots)
+    finish(&study, &results, &info, &out, !args.no_plots)
 }
 
 /// Writes the outputs, prints the table; the exit code from the verdicts.
@@ -215,7 +225,7 @@ fn finish(study: &Study, results: &[CaseResult], info: &RunInfo, out: &Path, plo
         eprintln!("error: {e}");
         return exit::RUNTIME;
     }
-    let mut written = vec!["results.csv", "summary.json", "junit.xml", "cases.jsonl", "study.toml"]
+    let mut written = vec!["results.csv", "summary.md", "summary.json", "junit.xml", "cases.jsonl", "study.toml"]
         .into_iter()
         .map(str::to_owned)
         .collect::<Vec<_>>();
@@ -234,10 +244,7 @@ fn finish(study: &Study, results: &[CaseResult], info: &RunInfo, out: &Path, plo
 }
 
 fn plot_all(out: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<String>, String> {
-    let mut files: Vec<String> = plot::metric_plots(out, study, results)?
-        .iter()
-        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-        .collect();
+    let mut files = plot::metric_plots(out, study, results, Formats::SVG_AND_PNG)?;
     if let Some(w) = sweep::worst(results) {
         let case = &study.cases[w.index];
         let outcome = sweep::simulate_case(case, true).map_err(|e| e.to_string())?;
@@ -247,11 +254,10 @@ fn plot_all(out: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<Str
         } else {
             format!("{} — worst case {}: {label} ({})", study.name, w.index, if w.passed { "PASS" } else { "FAIL" })
         };
-        let name = if study.len() == 1 { "waveform.svg" } else { "waveform_worst.svg" };
-        plot::waveform_plot(&out.join(name), &title, &outcome, &case.params)?;
-        files.push(name.to_owned());
+        let stem = if study.len() == 1 { "waveform" } else { "waveform_worst" };
+        files.extend(plot::waveform_figure(&title, &outcome, &case.params).render(out, stem, Formats::SVG_AND_PNG)?);
     }
-    Ok(files)
+    Ok(files.iter().filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).collect())
 }
 
 #[cfg(test)]

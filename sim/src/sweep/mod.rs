@@ -1,15 +1,22 @@
 //! What-if sweeps of short circuits and turn-off surges.
 //!
-//! A [`Study`] expands into cases; [`run_cases`] simulates a range of them
-//! on all cores ([`models::transient::simulate`], milliseconds each at
-//! most); [`report`] writes `results.csv`, `cases.jsonl`, `summary.json`
-//! and `junit.xml`; [`plot`] the SVG plots. A shard runs a contiguous
-//! slice of the case indices; [`merge`] joins shards' `cases.jsonl` into
-//! the outputs one unsharded run would have written.
+//! A [`Study`] expands into cases (a grid of [`study::Axis`] values, times
+//! the seeded draws of a Monte Carlo, [`random`]); [`run_cases`] simulates
+//! a range of them on all cores ([`models::transient::simulate`],
+//! milliseconds each at most); [`report`] writes `results.csv`,
+//! `cases.jsonl`, `summary.json` and `junit.xml`, [`summary`] the
+//! `summary.md` for people (pass rate, worst cases per check, the
+//! boundary of the safe region, [`region`]); [`plot`] the SVG and PNG
+//! plots. A shard runs a contiguous slice of the case indices; [`merge`]
+//! joins shards' `cases.jsonl` into the outputs one unsharded run would
+//! have written.
 
 pub mod plot;
+pub mod random;
+pub mod region;
 pub mod report;
 pub mod study;
+pub mod summary;
 
 use std::ops::Range;
 use std::sync::Mutex;
@@ -25,7 +32,8 @@ pub use study::{Case, Study, StudyError};
 pub struct CaseResult {
     /// Position in the study.
     pub index: usize,
-    /// The axes' value labels, in axis order.
+    /// The case's entries for [`Study::value_columns`]: the axes' value
+    /// labels, then (Monte Carlo) the draw index and the drawn values.
     pub values: Vec<String>,
     pub variant: u32,
     pub event: String,
@@ -46,7 +54,7 @@ pub fn simulate_case(case: &Case, record: bool) -> Result<Outcome, models::Param
 pub fn result_of(study: &Study, case: &Case, outcome: &Outcome) -> CaseResult {
     CaseResult {
         index: case.index,
-        values: study.axes.iter().zip(&case.at).map(|(a, &j)| a.labels[j].clone()).collect(),
+        values: study.case_values(case),
         variant: case.variant.system_v(),
         event: serde_json::to_value(case.event.kind)
             .ok()

@@ -1,72 +1,89 @@
-//! SVG plots of a sweep: metrics vs the x axis (one line per series
-//! value, the worst over any other axes), and the worst case's waveform.
+//! Plots of sweeps and runs, in SVG and PNG: metrics vs the x parameter
+//! (one line per series value, the worst over any other axes and draws; a
+//! scatter when x is a random parameter), arrester energy vs loop
+//! inductance with the rated energy, the worst case's waveform, and a
+//! scenario's trace (true vs measured vs estimated).
+//!
+//! A plot is a [`Figure`] — stacked [`Panel`]s sharing the x axis — drawn
+//! once per backend: plotters' SVG backend, and its bitmap backend into a
+//! buffer that the `png` crate encodes. PNG text uses the DejaVu Sans subset
+//! compiled in from `fonts/` (see its README), so it needs no installed fonts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use models::transient::{Outcome, TransientParams};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::report::plot_axes;
+use super::region::{Param, plot_axes};
 use super::{CaseResult, Study};
 
-/// One metric plot.
-struct MetricPlot {
-    file: &'static str,
-    title: &'static str,
-    y_label: &'static str,
-    metric: fn(&CaseResult) -> f64,
-    /// The worst of several cases at one point is the largest (else the smallest).
-    worst_is_max: bool,
-    /// The limit line, if any.
-    limit: Option<fn(&CaseResult) -> f64>,
+/// The font PNG text is drawn with (SVG names `sans-serif` and leaves it to the viewer).
+const FONT_TTF: &[u8] = include_bytes!("fonts/DejaVuSans-subset.ttf");
+/// Most points per series in a trace plot; longer traces are decimated.
+pub const MAX_TRACE_POINTS: usize = 2000;
+
+/// Makes the compiled-in font plotters' `sans-serif` (needed before any
+/// plot: plotters lays out text with it; repeating it is harmless).
+pub fn register_font() -> Result<(), String> {
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT_TTF)
+        .map_err(|_| "the compiled-in plot font (sim/src/sweep/fonts) is not a valid TrueType font".to_owned())
 }
 
-const METRIC_PLOTS: &[MetricPlot] = &[
-    MetricPlot {
-        file: "peak_current.svg",
-        title: "Peak short-circuit current",
-        y_label: "peak current (A)",
-        metric: |r| r.metrics.peak_current_a,
-        worst_is_max: true,
-        limit: Some(|_| models::variant::MAX_PEAK_CURRENT_A),
-    },
-    MetricPlot {
-        file: "shutdown.svg",
-        title: "Time above 250 A until the switch is off",
-        y_label: "overcurrent (µs)",
-        metric: |r| r.metrics.overcurrent_us.unwrap_or(0.0),
-        worst_is_max: true,
-        limit: Some(|_| models::variant::MAX_PEAK_DURATION_S * 1e6),
-    },
-    MetricPlot {
-        file: "arrester_margin.svg",
-        title: "Arrester margin: 1 − P_peak / P_allowed(pulse)",
-        y_label: "margin (%)",
-        metric: |r| r.metrics.arrester_margin_pct,
-        worst_is_max: false,
-        limit: Some(|_| 0.0),
-    },
-    MetricPlot {
-        file: "arrester_energy.svg",
-        title: "Energy into the arrester",
-        y_label: "energy (J)",
-        metric: |r| r.metrics.arrester_energy_j,
-        worst_is_max: true,
-        limit: None,
-    },
-    MetricPlot {
-        file: "switch_voltage.svg",
-        title: "Peak voltage across the switch",
-        y_label: "voltage (V)",
-        metric: |r| r.metrics.peak_switch_voltage_v,
-        worst_is_max: true,
-        limit: Some(|r| r.metrics.switch_voltage_rating_v),
-    },
-];
+/// Which files a plot is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub svg: bool,
+    pub png: bool,
+}
 
-fn err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> String + '_ {
-    move |e| format!("plotting {}: {e}", path.display())
+impl Formats {
+    pub const SVG_AND_PNG: Formats = Formats { svg: true, png: true };
+    pub const SVG: Formats = Formats { svg: true, png: false };
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A line with a dot at each point (grid studies).
+    LineAndPoints,
+    /// A line (traces, waveforms).
+    Line,
+    /// Dots only (Monte Carlo scatter).
+    Points,
+    /// Crosses only (rated values beside the dots).
+    Crosses,
+}
+
+/// One named series of (x, y) points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub color: RGBAColor,
+    pub width: u32,
+    pub style: Style,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One chart of a figure.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub y_desc: String,
+    pub series: Vec<Series>,
+    /// Horizontal limit lines (red), with their legend text.
+    pub limits: Vec<(f64, String)>,
+    /// Start the y axis at 0 (or below, if values are negative).
+    pub y_from_zero: bool,
+}
+
+/// A titled stack of panels over one x axis.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub title: String,
+    pub x_desc: String,
+    pub size: (u32, u32),
+    pub panels: Vec<Panel>,
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
@@ -81,150 +98,506 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     (lo - d, hi + d)
 }
 
-/// The metric plots, when the study has a numeric axis. Returns the files written.
-pub fn metric_plots(dir: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<PathBuf>, String> {
-    let (Some(x), series) = plot_axes(study) else { return Ok(Vec::new()) };
-    let mut written = Vec::new();
-    for MetricPlot { file, title, y_label, metric, worst_is_max, limit } in METRIC_PLOTS {
-        // series index → x → worst value over the other axes
-        let mut groups: BTreeMap<usize, BTreeMap<usize, f64>> = BTreeMap::new();
-        let mut limit_v: Option<f64> = None;
-        for r in results {
-            let v = metric(r);
-            let at = study.coordinates(r.index);
-            let e = groups.entry(series.map_or(0, |s| at[s])).or_default().entry(at[x]).or_insert(v);
-            *e = if *worst_is_max { e.max(v) } else { e.min(v) };
-            if let Some(l) = limit {
-                limit_v = Some(limit_v.map_or(l(r), |lv: f64| if *worst_is_max { lv.min(l(r)) } else { lv.max(l(r)) }));
+impl Figure {
+    fn x_range(&self) -> (f64, f64) {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for p in self.panels.iter().flat_map(|p| &p.series).flat_map(|s| &s.points) {
+            (lo, hi) = (lo.min(p.0), hi.max(p.0));
+        }
+        padded(lo, hi)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let root = root.titled(&self.title, ("sans-serif", 20)).map_err(e)?;
+        let (x0, x1) = self.x_range();
+        let areas = root.split_evenly((self.panels.len().max(1), 1));
+        for (area, panel) in areas.iter().zip(&self.panels) {
+            let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
+            for p in panel.series.iter().flat_map(|s| &s.points) {
+                (y0, y1) = (y0.min(p.1), y1.max(p.1));
             }
-        }
-        let lines: Vec<(String, Vec<(f64, f64)>)> = groups
-            .into_iter()
-            .map(|(g, pts)| {
-                let mut p: Vec<(f64, f64)> = pts
-                    .into_iter()
-                    .filter_map(|(j, v)| super::study::number(&study.axes[x].values[j]).map(|xv| (xv, v)))
-                    .collect();
-                p.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let name = series
-                    .map_or_else(String::new, |s| format!("{} = {}", study.axes[s].param, study.axes[s].labels[g]));
-                (name, p)
-            })
-            .collect();
-        let all = lines.iter().flat_map(|(_, p)| p.iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-        for &(a, b) in all {
-            (x0, x1, y0, y1) = (x0.min(a), x1.max(a), y0.min(b), y1.max(b));
-        }
-        if let Some(l) = limit_v {
-            (y0, y1) = (y0.min(l), y1.max(l));
-        }
-        if *worst_is_max {
-            y0 = y0.min(0.0);
-        }
-        let (x0, x1) = padded(x0, x1);
-        let (y0, y1) = padded(y0, y1);
-        let path = dir.join(file);
-        let e = err(&path);
-        let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(&e)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{} — {}", study.name, title), ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(&e)?;
-        chart.configure_mesh().x_desc(study.axes[x].param.as_str()).y_desc(*y_label).draw().map_err(&e)?;
-        if let Some(l) = limit_v {
+            for (l, _) in &panel.limits {
+                (y0, y1) = (y0.min(*l), y1.max(*l));
+            }
+            if panel.y_from_zero {
+                (y0, y1) = (y0.min(0.0), y1.max(0.0));
+            }
+            let (y0, y1) = padded(y0, y1);
+            // plot area without the label areas and margins
+            let (w, h) = area.dim_in_pixel();
+            let plot_px = (f64::from(w) - 92.0, f64::from(h) - 60.0);
+            let mut chart = ChartBuilder::on(area)
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(72)
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(e)?;
             chart
-                .draw_series(LineSeries::new([(x0, l), (x1, l)], RED.stroke_width(2)))
-                .map_err(&e)?
-                .label(format!("limit {l}"))
-                .legend(|(a, b)| PathElement::new([(a, b), (a + 20, b)], RED.stroke_width(2)));
-        }
-        for (i, (name, pts)) in lines.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let s = chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2))).map_err(&e)?;
-            if !name.is_empty() {
-                s.label(name.as_str())
-                    .legend(move |(a, b)| PathElement::new([(a, b), (a + 20, b)], color.stroke_width(2)));
+                .configure_mesh()
+                .x_desc(self.x_desc.as_str())
+                .y_desc(panel.y_desc.as_str())
+                .label_style(("sans-serif", 13))
+                .axis_desc_style(("sans-serif", 15))
+                .draw()
+                .map_err(e)?;
+            let mut labelled = false;
+            for (l, name) in &panel.limits {
+                chart
+                    .draw_series(LineSeries::new([(x0, *l), (x1, *l)], RED.stroke_width(2)))
+                    .map_err(e)?
+                    .label(name.as_str())
+                    .legend(|(a, b)| PathElement::new([(a, b), (a + 20, b)], RED.stroke_width(2)));
+                labelled = true;
             }
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(&e)?;
+            for s in &panel.series {
+                let (color, width) = (s.color, s.width);
+                let pts = s.points.iter().copied();
+                let anno = match s.style {
+                    Style::Line | Style::LineAndPoints => {
+                        if s.style == Style::LineAndPoints {
+                            chart
+                                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                                .map_err(e)?;
+                        }
+                        chart.draw_series(LineSeries::new(pts, color.stroke_width(width))).map_err(e)?
+                    }
+                    Style::Points => chart.draw_series(pts.map(|p| Circle::new(p, 2, color.filled()))).map_err(e)?,
+                    Style::Crosses => {
+                        chart.draw_series(pts.map(|p| Cross::new(p, 3, color.stroke_width(1)))).map_err(e)?
+                    }
+                };
+                if !s.name.is_empty() {
+                    labelled = true;
+                    anno.label(s.name.as_str()).legend(move |(a, b)| {
+                        PathElement::new([(a, b), (a + 20, b)], color.stroke_width(width.max(2)))
+                    });
+                }
+            }
+            if labelled {
+                chart
+                    .configure_series_labels()
+                    .label_font(("sans-serif", 13))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(legend_corner(panel, (x0, x1), (y0, y1), plot_px))
+                    .draw()
+                    .map_err(e)?;
+            }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(&e)?;
-        root.present().map_err(&e)?;
-        written.push(path.clone());
+        root.present().map_err(e)
+    }
+
+    /// Writes `<stem>.svg` and/or `<stem>.png` into `dir`; returns the files written.
+    pub fn render(&self, dir: &Path, stem: &str, formats: Formats) -> Result<Vec<PathBuf>, String> {
+        register_font()?;
+        let mut written = Vec::new();
+        let ctx = |path: &Path, e: String| format!("plotting {}: {e}", path.display());
+        if formats.svg {
+            let path = dir.join(format!("{stem}.svg"));
+            {
+                let root = SVGBackend::new(&path, self.size).into_drawing_area();
+                self.draw(&root).map_err(|e| ctx(&path, e))?;
+            }
+            written.push(path);
+        }
+        if formats.png {
+            let path = dir.join(format!("{stem}.png"));
+            let (w, h) = self.size;
+            let mut rgb = vec![255u8; w as usize * h as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, self.size).into_drawing_area();
+                self.draw(&root).map_err(|e| ctx(&path, e))?;
+            }
+            write_png(&path, &rgb, self.size).map_err(|e| ctx(&path, e))?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+/// The corner of the chart where the legend covers the least: series
+/// segments and dots under it count 1 each, a limit line 3.
+fn legend_corner(
+    panel: &Panel,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    (w_px, h_px): (f64, f64),
+) -> SeriesLabelPosition {
+    let names = panel.series.iter().map(|s| s.name.as_str()).filter(|n| !n.is_empty());
+    let names: Vec<&str> = names.chain(panel.limits.iter().map(|(_, n)| n.as_str())).collect();
+    let chars = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as f64;
+    // the legend's size as a share of the plot: ~7.5 px per character plus the swatch; 20 px per entry
+    let bw = ((chars * 7.5 + 50.0) / w_px.max(1.0)).min(0.95) * (x1 - x0);
+    let bh = ((names.len() as f64 * 20.0 + 20.0) / h_px.max(1.0)).min(0.95) * (y1 - y0);
+    let hits = |(bx0, bx1): (f64, f64), (by0, by1): (f64, f64)| {
+        let inside = |(x, y): (f64, f64)| (bx0..=bx1).contains(&x) && (by0..=by1).contains(&y);
+        let mut n = 0usize;
+        for s in &panel.series {
+            match s.style {
+                Style::Points | Style::Crosses => n += s.points.iter().filter(|&&p| inside(p)).count(),
+                Style::Line | Style::LineAndPoints => {
+                    for w in s.points.windows(2) {
+                        let (a, b) = (w[0], w[1]);
+                        n += usize::from((0..=8).any(|k| {
+                            let f = f64::from(k) / 8.0;
+                            inside((a.0 + (b.0 - a.0) * f, a.1 + (b.1 - a.1) * f))
+                        }));
+                    }
+                }
+            }
+        }
+        n + 3 * panel.limits.iter().filter(|(l, _)| (by0..=by1).contains(l)).count()
+    };
+    let (left, right) = ((x0, x0 + bw), (x1 - bw, x1));
+    let (top, bottom) = ((y1 - bh, y1), (y0, y0 + bh));
+    [
+        (SeriesLabelPosition::UpperRight, hits(right, top)),
+        (SeriesLabelPosition::UpperLeft, hits(left, top)),
+        (SeriesLabelPosition::LowerRight, hits(right, bottom)),
+        (SeriesLabelPosition::LowerLeft, hits(left, bottom)),
+    ]
+    .into_iter()
+    .min_by_key(|c| c.1)
+    .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+}
+
+/// Encodes an 8-bit RGB buffer as a PNG file.
+fn write_png(path: &Path, rgb: &[u8], (w, h): (u32, u32)) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())
+}
+
+/// Colour of series `i`.
+pub fn color(i: usize) -> RGBAColor {
+    Palette99::pick(i).to_rgba()
+}
+
+/// One metric plot.
+struct MetricPlot {
+    stem: &'static str,
+    title: &'static str,
+    y_desc: &'static str,
+    metric: fn(&CaseResult) -> f64,
+    /// The worst of several cases at one point is the largest (else the smallest).
+    worst_is_max: bool,
+    /// The limit line, if any.
+    limit: Option<fn(&CaseResult) -> f64>,
+}
+
+const METRIC_PLOTS: &[MetricPlot] = &[
+    MetricPlot {
+        stem: "peak_current",
+        title: "Peak short-circuit current",
+        y_desc: "peak current (A)",
+        metric: |r| r.metrics.peak_current_a,
+        worst_is_max: true,
+        limit: Some(|_| models::variant::MAX_PEAK_CURRENT_A),
+    },
+    MetricPlot {
+        stem: "shutdown",
+        title: "Time above 250 A until the switch is off",
+        y_desc: "overcurrent (µs)",
+        metric: |r| r.metrics.overcurrent_us.unwrap_or(0.0),
+        worst_is_max: true,
+        limit: Some(|_| models::variant::MAX_PEAK_DURATION_S * 1e6),
+    },
+    MetricPlot {
+        stem: "arrester_margin",
+        title: "Arrester margin: 1 − P_peak / P_allowed(pulse)",
+        y_desc: "margin (%)",
+        metric: |r| r.metrics.arrester_margin_pct,
+        worst_is_max: false,
+        limit: Some(|_| 0.0),
+    },
+    MetricPlot {
+        stem: "arrester_energy",
+        title: "Energy into the arrester",
+        y_desc: "energy (J)",
+        metric: |r| r.metrics.arrester_energy_j,
+        worst_is_max: true,
+        limit: None,
+    },
+    MetricPlot {
+        stem: "switch_voltage",
+        title: "Peak voltage across the switch",
+        y_desc: "voltage (V)",
+        metric: |r| r.metrics.peak_switch_voltage_v,
+        worst_is_max: true,
+        limit: Some(|r| r.metrics.switch_voltage_rating_v),
+    },
+];
+
+/// The series axis's index of case `r` (0 without a series axis).
+fn series_of(study: &Study, series: Option<usize>, r: &CaseResult) -> usize {
+    series.and_then(|s| study.cases.get(r.index).map(|c| c.at[s])).unwrap_or(0)
+}
+
+fn series_name(study: &Study, series: Option<usize>, g: usize) -> String {
+    series.map_or_else(String::new, |s| format!("{} = {}", study.axes[s].param, study.axes[s].labels[g]))
+}
+
+/// The metric plots (studies with a numeric axis or a random parameter) and
+/// arrester energy vs loop inductance (studies of more than one case).
+/// Returns the files written.
+pub fn metric_plots(
+    dir: &Path,
+    study: &Study,
+    results: &[CaseResult],
+    formats: Formats,
+) -> Result<Vec<PathBuf>, String> {
+    let mut written = Vec::new();
+    let axes = plot_axes(study);
+    if let Some(x) = axes.x.filter(|x| x.is_numeric(study)) {
+        for m in METRIC_PLOTS {
+            written.extend(metric_figure(study, results, x, axes.series, m).render(dir, m.stem, formats)?);
+        }
+    }
+    if results.len() > 1 {
+        written.extend(energy_vs_inductance(study, results, axes.series).render(
+            dir,
+            "arrester_energy_vs_inductance",
+            formats,
+        )?);
     }
     Ok(written)
 }
 
-/// Current, switch voltage and arrester power of one event against time.
-pub fn waveform_plot(path: &Path, title: &str, outcome: &Outcome, params: &TransientParams) -> Result<(), String> {
-    let e = err(path);
-    let s = &outcome.samples;
-    let (t0, t1) = padded(s.first().map_or(0.0, |p| p.t_s * 1e6), s.last().map_or(1.0, |p| p.t_s * 1e6));
-    let root = SVGBackend::new(path, (900, 900)).into_drawing_area();
-    root.fill(&WHITE).map_err(&e)?;
-    let root = root.titled(title, ("sans-serif", 20)).map_err(&e)?;
-    let panels = root.split_evenly((3, 1));
-    let m = &outcome.metrics;
-    type Series = (&'static str, fn(&models::transient::Sample) -> f64, Option<(f64, String)>);
-    let specs: [Series; 3] = [
-        (
-            "current (A)",
-            |p| p.current_a,
-            Some((params.limits.peak_current_a, format!("{} A peak rating", params.limits.peak_current_a))),
-        ),
-        (
-            "switch voltage (V)",
-            |p| p.switch_voltage_v,
-            Some((m.switch_voltage_rating_v, format!("{} V V_DS rating", m.switch_voltage_rating_v))),
-        ),
-        ("arrester power (kW)", |p| p.arrester_power_w * 1e-3, None),
-    ];
-    for (area, (label, f, limit)) in panels.iter().zip(specs) {
-        let (mut y0, mut y1) = (0.0f64, 0.0f64);
-        for p in s {
-            (y0, y1) = (y0.min(f(p)), y1.max(f(p)));
+fn metric_figure(study: &Study, results: &[CaseResult], x: Param, series: Option<usize>, m: &MetricPlot) -> Figure {
+    let scatter = matches!(x, Param::Random(_));
+    // series index → points (for a grid x: x index → worst value over the other axes and draws)
+    let mut groups: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut folded: BTreeMap<(usize, usize), (f64, f64)> = BTreeMap::new();
+    let mut limit: Option<f64> = None;
+    for r in results {
+        let v = (m.metric)(r);
+        let Some(xv) = x.value(study, r) else { continue };
+        let g = series_of(study, series, r);
+        if let Some(l) = m.limit {
+            let l = l(r);
+            limit = Some(limit.map_or(l, |lv: f64| if m.worst_is_max { lv.min(l) } else { lv.max(l) }));
         }
-        if let Some((l, _)) = &limit {
-            y1 = y1.max(*l);
+        match x {
+            Param::Random(_) => groups.entry(g).or_default().push((xv, v)),
+            Param::Axis(i) => {
+                let j = study.cases.get(r.index).map_or(0, |c| c.at[i]);
+                let e = folded.entry((g, j)).or_insert((xv, v));
+                e.1 = if m.worst_is_max { e.1.max(v) } else { e.1.min(v) };
+            }
         }
-        let (y0, y1) = padded(y0, y1);
-        let mut chart = ChartBuilder::on(area)
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(70)
-            .build_cartesian_2d(t0..t1, y0..y1)
-            .map_err(&e)?;
-        chart.configure_mesh().x_desc("time from the fault (µs)").y_desc(label).draw().map_err(&e)?;
-        if let Some((l, name)) = limit {
-            chart
-                .draw_series(LineSeries::new([(t0, l), (t1, l)], RED.stroke_width(1)))
-                .map_err(&e)?
-                .label(name)
-                .legend(|(a, b)| PathElement::new([(a, b), (a + 20, b)], RED.stroke_width(1)));
-        }
-        chart
-            .draw_series(LineSeries::new(s.iter().map(|p| (p.t_s * 1e6, f(p))), BLUE.stroke_width(2)))
-            .map_err(&e)?
-            .label(label)
-            .legend(|(a, b)| PathElement::new([(a, b), (a + 20, b)], BLUE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(&e)?;
     }
-    root.present().map_err(&e)?;
-    Ok(())
+    for ((g, _), p) in folded {
+        groups.entry(g).or_default().push(p);
+    }
+    let lines: Vec<Series> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (g, mut points))| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name: series_name(study, series, g),
+                color: color(i),
+                width: 2,
+                style: if scatter { Style::Points } else { Style::LineAndPoints },
+                points,
+            }
+        })
+        .collect();
+    let folded_note = if scatter {
+        " (every case)"
+    } else if study.axes.len() > 1 + usize::from(series.is_some()) || study.monte_carlo.is_some() {
+        " (worst over the other parameters)"
+    } else {
+        ""
+    };
+    Figure {
+        title: format!("{} — {}{folded_note}", study.name, m.title),
+        x_desc: x.name(study).to_owned(),
+        size: (900, 560),
+        panels: vec![Panel {
+            y_desc: m.y_desc.into(),
+            series: lines,
+            limits: limit
+                .map(|l| (l, format!("limit {}", super::random::round_significant(l, 4))))
+                .into_iter()
+                .collect(),
+            y_from_zero: m.worst_is_max,
+        }],
+    }
+}
+
+/// Arrester energy vs loop inductance, every case; beside each the energy
+/// the arrester is rated for at that pulse's duration (P_allowed(t)·t with
+/// t = E/P_peak): a case passes the arrester check when its dot is below
+/// its cross.
+fn energy_vs_inductance(study: &Study, results: &[CaseResult], series: Option<usize>) -> Figure {
+    let mut groups: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut rated = Vec::new();
+    for r in results {
+        let m = &r.metrics;
+        groups.entry(series_of(study, series, r)).or_default().push((m.loop_inductance_uh, m.arrester_energy_j));
+        if m.arrester_peak_power_w > 0.0 {
+            rated.push((m.loop_inductance_uh, m.arrester_allowed_power_w * m.arrester_pulse_us * 1e-6));
+        }
+    }
+    let mut s: Vec<Series> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (g, points))| Series {
+            name: series_name(study, series, g),
+            color: color(i),
+            width: 2,
+            style: Style::Points,
+            points,
+        })
+        .collect();
+    if !rated.is_empty() {
+        s.push(Series {
+            name: "rated energy at the pulse's duration (Pppm derated)".into(),
+            color: RED.to_rgba(),
+            width: 1,
+            style: Style::Crosses,
+            points: rated,
+        });
+    }
+    Figure {
+        title: format!("{} — Arrester energy vs loop inductance", study.name),
+        x_desc: "loop inductance after the event (µH)".into(),
+        size: (900, 560),
+        panels: vec![Panel { y_desc: "arrester energy (J)".into(), series: s, limits: Vec::new(), y_from_zero: true }],
+    }
+}
+
+/// Current, switch voltage and arrester power of one event against time.
+pub fn waveform_figure(title: &str, outcome: &Outcome, params: &TransientParams) -> Figure {
+    let s = &outcome.samples;
+    let m = &outcome.metrics;
+    let line = |name: &str, f: fn(&models::transient::Sample) -> f64| Series {
+        name: name.into(),
+        color: BLUE.to_rgba(),
+        width: 2,
+        style: Style::Line,
+        points: s.iter().map(|p| (p.t_s * 1e6, f(p))).collect(),
+    };
+    let peak = params.limits.peak_current_a;
+    let v_ds = m.switch_voltage_rating_v;
+    Figure {
+        title: title.into(),
+        x_desc: "time from the fault (µs)".into(),
+        size: (900, 900),
+        panels: vec![
+            Panel {
+                y_desc: "current (A)".into(),
+                series: vec![line("current (A)", |p| p.current_a)],
+                limits: vec![(peak, format!("{peak} A peak rating"))],
+                y_from_zero: true,
+            },
+            Panel {
+                y_desc: "switch voltage (V)".into(),
+                series: vec![line("switch voltage (V)", |p| p.switch_voltage_v)],
+                limits: vec![(v_ds, format!("{v_ds} V V_DS rating"))],
+                y_from_zero: true,
+            },
+            Panel {
+                y_desc: "arrester power (kW)".into(),
+                series: vec![line("arrester power (kW)", |p| p.arrester_power_w * 1e-3)],
+                limits: Vec::new(),
+                y_from_zero: true,
+            },
+        ],
+    }
+}
+
+/// At most about `max_points` points of a series, keeping each bucket's
+/// smallest and largest value (in time order), so peaks and dips survive.
+pub fn decimate(t: &[f64], y: &[f64], max_points: usize) -> Vec<(f64, f64)> {
+    let n = t.len().min(y.len());
+    if n <= max_points.max(2) {
+        return (0..n).map(|i| (t[i], y[i])).collect();
+    }
+    let buckets = (max_points / 2).max(1);
+    let mut out = Vec::with_capacity(2 * buckets + 1);
+    for b in 0..buckets {
+        let (lo, hi) = (b * n / buckets, ((b + 1) * n / buckets).min(n));
+        if lo >= hi {
+            continue;
+        }
+        let (mut imin, mut imax) = (lo, lo);
+        for i in lo..hi {
+            if y[i] < y[imin] {
+                imin = i;
+            }
+            if y[i] > y[imax] {
+                imax = i;
+            }
+        }
+        out.push((t[imin.min(imax)], y[imin.min(imax)]));
+        if imin != imax {
+            out.push((t[imin.max(imax)], y[imin.max(imax)]));
+        }
+    }
+    if out.last().is_some_and(|p| p.0 != t[n - 1]) {
+        out.push((t[n - 1], y[n - 1]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimation_keeps_extremes_and_bounds_the_count() {
+        let t: Vec<f64> = (0..100_000).map(|i| i as f64).collect();
+        let mut y: Vec<f64> = t.iter().map(|x| (x / 5000.0).sin()).collect();
+        y[31_337] = 50.0; // a one-sample spike
+        y[77_777] = -50.0;
+        let d = decimate(&t, &y, 2000);
+        assert!(d.len() <= 2001, "{}", d.len());
+        assert!(d.contains(&(31_337.0, 50.0)) && d.contains(&(77_777.0, -50.0)));
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0), "time order");
+        assert_eq!(d.first().unwrap().0, 0.0);
+        assert_eq!(d.last().unwrap().0, 99_999.0);
+        // short series pass unchanged
+        assert_eq!(decimate(&t[..10], &y[..10], 2000).len(), 10);
+    }
+
+    #[test]
+    fn a_figure_renders_as_svg_and_png() {
+        let dir = std::env::temp_dir().join(format!("smartpro-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fig = Figure {
+            title: "t — µs, °C, ≤ 1300 A, Ω".into(),
+            x_desc: "x".into(),
+            size: (400, 300),
+            panels: vec![Panel {
+                y_desc: "y".into(),
+                series: vec![Series {
+                    name: "a".into(),
+                    color: color(0),
+                    width: 2,
+                    style: Style::LineAndPoints,
+                    points: vec![(0.0, 1.0), (1.0, 3.0)],
+                }],
+                limits: vec![(2.0, "limit".into())],
+                y_from_zero: true,
+            }],
+        };
+        let files = fig.render(&dir, "f", Formats::SVG_AND_PNG).unwrap();
+        assert_eq!(files.len(), 2);
+        let svg = std::fs::read_to_string(dir.join("f.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("≤ 1300 A"), "{svg}");
+        let png = std::fs::read(dir.join("f.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let decoder = png::Decoder::new(std::io::Cursor::new(png));
+        let reader = decoder.read_info().unwrap();
+        assert_eq!((reader.info().width, reader.info().height), (400, 300));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,4 +1,4 @@
-//! The outputs of a sweep: results.csv, cases.jsonl, summary.json, junit.xml, the table.
+//! The outputs of a sweep: results.csv, cases.jsonl, summary.json, summary.md, junit.xml, the table.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +8,7 @@ use std::path::Path;
 use models::transient::CHECK_NAMES;
 use serde::Serialize;
 
+use super::region::{self, Boundary, plot_axes};
 use super::{CaseResult, Study, worst};
 
 /// How a run came about (not part of the deterministic files except `shard`).
@@ -57,7 +58,7 @@ fn csv_field(s: &str) -> String {
 /// results.csv: one row per case, inputs (axes) then outputs and verdicts.
 pub fn write_csv(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> std::io::Result<()> {
     let mut head = vec!["case".to_owned()];
-    head.extend(study.axes.iter().map(|a| csv_field(&a.param)));
+    head.extend(study.value_columns().iter().map(|c| csv_field(c)));
     head.extend(["variant".into(), "event".into()]);
     head.extend(COLUMNS.iter().map(|(h, _)| (*h).to_owned()));
     head.extend(CHECK_NAMES.iter().map(|c| format!("{c}_ok")));
@@ -77,7 +78,7 @@ pub fn write_csv(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> st
     Ok(())
 }
 
-/// cases.jsonl: one JSON object per case, what `sweep merge` reads.
+/// cases.jsonl: one JSON object per case, what `smartpro-sim merge` reads.
 pub fn write_jsonl(w: &mut dyn Write, results: &[CaseResult]) -> std::io::Result<()> {
     for r in results {
         serde_json::to_writer(&mut *w, r)?;
@@ -117,9 +118,9 @@ pub fn xml(s: &str) -> String {
     o
 }
 
-/// The case's axis values as `param=label, …`.
+/// The case's axis (and drawn) values as `param=label, …`.
 pub fn case_label(study: &Study, r: &CaseResult) -> String {
-    study.axes.iter().zip(&r.values).map(|(a, v)| format!("{}={v}", a.param)).collect::<Vec<_>>().join(", ")
+    study.value_columns().iter().zip(&r.values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// junit.xml: one test case per case and check; a failed check carries its reason.
@@ -164,49 +165,38 @@ pub fn write_junit(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> 
     writeln!(w, "</testsuites>")
 }
 
-/// The plots' x axis and series axis: `[plot]`, else the first axis with
-/// only numbers and the first other axis.
-pub fn plot_axes(study: &Study) -> (Option<usize>, Option<usize>) {
-    let find = |p: &Option<String>| p.as_ref().and_then(|p| study.axes.iter().position(|a| &a.param == p));
-    let numeric = |i: usize| study.axes[i].values.iter().all(|v| super::study::number(v).is_some());
-    let x = find(&study.plot.x).or_else(|| (0..study.axes.len()).find(|&i| numeric(i)));
-    let series = find(&study.plot.series).or_else(|| (0..study.axes.len()).find(|&i| Some(i) != x));
-    (x, series)
-}
-
 #[derive(Debug, Serialize)]
-struct Boundary {
+struct SeriesBoundary {
     series: Option<String>,
-    /// Largest x up to which every case passes.
-    passes_up_to: Option<f64>,
-    /// Smallest x at which a case fails.
-    first_failure_at: Option<f64>,
+    #[serde(flatten)]
+    boundary: Option<Boundary>,
 }
 
-/// Where along the x axis the design stops passing, per series value.
-fn safe_region(study: &Study, results: &[CaseResult]) -> Option<(String, Vec<Boundary>)> {
-    let (x, series) = plot_axes(study);
-    let x = x?;
-    // (series label) → x → all passed
-    let mut groups: BTreeMap<usize, BTreeMap<usize, bool>> = BTreeMap::new();
-    for r in results {
-        let at = study.coordinates(r.index);
-        let g = series.map_or(0, |s| at[s]);
-        let e = groups.entry(g).or_default().entry(at[x]).or_insert(true);
-        *e &= r.passed;
+/// Where along the plots' x parameter the design stops passing, per series value.
+fn safe_region(study: &Study, results: &[CaseResult]) -> Option<(String, Vec<SeriesBoundary>)> {
+    let axes = plot_axes(study);
+    let x = axes.x.filter(|x| x.is_numeric(study))?;
+    let rows = match axes.series {
+        Some(s) => region::boundaries_by(study, results, x, s)
+            .into_iter()
+            .map(|(label, boundary)| SeriesBoundary { series: Some(label), boundary })
+            .collect(),
+        None => vec![SeriesBoundary { series: None, boundary: region::boundary_of(study, results, x, |_| true) }],
+    };
+    Some((x.name(study).to_owned(), rows))
+}
+
+/// Wilson score interval (95 %) of a pass rate of `passed` out of `n`.
+pub fn wilson_95(passed: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
     }
-    let xv = |j: usize| super::study::number(&study.axes[x].values[j]);
-    let rows = groups
-        .into_iter()
-        .map(|(g, pts)| {
-            let mut pts: Vec<(f64, bool)> = pts.into_iter().filter_map(|(j, ok)| xv(j).map(|v| (v, ok))).collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let first_failure_at = pts.iter().find(|p| !p.1).map(|p| p.0);
-            let passes_up_to = pts.iter().take_while(|p| p.1).last().map(|p| p.0);
-            Boundary { series: series.map(|s| study.axes[s].labels[g].clone()), passes_up_to, first_failure_at }
-        })
-        .collect();
-    Some((study.axes[x].param.clone(), rows))
+    // two-sided 95 % normal quantile
+    const Z: f64 = 1.959_963_984_540_054;
+    let (n, p) = (n as f64, passed as f64 / n as f64);
+    let centre = (p + Z * Z / (2.0 * n)) / (1.0 + Z * Z / n);
+    let half = Z / (1.0 + Z * Z / n) * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// summary.json.
@@ -234,6 +224,15 @@ pub fn summary_json(study: &Study, results: &[CaseResult], info: &RunInfo) -> se
         })
         .collect();
     let safe = safe_region(study, results).map(|(x, rows)| serde_json::json!({ "x": x, "series": rows }));
+    let (ci_lo, ci_hi) = wilson_95(passed, results.len());
+    let monte_carlo = study.monte_carlo.as_ref().map(|m| {
+        serde_json::json!({
+            "samples_per_grid_point": m.samples,
+            "grid_points": study.len() / m.samples,
+            "seed": m.seed,
+            "random": m.params.iter().map(|p| serde_json::to_value(p.to_table()).unwrap_or_default()).collect::<Vec<_>>(),
+        })
+    });
     serde_json::json!({
         "study": study.name,
         "description": study.description,
@@ -246,6 +245,8 @@ pub fn summary_json(study: &Study, results: &[CaseResult], info: &RunInfo) -> se
         "passed": passed,
         "failed": results.len() - passed,
         "pass_rate": if results.is_empty() { 1.0 } else { passed as f64 / results.len() as f64 },
+        "pass_rate_ci95": [ci_lo, ci_hi],
+        "monte_carlo": monte_carlo,
         "check_failures": failures,
         "worst": worst_cases,
         "safe_region": safe,
@@ -255,7 +256,7 @@ pub fn summary_json(study: &Study, results: &[CaseResult], info: &RunInfo) -> se
     })
 }
 
-/// Writes study.toml, cases.jsonl, results.csv, summary.json and junit.xml into `dir`.
+/// Writes study.toml, cases.jsonl, results.csv, summary.json, summary.md and junit.xml into `dir`.
 pub fn write_files(dir: &Path, study: &Study, results: &[CaseResult], info: &RunInfo) -> std::io::Result<()> {
     let with = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> std::io::Result<()> {
         let path = dir.join(name);
@@ -271,6 +272,7 @@ pub fn write_files(dir: &Path, study: &Study, results: &[CaseResult], info: &Run
     with("cases.jsonl", &|w| write_jsonl(w, results))?;
     with("results.csv", &|w| write_csv(w, study, results))?;
     with("junit.xml", &|w| write_junit(w, study, results))?;
+    with("summary.md", &|w| w.write_all(super::summary::markdown(study, results, info.shard).as_bytes()))?;
     with("summary.json", &|w| {
         serde_json::to_writer_pretty(&mut *w, &summary_json(study, results, info))?;
         writeln!(w)
@@ -281,7 +283,7 @@ pub fn write_files(dir: &Path, study: &Study, results: &[CaseResult], info: &Run
 /// worst ten; then the totals.
 pub fn table(study: &Study, results: &[CaseResult], info: &RunInfo) -> String {
     let mut s = String::new();
-    let axes: Vec<&str> = study.axes.iter().map(|a| a.param.as_str()).collect();
+    let axes = study.value_columns();
     let _ = writeln!(
         s,
         "{:<6} {:>6}  {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  {}",

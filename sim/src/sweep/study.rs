@@ -8,6 +8,11 @@
 //! combination of the axes' values is one case, the last axis varying
 //! fastest. Unknown keys are errors.
 //!
+//! A Monte Carlo study adds `samples = N`, `seed = S` and `[[random]]`
+//! tables (distributions, see [`super::random`]): every grid point (or the
+//! base case alone, without axes) is simulated N times with fresh draws;
+//! case `k` is draw `k % N` of grid point `k / N`.
+//!
 //! ```toml
 //! name = "48v-cable"
 //! base = "48v-3m-95mm2.toml"
@@ -24,12 +29,14 @@
 use std::path::{Path, PathBuf};
 
 use models::transient::{EventParams, TransientParams};
+
+use super::random::{MonteCarlo, RandomParam, RandomSpec};
 use models::variant::Variant;
 use serde::Deserialize;
 use toml::{Table, Value};
 
 /// Keys of a study that are not case parameters.
-const STUDY_KEYS: [&str; 5] = ["name", "description", "base", "axis", "plot"];
+const STUDY_KEYS: [&str; 8] = ["name", "description", "base", "axis", "plot", "samples", "seed", "random"];
 /// Most cases one study may have.
 pub const MAX_CASES: usize = 1_000_000;
 
@@ -65,9 +72,10 @@ struct AxisSpec {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlotSpec {
-    /// Axis parameter on the x axis; default: the first numeric axis.
+    /// Parameter on the x axis: an axis, or a random parameter (a scatter
+    /// plot); default: the first numeric axis, else the first random parameter.
     pub x: Option<String>,
-    /// Axis parameter drawn as one line per value; default: the first other axis.
+    /// Axis drawn as one line (or colour) per value; default: the first other axis.
     pub series: Option<String>,
 }
 
@@ -78,6 +86,10 @@ pub struct Case {
     pub index: usize,
     /// Index into each axis's values.
     pub at: Vec<usize>,
+    /// Monte Carlo: which draw of its grid point this case is, and the drawn
+    /// values (in `[[random]]` order).
+    pub draw: Option<usize>,
+    pub drawn: Vec<f64>,
     pub variant: Variant,
     pub event: EventParams,
     pub params: TransientParams,
@@ -92,6 +104,8 @@ pub struct Study {
     /// The case parameters with `base` merged in (no study keys).
     pub base: Table,
     pub axes: Vec<Axis>,
+    /// Distributions drawn for every grid point, if a Monte Carlo study.
+    pub monte_carlo: Option<MonteCarlo>,
     pub plot: PlotSpec,
     pub cases: Vec<Case>,
 }
@@ -124,6 +138,39 @@ impl Study {
             Some(v) => v.try_into().map_err(|e: toml::de::Error| invalid(format!("[[axis]]: {}", e.message())))?,
             None => Vec::new(),
         };
+        let samples = match table.remove("samples") {
+            Some(Value::Integer(n)) if n >= 1 => Some(n as usize),
+            Some(v) => return Err(invalid(format!("samples = {v}: must be an integer ≥ 1"))),
+            None => None,
+        };
+        let seed = match table.remove("seed") {
+            Some(Value::Integer(n)) if n >= 0 => Some(n as u64),
+            Some(v) => return Err(invalid(format!("seed = {v}: must be an integer ≥ 0"))),
+            None => None,
+        };
+        let random_spec: Vec<RandomSpec> = match table.remove("random") {
+            Some(v) => v.try_into().map_err(|e: toml::de::Error| invalid(format!("[[random]]: {}", e.message())))?,
+            None => Vec::new(),
+        };
+        let monte_carlo = match (samples, seed, random_spec.is_empty()) {
+            (None, None, true) => None,
+            (Some(samples), Some(seed), false) => {
+                let params = random_spec
+                    .into_iter()
+                    .map(|r| RandomParam::from_spec(r).map_err(&invalid))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(MonteCarlo { samples, seed, params })
+            }
+            (_, _, true) => {
+                return Err(invalid(
+                    "`samples` and `seed` belong to a Monte Carlo study: add [[random]] tables".into(),
+                ));
+            }
+            (None, _, false) => return Err(invalid("[[random]] needs `samples = N` (draws per grid point)".into())),
+            (_, None, false) => {
+                return Err(invalid("[[random]] needs `seed = S` (the same seed draws the same values)".into()));
+            }
+        };
         let plot: PlotSpec = match table.remove("plot") {
             Some(v) => v.try_into().map_err(|e: toml::de::Error| invalid(format!("[plot]: {}", e.message())))?,
             None => PlotSpec::default(),
@@ -149,21 +196,31 @@ impl Study {
         merge(&mut base, table);
 
         let axes = axes_spec.into_iter().map(|a| axis(a).map_err(&invalid)).collect::<Result<Vec<_>, _>>()?;
-        for (i, a) in axes.iter().enumerate() {
-            if axes[..i].iter().any(|b| b.param == a.param) {
-                return Err(invalid(format!("axis {:?} is given twice", a.param)));
+        let random_params: Vec<&str> =
+            monte_carlo.iter().flat_map(|m| m.params.iter().map(|p| p.param.as_str())).collect();
+        let params: Vec<&str> = axes.iter().map(|a| a.param.as_str()).chain(random_params.iter().copied()).collect();
+        for (i, p) in params.iter().enumerate() {
+            if params[..i].contains(p) {
+                return Err(invalid(format!("{p:?} is varied twice (as an axis or a random parameter)")));
             }
         }
-        let count = axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len())).unwrap_or(usize::MAX);
+        let samples = monte_carlo.as_ref().map_or(1, |m| m.samples);
+        let count = axes.iter().try_fold(samples, |n, a| n.checked_mul(a.values.len())).unwrap_or(usize::MAX);
         if count > MAX_CASES {
             return Err(invalid(format!("{count} cases: more than {MAX_CASES}; split the study")));
         }
-        for key in [&plot.x, &plot.series].into_iter().flatten() {
-            if !axes.iter().any(|a| &a.param == key) {
-                return Err(invalid(format!("[plot] names {key:?}, which is not an axis")));
+        if let Some(x) = &plot.x {
+            if !params.contains(&x.as_str()) {
+                return Err(invalid(format!("[plot] x = {x:?} is neither an axis nor a random parameter")));
             }
         }
-        let mut study = Study { name, description, path: path.to_owned(), base, axes, plot, cases: Vec::new() };
+        if let Some(series) = &plot.series {
+            if !axes.iter().any(|a| &a.param == series) {
+                return Err(invalid(format!("[plot] series = {series:?} is not an axis")));
+            }
+        }
+        let mut study =
+            Study { name, description, path: path.to_owned(), base, axes, monte_carlo, plot, cases: Vec::new() };
         study.cases = (0..count).map(|k| study.build_case(k)).collect::<Result<_, _>>().map_err(invalid)?;
         Ok(study)
     }
@@ -178,8 +235,36 @@ impl Study {
         self.cases.is_empty()
     }
 
-    /// The axis indices of case `k` (last axis fastest).
-    pub fn coordinates(&self, mut k: usize) -> Vec<usize> {
+    /// Draws per grid point (1 without Monte Carlo).
+    pub fn samples(&self) -> usize {
+        self.monte_carlo.as_ref().map_or(1, |m| m.samples)
+    }
+
+    /// Names of the columns that say what a case is: the axes, then (Monte
+    /// Carlo) `draw` and the random parameters. [`Study::case_values`] fills them.
+    pub fn value_columns(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.axes.iter().map(|a| a.param.clone()).collect();
+        if let Some(m) = &self.monte_carlo {
+            c.push("draw".into());
+            c.extend(m.params.iter().map(|p| p.param.clone()));
+        }
+        c
+    }
+
+    /// A case's entries for [`Study::value_columns`].
+    pub fn case_values(&self, case: &Case) -> Vec<String> {
+        let mut v: Vec<String> = self.axes.iter().zip(&case.at).map(|(a, &j)| a.labels[j].clone()).collect();
+        if let Some(d) = case.draw {
+            v.push(d.to_string());
+            v.extend(case.drawn.iter().map(|x| x.to_string()));
+        }
+        v
+    }
+
+    /// The axis indices of case `k` (last axis fastest; the draws of a grid
+    /// point are consecutive cases).
+    pub fn coordinates(&self, k: usize) -> Vec<usize> {
+        let mut k = k / self.samples();
         let mut at = vec![0; self.axes.len()];
         for (slot, a) in at.iter_mut().zip(&self.axes).rev() {
             *slot = k % a.values.len();
@@ -188,23 +273,43 @@ impl Study {
         at
     }
 
-    /// The case table of case `k`: base with the axis values set.
-    pub fn case_table(&self, k: usize) -> Table {
+    /// The case table of case `k`: base with the axis values and the drawn values set.
+    pub fn case_table(&self, k: usize) -> Result<Table, String> {
+        let drawn = match &self.monte_carlo {
+            Some(m) => m.draw(k % m.samples)?,
+            None => Vec::new(),
+        };
+        Ok(self.table_for(&self.coordinates(k), &drawn))
+    }
+
+    fn table_for(&self, at: &[usize], drawn: &[f64]) -> Table {
         let mut t = self.base.clone();
-        for (a, &j) in self.axes.iter().zip(&self.coordinates(k)) {
+        for (a, &j) in self.axes.iter().zip(at) {
             set_path(&mut t, &a.param, a.values[j].clone());
+        }
+        for (p, &x) in self.monte_carlo.iter().flat_map(|m| &m.params).zip(drawn) {
+            set_path(&mut t, &p.param, Value::Float(x));
         }
         t
     }
 
     fn build_case(&self, k: usize) -> Result<Case, String> {
         let at = self.coordinates(k);
+        let draw = self.monte_carlo.as_ref().map(|m| k % m.samples);
+        let drawn = match (&self.monte_carlo, draw) {
+            (Some(m), Some(s)) => m.draw(s).map_err(|e| format!("case {k}: {e}"))?,
+            _ => Vec::new(),
+        };
         let where_ = || {
-            let vals: Vec<String> =
+            let mut vals: Vec<String> =
                 self.axes.iter().zip(&at).map(|(a, &j)| format!("{} = {}", a.param, a.labels[j])).collect();
+            if let (Some(m), Some(s)) = (&self.monte_carlo, draw) {
+                vals.push(format!("draw {s}"));
+                vals.extend(m.params.iter().zip(&drawn).map(|(p, x)| format!("{} = {x}", p.param)));
+            }
             if vals.is_empty() { String::new() } else { format!("case {k} ({}): ", vals.join(", ")) }
         };
-        let mut t = self.case_table(k);
+        let mut t = self.table_for(&at, &drawn);
         let variant: Variant = match t.remove("variant") {
             Some(v) => v.try_into().map_err(|e: toml::de::Error| format!("{}variant: {}", where_(), e.message()))?,
             None => return Err("variant = 12, 24 or 48 is required".into()),
@@ -217,7 +322,7 @@ impl Study {
             Value::Table(t).try_into().map_err(|e: toml::de::Error| format!("{}{}", where_(), e.message()))?;
         params.validate().map_err(|e| format!("{}{e}", where_()))?;
         event.validate().map_err(|e| format!("{}{e}", where_()))?;
-        Ok(Case { index: k, at, variant, event, params })
+        Ok(Case { index: k, at, draw, drawn, variant, event, params })
     }
 
     /// The study with `base` resolved, as TOML text: what a shard records so
@@ -241,6 +346,11 @@ impl Study {
             .collect();
         if !axes.is_empty() {
             t.insert("axis".into(), Value::Array(axes));
+        }
+        if let Some(m) = &self.monte_carlo {
+            t.insert("samples".into(), Value::Integer(m.samples as i64));
+            t.insert("seed".into(), Value::Integer(m.seed as i64));
+            t.insert("random".into(), Value::Array(m.params.iter().map(|p| Value::Table(p.to_table())).collect()));
         }
         if self.plot != PlotSpec::default() {
             t.insert("plot".into(), Value::try_from(&self.plot).expect("plot spec serializes"));
@@ -438,5 +548,61 @@ labels = ["80kW", "40kW"]
         assert!(e.to_string().contains("variant"), "{e}");
         let e = Study::parse(&format!("{STUDY}[plot]\nx = \"nope\"\n"), Path::new("x.toml")).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    const MC: &str = r#"
+name = "mc"
+variant = 48
+samples = 3
+seed = 11
+[[axis]]
+param = "load_line.cross_section_mm2"
+values = [35, 95]
+[[random]]
+param = "load_line.length_m"
+dist = "uniform"
+min = 1.0
+max = 5.0
+"#;
+
+    #[test]
+    fn monte_carlo_cases_are_draws_of_each_grid_point() {
+        let s = Study::parse(MC, Path::new("mc.toml")).unwrap();
+        assert_eq!((s.len(), s.samples()), (6, 3));
+        assert_eq!(s.value_columns(), ["load_line.cross_section_mm2", "draw", "load_line.length_m"]);
+        assert_eq!(s.coordinates(2), [0]);
+        assert_eq!(s.coordinates(4), [1]);
+        let (a, b) = (&s.cases[1], &s.cases[4]);
+        assert_eq!((a.draw, b.draw), (Some(1), Some(1)));
+        assert_eq!(a.drawn, b.drawn, "draw 1 is the same at both grid points");
+        assert_ne!(s.cases[0].drawn, a.drawn);
+        assert_eq!(b.params.load_line.length_m, b.drawn[0]);
+        assert_eq!(b.params.load_line.cross_section_mm2, 95.0);
+        assert!((1.0..5.0).contains(&b.drawn[0]));
+        assert_eq!(s.case_values(b), ["95", "1", &b.drawn[0].to_string()]);
+        // study.toml (what shards record) rebuilds the same draws
+        let again = Study::parse(&s.resolved_toml(), Path::new("r.toml")).unwrap();
+        assert_eq!(again.monte_carlo, s.monte_carlo);
+        assert!(again.cases.iter().zip(&s.cases).all(|(x, y)| x.drawn == y.drawn && x.params == y.params));
+    }
+
+    #[test]
+    fn monte_carlo_errors_name_the_problem() {
+        let err = |text: &str| Study::parse(text, Path::new("x.toml")).unwrap_err().to_string();
+        let e = err(&MC.replace("samples = 3\n", ""));
+        assert!(e.contains("needs `samples = N`"), "{e}");
+        let e = err(&MC.replace("seed = 11\n", ""));
+        assert!(e.contains("needs `seed = S`"), "{e}");
+        let e = err("variant = 48\nsamples = 4\nseed = 1\n");
+        assert!(e.contains("add [[random]] tables"), "{e}");
+        let e = err(&MC.replace("samples = 3", "samples = 0"));
+        assert!(e.contains("samples = 0: must be an integer ≥ 1"), "{e}");
+        let e = err(&MC.replace("\"load_line.length_m\"", "\"load_line.cross_section_mm2\""));
+        assert!(e.contains("is varied twice"), "{e}");
+        let e = err(&format!("{MC}[plot]\nseries = \"load_line.length_m\"\n"));
+        assert!(e.contains("series = \"load_line.length_m\" is not an axis"), "{e}");
+        // a draw the model refuses names the case, the draw and the value
+        let e = err(&MC.replace("min = 1.0", "min = -5.0"));
+        assert!(e.contains("draw ") && e.contains("load_line.length_m = -"), "{e}");
     }
 }
