@@ -184,6 +184,35 @@ struct SampleBlock {
 /// How often [`Board::sample`] runs the full poll on the block mean.
 pub const POLL_PERIOD: Duration = Duration::from_millis(10);
 
+/// Conversions handed to the firmware as sums ([`Board::sample_sums`]): the
+/// ADC interrupt's running sums in one piece, as a hardware oversampler or
+/// a simulator that knows where a block ends delivers them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeSums {
+    /// Conversions summed (of the current and of the voltage channel each).
+    pub conversions: u32,
+    /// Σ current-channel codes.
+    pub current_code_sum: i64,
+    /// Σ voltage-channel codes.
+    pub voltage_code_sum: i64,
+}
+
+impl CodeSums {
+    /// The one conversion in `inputs`.
+    pub const fn one(inputs: &Inputs) -> Self {
+        CodeSums {
+            conversions: 1,
+            current_code_sum: inputs.current_code as i64,
+            voltage_code_sum: inputs.voltage_code as i64,
+        }
+    }
+}
+
+/// The digital inputs whose change ends a block at once.
+fn digital_inputs(i: &Inputs) -> (bool, bool, bool, bool) {
+    (i.lvp_input_ok, i.ovp_input_ok, i.sc_latched, i.aux_overcurrent)
+}
+
 /// The SmartPro-209 firmware.
 #[derive(Debug)]
 pub struct Board {
@@ -252,20 +281,38 @@ impl Board {
     /// current block; every [`POLL_PERIOD`] (and at once when a digital input
     /// changes, e.g. the short-circuit latch) the block mean is polled.
     pub fn sample(&mut self, now: Instant, inputs: &Inputs) -> Outputs {
+        self.sample_sums(now, &CodeSums::one(inputs), inputs)
+    }
+
+    /// Whether a conversion at `now` with `inputs` ends the block, i.e.
+    /// [`Self::sample`] would poll: [`POLL_PERIOD`] has passed since the last
+    /// poll, or a digital input differs from the last conversion's.
+    #[inline]
+    pub fn sample_due(&self, now: Instant, inputs: &Inputs) -> bool {
+        let b = &self.block;
+        b.last_poll.is_none_or(|t| now.saturating_since(t) >= POLL_PERIOD)
+            || b.last.is_some_and(|l| digital_inputs(&l) != digital_inputs(inputs))
+    }
+
+    /// `sums.conversions` conversions at once, the last one taken at `now`
+    /// with `inputs` (its temperature code and digital inputs; its current
+    /// and voltage codes are not used): the same as that many
+    /// [`Self::sample`] calls whose codes add up to `sums`, provided
+    /// [`Self::sample_due`] was false for all but the last of them. A
+    /// simulator that asks `sample_due` every conversion hands over each
+    /// block once.
+    pub fn sample_sums(&mut self, now: Instant, sums: &CodeSums, inputs: &Inputs) -> Outputs {
+        let due = self.sample_due(now, inputs);
         let b = &mut self.block;
-        b.n += 1;
-        b.sum_current = b.sum_current.saturating_add(i64::from(inputs.current_code));
-        b.sum_voltage = b.sum_voltage.saturating_add(i64::from(inputs.voltage_code));
-        let digital_changed = b.last.is_some_and(|l| {
-            (l.lvp_input_ok, l.ovp_input_ok, l.sc_latched, l.aux_overcurrent)
-                != (inputs.lvp_input_ok, inputs.ovp_input_ok, inputs.sc_latched, inputs.aux_overcurrent)
-        });
+        b.n = b.n.saturating_add(i64::from(sums.conversions));
+        b.sum_current = b.sum_current.saturating_add(sums.current_code_sum);
+        b.sum_voltage = b.sum_voltage.saturating_add(sums.voltage_code_sum);
         b.last = Some(*inputs);
-        let due = b.last_poll.is_none_or(|t| now.saturating_since(t) >= POLL_PERIOD);
-        if !(due || digital_changed) {
+        if !due {
             return self.core.outputs;
         }
-        let mean = |sum: i64| measure::div_round(sum, b.n.max(1)) as i32;
+        let mean =
+            |sum: i64| measure::div_round(sum, b.n.max(1)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         let block_inputs = Inputs { current_code: mean(b.sum_current), voltage_code: mean(b.sum_voltage), ..*inputs };
         *b = SampleBlock { last: b.last, last_poll: Some(now), ..SampleBlock::default() };
         self.core.poll(now, &block_inputs)
@@ -1094,6 +1141,36 @@ mod tests {
         inp.sc_latched = true;
         let out = b.sample(Instant::from_millis(2), &inp);
         assert!(!out.switch_on && out.faults & faults::SHORT_CIRCUIT != 0);
+    }
+
+    #[test]
+    fn block_sums_handed_over_at_once_equal_sampling_one_by_one() {
+        let v = Variant::V12;
+        let (mut a, mut b) = (board(v), board(v));
+        let mut sums = CodeSums::default();
+        let mut polled_at = std::vec::Vec::new();
+        for t in 1..5_000u64 {
+            let mut inp = inputs(v, 13.0 - 0.001 * ((t % 5) as f64), -30.0 - 10.0 * ((t % 7) as f64));
+            // A LiPro cell signal drops for 37 ms in the middle of a block.
+            inp.lvp_input_ok = !(2_003..2_040).contains(&t);
+            let now = Instant::from_millis(t);
+            let out_a = a.sample(now, &inp);
+            sums.conversions += 1;
+            sums.current_code_sum += i64::from(inp.current_code);
+            sums.voltage_code_sum += i64::from(inp.voltage_code);
+            if b.sample_due(now, &inp) {
+                assert_eq!(out_a, b.sample_sums(now, &core::mem::take(&mut sums), &inp), "t = {t} ms");
+                assert_eq!(a.last_poll(), Some(now));
+                polled_at.push(t);
+            }
+            assert_eq!((a.last_poll(), a.measurements()), (b.last_poll(), b.measurements()));
+        }
+        assert_eq!(a.remaining_uah(), b.remaining_uah());
+        // Every 10 ms, and at once when the signal drops and returns.
+        for t in [1_991, 2_001, 2_003, 2_013, 2_033, 2_040, 2_050] {
+            assert!(polled_at.contains(&t), "no poll at {t} ms");
+        }
+        assert!(!polled_at.contains(&2_011) && !polled_at.contains(&2_041));
     }
 
     #[test]

@@ -147,10 +147,21 @@ pub enum LinkError {
     Io { tries: u32, source: io::Error },
     #[error("bad reply (after {tries} tries): {message}")]
     BadFrame { tries: u32, message: String },
+    /// The request itself cannot be sent (nothing went on the line).
+    #[error("bad request: {0}")]
+    BadRequest(String),
 }
 
 /// The outcome of a read: words, or the device's exception, or a link failure.
 pub type ReadResult = Result<Result<Vec<u16>, ExceptionCode>, LinkError>;
+
+/// The outcome of a write: done, or the device's exception (e.g. 03 for a
+/// value outside the register's range), or a link failure.
+pub type WriteResult = Result<Result<(), ExceptionCode>, LinkError>;
+
+/// Most registers one function-16 request may write (Modbus Application
+/// Protocol v1.1b3, 6.12).
+pub const MAX_REGS_PER_WRITE: u16 = 123;
 
 /// `exception 02 illegal data address at 0x0100`.
 pub fn describe_exception(code: ExceptionCode, addr: u16) -> String {
@@ -244,6 +255,67 @@ where
     /// Timeouts, I/O errors and unusable replies are retried after a back-off;
     /// an exception is the device's answer and is returned at once.
     pub async fn read_holding(&mut self, addr: u16, count: u16) -> ReadResult {
+        self.exchange(Request::ReadHoldingRegisters(addr, count), |reply| match reply {
+            Response::ReadHoldingRegisters(words) if words.len() == usize::from(count) => Ok(words),
+            // Checked here instead of by `Reader::read_holding_registers`,
+            // which only `debug_assert`s the length (a panic in debug builds).
+            Response::ReadHoldingRegisters(words) => {
+                Err(format!("{} registers in the reply to a read of {count} at 0x{addr:04X}", words.len()))
+            }
+            other => Err(format!("unexpected reply {other:?}")),
+        })
+        .await
+    }
+
+    /// Writes one holding register (function 06) at `addr`, with the same
+    /// timeout, retries and exception handling as [`Self::read_holding`].
+    ///
+    /// The reply must echo the address and the value; a reply that does not
+    /// is a bad frame (retried). A write is idempotent, so retrying one whose
+    /// reply was lost is safe for settings; a command register acts again.
+    pub async fn write_single(&mut self, addr: u16, value: u16) -> WriteResult {
+        self.exchange(Request::WriteSingleRegister(addr, value), |reply| match reply {
+            Response::WriteSingleRegister(a, v) if a == addr && v == value => Ok(()),
+            Response::WriteSingleRegister(a, v) => {
+                Err(format!("write of {value} at 0x{addr:04X} echoed {v} at 0x{a:04X}"))
+            }
+            other => Err(format!("unexpected reply {other:?}")),
+        })
+        .await
+    }
+
+    /// Writes `values` to consecutive holding registers from `addr`
+    /// (function 16: 1 to [`MAX_REGS_PER_WRITE`] registers, e.g. both words
+    /// of a 32-bit register at once), with the same timeout, retries and
+    /// exception handling as [`Self::read_holding`]. The reply must echo the
+    /// address and the count.
+    pub async fn write_multiple(&mut self, addr: u16, values: &[u16]) -> WriteResult {
+        if values.is_empty() || values.len() > usize::from(MAX_REGS_PER_WRITE) {
+            return Err(LinkError::BadRequest(format!(
+                "a write of {} registers at 0x{addr:04X}: function 16 takes 1 to {MAX_REGS_PER_WRITE}",
+                values.len()
+            )));
+        }
+        let count = values.len() as u16;
+        let request = Request::WriteMultipleRegisters(addr, std::borrow::Cow::Owned(values.to_vec()));
+        self.exchange(request, |reply| match reply {
+            Response::WriteMultipleRegisters(a, n) if a == addr && n == count => Ok(()),
+            Response::WriteMultipleRegisters(a, n) => {
+                Err(format!("write of {count} registers at 0x{addr:04X} acknowledged {n} at 0x{a:04X}"))
+            }
+            other => Err(format!("unexpected reply {other:?}")),
+        })
+        .await
+    }
+
+    /// One request with the gap, timeout, retries and back-off; `accept`
+    /// turns a reply into the value or says why it is unusable (a bad frame,
+    /// retried). An exception is returned at once.
+    async fn exchange<V>(
+        &mut self,
+        request: Request<'static>,
+        accept: impl Fn(Response) -> Result<V, String>,
+    ) -> Result<Result<V, ExceptionCode>, LinkError> {
         let mut last = None;
         for attempt in 0..=self.retries {
             if attempt > 0 {
@@ -251,25 +323,20 @@ where
             }
             sleep_until(self.next_tx).await;
             self.counters.requests += 1;
-            let request = Request::ReadHoldingRegisters(addr, count);
-            let reply = timeout(self.timeout, self.ctx.call(request)).await;
+            let reply = timeout(self.timeout, self.ctx.call(request.clone())).await;
             self.next_tx = Instant::now() + self.gap;
             let failure = match reply {
-                Ok(Ok(Ok(Response::ReadHoldingRegisters(words)))) if words.len() == usize::from(count) => {
-                    self.counters.replies += 1;
-                    return Ok(Ok(words));
-                }
+                Ok(Ok(Ok(response))) => match accept(response) {
+                    Ok(v) => {
+                        self.counters.replies += 1;
+                        return Ok(Ok(v));
+                    }
+                    Err(why) => Failure::BadFrame(why),
+                },
                 Ok(Ok(Err(code))) => {
                     self.counters.exceptions += 1;
                     return Ok(Err(code));
                 }
-                // Checked here instead of by `Reader::read_holding_registers`,
-                // which only `debug_assert`s the length (a panic in debug builds).
-                Ok(Ok(Ok(Response::ReadHoldingRegisters(words)))) => Failure::BadFrame(format!(
-                    "{} registers in the reply to a read of {count} at 0x{addr:04X}",
-                    words.len()
-                )),
-                Ok(Ok(Ok(other))) => Failure::BadFrame(format!("unexpected reply {other:?}")),
                 Ok(Err(tokio_modbus::Error::Protocol(e))) => Failure::BadFrame(e.to_string()),
                 // The RTU codec reports CRC and framing trouble as InvalidData.
                 Ok(Err(tokio_modbus::Error::Transport(e))) if e.kind() == io::ErrorKind::InvalidData => {
@@ -498,6 +565,94 @@ mod tests {
         assert!(matches!(res, Err(LinkError::NoReply { tries: 2, timeout_ms: 100 })), "{res:?}");
         let c = link.counters();
         assert_eq!((c.requests, c.bad_frames, c.timeouts), (2, 1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_single_write_is_sent_as_function_06_and_its_echo_checked() {
+        let (io, mut dev) = duplex(256);
+        let mut link = Link::new(io, &args(100, 1));
+        let device = async {
+            let req = read_request(&mut dev).await;
+            assert_eq!(req[..6], [1, 0x06, 0x02, 0x10, 0x2C, 0xEC], "lvp_mv = 11500");
+            assert_eq!(crc16(&req), 0);
+            // The echo, as the standard wants it.
+            dev.write_all(&req).await.unwrap();
+        };
+        let (res, ()) = tokio::join!(link.write_single(0x0210, 11_500), device);
+        assert_eq!(res.unwrap(), Ok(()));
+        assert_eq!((link.counters().requests, link.counters().replies), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_multiple_write_is_sent_as_function_16_and_its_count_checked() {
+        let (io, mut dev) = duplex(256);
+        let mut link = Link::new(io, &args(100, 0));
+        let device = async {
+            // 1 + 1 + 2 + 2 + 1 + 4 + 2 bytes: two registers.
+            let mut req = [0u8; 13];
+            dev.read_exact(&mut req).await.unwrap();
+            assert_eq!(req[..11], [1, 0x10, 0x04, 0x05, 0x00, 0x02, 4, 0xFF, 0xFE, 0x79, 0x60]);
+            assert_eq!(crc16(&req), 0);
+            dev.write_all(&frame(vec![1, 0x10, 0x04, 0x05, 0x00, 0x02])).await.unwrap();
+        };
+        // cal_current_ma = −100 A, an I32 high word first.
+        let words = [0xFFFE, 0x7960];
+        let (res, ()) = tokio::join!(link.write_multiple(0x0405, &words), device);
+        assert_eq!(res.unwrap(), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_write_is_an_exception_value_and_not_retried() {
+        let (io, mut dev) = duplex(256);
+        let mut link = Link::new(io, &args(100, 2));
+        let device = async {
+            let _ = read_request(&mut dev).await;
+            dev.write_all(&frame(vec![1, 0x86, 0x03])).await.unwrap();
+        };
+        let (res, ()) = tokio::join!(link.write_single(0x0200, 5), device);
+        assert_eq!(res.unwrap(), Err(ExceptionCode::IllegalDataValue));
+        let c = link.counters();
+        assert_eq!((c.requests, c.exceptions, c.timeouts), (1, 1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_whose_reply_is_lost_or_wrong_is_retried_then_fails() {
+        let (io, mut dev) = duplex(256);
+        let mut link = Link::new(io, &args(100, 2));
+        let device = async {
+            // 1: no reply (timeout). 2: an echo of another value (bad frame). 3: a good echo.
+            let _ = read_request(&mut dev).await;
+            let _ = read_request(&mut dev).await;
+            dev.write_all(&frame(vec![1, 0x06, 0x02, 0x00, 0x00, 0x06])).await.unwrap();
+            let req = read_request(&mut dev).await;
+            dev.write_all(&req).await.unwrap();
+        };
+        let (res, ()) = tokio::join!(link.write_single(0x0200, 5), device);
+        assert_eq!(res.unwrap(), Ok(()));
+        let c = link.counters();
+        assert_eq!((c.requests, c.timeouts, c.bad_frames, c.replies), (3, 1, 1, 1));
+
+        // Silence on every try: no reply, and the error says so.
+        let (io, mut dev) = duplex(256);
+        let mut link = Link::new(io, &args(100, 1));
+        let device = async {
+            let _ = read_request(&mut dev).await;
+            let _ = read_request(&mut dev).await;
+        };
+        let (res, ()) = tokio::join!(link.write_single(0x0200, 5), device);
+        assert!(matches!(res, Err(LinkError::NoReply { tries: 2, timeout_ms: 100 })), "{res:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_multiple_write_of_no_or_too_many_registers_sends_nothing() {
+        let (io, _dev) = duplex(256);
+        let mut link = Link::new(io, &args(100, 0));
+        for n in [0usize, 124] {
+            let res = link.write_multiple(0x0200, &vec![0; n]).await;
+            let Err(LinkError::BadRequest(why)) = res else { panic!("{res:?}") };
+            assert!(why.contains(&format!("{n} registers")), "{why}");
+        }
+        assert_eq!(link.counters().requests, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,8 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd {
+    pub mod compare;
+    pub mod fit;
     pub mod poll;
     pub mod record;
+    pub mod test_plan;
 }
 pub use hil_rig::{decode, link, recording};
 
@@ -58,6 +61,19 @@ enum Command {
     /// `kind = "profile"` segment
     #[command(after_help = RECORD_EXIT_CODES)]
     Record(cmd::record::Cmd),
+    /// Fit the battery's equivalent circuit (capacity, R0, RC pairs, OCV
+    /// offset) to a recording; write it as a parameter file for the twin
+    #[command(after_help = cmd::fit::EXIT_CODES)]
+    Fit(cmd::fit::Cmd),
+    /// Run the twin in lock-step with a board (live or recorded) and compare
+    /// them quantity by quantity within the datasheet's tolerances
+    #[command(after_help = cmd::compare::EXIT_CODES)]
+    Compare(Box<cmd::compare::Cmd>),
+    /// Run a TOML test plan against a board (waits, reads with limits,
+    /// setting round-trips, comparisons with the twin, calibrations,
+    /// commands); write an acceptance report and junit.xml
+    #[command(after_help = cmd::test_plan::EXIT_CODES)]
+    Test(cmd::test_plan::Cmd),
 }
 
 /// A command that failed, and the exit code that says how.
@@ -67,6 +83,8 @@ pub enum Failure {
     Device(anyhow::Error),
     /// Bad usage, or the port cannot be opened: exit 2.
     Usage(anyhow::Error),
+    /// A failure while running (a vanished port, a twin that failed): exit 3.
+    Runtime(anyhow::Error),
 }
 
 impl Failure {
@@ -74,6 +92,14 @@ impl Failure {
         match self {
             Failure::Device(_) => 1,
             Failure::Usage(_) => 2,
+            Failure::Runtime(_) => 3,
+        }
+    }
+
+    /// The error, whatever the exit code.
+    pub fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Device(e) | Failure::Usage(e) | Failure::Runtime(e) => e,
         }
     }
 }
@@ -84,11 +110,14 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Poll(cmd) => cmd.run().await,
         Command::Record(cmd) => cmd.run().await,
+        Command::Fit(cmd) => cmd.run(),
+        Command::Compare(cmd) => cmd.run().await,
+        Command::Test(cmd) => cmd.run().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            let (Failure::Device(e) | Failure::Usage(e)) = &failure;
+            let (Failure::Device(e) | Failure::Usage(e) | Failure::Runtime(e)) = &failure;
             eprintln!("hil-rig: {e:#}");
             ExitCode::from(failure.exit_code())
         }

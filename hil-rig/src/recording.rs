@@ -1,6 +1,8 @@
 //! Reading a recording written by `hil-rig record` (or any CSV of the same
 //! shape): a header of column names, `time_s` first, then one value per
-//! column; an empty cell is a value that could not be read.
+//! column; an empty cell is a value that could not be read. Its columns and
+//! rows are made by [`record_columns`] and [`format_row`], whatever the
+//! register source (a board on a serial link, or a twin in a test).
 //!
 //! A row written as a `# ` comment is a sample whose current could not be
 //! read: it is kept (its other cells may hold values) and marked
@@ -8,6 +10,10 @@
 //! skipped. Times must increase strictly.
 
 use std::path::{Path, PathBuf};
+
+use firmware_core::map::{REGISTERS, RegDef, RegId};
+
+use crate::decode;
 
 /// The columns `hil-rig record` leads with, after `time_s`.
 pub const CURRENT: &str = "current_A";
@@ -17,6 +23,50 @@ pub const VOLTAGE: &str = "voltage_V";
 pub const TEMPERATURE: &str = "temp_C";
 /// State of charge column (the board's SOC register, %).
 pub const SOC: &str = "soc_pct";
+
+/// The leading columns after `time_s`, in order: the register and its column.
+/// `current_A` is what a `kind = "profile"` segment reads.
+pub const LEADING: [(RegId, &str); 4] =
+    [(RegId::Current, CURRENT), (RegId::BatteryVoltage, VOLTAGE), (RegId::Temperature, TEMPERATURE), (RegId::Soc, SOC)];
+
+/// The header `hil-rig record` writes and the register of each column after
+/// `time_s`: the leading four ([`LEADING`]), then every other readable
+/// register in map order as `name[unit]`. Err names a leading register the
+/// map lacks.
+pub fn record_columns() -> Result<(Vec<String>, Vec<&'static RegDef>), String> {
+    let readable = decode::readable(REGISTERS);
+    let mut header = vec!["time_s".to_string()];
+    let mut regs = Vec::with_capacity(readable.len());
+    for (id, column) in LEADING {
+        let reg = readable
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| format!("the register map has no readable {id:?} register for {column}"))?;
+        header.push(column.to_string());
+        regs.push(*reg);
+    }
+    for reg in readable {
+        if !LEADING.iter().any(|(id, _)| *id == reg.id) {
+            header.push(decode::column_name(reg));
+            regs.push(reg);
+        }
+    }
+    Ok((header, regs))
+}
+
+/// One row as `hil-rig record` writes it: the time with ms resolution, then
+/// the physical value of each register of `regs` from its raw value in
+/// `raws` (`None`, not read: an empty cell).
+pub fn format_row(t_s: f64, regs: &[&RegDef], raws: &[Option<i64>]) -> String {
+    let mut line = format!("{t_s:.3}");
+    for (reg, raw) in regs.iter().zip(raws) {
+        line.push(',');
+        if let Some(raw) = raw {
+            line.push_str(&decode::format_value(reg, *raw));
+        }
+    }
+    line
+}
 
 /// Why a recording cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +282,20 @@ time_s,current_A,voltage_V,temp_C,soc_pct,status
             assert!(e.contains(want), "{text:?}: {e}");
             assert!(e.starts_with("r.csv:"), "{e}");
         }
+    }
+
+    #[test]
+    fn rows_are_written_as_record_writes_them_and_read_back() {
+        let (header, regs) = record_columns().unwrap();
+        let mut raws = vec![None; regs.len()];
+        raws[0] = Some(-1234); // current_ma
+        raws[1] = Some(13_284); // battery_voltage_mv
+        raws[3] = Some(5_000); // soc_centipct
+        let row = format_row(1.0004, &regs, &raws);
+        assert!(row.starts_with("1.000,-1.234,13.284,,50.00,"), "{row}");
+        let r = Recording::parse(&format!("{}\n{row}\n", header.join(",")), Path::new("r.csv")).unwrap();
+        assert_eq!(r.rows[0].values[..4], [Some(-1.234), Some(13.284), None, Some(50.0)]);
+        assert_eq!(r.columns.len(), regs.len());
     }
 
     #[test]

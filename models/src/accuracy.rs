@@ -371,8 +371,10 @@ pub fn run<R: Readout>(config: &AccuracyConfig, readout: &R) -> AccuracyReport {
     }
 }
 
-/// The line's measurements of one board at the calibration temperature.
-fn line_measurement<G: Rng + ?Sized>(
+/// The line's measurements of one board at the calibration temperature
+/// (its deviations drawn from `rng`); also what `sim`'s engine calibrates a
+/// factory-fresh board with.
+pub fn line_measurement<G: Rng + ?Sized>(
     config: &AccuracyConfig,
     chain: &MeasurementChain,
     rng: &mut G,

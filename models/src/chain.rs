@@ -99,6 +99,19 @@ fn gaussian<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     StandardNormal.sample(rng)
 }
 
+/// `x.round()` (half away from zero) as an integer, for |x| < 2^63; NaN
+/// gives 0. `f64::round` is a libm call on the baseline x86-64 target (no
+/// SSE4.1 `roundsd`); this is one truncating conversion and two compares,
+/// and gives the same integer.
+#[inline]
+fn round_half_away(x: f64) -> i64 {
+    // Truncates toward zero (NaN → 0); the fraction is exact, since both
+    // are within one binade of `x` or `x` is an integer already.
+    let t = x as i64;
+    let frac = x - t as f64;
+    t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5)
+}
+
 // ---------------------------------------------------------------- shunt
 
 /// Shunt resistance tolerance limit, ±0.02 % (precision manganin-class shunt).
@@ -387,8 +400,9 @@ pub struct Adc {
     vref_drift_per_k: f64,
     offset_v: f64,
     offset_drift_v_per_k: f64,
-    /// INL peak in codes (signed).
-    inl_codes: f64,
+    /// INL shape factor: peak in codes / full scale × 3√3/2, so that the
+    /// code is `(x + inl_k·(x³ − x))·full_scale`.
+    inl_k: f64,
     ref_temp_c: f64,
 }
 
@@ -416,7 +430,7 @@ impl Adc {
             vref_drift_per_k,
             offset_v,
             offset_drift_v_per_k,
-            inl_codes,
+            inl_k: inl_codes / full_scale * INL_SHAPE_SCALE,
             ref_temp_c: params.ref_temp_c,
         }
     }
@@ -427,10 +441,28 @@ impl Adc {
     pub fn transfer(&self, v_in: f64, temp_c: f64) -> f64 {
         let dt = temp_c - self.ref_temp_c;
         let v = v_in + self.offset_v + self.offset_drift_v_per_k * dt;
+        self.code_of(v / (self.vref_v * (1.0 + self.vref_drift_per_k * dt)))
+    }
+
+    /// Noise-free code (unrounded, unsaturated) of an input of `x` times
+    /// the reference: `(x + INL·(3√3/2)·(x³ − x))·2^(bits−1)`.
+    #[inline]
+    pub fn code_of(&self, x: f64) -> f64 {
         // Beyond ±2·Vref the input saturates anyway; the clamp keeps the
         // cubic INL term finite for infinite inputs.
-        let x = (v / (self.vref_v * (1.0 + self.vref_drift_per_k * dt))).clamp(-2.0, 2.0);
-        (x + self.inl_codes / self.full_scale * INL_SHAPE_SCALE * (x * x * x - x)) * self.full_scale
+        let x = x.clamp(-2.0, 2.0);
+        (x + self.inl_k * (x * x * x - x)) * self.full_scale
+    }
+
+    /// The input side of [`Self::transfer`] at `temp_c` as a line:
+    /// `x = v_in·per_v + offset` is the input in units of the reference
+    /// (offset, its drift and the reference's drift applied), and
+    /// [`Self::code_of`]`(x)` the code.
+    #[inline]
+    fn input_line_at(&self, temp_c: f64) -> Line {
+        let dt = temp_c - self.ref_temp_c;
+        let per_v = 1.0 / (self.vref_v * (1.0 + self.vref_drift_per_k * dt));
+        Line { per_unit: per_v, offset: (self.offset_v + self.offset_drift_v_per_k * dt) * per_v }
     }
 
     /// Noise-free code of a ratiometric input (the reference cancels; the
@@ -438,8 +470,7 @@ impl Adc {
     #[inline]
     pub fn transfer_ratio(&self, ratio: f64, temp_c: f64) -> f64 {
         let dt = temp_c - self.ref_temp_c;
-        let x = (ratio + (self.offset_v + self.offset_drift_v_per_k * dt) / self.vref_v).clamp(-2.0, 2.0);
-        (x + self.inl_codes / self.full_scale * INL_SHAPE_SCALE * (x * x * x - x)) * self.full_scale
+        self.code_of(ratio + (self.offset_v + self.offset_drift_v_per_k * dt) / self.vref_v)
     }
 
     /// Converts `v_in` at `temp_c` with one noise draw from `rng`.
@@ -472,8 +503,9 @@ impl Adc {
     /// code range.
     #[inline]
     pub fn quantize(&self, code: f64) -> i32 {
-        // `as` maps NaN to 0; the clamp keeps the result in range.
-        code.round().clamp(self.code_min, self.code_max) as i32
+        // The code range has integer ends, so clamping before rounding is
+        // the same as after; `as` maps NaN to 0.
+        round_half_away(code.clamp(self.code_min, self.code_max)) as i32
     }
 
     /// Converts input voltage `v_in` at the reference temperature, with
@@ -792,6 +824,136 @@ impl CurrentSample {
     }
 }
 
+/// The temperatures of the chain's parts, held between steps of the
+/// thermal model ([`MeasurementChain::set_temperatures`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChainTemperatures {
+    /// Temperature of the shunt's resistive element (°C).
+    pub shunt_temp_c: f64,
+    /// Temperature of the amplifier, ADC, reference and divider: the board (°C).
+    pub board_temp_c: f64,
+    /// Temperature difference between the shunt's two terminals (K).
+    pub shunt_delta_t_k: f64,
+}
+
+impl ChainTemperatures {
+    /// Everything at one temperature, no gradient.
+    pub fn isothermal(temp_c: f64) -> Self {
+        Self { shunt_temp_c: temp_c, board_temp_c: temp_c, shunt_delta_t_k: 0.0 }
+    }
+}
+
+/// The conversions of the current and voltage channels summed since the
+/// last [`MeasurementChain::take_block`]: what the board's ADC interrupt
+/// hands its firmware (`firmware_core::Board::sample_sums`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockSums {
+    /// Conversions of each channel in the block.
+    pub conversions: u32,
+    /// Σ current-channel codes.
+    pub current_code_sum: i64,
+    /// Σ voltage-channel codes.
+    pub voltage_code_sum: i64,
+}
+
+/// Below this noise per conversion (codes rms) rounding a code is not
+/// dithered (the fraction of `code + noise` is no longer uniform: its
+/// first Fourier coefficient is `exp(−2π²σ²)`, 3·10⁻⁹ at 1 code), so a
+/// block's codes are rounded one by one.
+pub const POOLED_NOISE_MIN_RMS_CODES: f64 = 1.0;
+
+/// A conversion whose noise-free code lies within this many noise σ (and
+/// one code) of an end of the code range is quantized on its own:
+/// saturation is not linear, and pooling assumes no code clips.
+pub const POOLED_SATURATION_GUARD_SIGMA: f64 = 8.0;
+
+/// A channel's transfer up to the ADC's INL, at held temperatures: the ADC
+/// input in units of the reference is `per_unit·input + offset`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Line {
+    per_unit: f64,
+    offset: f64,
+}
+
+impl Line {
+    #[inline]
+    fn at(&self, input: f64) -> f64 {
+        self.per_unit * input + self.offset
+    }
+}
+
+/// One channel's conversions since the last block was taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct ChannelBlock {
+    /// Σ noise-free codes of the conversions whose noise is drawn for the
+    /// block at once.
+    pooled_code: f64,
+    /// How many conversions are quantized one by one (the rest are pooled).
+    singles: u32,
+    /// Σ codes of the conversions quantized one by one.
+    single_code_sum: i64,
+    /// The pooled noise (codes rms) of the last pooled count: blocks are
+    /// mostly of one length, so the square root is taken once.
+    pooled_rms: (u32, f64),
+}
+
+impl ChannelBlock {
+    /// Adds one conversion of noise-free code `code`: pooled if it is
+    /// within `pool_limit_codes` of zero, else quantized now with its own
+    /// noise draw.
+    #[inline]
+    fn add(&mut self, code: f64, pool_limit_codes: f64, noise_rms_codes: f64, adc: &Adc, rng: &mut ModelRng) {
+        if code.abs() <= pool_limit_codes {
+            self.pooled_code += code;
+        } else {
+            self.add_single(code, noise_rms_codes, adc, rng);
+        }
+    }
+
+    /// Quantizes one conversion with its own noise draw (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn add_single(&mut self, code: f64, noise_rms_codes: f64, adc: &Adc, rng: &mut ModelRng) {
+        self.singles = self.singles.saturating_add(1);
+        self.single_code_sum += i64::from(adc.quantize(code + noise_rms_codes * gaussian(rng)));
+    }
+
+    /// The code sum of a block of `conversions`: the pooled conversions'
+    /// noise in one draw.
+    ///
+    /// `n` conversions, each `round(c_i + σ·z_i)`, sum to a variable of
+    /// mean `Σc_i` and variance `n·(σ² + 1/12)`: the noises add their
+    /// variances, and rounding a dithered value adds 1/12 LSB² of
+    /// independent error (Sheppard's correction; see
+    /// [`POOLED_NOISE_MIN_RMS_CODES`]). One Gaussian of variance
+    /// `n·σ² + (n − 1)/12`, rounded once (the last 1/12), has the same mean
+    /// and variance; for `n = 1` it is the single conversion's draw.
+    /// `noise_rms_codes` is the channel's σ, fixed for the chain's life.
+    fn take(&mut self, conversions: u32, noise_rms_codes: f64, rng: &mut ModelRng) -> i64 {
+        let mut sum = self.single_code_sum;
+        let pooled = conversions.saturating_sub(self.singles);
+        if pooled > 0 {
+            if pooled != self.pooled_rms.0 {
+                let n = f64::from(pooled);
+                self.pooled_rms = (pooled, (n * noise_rms_codes * noise_rms_codes + (n - 1.0) / 12.0).sqrt());
+            }
+            sum += round_half_away(self.pooled_code + self.pooled_rms.1 * gaussian(rng));
+        }
+        *self = ChannelBlock { pooled_rms: self.pooled_rms, ..ChannelBlock::default() };
+        sum
+    }
+}
+
+/// Codes beyond ± this are quantized one by one: within the guard of the
+/// code range, or always (−1) when the noise is too small to dither.
+fn pool_limit_codes(adc: &Adc, noise_rms_codes: f64) -> f64 {
+    if noise_rms_codes >= POOLED_NOISE_MIN_RMS_CODES {
+        adc.code_max - POOLED_SATURATION_GUARD_SIGMA * noise_rms_codes - 1.0
+    } else {
+        -1.0
+    }
+}
+
 /// One built board's measurement chain, with its noise streams.
 #[derive(Clone, Debug)]
 pub struct MeasurementChain {
@@ -809,6 +971,20 @@ pub struct MeasurementChain {
     current_noise_codes: f64,
     /// Deliberate defects.
     injected: InjectedErrors,
+    /// The current and voltage transfers at the held temperatures.
+    current_line: Line,
+    voltage_line: Line,
+    /// Noise-free codes beyond ± these are quantized one by one.
+    current_pool_limit_codes: f64,
+    voltage_pool_limit_codes: f64,
+    /// The last (current, voltage) converted and their noise-free codes: a
+    /// constant input needs no new transfer (NaN: none yet).
+    last_input: (f64, f64),
+    last_codes: (f64, f64),
+    /// The block of conversions since the last [`Self::take_block`].
+    block_conversions: u32,
+    current_block: ChannelBlock,
+    voltage_block: ChannelBlock,
 }
 
 impl MeasurementChain {
@@ -828,9 +1004,97 @@ impl MeasurementChain {
             noise_board_temperature: streams.stream(streams::NOISE_BOARD_TEMPERATURE),
             current_noise_codes: 0.0,
             injected: params.injected,
+            current_line: Line::default(),
+            voltage_line: Line::default(),
+            current_pool_limit_codes: -1.0,
+            voltage_pool_limit_codes: -1.0,
+            last_input: (f64::NAN, f64::NAN),
+            last_codes: (0.0, 0.0),
+            block_conversions: 0,
+            current_block: ChannelBlock::default(),
+            voltage_block: ChannelBlock::default(),
         };
         chain.current_noise_codes = chain.current_noise_rms_codes();
+        chain.current_pool_limit_codes = pool_limit_codes(&chain.adc, chain.current_noise_codes);
+        chain.voltage_pool_limit_codes = pool_limit_codes(&chain.adc, chain.adc.noise_rms_lsb);
+        chain.set_temperatures(&ChainTemperatures::isothermal(REF_TEMP_C));
         chain
+    }
+
+    /// Holds the parts at `t` for [`Self::add_conversion`]: the current and
+    /// voltage transfers become lines (`per_unit·input + offset`, then the
+    /// ADC's INL), so a conversion is a multiply-add and the cubic. Call it
+    /// whenever the temperatures change (the thermal model's step); until
+    /// the first call the chain sits at 25 °C.
+    pub fn set_temperatures(&mut self, t: &ChainTemperatures) {
+        let adc = self.adc.input_line_at(t.board_temp_c);
+        // Current: x = (G·(I·R + I_inj·R + EMF + offset) + ADC offset) / Vref.
+        let gain = self.amplifier.gain_at(t.board_temp_c);
+        let r_ohm = self.shunt.resistance_ohm(t.shunt_temp_c);
+        let fixed_v = self.injected.current_offset_a() * r_ohm
+            + self.shunt.thermal_emf_v(t.shunt_delta_t_k)
+            + self.amplifier.input_offset_v(t.board_temp_c);
+        self.current_line =
+            Line { per_unit: gain * r_ohm * adc.per_unit, offset: gain * fixed_v * adc.per_unit + adc.offset };
+        // Voltage: x = (V·(1 + injected gain error) / ratio + ADC offset) / Vref.
+        let per_v = (1.0 + self.injected.voltage_gain_error_pct / 100.0) / self.divider.ratio(t.board_temp_c);
+        self.voltage_line = Line { per_unit: per_v * adc.per_unit, offset: adc.offset };
+        self.last_input = (f64::NAN, f64::NAN);
+    }
+
+    /// Noise-free codes (unrounded, unsaturated) of the current and voltage
+    /// channels at the held temperatures.
+    #[inline]
+    fn held_codes(&self, current_a: f64, pack_voltage_v: f64) -> (f64, f64) {
+        (self.adc.code_of(self.current_line.at(current_a)), self.adc.code_of(self.voltage_line.at(pack_voltage_v)))
+    }
+
+    /// One conversion of the current and the voltage channel at the held
+    /// temperatures ([`Self::set_temperatures`]), added to the block that
+    /// [`Self::take_block`] returns.
+    ///
+    /// The firmware sees only a block's sums, so the noise of the
+    /// conversions is drawn at the end of the block, in one Gaussian per
+    /// channel with the variance of the per-conversion noise and rounding
+    /// summed ([`ChannelBlock::take`]): same mean and variance of every
+    /// sum as [`Self::current_code_at`] and [`Self::voltage_code`] per
+    /// conversion, one draw per block instead of one per conversion.
+    /// Conversions near the ends of the code range (saturation), and
+    /// channels whose noise is below [`POOLED_NOISE_MIN_RMS_CODES`], are
+    /// quantized one by one with their own draw, exactly as those methods do.
+    #[inline(always)]
+    pub fn add_conversion(&mut self, current_a: f64, pack_voltage_v: f64) {
+        if (current_a, pack_voltage_v) != self.last_input {
+            self.last_input = (current_a, pack_voltage_v);
+            self.last_codes = self.held_codes(current_a, pack_voltage_v);
+        }
+        let (current_code, voltage_code) = self.last_codes;
+        self.block_conversions = self.block_conversions.saturating_add(1);
+        self.current_block.add(
+            current_code,
+            self.current_pool_limit_codes,
+            self.current_noise_codes,
+            &self.adc,
+            &mut self.noise_current,
+        );
+        self.voltage_block.add(
+            voltage_code,
+            self.voltage_pool_limit_codes,
+            self.adc.noise_rms_lsb,
+            &self.adc,
+            &mut self.noise_voltage,
+        );
+    }
+
+    /// The sums of the conversions since the last call (draws the block's
+    /// noise); the next block starts empty.
+    pub fn take_block(&mut self) -> BlockSums {
+        let n = core::mem::take(&mut self.block_conversions);
+        BlockSums {
+            conversions: n,
+            current_code_sum: self.current_block.take(n, self.current_noise_codes, &mut self.noise_current),
+            voltage_code_sum: self.voltage_block.take(n, self.adc.noise_rms_lsb, &mut self.noise_voltage),
+        }
     }
 
     /// One sample of the current channel: `current_a` (> 0 charge) with the
@@ -1223,6 +1487,173 @@ mod tests {
         let rel = hot / ref_ - 1.0;
         // within ±(2 + 1) ppm/K × 35 K
         assert!(rel.abs() <= 3e-6 * 35.0 + 1e-12 && rel != 0.0, "{rel}");
+    }
+
+    #[test]
+    fn held_temperatures_give_the_full_transfer() {
+        let p = ChainParams {
+            injected: InjectedErrors {
+                current_offset_pct_fs: 0.03,
+                voltage_gain_error_pct: -0.2,
+                temperature_offset_k: 0.0,
+            },
+            ..ChainParams::default()
+        };
+        let mut c = chain(&p, Variant::V24, 31);
+        for (shunt_temp_c, board_temp_c, shunt_delta_t_k) in [(25.0, 25.0, 0.0), (48.0, 41.0, 3.5), (-12.0, -9.0, -1.0)]
+        {
+            c.set_temperatures(&ChainTemperatures { shunt_temp_c, board_temp_c, shunt_delta_t_k });
+            for current_a in [-600.0, -250.0, -3.3, 0.0, 0.001, 77.7, 250.0, 600.0] {
+                let voltage_v = 26.0 + 0.01 * current_a;
+                let (held_i, held_v) = c.held_codes(current_a, voltage_v);
+                let s = CurrentSample { current_a, shunt_temp_c, board_temp_c, shunt_delta_t_k };
+                let full_i = c.current_code_noiseless_at(&s);
+                assert!((held_i - full_i).abs() < 1e-6, "{current_a} A at {board_temp_c} °C: {held_i} vs {full_i}");
+                let full_v = c.voltage_code_noiseless(voltage_v * (1.0 - 0.2 / 100.0), board_temp_c);
+                assert!((held_v - full_v).abs() < 1e-6, "{voltage_v} V at {board_temp_c} °C: {held_v} vs {full_v}");
+            }
+        }
+    }
+
+    /// Sums of `blocks` blocks of one conversion per entry of `currents_a`
+    /// and `voltages_v`: per conversion (as the board's ADC interrupt adds
+    /// them) or pooled ([`MeasurementChain::add_conversion`]).
+    fn block_sums(
+        c: &mut MeasurementChain,
+        t: &ChainTemperatures,
+        currents_a: &[f64],
+        voltages_v: &[f64],
+        blocks: usize,
+        pooled: bool,
+    ) -> (Vec<f64>, Vec<f64>) {
+        c.set_temperatures(t);
+        (0..blocks)
+            .map(|_| {
+                if pooled {
+                    for (&i, &v) in currents_a.iter().zip(voltages_v) {
+                        c.add_conversion(i, v);
+                    }
+                    let b = c.take_block();
+                    assert_eq!(b.conversions as usize, currents_a.len());
+                    (b.current_code_sum as f64, b.voltage_code_sum as f64)
+                } else {
+                    currents_a.iter().zip(voltages_v).fold((0.0, 0.0), |(si, sv), (&i, &v)| {
+                        let s = CurrentSample {
+                            current_a: i,
+                            shunt_temp_c: t.shunt_temp_c,
+                            board_temp_c: t.board_temp_c,
+                            shunt_delta_t_k: t.shunt_delta_t_k,
+                        };
+                        (si + f64::from(c.current_code_at(&s)), sv + f64::from(c.voltage_code(v, t.board_temp_c)))
+                    })
+                }
+            })
+            .unzip()
+    }
+
+    fn mean_and_variance(xs: &[f64]) -> (f64, f64) {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        (mean, xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0))
+    }
+
+    #[test]
+    fn pooled_block_noise_leaves_the_sums_mean_and_variance_as_per_conversion() {
+        // The firmware sees only the 10 ms sums of the codes. Per conversion,
+        // a sum of n codes round(c_k + σ·z_k) has mean Σc_k and variance
+        // n·(σ² + 1/12); pooled, the same, from one draw per block.
+        let t = ChainTemperatures { shunt_temp_c: 31.0, board_temp_c: 29.0, shunt_delta_t_k: 1.5 };
+        // A ramp inside the block: every conversion different.
+        let currents_a: Vec<f64> = (0..10).map(|k| -40.0 + 3.7 * f64::from(k)).collect();
+        let voltages_v: Vec<f64> = (0..10).map(|k| 13.1 - 0.002 * f64::from(k)).collect();
+        let blocks = 20_000;
+        let unit = |seed| chain(&ChainParams::default(), Variant::V12, seed);
+        let c = unit(5);
+        let n = currents_a.len() as f64;
+        let expected_i: f64 = currents_a
+            .iter()
+            .map(|&i| {
+                c.current_code_noiseless_at(&CurrentSample {
+                    current_a: i,
+                    shunt_temp_c: t.shunt_temp_c,
+                    board_temp_c: t.board_temp_c,
+                    shunt_delta_t_k: t.shunt_delta_t_k,
+                })
+            })
+            .sum();
+        let expected_v: f64 = voltages_v.iter().map(|&v| c.voltage_code_noiseless(v, t.board_temp_c)).sum();
+        let sigma_i = c.current_noise_rms_codes();
+        let sigma_v = c.adc().noise_rms_lsb();
+        assert!(sigma_i > 40.0 && sigma_v >= POOLED_NOISE_MIN_RMS_CODES);
+        let var_i = n * (sigma_i * sigma_i + 1.0 / 12.0);
+        let var_v = n * (sigma_v * sigma_v + 1.0 / 12.0);
+        // 5 standard errors of the mean and of the variance (≈ 1 % at 20 000 blocks).
+        let var_tolerance = 5.0 * (2.0 / blocks as f64).sqrt();
+        let mut found = Vec::new();
+        for pooled in [false, true] {
+            let (sums_i, sums_v) = block_sums(&mut unit(5), &t, &currents_a, &voltages_v, blocks, pooled);
+            for (sums, mean, var, what) in
+                [(&sums_i, expected_i, var_i, "current"), (&sums_v, expected_v, var_v, "voltage")]
+            {
+                let (m, v) = mean_and_variance(sums);
+                let mean_tolerance = 5.0 * (var / blocks as f64).sqrt();
+                assert!((m - mean).abs() < mean_tolerance, "{what}, pooled {pooled}: mean {m} vs {mean}");
+                assert!((v / var - 1.0).abs() < var_tolerance, "{what}, pooled {pooled}: variance {v} vs {var}");
+                found.push((m, v));
+            }
+        }
+        // And the two ways agree with each other.
+        for k in 0..2 {
+            let ((m0, v0), (m1, v1)) = (found[k], found[k + 2]);
+            assert!((m0 - m1).abs() < 7.0 * (v0 / blocks as f64).sqrt() && (v1 / v0 - 1.0).abs() < 1.5 * var_tolerance);
+        }
+    }
+
+    #[test]
+    fn blocks_quantize_each_conversion_without_noise_and_near_saturation() {
+        // No noise to dither the rounding: every code is rounded on its own,
+        // exactly as per conversion.
+        let (mut pooled, mut single) =
+            (chain(&ChainParams::ideal(), Variant::V12, 1), chain(&ChainParams::ideal(), Variant::V12, 1));
+        pooled.set_temperatures(&ChainTemperatures::isothermal(25.0));
+        for (i, v) in [(1.23, 13.001), (-0.7771, 12.9), (249.9994, 14.6)] {
+            let mut expected = (0, 0);
+            for _ in 0..10 {
+                pooled.add_conversion(i, v);
+                expected.0 += i64::from(single.current_code(i, 25.0));
+                expected.1 += i64::from(single.voltage_code(v, 25.0));
+            }
+            let b = pooled.take_block();
+            assert_eq!((b.current_code_sum, b.voltage_code_sum), expected, "{i} A, {v} V");
+        }
+        // Beyond the guard at the ends of the range every conversion draws
+        // its own noise and saturates on its own: the per-conversion codes.
+        let (mut pooled, mut single) =
+            (chain(&ChainParams::default(), Variant::V12, 2), chain(&ChainParams::default(), Variant::V12, 2));
+        pooled.set_temperatures(&ChainTemperatures::isothermal(25.0));
+        for i in [520.0, -515.0, 1300.0, -1300.0, f64::NAN, f64::INFINITY] {
+            let mut expected = 0;
+            for _ in 0..10 {
+                pooled.add_conversion(i, 13.0);
+                expected += i64::from(single.current_code(i, 25.0));
+            }
+            assert_eq!(pooled.take_block().current_code_sum, expected, "{i} A");
+        }
+        assert_eq!(pooled.take_block(), BlockSums::default(), "an empty block");
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero_like_f64_round() {
+        for x in
+            [0.0, 0.49999999999999994, 0.5, -0.5, 1.5, -1.5, 2.5, -2.4, 8_388_606.5, -8_388_607.5, 1e15 + 0.5, 4.5e15]
+        {
+            assert_eq!(round_half_away(x), x.round() as i64, "{x}");
+        }
+        assert_eq!(round_half_away(f64::NAN), 0);
+        let adc = chain(&ChainParams::default(), Variant::V12, 3).adc;
+        assert_eq!(adc.quantize(1e12), ADC_CODE_MAX);
+        assert_eq!(adc.quantize(-8_388_608.7), ADC_CODE_MIN);
+        assert_eq!(adc.quantize(f64::NEG_INFINITY), ADC_CODE_MIN);
     }
 
     #[test]

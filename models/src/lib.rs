@@ -33,6 +33,7 @@ pub mod chain;
 mod decay;
 pub mod ecm;
 pub mod error;
+pub mod fit;
 pub mod loads;
 pub mod ocv;
 pub mod pack;
@@ -41,6 +42,7 @@ pub mod rng;
 pub mod switch;
 pub mod table;
 pub mod thermal;
+pub mod tracking;
 pub mod transient;
 pub mod variant;
 

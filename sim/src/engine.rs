@@ -4,12 +4,23 @@
 //! One tick is one ADC conversion period:
 //! stimulus → pack and thermal models → measurement chain (codes) →
 //! `Board::poll` → outputs gate the next tick's stimulus.
+//!
+//! Rates at `adc_rate_hz` (1 kSPS by default): the current and voltage
+//! channels convert every tick and the chain sums their codes into the
+//! firmware's block (its noise drawn once per block, see
+//! `MeasurementChain::add_conversion`), handed over when the board polls
+//! ([`firmware_core::board::POLL_PERIOD`], 10 ms, or at once on a digital
+//! input); the pack steps every [`PACK_DECIMATION`] ticks on the span's mean
+//! current; the thermal network every [`THERMAL_DECIMATION`] ticks, and the
+//! chain's transfers are re-linearised at its new temperatures then; the NTC
+//! channel converts every [`TEMPERATURE_DECIMATION`] ticks.
 
+use firmware_core::board::CodeSums;
 use firmware_core::map::{self, faults};
 use firmware_core::modbus::rtu::RtuConfig;
 use firmware_core::nvm::{self, RamNvm, SettingsStore};
-use firmware_core::{Board, Inputs, Instant, Outputs};
-use models::chain::CurrentSample;
+use firmware_core::{Board, Inputs, Instant, Outputs, Settings};
+use models::chain::ChainTemperatures;
 use models::chain::MeasurementChain;
 use models::loads::{AuxHeater, Charger, ChargerParams, Gate, Load, SelfConsumption, Thevenin};
 use models::pack::Pack;
@@ -28,6 +39,10 @@ const PACK_TEMPERATURE_STEP_K: f64 = 0.05;
 
 /// The temperature channel is converted every this many ticks (NTCs are slow).
 pub const TEMPERATURE_DECIMATION: u32 = 100;
+
+/// The thermal network steps every this many ticks (100 ms at 1 kSPS) with
+/// the heat of the span; its fastest time constant (the shunt's) is 10 s.
+pub const THERMAL_DECIMATION: u64 = 100;
 
 /// The firmware's variant for a model variant.
 pub fn board_variant(v: Variant) -> firmware_core::Variant {
@@ -51,6 +66,8 @@ pub enum EngineError {
     Ecm(models::error::ParamError),
     #[error("transient event: {0}")]
     Transient(models::error::ParamError),
+    #[error("transient event at t = {t_s:.6} s: the previous one is still running")]
+    TransientBusy { t_s: f64 },
     #[error("non-finite model state at t = {t_s:.6} s: {what}")]
     NonFinite { t_s: f64, what: &'static str },
 }
@@ -69,6 +86,12 @@ pub struct Truth {
 pub struct Engine {
     t_ns: u64,
     step_ns: u64,
+    /// `step_ns` in seconds.
+    dt_s: f64,
+    /// Ticks until the next pack step, thermal step and NTC conversion (countdowns: no division per tick).
+    until_pack: u64,
+    until_thermal: u64,
+    until_ntc: u32,
     ambient_c: f64,
     /// `[t_s, temp_c]` points; empty: constant `ambient_c`.
     ambient_profile: Vec<(f64, f64)>,
@@ -86,11 +109,24 @@ pub struct Engine {
     pack_r_ohm: f64,
     /// The temperature the pack's tables were last sliced at.
     pack_temp_c: f64,
+    /// The true SOC after the pack's last step.
+    pack_soc: f64,
+    /// The board's own supply current (A) at the voltage `own_at_v`.
+    own_a: f64,
+    own_at_v: f64,
+    /// The thermal nodes' temperatures, held between thermal steps: the cells (°C) and the chain's parts.
+    cells_c: f64,
+    chain_temps: ChainTemperatures,
+    /// Σ I²·dt since the last thermal step (A²·s): through the shunt, and through the switch while it is on.
+    shunt_i2_as: f64,
+    switch_on_i2_as: f64,
     /// Wiring, switch, comparator and arrester for transient events.
     transient: models::transient::TransientParams,
     /// The hardware short-circuit comparator has latched the switch open.
     sc_latched: bool,
-    /// The last transient event's outcome.
+    /// The transient event in progress, stepped at µs resolution tick by tick.
+    event: Option<Box<ActiveEvent>>,
+    /// The last finished transient event's outcome.
     last_transient: Option<models::transient::Outcome>,
     switch: Switch,
     chain: MeasurementChain,
@@ -102,6 +138,18 @@ pub struct Engine {
     /// The board's settings EEPROM.
     nvm: RamNvm<{ nvm::STORE_LEN }>,
     store: SettingsStore,
+}
+
+/// A transient event in progress inside the engine's ticks.
+#[derive(Debug)]
+struct ActiveEvent {
+    run: models::transient::EventRun,
+    /// Circuit time at the end of the last tick (s; the event started at 0).
+    t_s: f64,
+    /// The circuit's totals then.
+    totals: models::transient::Totals,
+    /// The comparator's trip has been passed to the latch.
+    latched: bool,
 }
 
 /// The contents of the board's settings EEPROM.
@@ -116,7 +164,9 @@ impl Engine {
 
     /// As [`Self::new`], with the board's settings EEPROM holding `image`
     /// (e.g. kept from an earlier session): the board boots with the settings
-    /// stored there, or its defaults if no valid record is found.
+    /// stored there, or, without a valid record (a factory-fresh EEPROM), as
+    /// it leaves the production line: the defaults with its measurement chain
+    /// calibrated (`production_calibrated`).
     pub fn with_nvm(scenario: &Scenario, image: Option<NvmImage>) -> Result<Engine, EngineError> {
         let streams = SeedStreams::new(scenario.seed);
         let mut pack_rng = streams.stream("pack");
@@ -137,12 +187,20 @@ impl Engine {
         let serial = (scenario.seed as u32) ^ 0x5A20_9000;
         let mut nvm = image.map_or_else(RamNvm::new, RamNvm::from_bytes);
         let store = SettingsStore::new(bv);
-        // RamNvm cannot fail to read; a store that does falls back to defaults, as the board would.
-        let settings = store.load(&mut nvm).map_or(firmware_core::Settings::defaults(bv), |l| l.settings);
+        // RamNvm cannot fail to read. Without a valid record (a factory-fresh EEPROM) the board is
+        // as it leaves the production line: the defaults, calibrated.
+        let settings = match store.load(&mut nvm) {
+            Ok(loaded) if matches!(loaded.source, nvm::Source::Slot { .. }) => loaded.settings,
+            _ => production_calibrated(scenario, &streams, bv),
+        };
         let board = Board::new(bv, settings, serial, rtu).map_err(EngineError::Settings)?;
         let mut engine = Engine {
             t_ns: 0,
             step_ns: 1_000_000_000 / u64::from(scenario.adc_rate_hz),
+            dt_s: (1_000_000_000 / u64::from(scenario.adc_rate_hz)) as f64 * 1e-9,
+            until_pack: PACK_DECIMATION,
+            until_thermal: THERMAL_DECIMATION,
+            until_ntc: TEMPERATURE_DECIMATION,
             ambient_c: scenario.ambient_profile.first().map_or(scenario.ambient_c, |p| p.1),
             ambient_profile: scenario.ambient_profile.clone(),
             variant: scenario.variant,
@@ -156,8 +214,16 @@ impl Engine {
             pack_emf_v: 0.0,
             pack_r_ohm: 0.0,
             pack_temp_c: start_c,
+            pack_soc: 0.0,
+            own_a: 0.0,
+            own_at_v: f64::NAN,
+            cells_c: start_c,
+            chain_temps: ChainTemperatures::isothermal(start_c),
+            shunt_i2_as: 0.0,
+            switch_on_i2_as: 0.0,
             transient: scenario.transient,
             sc_latched: false,
+            event: None,
             last_transient: None,
             switch,
             chain,
@@ -172,7 +238,14 @@ impl Engine {
         // The board boots on the battery at rest: one conversion, then the set-up writes.
         engine.pack_emf_v = engine.pack.terminal_voltage_v(0.0);
         engine.pack_r_ohm = engine.pack.r0_total_ohm();
-        engine.sample(0.0, 0);
+        engine.pack_soc = engine.pack.soc();
+        engine.hold_temperatures();
+        engine.sample(0.0, true);
+        // A block of one conversion is that conversion's codes.
+        let first = engine.chain.take_block();
+        let code = |sum: i64| sum.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        engine.inputs.current_code = code(first.current_code_sum);
+        engine.inputs.voltage_code = code(first.voltage_code_sum);
         engine.outputs = engine.board.poll(Instant::ZERO, &engine.inputs);
         for (name, &value) in &scenario.firmware.registers {
             engine.write_register_by_name(name, value)?;
@@ -212,23 +285,36 @@ impl Engine {
         Ok(())
     }
 
-    /// Converts the channels for the true state after this tick.
-    fn sample(&mut self, current_a: f64, tick: u64) {
+    /// Holds the thermal network's temperatures until its next step: for the
+    /// truth, and for the chain, whose transfers become lines at them.
+    fn hold_temperatures(&mut self) {
         let net = &self.thermal;
-        let temp_c = net.cells_c();
-        // Between pack steps the terminal voltage is the held EMF plus I·R0 (the R0 response is instantaneous).
-        let voltage_v = self.pack_emf_v + current_a * self.pack_r_ohm;
-        self.truth = Truth { current_a, voltage_v, soc: self.pack.soc(), temp_c };
-        self.inputs.current_code = self.chain.current_code_at(&CurrentSample {
-            current_a,
+        self.cells_c = net.cells_c();
+        self.chain_temps = ChainTemperatures {
             shunt_temp_c: net.shunt_c(),
             board_temp_c: net.board_c(),
             shunt_delta_t_k: net.shunt_terminal_delta_k(),
-        });
-        self.inputs.voltage_code = self.chain.voltage_code(voltage_v, net.board_c());
-        if tick % u64::from(TEMPERATURE_DECIMATION) == 0 {
-            self.inputs.temperature_code = self.chain.temperature_code(temp_c);
+        };
+        self.chain.set_temperatures(&self.chain_temps);
+    }
+
+    /// Converts the channels for the true state after this tick: the current
+    /// and voltage codes into the chain's block, and the NTC if `ntc`.
+    #[inline]
+    fn sample(&mut self, current_a: f64, ntc: bool) {
+        // Between pack steps the terminal voltage is the held EMF plus I·R0 (the R0 response is instantaneous).
+        let voltage_v = self.pack_emf_v + current_a * self.pack_r_ohm;
+        self.truth = Truth { current_a, voltage_v, soc: self.pack_soc, temp_c: self.cells_c };
+        self.chain.add_conversion(current_a, voltage_v);
+        if ntc {
+            self.convert_ntc();
         }
+    }
+
+    /// One conversion of the cells' NTC (out of line: every [`TEMPERATURE_DECIMATION`] ticks).
+    #[inline(never)]
+    fn convert_ntc(&mut self) {
+        self.inputs.temperature_code = self.chain.temperature_code(self.cells_c);
     }
 
     /// The battery as a load or charger sees it through the switch and shunt.
@@ -246,43 +332,102 @@ impl Engine {
         Gate { switch_on: o.switch_on, lvp_output: o.lvp_output, ovp_output: o.ovp_output }
     }
 
-    /// Runs a µs-resolved event from the present state (the slower models
-    /// hold while it lasts, well under one ADC period): the battery gives the
-    /// event's charge and heat, the comparator's latch reaches the board.
+    /// Starts a µs-resolved event now, from the present state: the pack's
+    /// EMF and R0, the cells' temperature and the current through the switch
+    /// (the load or charger it feeds). The event's circuit then runs inside the
+    /// following ticks ([`Self::step`]) until it settles (switch off, no current,
+    /// no source left) or its window ends; while it runs it is the tick's load:
+    /// each ADC period takes the circuit's mean current over that period (what
+    /// the Σ-Δ ADC averages, the charge the pack and the firmware count), the
+    /// thermal network its heat, and the board the comparator's latch.
     pub fn transient_event(
         &mut self,
         kind: models::transient::EventKind,
         fault_resistance_mohm: f64,
         position: f64,
     ) -> Result<(), EngineError> {
-        use models::transient::{BatteryState, EventParams};
+        use models::transient::{BatteryState, EventParams, EventRun};
+        if self.event.is_some() {
+            return Err(EngineError::TransientBusy { t_s: self.t_s() });
+        }
+        // The aux heater draws on the battery side of the switch: not through the circuit.
+        let v = self.truth.voltage_v.max(1.0);
+        let heater_a = self.heater.as_ref().map_or(0.0, |h| h.current_a(v, self.outputs.aux_on, self.variant));
         let state = BatteryState {
             rest_voltage_v: self.pack_emf_v,
             r_internal_ohm: self.pack_r_ohm,
-            temperature_c: self.thermal.cells_c(),
-            current_a: self.truth.current_a,
+            temperature_c: self.cells_c,
+            current_a: self.truth.current_a - heater_a,
         };
-        let event = EventParams { kind, at_us: 10.0, fault_resistance_mohm, position };
-        let outcome = models::transient::simulate(&self.transient, self.variant, &state, &event, false)
-            .map_err(EngineError::Transient)?;
-        let end = outcome.end;
-        if end.t_s > 0.0 {
-            self.pack.step(end.t_s, end.charge_c / end.t_s);
-            self.pack_emf_v = self.pack.terminal_voltage_v(0.0);
-        }
-        self.heat_j[0] += end.battery_heat_j;
-        self.heat_j[1] += outcome.totals.switch_j;
-        if end.comparator_latched {
-            self.sc_latched = true;
-            self.inputs.sc_latched = true;
-        }
-        self.last_transient = Some(outcome);
+        let event = EventParams { kind, at_us: 0.0, fault_resistance_mohm, position };
+        let run =
+            EventRun::start(&self.transient, self.variant, &state, &event, false).map_err(EngineError::Transient)?;
+        let totals = *run.circuit().totals();
+        self.event = Some(Box::new(ActiveEvent { run, t_s: 0.0, totals, latched: false }));
         Ok(())
     }
 
-    /// The last transient event's outcome, if there was one.
+    /// A transient event is running.
+    pub fn transient_running(&self) -> bool {
+        self.event.is_some()
+    }
+
+    /// Ends a running transient event now (e.g. at the end of a run) and keeps its outcome.
+    pub fn finish_transient(&mut self) {
+        if let Some(ev) = self.event.take() {
+            self.last_transient = Some(ev.run.finish());
+        }
+    }
+
+    /// The last finished transient event's outcome, if there was one.
     pub fn last_transient(&self) -> Option<&models::transient::Outcome> {
         self.last_transient.as_ref()
+    }
+
+    /// Advances a running transient event over this tick's ADC period and
+    /// returns the period's mean current (A, `> 0` charges), which the tick
+    /// then takes as its load current; `None` without an event.
+    ///
+    /// The tick's own bookkeeping treats that mean like any load current: the
+    /// pack's charge, the ADC codes (a Σ-Δ converter averages over its
+    /// conversion), the switch's and shunt's I²·R from the mean. What the mean
+    /// misses is added here: the arrester's energy, the circuit's switch
+    /// energy in place of the tick's switch loss, and ∫i² − mean²·dt (the
+    /// pulse's excess over its mean) for the shunt and the cells' R0.
+    #[inline(never)]
+    fn event_tick(&mut self) -> Option<f64> {
+        let ev = self.event.as_mut()?;
+        let dt_s = self.dt_s;
+        ev.t_s += dt_s;
+        ev.run.circuit_mut().advance_to(ev.t_s);
+        let c = ev.run.circuit();
+        let now = *c.totals();
+        let before = std::mem::replace(&mut ev.totals, now);
+        let charge_c = -(now.charge_c - before.charge_c);
+        let mean_a = charge_c / dt_s;
+        let excess_i2_as = (now.loop_i2t_a2s - before.loop_i2t_a2s - mean_a * mean_a * dt_s).max(0.0);
+        let r_batt = self.pack_r_ohm;
+        self.heat_j[0] += (now.battery_heat_j - before.battery_heat_j - r_batt * mean_a * mean_a * dt_s).max(0.0);
+        self.shunt_i2_as += excess_i2_as;
+        // The tick adds the switch model's loss for the mean; the circuit's replaces it.
+        let state = SwitchState::from_outputs(self.outputs.switch_on, self.outputs.lvp_output, self.outputs.ovp_output);
+        let board_c = self.chain_temps.board_temp_c;
+        let tick_switch_j = if matches!(state, SwitchState::On) {
+            self.switch.r_on_ohm(board_c) * mean_a * mean_a * dt_s
+        } else {
+            self.switch.power_w(state, mean_a, board_c) * dt_s
+        };
+        self.heat_j[1] += (now.arrester_j - before.arrester_j) + (now.switch_j - before.switch_j) - tick_switch_j;
+        if c.trip_at_s().is_some() && !ev.latched {
+            // The comparator tripped in this period: the board reads the latch at its end.
+            ev.latched = true;
+            self.sc_latched = true;
+            self.inputs.sc_latched = true;
+        }
+        if ev.run.is_done() {
+            self.finish_transient();
+        }
+        Some(mean_a)
     }
 
     /// The current that flows this tick for a demanded stimulus, gated by the board's outputs.
@@ -321,9 +466,12 @@ impl Engine {
     }
 
     /// Advances one ADC period with the given stimulus.
+    #[inline]
     pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<(), EngineError> {
-        let load_a = self.gated_current_a(kind, magnitude_a);
-        let dt_s = self.step_ns as f64 * 1e-9;
+        // (The event's µs circuit is out of line: the common tick has none.)
+        let event_a = if self.event.is_some() { self.event_tick() } else { None };
+        let load_a = event_a.unwrap_or_else(|| self.gated_current_a(kind, magnitude_a));
+        let dt_s = self.dt_s;
         let v = self.truth.voltage_v.max(1.0);
         // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
         let aux_on = self.outputs.aux_on;
@@ -337,60 +485,115 @@ impl Engine {
         };
         let current_a = load_a + heater_a;
         // The board's own supply is taken before the shunt: the pack delivers it, the shunt never sees it.
-        let own_a = self.self_consumption.current_a(v);
+        // (A division per tick is costly; the voltage changes only with the current or at a pack step.)
+        if v != self.own_at_v {
+            self.own_at_v = v;
+            self.own_a = self.self_consumption.current_a(v);
+        }
+        let own_a = self.own_a;
         // The pack's state (SOC, RC pairs, hysteresis) advances every PACK_DECIMATION ticks with the
         // mean current of the span: charge stays exact, and τ ≥ 30 s makes the 10 ms hold invisible.
         self.pack_charge_as += (current_a + own_a) * dt_s;
+        // Conduction losses are I²·R with R at the held temperatures: Σ I²·dt until the thermal step
+        // (the switch's body diodes, when a bank is off, are not ohmic: their loss is summed as it comes).
         let state = SwitchState::from_outputs(self.outputs.switch_on, self.outputs.lvp_output, self.outputs.ovp_output);
-        let net = &self.thermal;
-        self.heat_j[1] += (self.switch.power_w(state, load_a, net.board_c()) + self.self_consumption.power_w) * dt_s;
-        self.heat_j[2] += self.chain.shunt_power_w(current_a, net.shunt_c()) * dt_s;
-        self.heat_j[0] += heater_w * dt_s;
-        if (self.ticks + 1) % PACK_DECIMATION == 0 {
-            let span_s = dt_s * PACK_DECIMATION as f64;
-            let mean_a = std::mem::take(&mut self.pack_charge_as) / span_s;
-            self.pack.step(span_s, mean_a);
-            self.heat_j[0] += self.pack.heat_w(mean_a) * span_s;
-            self.pack_emf_v = self.pack.terminal_voltage_v(0.0);
-            self.pack_r_ohm = self.pack.r0_total_ohm();
+        if matches!(state, SwitchState::On) {
+            self.switch_on_i2_as += load_a * load_a * dt_s;
+        } else {
+            self.heat_j[1] += self.switch.power_w(state, load_a, self.chain_temps.board_temp_c) * dt_s;
         }
-        if (self.ticks + 1) % u64::from(TEMPERATURE_DECIMATION) == 0 {
-            let span_s = dt_s * f64::from(TEMPERATURE_DECIMATION);
-            if !self.ambient_profile.is_empty() {
-                self.ambient_c = self.ambient_at(self.t_s());
-            }
-            let [cells_j, board_j, shunt_j] = std::mem::take(&mut self.heat_j);
-            self.thermal.step(
-                span_s,
-                &HeatInputs {
-                    cells_w: cells_j / span_s,
-                    board_w: board_j / span_s,
-                    shunt_w: shunt_j / span_s,
-                    ambient_c: self.ambient_c,
-                },
-            );
-            // Re-slicing the pack's temperature tables is costly: follow the cells in 0.05 K steps.
-            let cells_c = self.thermal.cells_c();
-            if (cells_c - self.pack_temp_c).abs() >= PACK_TEMPERATURE_STEP_K {
-                self.pack.set_temperature_c(cells_c);
-                self.pack_temp_c = cells_c;
-            }
+        self.shunt_i2_as += current_a * current_a * dt_s;
+        self.heat_j[0] += heater_w * dt_s;
+        // The slower models step out of line: the common tick stays small.
+        self.until_pack -= 1;
+        if self.until_pack == 0 {
+            self.until_pack = PACK_DECIMATION;
+            self.step_pack();
+        }
+        self.until_thermal -= 1;
+        if self.until_thermal == 0 {
+            self.until_thermal = THERMAL_DECIMATION;
+            self.step_thermal();
         }
         self.t_ns += self.step_ns;
         self.ticks += 1;
-        self.sample(current_a, self.ticks);
+        self.until_ntc -= 1;
+        let ntc = self.until_ntc == 0;
+        if ntc {
+            self.until_ntc = TEMPERATURE_DECIMATION;
+        }
+        self.sample(current_a, ntc);
         if !(self.truth.voltage_v.is_finite() && self.truth.temp_c.is_finite() && self.truth.soc.is_finite()) {
             let what =
                 if !self.truth.voltage_v.is_finite() { "pack terminal voltage" } else { "pack temperature or SOC" };
             return Err(EngineError::NonFinite { t_s: self.t_s(), what });
         }
-        self.outputs = self.board.sample(Instant(self.t_ns), &self.inputs);
+        // The ADC interrupt's sums reach the firmware when it polls; in between its outputs hold
+        // (or change by a register write).
+        let now = Instant(self.t_ns);
+        self.outputs =
+            if self.board.sample_due(now, &self.inputs) { self.hand_over_block(now) } else { self.board.outputs() };
         if self.outputs.sc_latch_reset {
             // The firmware pulsed the latch's reset line (the short itself was a one-off event).
             self.sc_latched = false;
             self.inputs.sc_latched = false;
         }
         Ok(())
+    }
+
+    /// The pack's state over the last [`PACK_DECIMATION`] ticks, on their mean current.
+    #[inline(never)]
+    fn step_pack(&mut self) {
+        let span_s = self.dt_s * PACK_DECIMATION as f64;
+        let mean_a = std::mem::take(&mut self.pack_charge_as) / span_s;
+        self.pack.step(span_s, mean_a);
+        self.heat_j[0] += self.pack.heat_w(mean_a) * span_s;
+        self.pack_emf_v = self.pack.terminal_voltage_v(0.0);
+        self.pack_r_ohm = self.pack.r0_total_ohm();
+        self.pack_soc = self.pack.soc();
+    }
+
+    /// The thermal network over the last [`THERMAL_DECIMATION`] ticks, with their heat; the
+    /// temperatures it reaches are held for the next span.
+    #[inline(never)]
+    fn step_thermal(&mut self) {
+        let span_s = self.dt_s * THERMAL_DECIMATION as f64;
+        if !self.ambient_profile.is_empty() {
+            self.ambient_c = self.ambient_at(self.t_s());
+        }
+        let t = self.chain_temps;
+        self.heat_j[1] += self.switch.r_on_ohm(t.board_temp_c) * std::mem::take(&mut self.switch_on_i2_as)
+            + self.self_consumption.power_w * span_s;
+        self.heat_j[2] += self.chain.shunt_power_w(1.0, t.shunt_temp_c) * std::mem::take(&mut self.shunt_i2_as);
+        let [cells_j, board_j, shunt_j] = std::mem::take(&mut self.heat_j);
+        self.thermal.step(
+            span_s,
+            &HeatInputs {
+                cells_w: cells_j / span_s,
+                board_w: board_j / span_s,
+                shunt_w: shunt_j / span_s,
+                ambient_c: self.ambient_c,
+            },
+        );
+        self.hold_temperatures();
+        // Re-slicing the pack's temperature tables is costly: follow the cells in 0.05 K steps.
+        let cells_c = self.cells_c;
+        if (cells_c - self.pack_temp_c).abs() >= PACK_TEMPERATURE_STEP_K {
+            self.pack.set_temperature_c(cells_c);
+            self.pack_temp_c = cells_c;
+        }
+    }
+
+    /// The block of conversions ends at `now`: its sums (the noise drawn) go to the board, which polls.
+    #[inline(never)]
+    fn hand_over_block(&mut self, now: Instant) -> Outputs {
+        let b = self.chain.take_block();
+        let sums = CodeSums {
+            conversions: b.conversions,
+            current_code_sum: b.current_code_sum,
+            voltage_code_sum: b.voltage_code_sum,
+        };
+        self.board.sample_sums(now, &sums, &self.inputs)
     }
 
     pub fn t_ns(&self) -> u64 {
@@ -425,6 +628,27 @@ impl Engine {
     }
 }
 
+/// The stream the production line's reference deviations are drawn from.
+pub const LINE_STREAM: &str = "line";
+
+/// The settings of a board as it leaves the production line: the defaults,
+/// with the current offset, the current gain and the voltage gain calibrated
+/// at 25 °C on this unit's drawn component tolerances, exactly as
+/// `smartpro-sim accuracy` calibrates its boards (`models::accuracy`'s line,
+/// the firmware's arithmetic). The line cannot see the deliberate defects of
+/// `[chain.injected]`: they are added after calibration, so an injected
+/// current offset or voltage gain error survives it.
+fn production_calibrated(scenario: &Scenario, streams: &SeedStreams, bv: firmware_core::Variant) -> Settings {
+    use models::accuracy::{AccuracyConfig, Readout, line_measurement};
+    let as_built = models::chain::ChainParams { injected: Default::default(), ..scenario.chain };
+    // The same streams: the same unit as the engine's chain, without the defects.
+    let unit = MeasurementChain::new(&as_built, scenario.variant, streams);
+    let line = AccuracyConfig::datasheet(scenario.variant, 1, scenario.seed);
+    let measured = line_measurement(&line, &unit, &mut streams.stream(LINE_STREAM));
+    let calibration = crate::cmd::accuracy::FirmwareReadout.calibrate(&measured);
+    Settings { calibration, ..Settings::defaults(bv) }
+}
+
 /// Walks a scenario's segments tick by tick: which stimulus applies now, and
 /// when a segment ends (its duration or its `until` event).
 #[derive(Debug)]
@@ -436,10 +660,17 @@ pub struct Stimulus<'a> {
     /// Scenario events sorted by time, and how many have been applied.
     events: Vec<&'a crate::scenario::Event>,
     events_done: usize,
+    /// Events waiting for the board to open its switch (`trigger = "switch_off"`),
+    /// and whether the switch has been seen on since they were armed.
+    armed: Vec<(&'a crate::scenario::Event, bool)>,
     /// The CC-CV charger of the current segment (it keeps its termination state).
     charger: Option<Charger>,
     /// Row hint for the current segment's CSV profile.
     profile_hint: usize,
+    /// The demand of the current segment when it is a constant current (no
+    /// `until`, pulse, profile, charger or load model): asked every tick, it
+    /// needs no look at the segment or the engine.
+    constant: Option<(SegmentKind, f64)>,
 }
 
 impl<'a> Stimulus<'a> {
@@ -454,8 +685,10 @@ impl<'a> Stimulus<'a> {
             segment_end_ns: first,
             events,
             events_done: 0,
+            armed: Vec::new(),
             charger: None,
             profile_hint: 0,
+            constant: None,
         };
         stim.enter_segment(scenario.variant);
         stim
@@ -464,6 +697,19 @@ impl<'a> Stimulus<'a> {
     /// Sets up the per-segment state of the segment at `index`.
     fn enter_segment(&mut self, variant: Variant) {
         self.profile_hint = 0;
+        self.constant = self
+            .scenario
+            .segments
+            .get(self.index)
+            .filter(|s| {
+                s.until.is_none()
+                    && s.period_s.is_none()
+                    && s.profile.is_none()
+                    && s.cv_voltage_v.is_none()
+                    && s.power_w.is_none()
+                    && s.resistance_ohm.is_none()
+            })
+            .map(|s| (s.kind, s.current_a));
         self.charger = self.scenario.segments.get(self.index).and_then(|seg| {
             seg.cv_voltage_v.map(|v| {
                 Charger::new(ChargerParams { voltage_limit_v: v, ..ChargerParams::lfp(variant, seg.current_a) })
@@ -471,8 +717,20 @@ impl<'a> Stimulus<'a> {
         });
     }
 
-    /// Applies the scenario events due at `engine`'s time (bus writes in order, input changes).
+    /// Whether [`Self::apply_due_events`] has anything to do at `t_ns`: the
+    /// runner's cheap test every tick (keep it in step with that method).
+    #[inline]
+    pub fn events_due(&self, t_ns: u64) -> bool {
+        !self.armed.is_empty() || self.events.get(self.events_done).is_some_and(|ev| secs_to_ns(ev.at_s) <= t_ns)
+    }
+
+    /// Applies the scenario events due at `engine`'s time (bus writes in
+    /// order, input changes, transient events), and starts an armed
+    /// transient event when the board has opened its switch.
     pub fn apply_due_events(&mut self, engine: &mut Engine) -> Result<(), EngineError> {
+        if !self.armed.is_empty() {
+            self.fire_armed(engine)?;
+        }
         while let Some(ev) = self.events.get(self.events_done) {
             if secs_to_ns(ev.at_s) > engine.t_ns() {
                 break;
@@ -482,12 +740,33 @@ impl<'a> Stimulus<'a> {
                 engine.write_register_by_name(&w.register, w.value)?;
             }
             engine.set_lipro_inputs(ev.lvp_input, ev.ovp_input);
-            if let Some(kind) = ev.transient {
-                let kind = match kind {
-                    crate::scenario::TransientEvent::ShortCircuit => models::transient::EventKind::ShortCircuit,
-                    crate::scenario::TransientEvent::SwitchOpen => models::transient::EventKind::SwitchOpen,
-                };
-                engine.transient_event(kind, ev.fault_resistance_mohm, ev.position)?;
+            match (ev.transient, ev.trigger) {
+                (Some(t), crate::scenario::Trigger::At) => {
+                    engine.transient_event(t.kind(), ev.fault_resistance_mohm, ev.position)?;
+                }
+                (Some(_), crate::scenario::Trigger::SwitchOff) => {
+                    self.armed.push((*ev, engine.outputs().switch_on));
+                }
+                (None, _) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the first armed event whose switch has opened (the board's
+    /// outputs of the last tick: the switch opens at this tick's start).
+    fn fire_armed(&mut self, engine: &mut Engine) -> Result<(), EngineError> {
+        let on = engine.outputs().switch_on;
+        for armed in &mut self.armed {
+            armed.1 |= on;
+        }
+        if on || engine.transient_running() {
+            return Ok(());
+        }
+        if let Some(k) = self.armed.iter().position(|&(_, seen_on)| seen_on) {
+            let (ev, _) = self.armed.remove(k);
+            if let Some(t) = ev.transient {
+                engine.transient_event(t.kind(), ev.fault_resistance_mohm, ev.position)?;
             }
         }
         Ok(())
@@ -495,7 +774,19 @@ impl<'a> Stimulus<'a> {
 
     /// The stimulus for the tick starting at `engine`'s time: (kind, |current|).
     /// After the last segment the battery rests.
+    #[inline]
     pub fn current(&mut self, engine: &Engine) -> (SegmentKind, f64) {
+        if let Some(demand) = self.constant
+            && engine.t_ns() < self.segment_end_ns
+        {
+            return demand;
+        }
+        self.segment_current(engine)
+    }
+
+    /// [`Self::current`] for any segment, moving on to the next segment when
+    /// this one has ended.
+    fn segment_current(&mut self, engine: &Engine) -> (SegmentKind, f64) {
         let t = engine.t_ns();
         while let Some(seg) = self.scenario.segments.get(self.index) {
             let ended_by_event = match seg.until {
@@ -568,5 +859,128 @@ mod tests {
         let fresh = Engine::new(&s).unwrap();
         assert_eq!(fresh.board().settings().lvp_mv, 11_200);
         assert!(fresh.nvm_image().iter().all(|&b| b == nvm::ERASED), "nothing written without a change");
+    }
+
+    /// The board's measured current after 0.2 s at rest (A).
+    fn current_at_rest_a(text: &str) -> f64 {
+        let s = Scenario::parse(text, Path::new("cal.toml")).unwrap();
+        let mut e = Engine::new(&s).unwrap();
+        for _ in 0..200 {
+            e.step(SegmentKind::Rest, 0.0).unwrap();
+        }
+        f64::from(e.board().measurements().current_ua) * 1e-6
+    }
+
+    #[test]
+    fn a_factory_fresh_board_is_calibrated_and_injected_defects_survive_it() {
+        use models::chain::{ChainParams, MeasurementChain, nominal};
+        // 0.01 % of 250 A: the datasheet's offset limit.
+        let offset_limit_a = models::variant::CURRENT_OFFSET_ERROR_PCT_FS / 100.0 * nominal::CURRENT_FS_A;
+        // A unit whose uncalibrated zero is outside the datasheet's offset (≈ 1 in 80).
+        let uncalibrated_a = |seed: u64| {
+            let c = MeasurementChain::new(&ChainParams::default(), Variant::V12, &SeedStreams::new(seed));
+            c.current_code_noiseless(0.0, 25.0) / nominal::CURRENT_CODES_PER_A
+        };
+        let seed = (0..2_000).find(|&s| uncalibrated_a(s).abs() > offset_limit_a).expect("such a unit");
+        let base = BASE.replace("variant = 12", &format!("variant = 12\nseed = {seed}"));
+        let s = Scenario::parse(&base, Path::new("cal.toml")).unwrap();
+        let cal = Engine::new(&s).unwrap().board().settings().calibration;
+        assert_ne!(cal, firmware_core::settings::Calibration::nominal(firmware_core::Variant::V12));
+        let at_rest = current_at_rest_a(&base);
+        assert!(
+            at_rest.abs() < offset_limit_a / 2.0,
+            "seed {seed}: {at_rest} A at rest (uncalibrated {} A)",
+            uncalibrated_a(seed)
+        );
+        // 0.05 % FS injected: the line does not see it, the board reads it.
+        let injected = format!("{base}[chain.injected]\ncurrent_offset_pct_fs = 0.05\n");
+        let defect_a = current_at_rest_a(&injected);
+        assert!((defect_a - 0.125).abs() < offset_limit_a / 2.0, "{defect_a} A");
+    }
+}
+
+/// The multi-rate stepping of transient events (issue 7).
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+    use std::path::Path;
+
+    const REST_48V: &str = "name = \"sc-charge\"\nvariant = 48\nseed = 9\ninitial_soc = 0.9\n[[segment]]\nkind = \"rest\"\nduration_s = 0.5\n";
+
+    /// Runs `text` with an ideal measurement chain; returns the engine and the
+    /// charge the firmware counted (Σ block-mean current × block time, µA·µs,
+    /// exactly what its coulomb counter adds).
+    fn run_counting(text: &str) -> (Engine, i128) {
+        let mut s = Scenario::parse(text, Path::new("t.toml")).unwrap();
+        s.chain = models::chain::ChainParams::ideal();
+        let mut e = Engine::new(&s).unwrap();
+        let mut stim = Stimulus::new(&s);
+        let mut counted: i128 = 0;
+        let mut last_poll = e.board().last_poll().unwrap();
+        while e.t_ns() < s.duration_ns() {
+            stim.apply_due_events(&mut e).unwrap();
+            let (kind, amps) = stim.current(&e);
+            e.step(kind, amps).unwrap();
+            let now = firmware_core::Instant(e.t_ns());
+            if e.board().last_poll() == Some(now) {
+                let dt_us = i128::from(now.saturating_since(last_poll).as_micros());
+                counted += i128::from(e.board().measurements().current_ua) * dt_us;
+                last_poll = now;
+            }
+        }
+        (e, counted)
+    }
+
+    #[test]
+    fn a_short_circuit_s_charge_reaches_the_pack_and_the_firmware_count() {
+        let (quiet, counted_quiet) = run_counting(REST_48V);
+        let with = format!("{REST_48V}[[event]]\nat_s = 0.2\ntransient = \"short_circuit\"\n");
+        let (shorted, counted_shorted) = run_counting(&with);
+        let outcome = shorted.last_transient().expect("the event finished");
+        assert!(outcome.passed() && outcome.end.comparator_latched, "{:?}", outcome.checks);
+        // ∫i dt of the circuit: a discharge of tens of mC, over well under one ADC period
+        let charge_c = outcome.end.charge_c;
+        assert!((-0.2..-0.01).contains(&charge_c), "{charge_c}");
+        assert!(outcome.metrics.time_to_zero_us.unwrap() < 1000.0);
+
+        // The firmware counted it, within the ADC's resolution (1 mA) over the block the event fell in.
+        let counted_c = (counted_shorted - counted_quiet) as f64 * 1e-12;
+        let block_s = firmware_core::board::POLL_PERIOD.as_micros() as f64 * 1e-6;
+        let resolution_c = models::variant::CURRENT_RESOLUTION_A * block_s;
+        assert!((counted_c - charge_c).abs() <= resolution_c, "counted {counted_c} C vs ∫i dt {charge_c} C");
+
+        // The pack lost exactly that charge: its SOC is the quiet pack's stepped with it.
+        let mut expected = quiet.pack().clone();
+        expected.step(1e-6, charge_c / 1e-6);
+        assert!(
+            (shorted.pack().soc() - expected.soc()).abs() < 1e-12,
+            "{} vs {}",
+            shorted.pack().soc(),
+            expected.soc()
+        );
+        assert!(shorted.pack().soc() < quiet.pack().soc());
+        // The latch reached the board and holds the switch open.
+        assert!(shorted.board().outputs().faults & faults::SHORT_CIRCUIT != 0);
+        assert!(!shorted.transient_running());
+    }
+
+    #[test]
+    fn a_load_dump_waits_for_the_board_to_open_its_switch() {
+        // An alternator charges at 40 A; at 0.1 s a gateway lowers the over-current-charge
+        // threshold to 30 A; the board trips after its 50 ms delay and opens the switch: the load
+        // dump starts then, not at 0.1 s.
+        let text = "name = \"ld\"\nvariant = 12\nseed = 5\ninitial_soc = 0.9\n\
+            [firmware.registers]\nocc_delay_ms = 50\n\
+            [[segment]]\nkind = \"charge\"\ncurrent_a = 40.0\nduration_s = 0.5\n\
+            [[event]]\nat_s = 0.1\ntransient = \"load_dump\"\ntrigger = \"switch_off\"\n\
+            write = [{ register = \"occ_da\", value = 300 }]\n";
+        let (e, _) = run_counting(text);
+        let o = e.last_transient().expect("the load dump ran");
+        assert!(o.passed(), "{:?}", o.checks);
+        assert!((o.metrics.peak_current_a - 40.0).abs() < 1.0, "{}", o.metrics.peak_current_a);
+        assert!(o.end.charge_c > 0.0 && o.end.switch_off && !o.end.comparator_latched);
+        assert!(o.metrics.arrester_energy_j > 0.1, "{}", o.metrics.arrester_energy_j);
+        assert!(!e.outputs().switch_on && e.truth().current_a == 0.0);
+        assert!(e.board().outputs().faults & faults::OCC != 0);
     }
 }

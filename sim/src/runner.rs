@@ -52,6 +52,9 @@ pub const METRICS: &[(&str, &str)] = &[
     ("transient_time_to_zero_us", "last transient event: from the event to zero current with the switch off, µs"),
     ("transient_arrester_energy_j", "last transient event: energy into the surge arrester, J"),
     ("transient_arrester_margin_pct", "last transient event: arrester peak power below its derated rating, %"),
+    ("transient_arrester_peak_power_w", "last transient event: peak power into the surge arrester, W"),
+    ("transient_switch_i2t_a2s", "last transient event: ∫i² dt through the switch's channel, A²s"),
+    ("transient_charge_c", "last transient event: net charge into the battery during the event (> 0 charges), C"),
     ("transient_peak_switch_voltage_v", "last transient event: largest voltage across the switch, V"),
     ("transient_checks_passed", "last transient event: 1 if every datasheet check passed, else 0"),
 ];
@@ -147,6 +150,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     let mut out = Outcomes::default();
     let end_ns = scenario.duration_ns();
     let trace_every = (crate::scenario::secs_to_ns(scenario.trace_interval_s) / engine.step_ns()).max(1);
+    // Ticks until the next trace row (a countdown: no division per tick).
+    let mut until_trace = trace_every;
     let mut ticks: u64 = 0;
     let mut true_discharged_as = 0.0f64;
     let mut aux_on_ticks: u64 = 0;
@@ -171,7 +176,9 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         write_row(w, &engine)?;
     }
     while engine.t_ns() < end_ns {
-        stimulus.apply_due_events(&mut engine)?;
+        if stimulus.events_due(engine.t_ns()) {
+            stimulus.apply_due_events(&mut engine)?;
+        }
         let (kind, amps) = stimulus.current(&engine);
         engine.step(kind, amps)?;
         ticks += 1;
@@ -191,10 +198,19 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
             x.voltage_error_v = x.voltage_error_v.max((f64::from(m.voltage_uv) * 1e-6 - v_mean).abs());
             x.temperature_error_c = x.temperature_error_c.max((f64::from(m.temperature_dc) * 0.1 - truth.temp_c).abs());
         }
-        x.min_v = x.min_v.min(truth.voltage_v);
-        x.max_v = x.max_v.max(truth.voltage_v);
-        x.min_t = x.min_t.min(truth.temp_c);
-        x.max_t = x.max_t.max(truth.temp_c);
+        // Plain compares (a NaN never wins, as with f64::min/max).
+        if truth.voltage_v < x.min_v {
+            x.min_v = truth.voltage_v;
+        }
+        if truth.voltage_v > x.max_v {
+            x.max_v = truth.voltage_v;
+        }
+        if truth.temp_c < x.min_t {
+            x.min_t = truth.temp_c;
+        }
+        if truth.temp_c > x.max_t {
+            x.max_t = truth.temp_c;
+        }
         let o = engine.outputs();
         let new_faults = o.faults & !faults_seen;
         if new_faults != 0 || !o.switch_on || !o.lvp_output || !o.ovp_output || o.aux_on != was_aux_on {
@@ -221,7 +237,9 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
             was_aux_on = o.aux_on;
         }
         aux_on_ticks += u64::from(o.aux_on);
-        if ticks % trace_every == 0 {
+        until_trace -= 1;
+        if until_trace == 0 {
+            until_trace = trace_every;
             out.raise("max_soc_error_pct", soc_error_pct(&engine));
             if let Some(w) = trace.as_deref_mut() {
                 write_row(w, &engine)?;
@@ -259,6 +277,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         out.set("internal_resistance_error_pct", (r_mohm - r0_mohm).abs() / r0_mohm * 100.0);
     }
     out.set("aux_on_fraction_pct", aux_on_ticks as f64 / ticks.max(1) as f64 * 100.0);
+    // An event still running at the end is reported as far as it got.
+    engine.finish_transient();
     if let Some(t) = engine.last_transient() {
         let m = &t.metrics;
         out.set("transient_peak_current_a", m.peak_current_a);
@@ -267,6 +287,9 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         }
         out.set("transient_arrester_energy_j", m.arrester_energy_j);
         out.set("transient_arrester_margin_pct", m.arrester_margin_pct);
+        out.set("transient_arrester_peak_power_w", m.arrester_peak_power_w);
+        out.set("transient_switch_i2t_a2s", m.switch_i2t_a2s);
+        out.set("transient_charge_c", t.end.charge_c);
         out.set("transient_peak_switch_voltage_v", m.peak_switch_voltage_v);
         out.set("transient_checks_passed", if t.passed() { 1.0 } else { 0.0 });
     }

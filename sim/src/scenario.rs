@@ -39,6 +39,12 @@ pub struct Scenario {
     /// held after the last point; overrides `ambient_c` from t = 0 when given.
     #[serde(default)]
     pub ambient_profile: Vec<(f64, f64)>,
+    /// Ambient temperature from a CSV file with columns `time_s` and `temp_C`
+    /// (found by name, others ignored; e.g. a `hil-rig record` recording),
+    /// relative to the scenario file: becomes `ambient_profile` (linear
+    /// between rows, held after the last). Rows starting with `#` and rows
+    /// with an empty `temp_C` are skipped.
+    pub ambient_csv: Option<String>,
     /// Heater on the aux output: its power at the battery voltage (0: none). It
     /// heats the pack and its current flows through the shunt.
     #[serde(default)]
@@ -87,8 +93,14 @@ pub struct Event {
     /// LiPro loop: the OVP control input carries its control voltage (false: a cell over-voltage).
     pub ovp_input: Option<bool>,
     /// A µs-resolved event at this time: `short_circuit` (on the load line, as
-    /// `[transient]` describes it) or `switch_open` (the switch opened under load).
+    /// `[transient]` describes it), `switch_open` (alias `switch_open_under_load`:
+    /// the switch opened under load) or `load_dump` (the switch opened while a
+    /// charging source, `[transient.load_dump]`, pushes current into the battery).
     pub transient: Option<TransientEvent>,
+    /// When a `switch_open` or `load_dump` happens: at `at_s` (the event opens
+    /// the switch), or when the board opens its switch at or after `at_s`.
+    #[serde(default)]
+    pub trigger: Trigger,
     /// Resistance of the short, mΩ (0: bolted).
     #[serde(default)]
     pub fault_resistance_mohm: f64,
@@ -106,7 +118,32 @@ fn far_end() -> f64 {
 #[serde(rename_all = "snake_case")]
 pub enum TransientEvent {
     ShortCircuit,
+    #[serde(alias = "switch_open_under_load")]
     SwitchOpen,
+    LoadDump,
+}
+
+impl TransientEvent {
+    /// The model's event kind.
+    pub fn kind(self) -> models::transient::EventKind {
+        match self {
+            TransientEvent::ShortCircuit => models::transient::EventKind::ShortCircuit,
+            TransientEvent::SwitchOpen => models::transient::EventKind::SwitchOpen,
+            TransientEvent::LoadDump => models::transient::EventKind::LoadDump,
+        }
+    }
+}
+
+/// What starts a transient event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// At the event's `at_s`.
+    #[default]
+    At,
+    /// The board's main switch opening (its own decision: OVP, over-current, …)
+    /// at or after `at_s`.
+    SwitchOff,
 }
 
 /// One register write by name, raw value.
@@ -252,6 +289,11 @@ impl Scenario {
             };
             self.ecm = Some(ecm.map_err(|e| ScenarioError::Invalid { path: file, message: e.to_string() })?);
         }
+        if let Some(name) = &self.ambient_csv {
+            let (file, text) = read(name)?;
+            let points = ambient_from_csv(&text).map_err(|message| ScenarioError::Invalid { path: file, message })?;
+            self.ambient_profile = points;
+        }
         for seg in &mut self.segments {
             if let Some(name) = &seg.csv {
                 let (file, text) = read(name)?;
@@ -347,6 +389,20 @@ impl Scenario {
             if !(physical && (0.0..=1.0).contains(&ev.position)) {
                 return Err(format!("event {}: fault_resistance_mohm must be ≥ 0 and position within 0..=1", i + 1));
             }
+            if ev.trigger == Trigger::SwitchOff
+                && !matches!(ev.transient, Some(TransientEvent::SwitchOpen | TransientEvent::LoadDump))
+            {
+                return Err(format!(
+                    "event {}: trigger = \"switch_off\" needs transient = \"switch_open\" or \"load_dump\"",
+                    i + 1
+                ));
+            }
+            if ev.transient == Some(TransientEvent::LoadDump) {
+                self.transient
+                    .load_dump
+                    .validate_for(self.variant)
+                    .map_err(|e| format!("[transient.load_dump] (event {}): {e}", i + 1))?;
+            }
         }
         for (i, e) in self.expectations.iter().enumerate() {
             if !crate::runner::metric_known(&e.metric) {
@@ -375,13 +431,16 @@ impl Scenario {
         }
         let mut last = f64::NEG_INFINITY;
         for (i, &(t, c)) in self.ambient_profile.iter().enumerate() {
-            if !(t.is_finite() && t >= last && t >= 0.0 && (-40.0..=85.0).contains(&c)) {
+            if !ambient_point_ok(last, t, c) {
                 return Err(format!(
                     "ambient_profile point {}: [{t}, {c}] must have rising times ≥ 0 and −40..=85 °C",
                     i + 1
                 ));
             }
             last = t;
+        }
+        if self.ambient_csv.is_some() && !self.ambient_profile.is_empty() {
+            return Err("give ambient_profile or ambient_csv, not both".into());
         }
         if !(self.aux_heater_w.is_finite() && (0.0..=5_000.0).contains(&self.aux_heater_w)) {
             return Err(format!("aux_heater_w = {} must be within 0..=5000 W", self.aux_heater_w));
@@ -407,6 +466,57 @@ impl Scenario {
     pub fn duration_ns(&self) -> u64 {
         let total_s = self.duration_s.unwrap_or_else(|| self.segments.iter().map(|s| s.duration_s).sum());
         secs_to_ns(total_s)
+    }
+}
+
+/// A point of an ambient profile after one at `last_t_s`: times rising (or
+/// equal), ≥ 0, temperatures within −40..=85 °C.
+fn ambient_point_ok(last_t_s: f64, t_s: f64, temp_c: f64) -> bool {
+    t_s.is_finite() && t_s >= last_t_s && t_s >= 0.0 && (-40.0..=85.0).contains(&temp_c)
+}
+
+/// The `(time_s, temp_C)` points of an `ambient_csv` file: the header names
+/// the columns (any order, case-insensitive, others ignored); `#` lines,
+/// blank lines and rows with an empty `temp_C` cell are skipped. Errors name
+/// the 1-based line.
+fn ambient_from_csv(text: &str) -> Result<Vec<(f64, f64)>, String> {
+    let mut cols: Option<(usize, usize)> = None;
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for (k, raw) in text.lines().enumerate() {
+        let line_no = k + 1;
+        let line = raw.trim().trim_start_matches('\u{feff}');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let Some((ct, cc)) = cols else {
+            let find = |name: &str| cells.iter().position(|c| c.eq_ignore_ascii_case(name));
+            match (find("time_s"), find("temp_C")) {
+                (Some(t), Some(c)) => cols = Some((t, c)),
+                _ => return Err(format!("line {line_no}: the header must name the columns time_s and temp_C")),
+            }
+            continue;
+        };
+        let cell = |c: usize| cells.get(c).copied().unwrap_or("");
+        let (t, c) = (cell(ct), cell(cc));
+        if c.is_empty() {
+            continue;
+        }
+        let number =
+            |what: &str, v: &str| v.parse::<f64>().map_err(|_| format!("line {line_no}: {what} {v:?} is not a number"));
+        let (t_s, temp_c) = (number("time_s", t)?, number("temp_C", c)?);
+        let last = points.last().map_or(f64::NEG_INFINITY, |p| p.0);
+        if !ambient_point_ok(last, t_s, temp_c) {
+            return Err(format!(
+                "line {line_no}: ({t_s} s, {temp_c} °C): times must rise from ≥ 0 and temperatures be within −40..=85 °C"
+            ));
+        }
+        points.push((t_s, temp_c));
+    }
+    match (cols, points.is_empty()) {
+        (None, _) => Err("no header line naming time_s and temp_C".into()),
+        (Some(_), true) => Err("no row with a temperature".into()),
+        _ => Ok(points),
     }
 }
 
@@ -467,9 +577,49 @@ mod tests {
         std::fs::write(dir.join("bad.csv"), "time_s,current_A\n0,-10\n5,oops\n").unwrap();
         let err = Scenario::parse(&text.replace("p.csv", "bad.csv"), &dir.join("t.toml")).unwrap_err().to_string();
         assert!(err.contains("bad.csv"), "{err}");
+        // A recording's temperature as the ambient: comment rows and empty cells skipped.
+        std::fs::write(
+            dir.join("rec.csv"),
+            "time_s,current_A,voltage_V,temp_C\n0,-10,13.2,20.5\n# 1,,13.2,21.0\n2,-10,13.2,\n3,-10,13.1,22.5\n",
+        )
+        .unwrap();
+        let amb = text.replacen("variant = 12", "variant = 12\nambient_csv = \"rec.csv\"", 1);
+        let s = Scenario::parse(&amb, &dir.join("t.toml")).unwrap();
+        assert_eq!(s.ambient_profile, [(0.0, 20.5), (3.0, 22.5)]);
+        std::fs::write(dir.join("cold.csv"), "time_s,temp_C\n0,20\n5,-55.0\n").unwrap();
+        let err = Scenario::parse(&amb.replace("rec.csv", "cold.csv"), &dir.join("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("cold.csv") && err.contains("line 3") && err.contains("-55"), "{err}");
+        std::fs::write(dir.join("nohdr.csv"), "time_s,current_A\n0,1\n").unwrap();
+        let err = Scenario::parse(&amb.replace("rec.csv", "nohdr.csv"), &dir.join("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("nohdr.csv") && err.contains("time_s and temp_C"), "{err}");
+        let both = amb.replacen("variant = 12", "variant = 12\nambient_profile = [[0, 20]]", 1);
+        let err = Scenario::parse(&both, &dir.join("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
         let with_ecm = text.replacen("variant = 12", "variant = 12\necm_file = \"nope.toml\"", 1);
         let err = Scenario::parse(&with_ecm, &dir.join("t.toml")).unwrap_err().to_string();
         assert!(err.contains("nope.toml"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn transient_events_parse_with_aliases_and_triggers() {
+        let ev = |body: &str| format!("{MINIMAL}[[event]]\nat_s = 1\n{body}");
+        let s = Scenario::parse(&ev("transient = \"switch_open_under_load\"\n"), Path::new("t.toml")).unwrap();
+        assert_eq!(s.events[0].transient, Some(TransientEvent::SwitchOpen));
+        assert_eq!(s.events[0].trigger, Trigger::At);
+        let s =
+            Scenario::parse(&ev("transient = \"load_dump\"\ntrigger = \"switch_off\"\n"), Path::new("t.toml")).unwrap();
+        assert_eq!(s.events[0].transient.map(TransientEvent::kind), Some(models::transient::EventKind::LoadDump));
+        assert_eq!(s.events[0].trigger, Trigger::SwitchOff);
+        // a short circuit is not started by the board
+        let err =
+            Scenario::parse(&ev("transient = \"short_circuit\"\ntrigger = \"switch_off\"\n"), Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("event 1") && err.contains("trigger"), "{err}");
+        // the load-dump source is checked against the variant
+        let text = format!("{}[transient.load_dump]\nsupply_v = 80.0\n", ev("transient = \"load_dump\"\n"));
+        let err = Scenario::parse(&text, Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("load_dump.surge_v"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serve_common::*;
 use smartpro_sim::serve::Options;
-use smartpro_sim::serve::faults::{FaultsConfig, UnitFaults, Window};
+use smartpro_sim::serve::faults::{FAULT_COUNTER_SUB_FUNCTIONS, FaultsConfig, UnitFaults, Window};
 use tokio_modbus::prelude::*;
 
 /// Units 1 and 2; the faults on unit 2 only.
@@ -145,4 +145,102 @@ async fn the_fault_seed_reproduces_the_same_faults() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     assert!(a.iter().any(|x| *x) && a.iter().any(|x| !*x), "{a:?}");
+}
+
+/// Reads one fault counter (FC08 sub-function `sub`) with tokio-modbus, as a test tool would.
+async fn fault_counter(ctx: &mut tokio_modbus::client::Context, sub: u16) -> u16 {
+    let [s_hi, s_lo] = sub.to_be_bytes();
+    let request = Request::Custom(0x08, std::borrow::Cow::Owned(vec![s_hi, s_lo, 0, 0]));
+    match call(ctx.call(request)).await {
+        Ok(Ok(Response::Custom(0x08, data))) => {
+            assert_eq!(&data[..2], &[s_hi, s_lo], "the sub-function is echoed");
+            u16::from_be_bytes([data[2], data[3]])
+        }
+        other => panic!("sub-function {sub:#06x}: {other:?}"),
+    }
+}
+
+/// Issue 6: "counters of what was injected are reported at exit and readable via
+/// the diagnostics function". Every fault mode at once on unit 2, seeded; the
+/// counters read over the bus (through those same faults) equal the exit report,
+/// and the reads never reached a board.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_6_fault_counters_read_over_the_bus_equal_the_exit_report() {
+    const REQUESTS: u16 = 60;
+    let f = UnitFaults {
+        delay_ms: 1.0,
+        delay_jitter_ms: 2.0,
+        drop_probability: 0.15,
+        crc_error_probability: 0.15,
+        wrong_unit_probability: 0.15,
+        exception_probability: 0.15,
+        garble_byte_rate: 0.02,
+        offline: vec![Window { from_s: 0.0, to_s: 0.3 }],
+        ..UnitFaults::default()
+    };
+    let server = start(opts(f), false).await;
+    let mut port = open(&server.path);
+    // The first requests fall in the offline window; most of the rest meet some fault.
+    for _ in 0..REQUESTS {
+        transact(&mut port, &read_req(2, 0x0100, 10), READ_REPLY, Duration::from_millis(40)).await;
+    }
+    let mut ctx = rtu::attach_slave(port, Slave(2));
+    let mut read = Vec::new();
+    for (sub, _) in FAULT_COUNTER_SUB_FUNCTIONS {
+        read.push((sub, fault_counter(&mut ctx, sub).await));
+    }
+    drop(ctx);
+    let report = server.stop().await;
+    let u = report.unit(2).unwrap();
+    for (sub, value) in read {
+        let at_exit = u.faults.by_sub_function(sub).unwrap();
+        assert_eq!(u64::from(value), at_exit, "sub-function {sub:#06x}: {report}");
+        assert!(value > 0, "sub-function {sub:#06x}: every mode was injected: {report}");
+    }
+    assert_eq!(u.fault_counter_reads, FAULT_COUNTER_SUB_FUNCTIONS.len() as u64, "{report}");
+    // No board saw the reads: every frame on the line reached unit 1's board (never offline, no
+    // faults), which counted it as good, bad or overrun, except the fault-counter reads. (Not
+    // "60 good frames": a client starved of CPU may have two requests read as one.)
+    let c1 = report.unit(1).unwrap().counters;
+    let boards_saw = u64::from(c1.bus_messages + c1.crc_errors + c1.overruns);
+    assert_eq!(report.frames, boards_saw + u.fault_counter_reads, "{report}");
+}
+
+/// The counters are answered even while the unit is offline, and restart when
+/// the board clears its own (FC08 0x0A, unicast or broadcast); the exit report
+/// keeps the counts since start, as it does for the board's counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_counters_restart_with_the_boards_counters_and_ignore_offline_windows() {
+    let f = UnitFaults { delay_ms: 1.0, offline: vec![Window { from_s: 0.0, to_s: 0.4 }], ..UnitFaults::default() };
+    let server = start(opts(f), false).await;
+    let mut ctx = rtu::attach_slave(open(&server.path), Slave(2));
+    assert!(try_call(three_frame_times(7), ctx.read_holding_registers(0, 1)).await.is_none(), "offline");
+    assert_eq!(fault_counter(&mut ctx, 0x0105).await, 1, "answered while offline");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    for _ in 0..3 {
+        assert_eq!(call(ctx.read_holding_registers(0, 1)).await.unwrap().unwrap(), vec![209]);
+    }
+    assert_eq!(fault_counter(&mut ctx, 0x0101).await, 3, "3 replies delayed");
+    // Clear Counters: the board's echo is itself delayed, after the clear.
+    let clear = || Request::Custom(0x08, std::borrow::Cow::Borrowed(&[0x00, 0x0A, 0x00, 0x00]));
+    assert!(matches!(call(ctx.call(clear())).await.unwrap(), Ok(Response::Custom(0x08, _))));
+    assert_eq!((fault_counter(&mut ctx, 0x0101).await, fault_counter(&mut ctx, 0x0105).await), (1, 0));
+    // The board's own Bus Message Count (0x0B) since its clear: the 0x0B request alone.
+    let bus_messages = Request::Custom(0x08, std::borrow::Cow::Borrowed(&[0x00, 0x0B, 0x00, 0x00]));
+    match call(ctx.call(bus_messages)).await.unwrap() {
+        Ok(Response::Custom(0x08, d)) => {
+            assert_eq!(&d[..], &[0x00, 0x0B, 0x00, 0x01], "the fault-counter reads are not on it")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A broadcast clear: no reply, every board clears, and so does every injector.
+    ctx.set_slave(Slave(0));
+    assert!(try_call(three_frame_times(8), ctx.call(clear())).await.is_none(), "a broadcast gets no reply");
+    ctx.set_slave(Slave(2));
+    assert_eq!(fault_counter(&mut ctx, 0x0101).await, 0);
+    drop(ctx);
+    let report = server.stop().await;
+    let u = report.unit(2).unwrap();
+    assert_eq!((u.faults.delayed, u.faults.offline), (5, 1), "since start: {report}");
+    assert_eq!(u.fault_counter_reads, 5, "{report}");
 }

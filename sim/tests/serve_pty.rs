@@ -6,7 +6,7 @@ mod serve_common;
 use std::time::Duration;
 
 use serve_common::*;
-use smartpro_sim::serve::Options;
+use smartpro_sim::serve::{Options, RtuLine};
 use tokio::io::AsyncWriteExt;
 use tokio_modbus::prelude::*;
 
@@ -184,4 +184,130 @@ async fn speed_runs_simulated_time_faster_and_the_frame_log_decodes_the_traffic(
     assert!(text.contains("<-   2  03 EXCEPTION 02 illegal data address"), "{text}");
     assert_eq!(report.frame_log, Some(Ok(text.lines().count() as u64 - 1)));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In the child process: the pty the client opens.
+const CLIENT_ENV: &str = "SMARTPRO_TEST_EXCLUSIVE_CLIENT";
+/// How long the child retries opening a busy port.
+const CLIENT_OPEN_PATIENCE: Duration = Duration::from_millis(1000);
+/// The child's exit code when the port stayed busy.
+const CLIENT_BUSY: i32 = 10;
+
+/// The child: opens the pty as tokio-serial does by default (exclusively: TIOCEXCL and
+/// an exclusive flock), reads one register, and exits without closing the port
+/// properly, as a killed client or one that calls `process::exit` does: the kernel
+/// closes the fd and the pty's exclusive flag stays set.
+fn exclusive_client_that_dies(path: &str) -> ! {
+    use std::io::{Read, Write};
+    let t0 = std::time::Instant::now();
+    let mut port = loop {
+        match tokio_serial::new(path, 19_200).timeout(Duration::from_millis(100)).open() {
+            Ok(p) => break p,
+            Err(e) if t0.elapsed() > CLIENT_OPEN_PATIENCE => {
+                eprintln!("client: cannot open {path} for {CLIENT_OPEN_PATIENCE:?}: {e}");
+                std::process::exit(CLIENT_BUSY);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("Uid: ?");
+    eprintln!("client ({uid}): opened {path} after {:?}", t0.elapsed());
+    port.write_all(&read_req(1, 0x0000, 1)).unwrap();
+    let mut reply = [0u8; 7];
+    let served = port.read_exact(&mut reply).is_ok() && crc_ok(&reply) && reply[3..5] == [0, 209];
+    std::process::exit(if served { 0 } else { 11 });
+}
+
+/// This test's binary, to run as the client: as `nobody` (from a copy that
+/// `nobody` can reach) if we are root, else as ourselves.
+struct ClientExe {
+    exe: std::path::PathBuf,
+    as_nobody: bool,
+}
+
+impl ClientExe {
+    fn new() -> ClientExe {
+        let exe = std::env::current_exe().unwrap();
+        let root = std::process::Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        if !root {
+            return ClientExe { exe, as_nobody: false };
+        }
+        // The build directory may be out of nobody's reach (under /root, say).
+        use std::os::unix::fs::PermissionsExt;
+        let copy = std::env::temp_dir().join(format!("serve-pty-client-{}", std::process::id()));
+        std::fs::copy(&exe, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ClientExe { exe: copy, as_nobody: true }
+    }
+}
+
+impl Drop for ClientExe {
+    fn drop(&mut self) {
+        if self.as_nobody {
+            let _ = std::fs::remove_file(&self.exe);
+        }
+    }
+}
+
+/// Runs the child client on `path`.
+fn run_client(client: &ClientExe, path: &str) -> std::process::ExitStatus {
+    let test_args = ["a_non_root_client_reopens_the_pty_after_an_exclusive_client_died", "--exact", "--nocapture"];
+    let mut cmd = if client.as_nobody {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&client.exe);
+        c
+    } else {
+        std::process::Command::new(&client.exe)
+    };
+    cmd.args(test_args).env(CLIENT_ENV, path);
+    let out = cmd.output().expect("setpriv (util-linux) runs the client as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{}", stderr.lines().filter(|l| l.starts_with("client")).collect::<Vec<_>>().join("\n"));
+    out.status
+}
+
+/// Lets `nobody` open the pty (it belongs to whoever made it; a no-op unless we are root).
+fn open_to_all(path: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666));
+}
+
+/// Issue 6, port loss: "on a pty, a client that closes and reopens is served again" —
+/// also a non-root client after one that left the pty exclusively locked (tokio-serial's
+/// default TIOCEXCL outlives the client on a pty). Without serve's guard (a bare pty
+/// master) the second client stays locked out; with it, it is served.
+#[test]
+fn a_non_root_client_reopens_the_pty_after_an_exclusive_client_died() {
+    if let Ok(path) = std::env::var(CLIENT_ENV) {
+        exclusive_client_that_dies(&path);
+    }
+    let client = std::sync::Arc::new(ClientExe::new());
+    let run = |path: &str| {
+        let (client, path) = (client.clone(), path.to_owned());
+        async move { tokio::task::spawn_blocking(move || run_client(&client, &path)).await.unwrap() }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        // The premise: a pty served without the guard, its slave side held by us.
+        let (master, slave) = tokio_serial::SerialStream::pair().unwrap();
+        let path = tokio_serial::SerialPort::name(&slave).unwrap();
+        let bare = start_with(Options::new(vec![1]), false, Some(RtuLine::Stream(Box::new(master)))).await;
+        open_to_all(&path);
+        assert!(run(&path).await.success());
+        let second = run(&path).await;
+        assert_eq!(second.code(), Some(CLIENT_BUSY), "without the guard the pty stays exclusively locked");
+        bare.stop().await;
+        drop(slave);
+
+        // serve's own pty: the flag is cleared when the client goes, the next one is served.
+        let server = start(Options::new(vec![1]), false).await;
+        open_to_all(&server.path);
+        for round in 0..3 {
+            let status = run(&server.path).await;
+            assert!(status.success(), "client {round}: {status}");
+        }
+        let report = server.stop().await;
+        assert_eq!(report.unit(1).unwrap().replies, 3, "{report}");
+    });
 }

@@ -15,6 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
 use crate::link::{self, Counters, Link, LinkArgs, LinkError, ReadResult};
+use crate::recording;
 
 /// Width of the value column of the table.
 const VALUE_WIDTH: usize = 14;
@@ -316,16 +317,17 @@ impl CsvLog {
         self.line(&line)
     }
 
-    /// The time with ms resolution, then each value; a failed read is an empty cell.
+    /// The time with ms resolution, then each value; a failed read is an
+    /// empty cell ([`recording::format_row`]).
     pub(crate) fn format_row(&self, t_s: f64, readings: &[Reading]) -> String {
-        let mut line = format!("{t_s:.3}");
-        for (reg, reading) in self.regs.iter().zip(readings) {
-            line.push(',');
-            if let Reading::Value(raw) = reading {
-                line.push_str(&decode::format_value(reg, *raw));
-            }
-        }
-        line
+        let raws: Vec<Option<i64>> = readings
+            .iter()
+            .map(|r| match r {
+                Reading::Value(raw) => Some(*raw),
+                Reading::Failed(_) => None,
+            })
+            .collect();
+        recording::format_row(t_s, &self.regs, &raws)
     }
 
     /// Writes one line and flushes it to the file.

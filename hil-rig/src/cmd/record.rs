@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::{Args, value_parser};
-use firmware_core::map::{REGISTERS, RegDef, RegId};
+use firmware_core::map::{REGISTERS, RegDef};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
@@ -26,15 +26,7 @@ use super::poll::{CsvLog, Reading, Sample, interrupted, plural, summary};
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
 use crate::link::{Link, LinkArgs};
-
-/// The leading columns after `time_s`, in order: the register and its column.
-/// `current_A` is what a `kind = "profile"` segment reads.
-const LEADING: [(RegId, &str); 4] = [
-    (RegId::Current, "current_A"),
-    (RegId::BatteryVoltage, "voltage_V"),
-    (RegId::Temperature, "temp_C"),
-    (RegId::Soc, "soc_pct"),
-];
+use crate::recording;
 
 #[derive(Args, Debug)]
 pub struct Cmd {
@@ -66,26 +58,10 @@ fn seconds(s: &str) -> Result<f64, String> {
 }
 
 /// The CSV header and the register of each column after the time: the
-/// leading four, then every other readable register in map order.
+/// leading four, then every other readable register in map order
+/// ([`recording::record_columns`]).
 pub(crate) fn columns() -> Result<(Vec<String>, Vec<&'static RegDef>), Failure> {
-    let readable = decode::readable(REGISTERS);
-    let mut header = vec!["time_s".to_string()];
-    let mut regs = Vec::with_capacity(readable.len());
-    for (id, column) in LEADING {
-        let reg = readable
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| Failure::Usage(anyhow!("the register map has no readable {id:?} register for {column}")))?;
-        header.push(column.to_string());
-        regs.push(*reg);
-    }
-    for reg in readable {
-        if !LEADING.iter().any(|(id, _)| *id == reg.id) {
-            header.push(decode::column_name(reg));
-            regs.push(reg);
-        }
-    }
-    Ok((header, regs))
+    recording::record_columns().map_err(|e| Failure::Usage(anyhow!(e)))
 }
 
 /// What a recording wrote, for the summary at exit.

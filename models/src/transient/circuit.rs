@@ -19,22 +19,35 @@
 //! - arrester on: `v = (R_d·i + s·V_BR)/(1 + G·R_d)`, `s = sign(i)`;
 //! - switch off (`G = 0`) and `i = 0`: blocked while `|E| ≤ V_BR`.
 //!
-//! With `G` held over a step the equation is linear inside each piece, so
-//! it is integrated *exactly*: `i(t) = i∞ + (i0 − i∞)·e^(−t/τ)`, and the
-//! step is cut where `i` reaches a piece boundary, the comparator
-//! threshold or zero (those times are solved in closed form). Energies and
-//! I²t are integrated in closed form as well (∫i and ∫i² of the
-//! exponential). The only approximation is the gate ramp: `G(t)` falls
-//! linearly over the turn-off time and is held at its mid-step value over
-//! each of `ramp_steps` sub-steps; steps are at most `max_step_us` long
-//! for the record. Stiffness costs nothing: a τ of picoseconds is as
-//! exact as one of milliseconds.
+//! With `G` and `E` held over a step the equation is linear inside each
+//! piece, so it is integrated *exactly*: `i(t) = i∞ + (i0 − i∞)·e^(−t/τ)`.
+//! Steps run from breakpoint to breakpoint, however far apart: the end of a
+//! gate sub-step or a load-dump source sub-step, the caller's target, and
+//! the points where `i` reaches a piece boundary (arrester breakdown entry
+//! or exit), the comparator threshold, the continuous rating or zero (those
+//! are located in closed form, `t = τ·ln((i0 − i∞)/(x − i∞))`, only when the
+//! step's end value shows the level is crossed). Energies and I²t are
+//! integrated in closed form as well (∫i and ∫i² of the exponential). Inside
+//! a piece `i`, the switch voltage and the arrester power are monotone, so
+//! the peaks are exact at the breakpoints. The only approximations are the
+//! gate ramp (`G(t)` falls linearly over the turn-off time and is held at its
+//! mid value over each of `ramp_steps` sub-steps) and the load-dump source
+//! (held at its mid value over sub-steps of at most `source_step_v`).
+//! Stiffness costs nothing: a τ of picoseconds is as exact as one of
+//! milliseconds, and a quiet stretch of 10 ms is one step.
+//!
+//! The recorded waveform (when asked for) is filled from the closed form
+//! between breakpoints: a sample on every multiple of `max_step_us` while the
+//! current is still more than `record_tolerance_a` away from the step's end
+//! value, and one at every breakpoint; a flat stretch is recorded by its ends
+//! (`record_tolerance_a = 0` records every grid point).
 //!
 //! Time is seconds since the circuit was built (`f64`; steps end on
 //! breakpoints computed from their absolute times, so nothing drifts).
 
 use serde::{Deserialize, Serialize};
 
+use super::source::{LoadDumpParams, Pulse};
 use super::{BatteryState, EventKind, EventParams, TransientParams};
 use crate::error::ParamError;
 use crate::variant::Variant;
@@ -47,7 +60,8 @@ pub const CHARGER_SOURCE_OHM: f64 = 10e-3;
 /// One point of the recorded waveform.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// Time since the circuit was built (s).
+    /// Time (s) since the circuit was built, or since the origin set with
+    /// [`Circuit::set_record_origin`] ([`super::simulate`]: since the event).
     pub t_s: f64,
     /// Loop current (A), `> 0` discharging.
     pub current_a: f64,
@@ -125,6 +139,16 @@ enum Region {
     Clamp(f64),
 }
 
+/// One piece of the solution for the record: `i(dt) = i_inf + b·e^(−dt/τ)`,
+/// `v = v.0·i + v.1`, `i_tvs = i_tvs.0·i + i_tvs.1`.
+struct Piece {
+    i_inf: f64,
+    b: f64,
+    tau: f64,
+    v: (f64, f64),
+    i_tvs: (f64, f64),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Hit {
     Threshold,
@@ -161,7 +185,14 @@ pub struct Circuit {
     comparator_enabled: bool,
     /// Above this |current| the switch is in overcurrent (A).
     continuous_a: f64,
+    /// Record grid (s) and the tolerance below which a settling current is not sampled (A).
     max_step_s: f64,
+    record_tolerance_a: f64,
+    /// The load-dump generator and its sub-step (V).
+    load_dump: LoadDumpParams,
+    variant: Variant,
+    source_step_v: f64,
+    source: Option<Pulse>,
     // state
     t_s: f64,
     i: f64,
@@ -173,6 +204,8 @@ pub struct Circuit {
     totals: Totals,
     peaks: Peaks,
     record: Option<Vec<Sample>>,
+    /// Recorded times are from this circuit time (s).
+    record_origin_s: f64,
     last_gate: f64,
 }
 
@@ -188,6 +221,7 @@ impl Circuit {
         record: bool,
     ) -> Result<Circuit, ParamError> {
         params.validate()?;
+        params.load_dump.validate_for(variant)?;
         let bad = |name, value, requirement| Err(ParamError { name, value, requirement });
         if !(state.rest_voltage_v.is_finite() && state.rest_voltage_v > 0.0) {
             return bad("battery.rest_voltage_v", state.rest_voltage_v, "finite and > 0");
@@ -247,6 +281,11 @@ impl Circuit {
             comparator_enabled: params.comparator.enabled,
             continuous_a: params.limits.continuous_current_a,
             max_step_s: params.solver.max_step_us * 1e-6,
+            record_tolerance_a: params.solver.record_tolerance_a,
+            load_dump: params.load_dump,
+            variant,
+            source_step_v: params.solver.source_step_v,
+            source: None,
             t_s: 0.0,
             i: i0,
             off_at_s: None,
@@ -257,6 +296,7 @@ impl Circuit {
             totals: Totals::default(),
             peaks: Peaks::default(),
             record: record.then(Vec::new),
+            record_origin_s: 0.0,
             last_gate: f64::NAN,
         };
         c.observe(1.0);
@@ -264,13 +304,34 @@ impl Circuit {
     }
 
     /// Applies `event` now: a fault changes the loop, `switch_open` starts the
-    /// gate turn-off.
+    /// gate turn-off, `load_dump` starts it with the load-dump generator on the load side.
     pub fn apply(&mut self, event: &EventParams) {
         self.over_at_s = (self.i.abs() > self.continuous_a).then_some(self.t_s);
         match event.kind {
             EventKind::ShortCircuit => self.short_circuit(event.fault_resistance_mohm * 1e-3, event.position),
             EventKind::SwitchOpen => self.command_off(),
+            EventKind::LoadDump => {
+                self.load_dump_source();
+                self.command_off();
+            }
         }
+    }
+
+    /// From now on the load side is the load-dump generator (see [`super::source`]):
+    /// its EMF starts at the value that drives the present charging current
+    /// through `R_i` (`e0 = V_bus + I_charge·R_i`; the bus voltage if no
+    /// charging current flows) and follows the pulse.
+    pub fn load_dump_source(&mut self) {
+        let ri = self.load_dump.source_resistance_ohm(self.variant);
+        let v_terminal = self.v_ext + self.i * self.r_load;
+        let e0 = v_terminal - self.i.min(0.0) * ri;
+        let pulse = Pulse::new(&self.load_dump, self.variant, self.t_s, e0, self.source_step_v);
+        self.v_load = e0;
+        self.r_load = ri;
+        self.r = self.r_batt + self.r_fixed + self.r_load_line + ri;
+        self.v_ext = pulse.held(self.t_s).0;
+        self.source = Some(pulse);
+        self.observe(self.gate_rel());
     }
 
     /// A short of `r_fault_ohm` across the load line at `position` (0 = the
@@ -302,13 +363,35 @@ impl Circuit {
     /// Advances to `t_end_s` (no-op if already there).
     pub fn advance_to(&mut self, t_end_s: f64) {
         while self.t_s < t_end_s {
-            if self.comparator_armed() && self.i.abs() >= self.threshold_a {
-                self.trip();
-            }
-            let (g, t_gate) = self.conductance(self.t_s);
-            let t_seg_end = t_end_s.min(t_gate).min(self.t_s + self.max_step_s);
-            self.segment(g, t_seg_end);
+            self.step_towards(t_end_s);
         }
+    }
+
+    /// Advances to `t_end_s` or until [`Self::is_settled`], whichever comes
+    /// first; returns whether it settled.
+    pub fn advance_until_settled(&mut self, t_end_s: f64) -> bool {
+        while self.t_s < t_end_s {
+            if self.is_settled() {
+                return true;
+            }
+            self.step_towards(t_end_s);
+        }
+        self.is_settled()
+    }
+
+    /// One step: from now to the next breakpoint, at most to `t_end_s`.
+    fn step_towards(&mut self, t_end_s: f64) {
+        if self.comparator_armed() && self.i.abs() >= self.threshold_a {
+            self.trip();
+        }
+        let (g, t_gate) = self.conductance(self.t_s);
+        let mut t_seg_end = t_end_s.min(t_gate);
+        if let Some(p) = &self.source {
+            let (v, t_next) = p.held(self.t_s);
+            self.v_ext = v;
+            t_seg_end = t_seg_end.min(t_next);
+        }
+        self.segment(g, t_seg_end);
     }
 
     /// Time since the circuit was built (s).
@@ -329,6 +412,17 @@ impl Circuit {
     /// Source voltage of the loop, `V_rest − V_ext` (V), as now.
     pub fn source_v(&self) -> f64 {
         self.v_rest - self.v_ext
+    }
+
+    /// Source voltage of the loop once a load-dump pulse is over, `V_rest − U_A`
+    /// (V); without one, as now.
+    pub fn final_source_v(&self) -> f64 {
+        self.source.map_or(self.source_v(), |p| self.v_rest - p.supply_v())
+    }
+
+    /// The load-dump pulse, if one runs.
+    pub fn pulse(&self) -> Option<&Pulse> {
+        self.source.as_ref()
     }
 
     /// When the comparator tripped (s).
@@ -357,14 +451,26 @@ impl Circuit {
         self.over_at_s
     }
 
-    /// When the current first reached zero with the switch off (s).
+    /// When the current last reached zero with the switch off (s); `None`
+    /// again while a load-dump source drives current through the arrester.
     pub fn zero_at_s(&self) -> Option<f64> {
         self.zero_at_s
     }
 
-    /// Switch fully off and no current: nothing more happens.
+    /// Switch fully off, no current, and no source left that could push the
+    /// arrester into conduction again: nothing more happens.
     pub fn is_settled(&self) -> bool {
-        self.zero_at_s.is_some() && self.i == 0.0
+        if self.zero_at_s.is_none() || self.i != 0.0 {
+            return false;
+        }
+        match &self.source {
+            // Whatever the rest of the pulse does, |V_rest − u| stays within the breakdown.
+            Some(p) => {
+                let (u_min, u_max) = p.range_from(self.t_s);
+                self.v_rest - u_max >= -self.v_br && self.v_rest - u_min <= self.v_br
+            }
+            None => self.source_v().abs() <= self.v_br,
+        }
     }
 
     /// Energies and integrals so far.
@@ -476,7 +582,12 @@ impl Circuit {
         if g == 0.0 && i == 0.0 {
             return (self.source_v(), 0.0, 0.0);
         }
-        match self.region(i, g) {
+        self.electrical_in(self.region(i, g), i, g)
+    }
+
+    /// [`Self::electrical`] in a known region.
+    fn electrical_in(&self, region: Region, i: f64, g: f64) -> (f64, f64, f64) {
+        match region {
             Region::Channel => (i / g, 0.0, 0.0),
             Region::Clamp(s) => {
                 let k = 1.0 + g * self.r_d;
@@ -498,7 +609,7 @@ impl Circuit {
         self.peaks.arrester_power_w = self.peaks.arrester_power_w.max(p);
         if let Some(rec) = self.record.as_mut() {
             rec.push(Sample {
-                t_s: self.t_s,
+                t_s: self.t_s - self.record_origin_s,
                 current_a: self.i,
                 switch_voltage_v: v,
                 arrester_current_a: i_tvs,
@@ -510,7 +621,8 @@ impl Circuit {
     }
 
     /// Integrates from now with conductance `g` up to `t_seg_end`, or less
-    /// when the current reaches a boundary, the threshold or zero.
+    /// when the current reaches a boundary, the threshold, the continuous
+    /// rating or zero.
     fn segment(&mut self, g: f64, t_seg_end: f64) {
         let gate = g / self.g_on;
         if gate != self.last_gate {
@@ -518,23 +630,38 @@ impl Circuit {
         }
         let e = self.source_v();
         let i0 = self.i;
+        let t0 = self.t_s;
         if g == 0.0 && i0 == 0.0 && e.abs() <= self.v_br {
             // Blocked: nothing flows.
+            if self.record.is_some() && self.record_tolerance_a == 0.0 {
+                let flat = Piece { i_inf: 0.0, b: 0.0, tau: 1.0, v: (0.0, e), i_tvs: (0.0, 0.0) };
+                self.record_piece(t0, t_seg_end, &flat, gate);
+            }
             self.t_s = t_seg_end;
             self.observe(gate);
             return;
+        }
+        if g == 0.0 && i0 == 0.0 {
+            // The source drives the arrester into conduction (again): no current zero yet.
+            self.zero_at_s = None;
         }
         let region = self.region(i0, g);
         let (slope, offset) = self.linear_v(region, g);
         let r_tot = self.r + slope;
         let tau = self.l / r_tot;
         let i_inf = (e - offset) / r_tot;
-        let mut h = t_seg_end - self.t_s;
+        let b = i0 - i_inf;
+        let h_full = t_seg_end - t0;
+        let em1_full = -(-h_full / tau).exp_m1();
+        let i_end = i_inf + b * (1.0 - em1_full);
+
+        // The first level crossed on the way from i0 to i_end (i monotone towards i∞).
+        let mut h = h_full;
         let mut hit: Option<(f64, Hit)> = None;
         let mut consider = |x: f64, kind: Hit| {
-            if (x - i0) * (i_inf - x) > 0.0 {
-                let th = tau * ((i0 - i_inf) / (x - i_inf)).ln();
-                if th < h {
+            if (x - i0) * (i_inf - x) > 0.0 && (x - i0) * (i_end - x) >= 0.0 {
+                let th = -tau * ((x - i_inf) / b).ln();
+                if th <= h {
                     h = th;
                     hit = Some((x, kind));
                 }
@@ -557,18 +684,39 @@ impl Circuit {
             Region::Clamp(_) => consider(0.0, Hit::Zero),
         }
 
-        // ∫1, ∫i, ∫i² over [0, h] of i(t) = a + b·e^(−t/τ)
-        let x = h / tau;
-        let em1 = -(-x).exp_m1();
-        let em2 = -(-2.0 * x).exp_m1();
-        let (a, b) = (i_inf, i0 - i_inf);
+        // ∫1, ∫i, ∫i² over [0, h] of i(t) = a + b·e^(−t/τ); 1 − e^(−2x) = em1·(2 − em1).
+        let em1 = if hit.is_some() { -(-h / tau).exp_m1() } else { em1_full };
+        let em2 = em1 * (2.0 - em1);
+        let a = i_inf;
         let s1 = a * h + b * tau * em1;
         let s2 = a * a * h + 2.0 * a * b * tau * em1 + b * b * 0.5 * tau * em2;
+        let i_final = hit.map_or(i_end, |(x, _)| x);
+        if self.record.is_some() {
+            // Grid samples while the current is more than the tolerance from its end value:
+            // |b|·(e^(−dt/τ) − e^(−h/τ)) ≥ tol  ⇔  dt ≤ −τ·ln(tol/|b| + e^(−h/τ)).
+            let tol = self.record_tolerance_a;
+            let t_flat = if tol == 0.0 {
+                t0 + h
+            } else if b == 0.0 {
+                t0
+            } else {
+                t0 - tau * (tol / b.abs() + (i_final - i_inf) / b).ln()
+            };
+            let i_tvs = match region {
+                Region::Channel => (0.0, 0.0),
+                Region::Clamp(s) => {
+                    let k = 1.0 + g * self.r_d;
+                    (1.0 / k, -s * g * self.v_br / k)
+                }
+            };
+            let piece = Piece { i_inf, b, tau, v: (slope, offset), i_tvs };
+            self.record_piece(t0, t_flat.min(t0 + h), &piece, gate);
+        }
         self.integrate(region, g, h, s1, s2);
 
         match hit {
             Some((x, kind)) => {
-                self.t_s += h;
+                self.t_s = t0 + h;
                 self.i = x;
                 match kind {
                     Hit::Threshold => self.trip(),
@@ -582,10 +730,54 @@ impl Circuit {
             }
             None => {
                 self.t_s = t_seg_end;
-                self.i = a + b * (1.0 - em1);
+                self.i = i_end;
             }
         }
         self.observe(gate);
+    }
+
+    /// Records `piece` on the grid points strictly inside `(t0, t_stop)`:
+    /// one exp for the first point, then the grid's constant decay factor.
+    fn record_piece(&mut self, t0: f64, t_stop: f64, piece: &Piece, gate: f64) {
+        let step = self.max_step_s;
+        let k0 = (t0 / step).floor() + 1.0;
+        if k0 * step >= t_stop {
+            return;
+        }
+        // Grid points k0·step … (k0 + n − 1)·step, all < t_stop.
+        let mut n = ((t_stop - k0 * step) / step).ceil().max(1.0);
+        while n > 1.0 && (k0 + n - 1.0) * step >= t_stop {
+            n -= 1.0;
+        }
+        let q = (-step / piece.tau).exp();
+        let mut decay = (-(k0 * step - t0) / piece.tau).exp();
+        let origin = self.record_origin_s;
+        let Some(rec) = self.record.as_mut() else { return };
+        rec.extend((0..n as usize).map(|j| {
+            let i = piece.i_inf + piece.b * decay;
+            decay *= q;
+            let v = piece.v.0 * i + piece.v.1;
+            let i_tvs = piece.i_tvs.0 * i + piece.i_tvs.1;
+            Sample {
+                t_s: (k0 + j as f64) * step - origin,
+                current_a: i,
+                switch_voltage_v: v,
+                arrester_current_a: i_tvs,
+                arrester_power_w: v * i_tvs,
+                gate,
+            }
+        }));
+    }
+
+    /// From now on recorded times are from `origin_s` (and those recorded so far are moved to it).
+    pub fn set_record_origin(&mut self, origin_s: f64) {
+        let shift = origin_s - self.record_origin_s;
+        if let Some(rec) = self.record.as_mut() {
+            for s in rec.iter_mut() {
+                s.t_s -= shift;
+            }
+        }
+        self.record_origin_s = origin_s;
     }
 
     fn integrate(&mut self, region: Region, g: f64, h: f64, s1: f64, s2: f64) {

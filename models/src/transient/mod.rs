@@ -1,11 +1,13 @@
-//! µs-resolved transients: short circuits and turn-off surges.
+//! µs-resolved transients: short circuits, turn-off surges and load dumps.
 //!
 //! One loop — battery (rest voltage, R0, pack inductance), battery line,
 //! the board (shunt, main switch with the surge arrester across it), load
-//! line, and a fault or the load — integrated exactly between breakpoints
-//! (see [`circuit`]). The hardware comparator turns the switch off; the
-//! line inductance then drives the current into the arrester until it is
-//! zero.
+//! line, and a fault, the load or a charging source — integrated exactly
+//! between breakpoints (see [`circuit`]). The hardware comparator turns the
+//! switch off; the line inductance then drives the current into the
+//! arrester until it is zero. In a load dump the switch opens while a
+//! charging source pushes current into the battery, and the source's surge
+//! drives the arrester for as long as it lasts ([`source`]).
 //!
 //! | module | model |
 //! |---|---|
@@ -13,12 +15,14 @@
 //! | [`battery`] | OCV/R0 from SOC and temperature; the [`BatteryState`] the engine passes |
 //! | [`switch`] | MOSFET switch (R_on, turn-off ramp, V_DS rating) and the short-circuit comparator |
 //! | [`arrester`] | TVS: breakdown, dynamic resistance, Pppm and its derating with pulse length |
+//! | [`source`] | the load-dump generator (ISO 16750-2): U_s, R_i, t_r, t_d, U_A, suppression U_s* |
 //! | [`circuit`] | the loop and its exact integrator; the engine's stepping API |
 //!
 //! [`simulate`] runs one event from a battery state and returns its
 //! [`Metrics`], the [`Check`]s against the datasheet and the [`EndState`]
 //! (current after the event, latches, charge and energies) the engine
-//! continues from. Everything is deterministic: no random effect enters a
+//! continues from. [`EventRun`] is the same run in pieces, for an engine
+//! that steps the event alongside its slower models. Everything is deterministic: no random effect enters a
 //! transient (a study varies parameters itself, seeded, if it wants spread).
 //!
 //! Sign: the loop works with the discharge current (`> 0`, battery →
@@ -30,6 +34,7 @@ pub mod arrester;
 pub mod battery;
 pub mod circuit;
 pub mod line;
+pub mod source;
 pub mod switch;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +46,7 @@ pub use arrester::ArresterParams;
 pub use battery::{BatteryParams, BatteryState};
 pub use circuit::{Circuit, EndState, Peaks, Sample, Totals};
 pub use line::LineParams;
+pub use source::LoadDumpParams;
 pub use switch::{ComparatorParams, SwitchParams};
 
 /// Everything about the circuit of a what-if event except the variant and
@@ -58,6 +64,8 @@ pub struct TransientParams {
     pub switch: SwitchParams,
     pub comparator: ComparatorParams,
     pub arrester: ArresterParams,
+    /// The charging source of a `load_dump` event.
+    pub load_dump: LoadDumpParams,
     pub solver: SolverParams,
     pub limits: LimitParams,
 }
@@ -71,6 +79,7 @@ impl Default for TransientParams {
             switch: SwitchParams::default(),
             comparator: ComparatorParams::default(),
             arrester: ArresterParams::default(),
+            load_dump: LoadDumpParams::default(),
             solver: SolverParams::default(),
             limits: LimitParams::default(),
         }
@@ -86,20 +95,34 @@ impl TransientParams {
         self.switch.validate()?;
         self.comparator.validate()?;
         self.arrester.validate()?;
+        self.load_dump.validate()?;
         self.solver.validate()?;
         self.limits.validate()
     }
 }
 
 /// Step control and how long an event is followed.
+///
+/// The loop is integrated exactly from breakpoint to breakpoint (see
+/// [`circuit`]); the steps' length costs no accuracy. What is approximated,
+/// and set here: the gate ramp (`ramp_steps`), the load-dump source
+/// (`source_step_v`), and the recorded waveform's resolution (`max_step_us`,
+/// `record_tolerance_a`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SolverParams {
-    /// Longest step (µs); the integration is exact, this sets the record's resolution.
+    /// Resolution of the recorded waveform (µs): a sample on every multiple
+    /// of it while the current settles (plus one at every breakpoint).
     pub max_step_us: f64,
+    /// A current within this of its value at the next breakpoint is flat for
+    /// the record (A): no more grid samples until then. 0 records every grid point.
+    pub record_tolerance_a: f64,
     /// Sub-steps over the gate's turn-off ramp (G held at each one's mid value).
     pub ramp_steps: u32,
-    /// Longest an event is followed (µs); a current still flowing then is reported.
+    /// The load-dump source is held over sub-steps in which it changes by at most this (V).
+    pub source_step_v: f64,
+    /// Longest an event is followed (µs); a current still flowing then is
+    /// reported. A load dump is followed at least until its pulse is over.
     pub window_us: f64,
     /// Followed on after the current reached zero (µs), for the record.
     pub tail_us: f64,
@@ -107,7 +130,14 @@ pub struct SolverParams {
 
 impl Default for SolverParams {
     fn default() -> Self {
-        Self { max_step_us: 1.0, ramp_steps: 40, window_us: 2000.0, tail_us: 20.0 }
+        Self {
+            max_step_us: 1.0,
+            record_tolerance_a: 0.01,
+            ramp_steps: 40,
+            source_step_v: 0.1,
+            window_us: 2000.0,
+            tail_us: 20.0,
+        }
     }
 }
 
@@ -124,6 +154,8 @@ impl SolverParams {
         if self.ramp_steps == 0 {
             return Err(ParamError { name: "solver.ramp_steps", value: 0.0, requirement: ">= 1" });
         }
+        error::non_negative("solver.record_tolerance_a", self.record_tolerance_a)?;
+        error::positive("solver.source_step_v", self.source_step_v)?;
         error::positive("solver.window_us", self.window_us)?;
         error::non_negative("solver.tail_us", self.tail_us)
     }
@@ -169,7 +201,12 @@ pub enum EventKind {
     #[default]
     ShortCircuit,
     /// The switch is opened under load (by the firmware): the turn-off kick alone.
+    #[serde(alias = "switch_open_under_load")]
     SwitchOpen,
+    /// The switch opens while a charging source (alternator, charger) pushes
+    /// current into the battery: the turn-off kick, then the source's surge
+    /// (ISO 16750-2 load dump, `[load_dump]`) into the arrester.
+    LoadDump,
 }
 
 /// The event of a what-if case.
@@ -289,7 +326,8 @@ impl Outcome {
 
 /// Runs one event: the circuit before it from `state` for `event.at_us`,
 /// the event, then until the current is zero with the switch off (plus
-/// `tail_us`) or `window_us` after the event.
+/// `tail_us`) or `window_us` after the event (a load dump: at least until
+/// its pulse is over).
 pub fn simulate(
     params: &TransientParams,
     variant: Variant,
@@ -297,65 +335,125 @@ pub fn simulate(
     event: &EventParams,
     record: bool,
 ) -> Result<Outcome, ParamError> {
-    event.validate()?;
-    let mut c = Circuit::new(params, variant, state, record)?;
-    let t_event = event.at_us * 1e-6;
-    c.advance_to(t_event);
-    c.apply(event);
-    let (l, r) = c.loop_l_r();
-    let r_on = params.switch.on_resistance_ohm(variant);
-    let source_v = c.source_v();
-    let pre_peaks = *c.peaks();
-    let t_window = t_event + params.solver.window_us * 1e-6;
-    let chunk = params.solver.max_step_us * 1e-6;
-    while c.t_s() < t_window {
-        let target = (c.t_s() + chunk).min(t_window);
-        c.advance_to(target);
+    let mut run = EventRun::start(params, variant, state, event, record)?;
+    let t_window = run.window_end_s();
+    let c = run.circuit_mut();
+    if c.advance_until_settled(t_window) {
         if let Some(t0) = c.zero_at_s() {
-            if c.is_settled() {
-                c.advance_to((t0 + params.solver.tail_us * 1e-6).min(t_window));
-                break;
-            }
+            c.advance_to((t0 + params.solver.tail_us * 1e-6).min(t_window).max(c.t_s()));
         }
     }
-    let peaks = *c.peaks();
-    let totals = *c.totals();
-    let since = |t: f64| (t - t_event) * 1e6;
-    let pulse_s = if peaks.arrester_power_w > 0.0 { totals.arrester_j / peaks.arrester_power_w } else { 0.0 };
-    let allowed = params.arrester.allowed_peak_power_w(variant, pulse_s);
-    let metrics = Metrics {
-        source_v,
-        loop_inductance_uh: l * 1e6,
-        loop_resistance_mohm: (r + r_on) * 1e3,
-        prospective_current_a: source_v / (r + r_on),
-        peak_current_a: peaks.current_a,
-        peak_current_us: if peaks.current_a > pre_peaks.current_a { since(peaks.current_t_s) } else { 0.0 },
-        trip_us: c.trip_at_s().map(since),
-        switch_off_us: c.switch_off_at_s().map(since),
-        overcurrent_us: c.overcurrent_at_s().map(|t0| c.switch_off_at_s().unwrap_or(c.t_s()).max(t0) * 1e6 - t0 * 1e6),
-        time_to_zero_us: c.zero_at_s().map(since),
-        final_current_a: c.discharge_current_a().abs(),
-        arrester_energy_j: totals.arrester_j,
-        arrester_peak_power_w: peaks.arrester_power_w,
-        arrester_pulse_us: pulse_s * 1e6,
-        arrester_allowed_power_w: allowed,
-        arrester_margin_pct: if peaks.arrester_power_w > 0.0 {
-            100.0 * (1.0 - peaks.arrester_power_w / allowed)
-        } else {
-            100.0
-        },
-        peak_switch_voltage_v: peaks.switch_voltage_v,
-        switch_voltage_rating_v: params.switch.v_ds_rating_v(variant),
-        switch_i2t_a2s: totals.switch_i2t_a2s,
-        switch_energy_j: totals.switch_j,
-        magnetic_energy_at_trip_j: c.trip_current_a().map(|i| 0.5 * l * i * i),
-    };
-    let checks = check(&metrics, &params.limits, params.arrester.breakdown_v(variant));
-    let mut samples = c.take_samples();
-    for s in &mut samples {
-        s.t_s -= t_event;
+    Ok(run.finish())
+}
+
+/// One event stepped in pieces: [`Self::start`] builds the circuit, runs it
+/// to the event (`event.at_us`) and applies it; the caller advances
+/// [`Self::circuit_mut`] as it likes (e.g. one ADC period at a time, taking
+/// the charge and energies of each); [`Self::finish`] gives the [`Outcome`].
+/// Times are the circuit's (seconds since it was built).
+#[derive(Clone, Debug)]
+pub struct EventRun {
+    circuit: Circuit,
+    params: TransientParams,
+    variant: Variant,
+    /// When the event was applied (s).
+    t_event_s: f64,
+    /// Loop as the event left it: L (H), R outside the switch (Ω).
+    loop_l_h: f64,
+    loop_r_ohm: f64,
+    /// Peaks before the event.
+    pre_peaks: Peaks,
+}
+
+impl EventRun {
+    /// Builds the circuit from `state`, advances to the event and applies it.
+    pub fn start(
+        params: &TransientParams,
+        variant: Variant,
+        state: &BatteryState,
+        event: &EventParams,
+        record: bool,
+    ) -> Result<EventRun, ParamError> {
+        event.validate()?;
+        let mut c = Circuit::new(params, variant, state, record)?;
+        let t_event_s = event.at_us * 1e-6;
+        c.advance_to(t_event_s);
+        c.set_record_origin(t_event_s);
+        let pre_peaks = *c.peaks();
+        c.apply(event);
+        let (loop_l_h, loop_r_ohm) = c.loop_l_r();
+        Ok(EventRun { circuit: c, params: *params, variant, t_event_s, loop_l_h, loop_r_ohm, pre_peaks })
     }
-    Ok(Outcome { metrics, checks, end: c.end_state(), totals, samples })
+
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+
+    pub fn circuit_mut(&mut self) -> &mut Circuit {
+        &mut self.circuit
+    }
+
+    /// When the event was applied (s).
+    pub fn event_at_s(&self) -> f64 {
+        self.t_event_s
+    }
+
+    /// The end of the window the event is followed in (s): `window_us` after
+    /// the event, for a load dump at least the end of its pulse.
+    pub fn window_end_s(&self) -> f64 {
+        let window = self.t_event_s + self.params.solver.window_us * 1e-6;
+        self.circuit.pulse().map_or(window, |p| window.max(p.end_s() + self.params.solver.tail_us * 1e-6))
+    }
+
+    /// Nothing more happens ([`Circuit::is_settled`]) or the window is over.
+    pub fn is_done(&self) -> bool {
+        self.circuit.is_settled() || self.circuit.t_s() >= self.window_end_s()
+    }
+
+    /// The event's figures and checks, from the circuit as it is now.
+    pub fn finish(self) -> Outcome {
+        let EventRun { mut circuit, params, variant, t_event_s, loop_l_h, loop_r_ohm, pre_peaks } = self;
+        let c = &mut circuit;
+        let r_on = params.switch.on_resistance_ohm(variant);
+        let source_v = c.final_source_v();
+        let peaks = *c.peaks();
+        let totals = *c.totals();
+        let since = |t: f64| (t - t_event_s) * 1e6;
+        let pulse_s = if peaks.arrester_power_w > 0.0 { totals.arrester_j / peaks.arrester_power_w } else { 0.0 };
+        let allowed = params.arrester.allowed_peak_power_w(variant, pulse_s);
+        let metrics = Metrics {
+            source_v,
+            loop_inductance_uh: loop_l_h * 1e6,
+            loop_resistance_mohm: (loop_r_ohm + r_on) * 1e3,
+            prospective_current_a: source_v / (loop_r_ohm + r_on),
+            peak_current_a: peaks.current_a,
+            peak_current_us: if peaks.current_a > pre_peaks.current_a { since(peaks.current_t_s) } else { 0.0 },
+            trip_us: c.trip_at_s().map(since),
+            switch_off_us: c.switch_off_at_s().map(since),
+            overcurrent_us: c
+                .overcurrent_at_s()
+                .map(|t0| c.switch_off_at_s().unwrap_or(c.t_s()).max(t0) * 1e6 - t0 * 1e6),
+            time_to_zero_us: c.zero_at_s().map(since),
+            final_current_a: c.discharge_current_a().abs(),
+            arrester_energy_j: totals.arrester_j,
+            arrester_peak_power_w: peaks.arrester_power_w,
+            arrester_pulse_us: pulse_s * 1e6,
+            arrester_allowed_power_w: allowed,
+            arrester_margin_pct: if peaks.arrester_power_w > 0.0 {
+                100.0 * (1.0 - peaks.arrester_power_w / allowed)
+            } else {
+                100.0
+            },
+            peak_switch_voltage_v: peaks.switch_voltage_v,
+            switch_voltage_rating_v: params.switch.v_ds_rating_v(variant),
+            switch_i2t_a2s: totals.switch_i2t_a2s,
+            switch_energy_j: totals.switch_j,
+            magnetic_energy_at_trip_j: c.trip_current_a().map(|i| 0.5 * loop_l_h * i * i),
+        };
+        let checks = check(&metrics, &params.limits, params.arrester.breakdown_v(variant));
+        let samples = c.take_samples();
+        Outcome { metrics, checks, end: c.end_state(), totals, samples }
+    }
 }
 
 /// The datasheet checks of one event's metrics.

@@ -265,3 +265,140 @@ fn bad_parameters_are_named() {
     let huge = BatteryState { current_a: -1e6, ..p.battery.state(Variant::V48) };
     assert!(simulate(&p, Variant::V48, &huge, &EventParams::default(), false).is_err());
 }
+
+fn load_dump_at_zero() -> EventParams {
+    EventParams { kind: EventKind::LoadDump, at_us: 0.0, ..EventParams::default() }
+}
+
+#[test]
+fn load_dump_energy_matches_quasi_static_closed_form() {
+    // An unsuppressed pulse that starts at its peak (t_r = 0) and decays with τ:
+    // u(t) = U_A + A·e^(−t/τ). The loop's own τ (L/R ≈ 2 µs) is 10⁴× shorter, so
+    // the arrester current follows the source: i(t) = (u(t) − V − V_b)/R until
+    // it is zero at t_z = τ·ln(A/(V + V_b − U_A)), and
+    // E = V_b·∫i = V_b/R·[(U_A − V − V_b)·t_z + A·τ·(1 − e^(−t_z/τ))].
+    let (v, vb, ri) = (13.0, 17.5, 0.5);
+    let mut p = ideal(v, 1.0, 1.0, vb);
+    p.load_dump = LoadDumpParams {
+        surge_v: Some(79.0),
+        source_resistance_ohm: Some(ri),
+        supply_v: Some(14.0),
+        rise_ms: 0.0,
+        duration_ms: Some(40.0),
+        suppressed: false,
+        suppression_v: None,
+    };
+    let o = run(&p, Variant::V12, &load_dump_at_zero());
+    let r = ri + 1e-3;
+    let (ua, a, tau) = (14.0, 65.0, 40e-3 / core::f64::consts::LN_10);
+    let tz = tau * (a / (v + vb - ua)).ln();
+    let e = vb / r * ((ua - v - vb) * tz + a * tau * (1.0 - (-tz / tau).exp()));
+    assert!(rel(o.metrics.arrester_energy_j, e) < 0.01, "{} vs {e}", o.metrics.arrester_energy_j);
+    let t_zero = o.metrics.time_to_zero_us.unwrap() * 1e-6;
+    assert!(rel(t_zero, tz) < 0.01, "{t_zero} vs {tz}");
+    // the peak: the full surge across R, at the clamp
+    let i_peak = (79.0 - v - vb) / r;
+    assert!(rel(o.metrics.peak_current_a, i_peak) < 0.01, "{} vs {i_peak}", o.metrics.peak_current_a);
+    assert!(rel(o.metrics.arrester_peak_power_w, vb * i_peak) < 0.01);
+    assert!(rel(o.metrics.peak_switch_voltage_v, vb) < 1e-6);
+    // the charge went into the battery
+    assert!(o.end.charge_c > 0.0 && o.end.current_a == 0.0 && o.end.switch_off && !o.end.comparator_latched);
+}
+
+#[test]
+fn load_dump_test_b_passes_on_every_variant() {
+    // An alternator charging the pack at 60 A when the switch opens; ISO 16750-2 test B pulse.
+    for v in Variant::ALL {
+        let mut p = TransientParams::default();
+        p.battery.soc = 0.95;
+        p.battery.current_a = 60.0;
+        let o = run(&p, v, &EventParams { kind: EventKind::LoadDump, ..EventParams::default() });
+        assert!(o.passed(), "{v}: {:#?}", o.checks);
+        assert!(o.metrics.trip_us.is_none() && o.end.switch_off && o.end.current_a == 0.0);
+        // the inductive kick at least, then the pulse (the 48 V pulse stays under the breakdown)
+        assert!(o.metrics.arrester_energy_j > 0.0, "{v}");
+        assert!((o.metrics.peak_current_a - 60.0).abs() < 1.0, "{v}: {}", o.metrics.peak_current_a);
+        // followed until the pulse is over
+        let pulse_ms = o.metrics.time_to_zero_us.unwrap() * 1e-3;
+        assert!(pulse_ms > 0.0 && pulse_ms < 200.0, "{v}: {pulse_ms} ms");
+    }
+    // 12 V: the clipped 35 V drives the 17.5 V arrester for tens of ms
+    let mut p = TransientParams::default();
+    p.battery.soc = 0.95;
+    p.battery.current_a = 60.0;
+    let o = run(&p, Variant::V12, &EventParams { kind: EventKind::LoadDump, ..EventParams::default() });
+    assert!(o.metrics.time_to_zero_us.unwrap() > 10_000.0, "{:?}", o.metrics.time_to_zero_us);
+    assert!(o.metrics.arrester_energy_j > 1.0, "{}", o.metrics.arrester_energy_j);
+}
+
+#[test]
+fn unsuppressed_load_dump_overloads_the_12v_arrester() {
+    // Test A at the top of ISO 16750-2's range for Us and td with the lowest Ri: 101 V behind
+    // 0.5 Ω for 400 ms pushes ~130 A through the 17.5 V / 20 kW arrester for a quarter second.
+    let mut p = TransientParams::default();
+    p.battery.soc = 0.95;
+    p.battery.current_a = 60.0;
+    p.load_dump.suppressed = false;
+    p.load_dump.surge_v = Some(101.0);
+    p.load_dump.duration_ms = Some(400.0);
+    let o = run(&p, Variant::V12, &EventParams { kind: EventKind::LoadDump, ..EventParams::default() });
+    let a = o.checks.iter().find(|c| c.name == "arrester").unwrap();
+    assert!(!a.passed && o.metrics.arrester_margin_pct < 0.0, "{a:?}");
+    assert!(a.reason.contains("margin -"), "{}", a.reason);
+    assert!(o.metrics.arrester_energy_j > 100.0, "{}", o.metrics.arrester_energy_j);
+}
+
+#[test]
+fn load_dump_halving_the_steps_changes_nothing_over_1_percent() {
+    let mut p = TransientParams::default();
+    p.battery.soc = 0.95;
+    p.battery.current_a = 60.0;
+    p.load_dump.suppressed = false;
+    let mut fine = p;
+    fine.solver.max_step_us = 0.5;
+    fine.solver.ramp_steps = 2 * p.solver.ramp_steps;
+    fine.solver.source_step_v = 0.5 * p.solver.source_step_v;
+    fine.solver.record_tolerance_a = 0.5 * p.solver.record_tolerance_a;
+    let ev = EventParams { kind: EventKind::LoadDump, ..EventParams::default() };
+    for v in Variant::ALL {
+        let a = run(&p, v, &ev).metrics;
+        let b = run(&fine, v, &ev).metrics;
+        for (name, x, y) in [
+            ("peak", a.peak_current_a, b.peak_current_a),
+            ("zero", a.time_to_zero_us.unwrap(), b.time_to_zero_us.unwrap()),
+            ("energy", a.arrester_energy_j, b.arrester_energy_j),
+            ("power", a.arrester_peak_power_w, b.arrester_peak_power_w),
+            ("v_sw", a.peak_switch_voltage_v, b.peak_switch_voltage_v),
+            ("i2t", a.switch_i2t_a2s, b.switch_i2t_a2s),
+        ] {
+            assert!(rel(x, y) < 0.01, "{v} {name}: {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn record_resolution_is_the_grid_and_metrics_do_not_depend_on_it() {
+    // Dense record (tolerance 0): a sample on every µs of a 10 ms window, plus breakpoints.
+    let mut p = TransientParams::default();
+    p.solver.window_us = 10_000.0;
+    p.solver.tail_us = 10_000.0;
+    p.solver.record_tolerance_a = 0.0;
+    let dense = run(&p, Variant::V48, &EventParams::default());
+    assert!(dense.samples.len() >= 10_000, "{}", dense.samples.len());
+    assert!(dense.samples.windows(2).all(|w| w[1].t_s >= w[0].t_s && w[1].t_s - w[0].t_s <= 1e-6 + 1e-12));
+    // Adaptive record: flat stretches by their ends only; no record at all: the same metrics.
+    p.solver.record_tolerance_a = 0.01;
+    let adaptive = run(&p, Variant::V48, &EventParams::default());
+    assert!(adaptive.samples.len() < 1_000, "{}", adaptive.samples.len());
+    let none = simulate(&p, Variant::V48, &p.battery.state(Variant::V48), &EventParams::default(), false).unwrap();
+    assert_eq!(dense.metrics, none.metrics);
+    assert_eq!(adaptive.metrics, none.metrics);
+    // every recorded point lies on the closed form of its piece: check the RL rise part
+    // (before the trip) against i(t) = I∞·(1 − e^(−t/τ)) with the loop's own L and R.
+    let m = none.metrics;
+    let (i_inf, tau) = (m.prospective_current_a, m.loop_inductance_uh / m.loop_resistance_mohm * 1e-3);
+    for s in dense.samples.iter().filter(|s| s.t_s > 0.0 && s.t_s < m.trip_us.unwrap() * 1e-6) {
+        let expected = i_inf * (1.0 - (-s.t_s / tau).exp());
+        assert!((s.current_a - expected).abs() < 1e-6 * i_inf, "{} µs", s.t_s * 1e6);
+    }
+}

@@ -55,18 +55,23 @@ pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
         scenario.duration_ns() / 1_000_000_000,
         scenario.variant
     );
-    use crate::engine::{PACK_DECIMATION, TEMPERATURE_DECIMATION};
+    use crate::engine::{PACK_DECIMATION, TEMPERATURE_DECIMATION, THERMAL_DECIMATION};
     let adc = u64::from(scenario.adc_rate_hz);
-    let slow = adc / u64::from(TEMPERATURE_DECIMATION);
-    println!("adc_rate: {adc} SPS current and voltage, {slow} SPS NTCs");
     println!(
-        "model_rates: pack state {} Hz (mean current, exact charge), thermal network {slow} Hz, firmware poll every {} ms on block sums",
+        "adc_rate: {adc} SPS current and voltage (noise drawn per firmware block), {} SPS NTCs",
+        adc / u64::from(TEMPERATURE_DECIMATION)
+    );
+    println!(
+        "model_rates: pack state {} Hz (mean current, exact charge), thermal network {} Hz, firmware poll every {} ms on block sums",
         adc / PACK_DECIMATION,
+        adc / THERMAL_DECIMATION,
         firmware_core::board::POLL_PERIOD.as_millis()
     );
     if let Err(e) = transient_figures() {
         println!("transient: skipped ({e:#})");
     }
+    let rss_before_kib = peak_rss_kib();
+    let cpu_before_ns = thread_cpu_ns();
     let summary = match &cmd.trace {
         Some(path) => {
             let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -74,12 +79,50 @@ pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
         }
         None => runner::run(&scenario, None)?,
     };
+    let cpu_ns = thread_cpu_ns().zip(cpu_before_ns).map(|(after, before)| after.saturating_sub(before));
     let speed = summary.simulated_s / summary.wall_s;
     println!("ticks: {}", summary.ticks);
     println!("wall: {:.3} s", summary.wall_s);
+    // On a shared machine the wall clock also counts the time other processes had the core.
+    if let Some(ns) = cpu_ns.filter(|&ns| ns > 0) {
+        println!(
+            "cpu: {:.3} s on the run's thread, {:.1} ns per tick, {:.0} x realtime per core",
+            ns as f64 * 1e-9,
+            ns as f64 / summary.ticks as f64,
+            summary.simulated_s / (ns as f64 * 1e-9)
+        );
+    }
     println!("ns_per_tick: {:.1}", summary.wall_s * 1e9 / summary.ticks as f64);
+    // The run keeps O(1) state whatever its length: the peak must not move during it.
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    match (rss_before_kib, peak_rss_kib()) {
+        (Some(before), Some(after)) => {
+            println!("peak_rss: {:.1} MiB (VmHWM; {:.1} MiB before the run)", mib(after), mib(before))
+        }
+        _ => println!("peak_rss: unavailable (no VmHWM in /proc/self/status)"),
+    }
     println!("sim_speed: {speed:.0} x realtime");
     Ok(())
+}
+
+/// The process's peak resident set (KiB): `VmHWM` of `/proc/self/status`
+/// (Linux); `None` elsewhere.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm_kib(&status)
+}
+
+/// CPU time of this thread so far (ns): the first field of
+/// `/proc/thread-self/schedstat` (Linux); `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// `VmHWM:   12345 kB` → 12345.
+fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 /// The designer's base case (48 V, 3 m of 95 mm², bolted short).
@@ -103,26 +146,74 @@ param = "battery.temperature_c"
 values = [-20, -10, 0, 10, 20, 25, 30, 40, 45, 50]
 "#;
 
-/// Issue 7's figures: one 10 ms short-circuit event at 1 µs steps (× real
-/// time), and a 10 000-case sweep on every core.
+/// Issue 7's figures: a 10 ms short-circuit event at 1 µs resolution (× real
+/// time, one core), and a 10 000-case sweep on every core.
 fn transient_figures() -> anyhow::Result<()> {
     use crate::sweep::{self, study::Study};
     let dir = std::env::temp_dir().join(format!("smartpro-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> anyhow::Result<()> {
-        // One event followed for 10 ms whatever happens, at the default 1 µs steps.
+        // The base case followed for 10 ms whatever happens, as designed (trip, clamp, current
+        // zero, then blocked) and without the comparator (the fault current flows for all 10 ms).
+        // The circuit steps exactly from breakpoint to breakpoint (finer than 1 µs where it
+        // switches); "1 µs record" adds the waveform on every µs of the 10 ms
+        // (record_tolerance_a = 0: no flat stretch skipped).
         let long = format!("{WHATIF_BASE}\n[solver]\nwindow_us = 10000.0\ntail_us = 10000.0\n");
         std::fs::write(dir.join("event.toml"), long)?;
         let event = Study::load(&dir.join("event.toml"))?;
         let case = event.cases.first().ok_or_else(|| anyhow::anyhow!("no case"))?;
-        let reps = 20;
-        let t0 = std::time::Instant::now();
-        for _ in 0..reps {
-            sweep::simulate_case(case, false)?;
-        }
-        let per_event_s = t0.elapsed().as_secs_f64() / f64::from(reps);
-        println!("transient_event: 10 ms at 1 µs steps in {:.3} ms", per_event_s * 1e3);
-        println!("transient_speed: {:.0} x realtime", 0.010 / per_event_s);
+        let mut uncleared = case.params;
+        uncleared.comparator.enabled = false;
+        let state = case.params.battery.state(case.variant);
+        // Per event: (CPU time of this thread, wall time) (s), and the samples recorded. Repeated
+        // for ≥ 0.25 s: the thread's CPU clock (schedstat) is coarse.
+        let time = |params: &models::transient::TransientParams,
+                    tolerance_a: f64,
+                    record: bool|
+         -> anyhow::Result<(f64, f64, usize)> {
+            let params = models::transient::TransientParams {
+                solver: models::transient::SolverParams { record_tolerance_a: tolerance_a, ..params.solver },
+                ..*params
+            };
+            let (mut reps, mut samples) = (0u32, 0);
+            let cpu0 = thread_cpu_ns();
+            let t0 = std::time::Instant::now();
+            while reps < 20 || t0.elapsed().as_secs_f64() < 0.25 {
+                let o = models::transient::simulate(&params, case.variant, &state, &case.event, record)?;
+                samples = o.samples.len();
+                reps += 1;
+            }
+            let wall_s = t0.elapsed().as_secs_f64() / f64::from(reps);
+            let cpu_s = thread_cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a) as f64 * 1e-9 / f64::from(reps));
+            Ok((cpu_s.filter(|&s| s > 0.0).unwrap_or(wall_s), wall_s, samples))
+        };
+        let dense = [time(&case.params, 0.0, true)?, time(&uncleared, 0.0, true)?];
+        let tol = case.params.solver.record_tolerance_a;
+        let adaptive = [time(&case.params, tol, true)?, time(&uncleared, tol, true)?];
+        let exact = [time(&case.params, 0.0, false)?, time(&uncleared, 0.0, false)?];
+        let us = |x: &[(f64, f64, usize); 2]| {
+            format!("{:.1} µs ({} samples) / {:.1} µs ({} samples)", x[0].0 * 1e6, x[0].2, x[1].0 * 1e6, x[1].2)
+        };
+        println!(
+            "transient_event: 10 ms, CPU per event on one core, as designed / uncleared: 1 µs record {}; \
+             default adaptive record {}; no record {}",
+            us(&dense),
+            us(&adaptive),
+            us(&exact)
+        );
+        let speed = |x: &[(f64, f64, usize); 2], k: usize| {
+            0.010 / x.iter().map(|r| if k == 0 { r.0 } else { r.1 }).fold(0.0, f64::max)
+        };
+        println!(
+            "transient_speed: {:.0} x realtime (10 ms event at 1 µs resolution, one core, CPU time; wall clock {:.0} x)",
+            speed(&dense, 0),
+            speed(&dense, 1)
+        );
+        println!(
+            "transient_speed_adaptive: {:.0} x realtime (default record: every µs while the current moves; no record: {:.0} x)",
+            speed(&adaptive, 0),
+            speed(&exact, 0)
+        );
 
         std::fs::write(dir.join("base.toml"), WHATIF_BASE)?;
         std::fs::write(dir.join("study.toml"), WHATIF_10K)?;
@@ -141,4 +232,17 @@ fn transient_figures() -> anyhow::Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_read_from_proc_status() {
+        let status = "Name:\tsmartpro-sim\nVmPeak:\t  20000 kB\nVmHWM:\t    8123 kB\nVmRSS:\t 8000 kB\n";
+        assert_eq!(parse_vm_hwm_kib(status), Some(8123));
+        assert_eq!(parse_vm_hwm_kib("VmRSS: 1 kB\n"), None);
+        assert_eq!(parse_vm_hwm_kib("VmHWM: lots\n"), None);
+    }
 }

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use firmware_core::modbus::rtu::{Parity, RtuConfig};
-use tokio_serial::SerialPort;
 
 use super::exit;
 use crate::scenario::Scenario;
 use crate::serve::faults::{FaultOverrides, FaultsConfig, Window};
-use crate::serve::{Options, RtuLine, Transports};
+use crate::serve::{Options, Pty, RtuLine, Transports};
 
 /// A battery resting at 60 % SOC: the built-in profile when no scenario is given.
 pub const IDLE_SCENARIO: &str = r#"
@@ -331,17 +330,16 @@ async fn serve_main(cmd: &Cmd, scenario: Scenario, opts: Options) -> u8 {
     let units = opts.units.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
     let mut transports = Transports::default();
     let mut lines = Vec::new();
-    // The pty's slave side: open for the whole session (dropping it closes the pty).
-    let mut pty_slave = None;
     if cmd.transport.pty {
-        let (master, slave) = match tokio_serial::SerialStream::pair().context("creating a pseudo-terminal pair") {
+        // serve holds the slave side for the whole session and keeps it reopenable (serve::Pty).
+        let pty = match Pty::open().context("creating a pseudo-terminal pair") {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 return exit::RUNTIME;
             }
         };
-        let path = slave.name().unwrap_or_default();
+        let path = pty.path().to_string_lossy().into_owned();
         if let Some(link) = &cmd.transport.link {
             if let Err(e) = make_link(&path, link) {
                 eprintln!("error: {e:#}");
@@ -351,8 +349,7 @@ async fn serve_main(cmd: &Cmd, scenario: Scenario, opts: Options) -> u8 {
         } else {
             lines.push(format!("RTU on {path}, {framing}"));
         }
-        transports.rtu = Some(RtuLine::Stream(Box::new(master)));
-        pty_slave = Some(slave);
+        transports.rtu = Some(RtuLine::Pty(Box::new(pty)));
     } else if let Some(dev) = &cmd.transport.port {
         let builder = serial_builder(cmd, dev);
         let port = match tokio_serial::SerialStream::open(&builder) {
@@ -399,7 +396,6 @@ async fn serve_main(cmd: &Cmd, scenario: Scenario, opts: Options) -> u8 {
     if let Some(link) = &cmd.transport.link {
         let _ = std::fs::remove_file(link);
     }
-    drop(pty_slave);
     match result {
         Ok(r) => {
             println!("{r}");

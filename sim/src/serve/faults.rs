@@ -33,6 +33,21 @@
 //! Random decisions draw from a SplitMix64 stream per unit, derived from the
 //! fault seed and the unit id with fixed arithmetic, so a run with the same
 //! seed, configuration and request sequence injects the same faults.
+//!
+//! # Reading the counters over the bus
+//!
+//! What was injected is counted per unit ([`FaultCounters`]) and readable with
+//! FC08 Diagnostics sub-functions of the serve layer's own
+//! ([`FAULT_COUNTER_SUB_FUNCTIONS`], 0x0100..=0x0107, request data `00 00`,
+//! reply: the 16-bit count, saturating at 65535). The injection is a fault of
+//! the line, not of the board, so the board's own FC08 counters (0x0B..=0x12)
+//! must stay what its slave saw: these requests are answered by the serve layer
+//! and never reach a board, and they are exempt from every fault (offline
+//! windows included) and draw nothing from the fault stream, so a test tool
+//! reads them reliably without changing the faults injected afterwards. Like
+//! the board's diagnostic counters, they count since start or since the board
+//! last cleared its counters (FC08 0x0A, or 0x01); the exit report counts since
+//! start.
 
 use std::path::Path;
 
@@ -282,7 +297,52 @@ pub struct FaultCounters {
     pub delayed: u64,
 }
 
+/// The FC08 sub-functions that read a unit's [`FaultCounters`] (the serve
+/// layer's, outside the Modbus specification's 0x00..=0x14), and what each counts.
+pub const FAULT_COUNTER_SUB_FUNCTIONS: [(u16, &str); 8] = [
+    (0x0100, "replies dropped"),
+    (0x0101, "replies delayed"),
+    (0x0102, "replies with a corrupted CRC"),
+    (0x0103, "replies with a wrong unit id"),
+    (0x0104, "exceptions injected instead of executing"),
+    (0x0105, "requests not heard while offline"),
+    (0x0106, "bytes garbled"),
+    (0x0107, "replies with garbled bytes"),
+];
+
+/// FC08, Diagnostics.
+const DIAGNOSTICS: u8 = 0x08;
+
 impl FaultCounters {
+    /// The count that FC08 sub-function `sub` reads ([`FAULT_COUNTER_SUB_FUNCTIONS`]).
+    pub fn by_sub_function(&self, sub: u16) -> Option<u64> {
+        Some(match sub {
+            0x0100 => self.dropped,
+            0x0101 => self.delayed,
+            0x0102 => self.crc_corrupted,
+            0x0103 => self.wrong_unit,
+            0x0104 => self.exceptions,
+            0x0105 => self.offline,
+            0x0106 => self.garbled_bytes,
+            0x0107 => self.garbled_replies,
+            _ => return None,
+        })
+    }
+
+    /// The counts since `base` was taken (field by field).
+    pub fn since(&self, base: &FaultCounters) -> FaultCounters {
+        FaultCounters {
+            offline: self.offline.saturating_sub(base.offline),
+            exceptions: self.exceptions.saturating_sub(base.exceptions),
+            dropped: self.dropped.saturating_sub(base.dropped),
+            wrong_unit: self.wrong_unit.saturating_sub(base.wrong_unit),
+            crc_corrupted: self.crc_corrupted.saturating_sub(base.crc_corrupted),
+            garbled_replies: self.garbled_replies.saturating_sub(base.garbled_replies),
+            garbled_bytes: self.garbled_bytes.saturating_sub(base.garbled_bytes),
+            delayed: self.delayed.saturating_sub(base.delayed),
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.offline
             + self.exceptions
@@ -311,6 +371,24 @@ impl std::fmt::Display for FaultCounters {
     }
 }
 
+/// The answer to a request PDU if it reads a fault counter: `Some(response
+/// PDU)` for FC08 with a sub-function of [`FAULT_COUNTER_SUB_FUNCTIONS`] (the
+/// count, saturating at 65535; exception 03 if the data is not `00 00`, as the
+/// board answers its own counter sub-functions), `None` for any other request
+/// (it is the board's).
+pub fn fault_counter_response(pdu: &[u8], counters: &FaultCounters) -> Option<Vec<u8>> {
+    let [DIAGNOSTICS, s_hi, s_lo, data @ ..] = pdu else {
+        return None;
+    };
+    let sub = u16::from_be_bytes([*s_hi, *s_lo]);
+    let count = counters.by_sub_function(sub)?;
+    if data != [0, 0] {
+        return Some(vec![DIAGNOSTICS | 0x80, 0x03]);
+    }
+    let [c_hi, c_lo] = (count.min(u64::from(u16::MAX)) as u16).to_be_bytes();
+    Some(vec![DIAGNOSTICS, *s_hi, *s_lo, c_hi, c_lo])
+}
+
 /// What happens to one reply after execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReplyFate {
@@ -325,7 +403,11 @@ pub struct ReplyFate {
 #[derive(Debug, Clone)]
 pub struct Injector {
     pub faults: UnitFaults,
+    /// Since start (the exit report).
     pub counters: FaultCounters,
+    /// `counters` when the board last cleared its diagnostic counters: what
+    /// FC08 reads is the difference ([`Injector::diagnostic_counters`]).
+    cleared_at: FaultCounters,
     unit: u8,
     rng: SplitMix64,
 }
@@ -333,7 +415,17 @@ pub struct Injector {
 impl Injector {
     pub fn new(unit: u8, faults: UnitFaults, seed: u64) -> Self {
         let rng = SplitMix64::new(seed ^ u64::from(unit).wrapping_mul(0xA076_1D64_78BD_642F) ^ 0x6275_732D_6661_756C);
-        Injector { faults, counters: FaultCounters::default(), unit, rng }
+        Injector { faults, counters: FaultCounters::default(), cleared_at: FaultCounters::default(), unit, rng }
+    }
+
+    /// The counts since start or the last [`clear_diagnostics`](Self::clear_diagnostics): what FC08 reads.
+    pub fn diagnostic_counters(&self) -> FaultCounters {
+        self.counters.since(&self.cleared_at)
+    }
+
+    /// Restarts the counts FC08 reads (when the board clears its own); the since-start counts are kept.
+    pub fn clear_diagnostics(&mut self) {
+        self.cleared_at = self.counters;
     }
 
     /// Whether the unit is off the bus at simulated time `t_s`.
@@ -458,6 +550,48 @@ offline = [{ from_s = 1.0, to_s = 2.0 }]
         assert!(e.contains("drop_probability"), "{e}");
         let c = FaultsConfig::parse("[faults]\n[[faults.unit]]\nid = 9\n", Path::new("f.toml")).unwrap();
         assert!(c.resolve(&[1], &FaultOverrides::default()).unwrap_err().contains("not served"));
+    }
+
+    #[test]
+    fn fault_counters_are_read_by_their_sub_function_saturating_at_16_bits() {
+        let c = FaultCounters {
+            dropped: 1,
+            delayed: 2,
+            crc_corrupted: 3,
+            wrong_unit: 4,
+            exceptions: 5,
+            offline: 6,
+            garbled_bytes: 70_000,
+            garbled_replies: 8,
+        };
+        let expected = [1u16, 2, 3, 4, 5, 6, 65_535, 8];
+        for ((sub, name), want) in FAULT_COUNTER_SUB_FUNCTIONS.iter().zip(expected) {
+            let [s_hi, s_lo] = sub.to_be_bytes();
+            let r = fault_counter_response(&[0x08, s_hi, s_lo, 0, 0], &c).unwrap();
+            let [w_hi, w_lo] = want.to_be_bytes();
+            assert_eq!(r, [0x08, s_hi, s_lo, w_hi, w_lo], "{sub:#06x} {name}");
+        }
+        // Other data: exception 03, as the board answers its own counters.
+        assert_eq!(fault_counter_response(&[0x08, 0x01, 0x00, 0, 1], &c).unwrap(), [0x88, 0x03]);
+        assert_eq!(fault_counter_response(&[0x08, 0x01, 0x00], &c).unwrap(), [0x88, 0x03]);
+        // Not ours: the board's sub-functions, unassigned ones, other function codes, short PDUs.
+        for pdu in [&[0x08, 0, 0x0B, 0, 0][..], &[0x08, 0x01, 0x08, 0, 0], &[0x03, 0x01, 0x00, 0, 1], &[0x08, 0x01]] {
+            assert_eq!(fault_counter_response(pdu, &c), None, "{pdu:02x?}");
+        }
+    }
+
+    #[test]
+    fn clearing_restarts_what_fc08_reads_and_keeps_the_since_start_counts() {
+        let f = UnitFaults { drop_probability: 1.0, ..UnitFaults::default() };
+        let mut inj = Injector::new(1, f, 0);
+        for _ in 0..3 {
+            assert!(inj.reply_fate(true).dropped);
+        }
+        assert_eq!(inj.diagnostic_counters().dropped, 3);
+        inj.clear_diagnostics();
+        assert_eq!(inj.diagnostic_counters(), FaultCounters::default());
+        inj.reply_fate(true);
+        assert_eq!((inj.diagnostic_counters().dropped, inj.counters.dropped), (1, 4));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 pub mod faults;
 pub mod framelog;
 mod line;
+mod pty;
 mod tcp;
 mod twin;
 
@@ -37,6 +38,7 @@ use crate::scenario::Scenario;
 use faults::{FaultCounters, FaultOverrides, FaultsConfig};
 
 pub use line::REOPEN_POLL;
+pub use pty::Pty;
 
 /// The server's wall clock: nanoseconds since the server started, as the
 /// firmware's [`Instant`].
@@ -130,6 +132,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Port for T {}
 
 /// The RTU line to serve.
 pub enum RtuLine {
+    /// A pty made for this session: served on its master side; the slave side
+    /// is held open and kept reopenable by non-root clients (see [`Pty`]).
+    Pty(Box<Pty>),
     /// An open stream: the master side of a pty (keep its slave handle open), a test pipe.
     Stream(Box<dyn Port>),
     /// A serial device, already opened once; reopened from `path` with
@@ -142,6 +147,7 @@ pub enum RtuLine {
 impl std::fmt::Debug for RtuLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            RtuLine::Pty(p) => write!(f, "RtuLine::{p:?}"),
             RtuLine::Stream(_) => f.write_str("RtuLine::Stream"),
             RtuLine::Serial { path, .. } => write!(f, "RtuLine::Serial({})", path.display()),
             RtuLine::RtuTcp(l) => write!(f, "RtuLine::RtuTcp({:?})", l.local_addr().ok()),
@@ -161,9 +167,11 @@ pub struct Transports {
 pub struct UnitReport {
     pub unit: u8,
     pub simulated_s: f64,
-    /// Replies sent (RTU and TCP), after fault injection.
+    /// The boards' replies sent (RTU and TCP), after fault injection.
     pub replies: u64,
     pub tcp_requests: u64,
+    /// Fault-counter reads (FC08 0x0100..) answered by the serve layer, RTU and TCP.
+    pub fault_counter_reads: u64,
     /// The board's RTU counters.
     pub counters: RtuCounters,
     /// What the injector did.
@@ -230,6 +238,9 @@ impl std::fmt::Display for ServeReport {
             )?;
             if u.faults.total() > 0 {
                 write!(f, "\n    injected: {}", u.faults)?;
+            }
+            if u.fault_counter_reads > 0 {
+                write!(f, "\n    fault counters read over the bus {} times", u.fault_counter_reads)?;
             }
         }
         match &self.frame_log {
@@ -330,6 +341,18 @@ where
     let rtu_fut = async {
         match rtu {
             None => std::future::pending().await,
+            Some(RtuLine::Pty(p)) => {
+                let pty::Pty { mut master, slave, path, fresh } = *p;
+                let guard = pty::keep_reopenable(&slave, fresh.as_ref(), &path, ctx.to_twin.clone(), ctx.stop.clone());
+                tokio::select! {
+                    end = line::serve_port(&mut master, &mut ctx, None) => match end {
+                        line::PortEnd::Lost(why) => Err(ServeError::PortLost(why)),
+                        _ => Ok(0),
+                    },
+                    // It returns only once the server stops.
+                    () = guard => Ok(0),
+                }
+            }
             Some(RtuLine::Stream(mut port)) => match line::serve_port(&mut port, &mut ctx, None).await {
                 line::PortEnd::Lost(why) => Err(ServeError::PortLost(why)),
                 _ => Ok(0),

@@ -27,6 +27,15 @@
 //! With line timing, a chunk's last byte is taken to arrive `len` character
 //! times after the line became free (the master's write is instant on a pty),
 //! and a reply goes out when its last byte would have left the line.
+//!
+//! # The injector's counters on the bus
+//!
+//! A request for a served unit that reads a fault counter (FC08, sub-function
+//! 0x0100..=0x0107, see [`faults`](super::faults)) is answered here, on RTU
+//! and TCP, and handed to no board: the boards' counters stay what their
+//! slaves saw, and no fault applies to it. When a board clears its diagnostic
+//! counters (FC08 0x0A or 0x01, however it got there), the unit's injector
+//! restarts the counts these sub-functions read.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -38,7 +47,7 @@ use firmware_core::modbus::MAX_ADU_LEN;
 use firmware_core::modbus::frame::Frame;
 use firmware_core::modbus::rtu::RtuConfig;
 
-use super::faults::{Injector, ReplyFate, UnitFaults};
+use super::faults::{Injector, ReplyFate, UnitFaults, fault_counter_response};
 use super::framelog::{self, FrameLog};
 use super::{Clock, ServeError, UnitReport};
 use crate::engine::{Engine, Stimulus};
@@ -98,6 +107,27 @@ struct Unit {
     nvm_file: Option<PathBuf>,
     replies: u64,
     tcp_requests: u64,
+    /// Fault-counter reads answered (FC08 0x0100..).
+    fault_counter_reads: u64,
+    /// Where the board's diagnostic counters started (its CPT1 since power-up
+    /// minus the diagnostic CPT1): it moves exactly when the board clears them.
+    diagnostics_base: u32,
+}
+
+impl Unit {
+    fn diagnostics_base(&self) -> u32 {
+        let rtu = self.engine.board().rtu();
+        rtu.counters().bus_messages.wrapping_sub(rtu.diagnostic_counters().bus_messages)
+    }
+
+    /// Follows a clear of the board's diagnostic counters into the injector's.
+    fn follow_diagnostics_clear(&mut self) {
+        let base = self.diagnostics_base();
+        if base != self.diagnostics_base {
+            self.diagnostics_base = base;
+            self.inj.clear_diagnostics();
+        }
+    }
 }
 
 /// Frames the line by silence, as the board's RTU slave does.
@@ -189,6 +219,8 @@ struct Pending {
     unit: u8,
     note: String,
     dest: Dest,
+    /// A board's reply (counted in the unit's replies), not a fault-counter read.
+    from_board: bool,
 }
 
 /// What the twin thread did.
@@ -236,14 +268,18 @@ pub(crate) fn start(
         let id = cfg.units[i];
         let mut engine = Engine::with_nvm(scenario, image).map_err(|source| ServeError::Engine { unit: id, source })?;
         engine.board_mut().rtu_set_config(RtuConfig { unit_id: id, ..cfg.line });
-        units.push(Unit {
+        let mut unit = Unit {
             id,
             engine,
             inj: Injector::new(id, cfg.faults[i].clone(), cfg.fault_seed),
             nvm_file: cfg.nvm_files[i].clone(),
             replies: 0,
             tcp_requests: 0,
-        });
+            fault_counter_reads: 0,
+            diagnostics_base: 0,
+        };
+        unit.diagnostics_base = unit.diagnostics_base();
+        units.push(unit);
     }
     let (tx, rx) = mpsc::channel();
     let TwinConfig { speed, line, line_timing, frame_log, .. } = cfg;
@@ -388,6 +424,9 @@ impl Twin<'_> {
         let last = chunks.last().map_or(complete_at, |(t, _)| *t);
         self.log_line(last, "rtu", "->", framelog::describe_rtu(&bytes, true));
         let target = Frame::new_checked(&bytes[..]).ok().map(|f| (f.unit_id(), f.pdu().first().copied().unwrap_or(0)));
+        if self.answer_fault_counter_read(&bytes, complete_at) {
+            return Ok(());
+        }
         self.step_engines()?;
         for i in 0..self.units.len() {
             let u = &mut self.units[i];
@@ -415,11 +454,38 @@ impl Twin<'_> {
         self.poll_boards(complete_at)
     }
 
+    /// If the RTU frame `adu` reads a fault counter of a served unit, answers
+    /// it (no board sees it, no fault applies) and returns true.
+    fn answer_fault_counter_read(&mut self, adu: &[u8], complete_at: Instant) -> bool {
+        let Ok(frame) = Frame::new_checked(adu) else { return false };
+        let Some(u) = self.units.iter_mut().find(|u| u.id == frame.unit_id()) else { return false };
+        let Some(pdu) = fault_counter_response(frame.pdu(), &u.inj.diagnostic_counters()) else { return false };
+        u.fault_counter_reads += 1;
+        let id = u.id;
+        let mut reply = Vec::with_capacity(pdu.len() + 3);
+        reply.push(id);
+        reply.extend_from_slice(&pdu);
+        reply.extend_from_slice(&[0, 0]);
+        Frame::new_unchecked(&mut reply[..]).fill_crc();
+        let mut due = complete_at;
+        if self.monitor.timing {
+            due = Instant(due.0.max(self.monitor.line_free.0) + self.monitor.span(reply.len()));
+            self.monitor.line_free = due;
+        }
+        let note = "  (fault counters: answered by serve, not the board)".to_owned();
+        self.enqueue(Pending { due, unit: id, note, dest: Dest::Line(reply), from_board: false });
+        true
+    }
+
     /// Polls every board at `now` and sends their replies through the injector.
     fn poll_boards(&mut self, now: Instant) -> Result<(), ServeError> {
         let mut tx = [0u8; MAX_ADU_LEN];
         for i in 0..self.units.len() {
-            while let Some(n) = self.units[i].engine.board_mut().rtu_poll(now, &mut tx) {
+            loop {
+                let reply = self.units[i].engine.board_mut().rtu_poll(now, &mut tx);
+                // A clear (FC08 0x0A, 0x01, broadcast or not) is done by now; the fate of its own reply counts after it.
+                self.units[i].follow_diagnostics_clear();
+                let Some(n) = reply else { break };
                 self.post_process(i, tx[..n.min(MAX_ADU_LEN)].to_vec(), now, String::new());
             }
             self.persist(i);
@@ -470,7 +536,7 @@ impl Twin<'_> {
             self.monitor.line_free = due;
         }
         let note = if notes.is_empty() { String::new() } else { format!("  (fault: {})", notes.join(", ")) };
-        self.enqueue(Pending { due, unit: id, note, dest: Dest::Line(adu) });
+        self.enqueue(Pending { due, unit: id, note, dest: Dest::Line(adu), from_board: true });
     }
 
     fn enqueue(&mut self, p: Pending) {
@@ -501,6 +567,15 @@ impl Twin<'_> {
             let _ = reply.send(Some((unit, r)));
             return Ok(());
         };
+        let u = &mut self.units[i];
+        if let Some(r) = fault_counter_response(&pdu, &u.inj.diagnostic_counters()) {
+            u.tcp_requests += 1;
+            u.fault_counter_reads += 1;
+            let (id, note) = (u.id, "  (fault counters: answered by serve, not the board)".to_owned());
+            let dest = Dest::Tcp { link, tid, reply, unit, pdu: r };
+            self.enqueue(Pending { due: now, unit: id, note, dest, from_board: false });
+            return Ok(());
+        }
         self.step_engines()?;
         let u = &mut self.units[i];
         u.tcp_requests += 1;
@@ -548,6 +623,7 @@ impl Twin<'_> {
             unit: id,
             note,
             dest: Dest::Tcp { link, tid, reply, unit: reply_unit, pdu: resp },
+            from_board: true,
         });
         Ok(())
     }
@@ -559,7 +635,7 @@ impl Twin<'_> {
             match p.dest {
                 Dest::Line(adu) => {
                     self.log_line(p.due, "rtu", "<-", format!("{}{}", framelog::describe_rtu(&adu, false), p.note));
-                    if let Some(u) = self.units.iter_mut().find(|u| u.id == p.unit) {
+                    if let Some(u) = self.units.iter_mut().find(|u| u.id == p.unit && p.from_board) {
                         u.replies += 1;
                     }
                     if self.line_out.try_send(adu).is_err() {
@@ -569,7 +645,7 @@ impl Twin<'_> {
                 Dest::Tcp { link, tid, reply, unit, pdu } => {
                     let text = format!("{}{}", framelog::describe_tcp(tid, unit, &pdu, false), p.note);
                     self.log_line(p.due, &link, "<-", text);
-                    if let Some(u) = self.units.iter_mut().find(|u| u.id == p.unit) {
+                    if let Some(u) = self.units.iter_mut().find(|u| u.id == p.unit && p.from_board) {
                         u.replies += 1;
                     }
                     let _ = reply.send(Some((unit, pdu)));
@@ -606,6 +682,7 @@ impl Twin<'_> {
                 simulated_s: u.engine.t_s(),
                 replies: u.replies,
                 tcp_requests: u.tcp_requests,
+                fault_counter_reads: u.fault_counter_reads,
                 counters: u.engine.board().rtu().counters(),
                 faults: u.inj.counters,
             })

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use firmware_core::modbus::frame::{Frame, emit_frame};
 use smartpro_sim::scenario::Scenario;
-use smartpro_sim::serve::{Options, RtuLine, ServeError, ServeReport, Transports};
+use smartpro_sim::serve::{Options, Pty, RtuLine, ServeError, ServeReport, Transports};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_serial::{SerialPort, SerialPortBuilderExt};
+use tokio_serial::SerialPortBuilderExt;
 
 pub const SCENARIO: &str = r#"
 name = "e2e"
@@ -36,12 +36,11 @@ pub fn scenario() -> Scenario {
 
 type Task = tokio::task::JoinHandle<Result<ServeReport, (ServeError, ServeReport)>>;
 
-/// A running server: on the master side of a pty pair, and on TCP if asked.
+/// A running server: on a pty it made (or the given RTU line), and on TCP if asked.
 pub struct Server {
     /// The pty's slave path, for clients to open.
     pub path: String,
     pub tcp: Option<SocketAddr>,
-    slave: Option<tokio_serial::SerialStream>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Task,
 }
@@ -50,9 +49,7 @@ impl Server {
     /// Stops the server and returns its report.
     pub async fn stop(mut self) -> ServeReport {
         let _ = self.stop.take().unwrap().send(());
-        let r = self.task.await.unwrap().expect("served until stopped");
-        drop(self.slave.take());
-        r
+        self.task.await.unwrap().expect("served until stopped")
     }
 }
 
@@ -62,12 +59,12 @@ pub async fn start(opts: Options, tcp: bool) -> Server {
 
 pub async fn start_with(opts: Options, tcp: bool, rtu: Option<RtuLine>) -> Server {
     let scenario = scenario();
-    let (rtu, slave, path) = match rtu {
-        Some(r) => (Some(r), None, String::new()),
+    let (rtu, path) = match rtu {
+        Some(r) => (Some(r), String::new()),
         None => {
-            let (master, slave) = tokio_serial::SerialStream::pair().unwrap();
-            let path = slave.name().unwrap();
-            (Some(RtuLine::Stream(Box::new(master))), Some(slave), path)
+            let pty = Pty::open().unwrap();
+            let path = pty.path().to_string_lossy().into_owned();
+            (Some(RtuLine::Pty(Box::new(pty))), path)
         }
     };
     let (listener, addr) = if tcp {
@@ -85,7 +82,7 @@ pub async fn start_with(opts: Options, tcp: bool, rtu: Option<RtuLine>) -> Serve
         })
         .await
     });
-    Server { path, tcp: addr, slave, stop: Some(stop), task }
+    Server { path, tcp: addr, stop: Some(stop), task }
 }
 
 /// A client port on the server's pty.

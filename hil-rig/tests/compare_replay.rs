@@ -1,0 +1,69 @@
+//! Recording then replay: a recording of one twin (a stand-in board served
+//! at 20× by `smartpro_sim::serve`, recorded by `hil-rig record`) drives
+//! another twin through `hil-rig compare --recording` (measured drive: the
+//! recorded current, held between rows, on the recorded uptime), which
+//! reproduces the recorded battery voltage within the datasheet's voltage
+//! tolerance (0.1 % FS of 15 V + the 1 mV register resolution).
+
+mod compare_common;
+
+use compare_common::*;
+use models::variant::{VOLTAGE_TOTAL_ERROR_PCT_FS, Variant};
+
+#[tokio::test]
+async fn a_twin_driven_by_a_recording_of_another_twin_reproduces_its_voltage() {
+    let dir = temp_dir("replay");
+    let file = scenario_file(&dir, SCENARIO);
+    let rec = dir.join("recording.csv");
+    let standin = StandIn::start(&file, |_| {});
+    let args: Vec<String> = ["record", "--port", &standin.path, "--out", rec.to_str().unwrap()]
+        .iter()
+        .chain(&["--duration", "6", "--interval-ms", "100"])
+        .map(|s| s.to_string())
+        .collect();
+    let out = hil_rig(args).await;
+    standin.kill().await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    let out_dir = dir.join("out");
+    let args: Vec<String> = ["compare", "--recording", rec.to_str().unwrap(), "--scenario", file.to_str().unwrap()]
+        .iter()
+        .chain(&["--out", out_dir.to_str().unwrap()])
+        .map(|s| s.to_string())
+        .collect();
+    let out = hil_rig(args).await;
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    assert_eq!(out.status.code(), Some(0), "{report}\n{}", show(&out));
+    assert!(report.contains("drive: measured"), "{report}");
+    assert!(report.contains("board time from uptime_s"), "{report}");
+
+    // Every row of compare.csv after the first 2 s of board time: the twin's
+    // voltage within the datasheet's tolerance of the recorded one.
+    let tol_v = VOLTAGE_TOTAL_ERROR_PCT_FS / 100.0 * Variant::V12.voltage_range_v() + 0.001;
+    let csv = std::fs::read_to_string(out_dir.join("compare.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {header:?}"));
+    let (t, vb, vt, ib) = (col("time_s"), col("voltage_board_V"), col("voltage_twin_V"), col("current_board_A"));
+    let mut worst = 0.0f64;
+    let (mut rows, mut loads) = (0, 0);
+    let mut prev_i = None;
+    for line in lines {
+        let c: Vec<&str> = line.split(',').collect();
+        let num = |k: usize| c[k].parse::<f64>().unwrap();
+        let i = num(ib);
+        // Not judged: the start, and a row right after a current step (the
+        // recording's rows are 2 s of board time apart; the step falls between).
+        let stepped = prev_i.is_some_and(|p: f64| (p - i).abs() > 0.5);
+        prev_i = Some(i);
+        if num(t) < 2.0 || stepped {
+            continue;
+        }
+        rows += 1;
+        loads += usize::from(i.abs() > 5.0);
+        worst = worst.max((num(vb) - num(vt)).abs());
+    }
+    assert!(rows >= 20 && loads >= 10, "{rows} rows, {loads} under load:\n{csv}");
+    assert!(worst < tol_v, "worst |V_board − V_twin| = {worst} V ≥ {tol_v} V");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
