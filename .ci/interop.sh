@@ -101,10 +101,10 @@ def write(client, unit, addr, value):
         print(f"interop: FAILED: pymodbus write unit {unit} @{addr}: {r}", file=sys.stderr)
         sys.exit(1)
 
-# Parity "N": a Linux pty drops PARENB, and tcsetattr fails (EINVAL) when nothing asked
-# applies. pymodbus configures the port twice in connect() (open, then inter_byte_timeout),
-# and the second time 19200 8E1 is asked of a pty already at 19200: EINVAL. A pty carries no
-# parity bit anyway. mbpoll (libmodbus) is accepted with even parity.
+# Parity "N": a Linux pty drops PARENB, and tcsetattr fails (EINVAL) when parity is asked
+# with no other change but VMIN/VTIME. pymodbus configures the port twice in connect() (open,
+# then inter_byte_timeout: VMIN only), and the second time fails. A pty carries no parity bit
+# anyway. mbpoll (libmodbus) is accepted with even parity. (docs/serve.md, facts.)
 rtu = ModbusSerialClient(link, baudrate=19200, parity="N", stopbits=1, bytesize=8, timeout=1)
 tcp = ModbusTcpClient("127.0.0.1", port=port, timeout=1)
 if not rtu.connect() or not tcp.connect():

@@ -783,7 +783,13 @@ impl RegisterBank for Core {
         Ok(())
     }
 
-    fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+    fn write_registers(&mut self, _request_at: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+        // Time-dependent effects (the calibration window, the clock, the
+        // calibration stamp) run on the board's own clock, the time of its
+        // last poll, as reads do: on the real board the two agree within one
+        // 10 ms poll period; in a twin served at `--speed K` the request's
+        // time is the transport's wall clock, which is not the board's.
+        let now = self.now;
         let mut st = Staged {
             settings: self.settings,
             set_soc: None,
@@ -1015,8 +1021,10 @@ mod tests {
         write(&mut b, 4_302, "cal_voltage_mv", 13_050).unwrap();
         b.poll(Instant::from_millis(4_303), &inp);
         assert!((b.measurements().voltage_mv() - 13_050).abs() <= 1);
-        // The unlock expires.
-        assert_eq!(write(&mut b, 70_000, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction));
+        // The unlock expires on the board's own clock (its polls), whatever
+        // time a transport stamps the request with.
+        b.poll(Instant::from_millis(63_000), &inp);
+        assert_eq!(write(&mut b, 0, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction));
     }
 
     #[test]

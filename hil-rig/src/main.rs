@@ -18,7 +18,18 @@ mod cmd {
 }
 pub use hil_rig::{decode, link, recording};
 
-/// Shown at the end of `--help` of every command.
+/// Shown at the end of `hil-rig --help`: the codes all subcommands share.
+const ROOT_EXIT_CODES: &str = "\
+Exit codes (each subcommand's --help says exactly when):
+  0  ok
+  1  the board answered wrongly or not at all, a check or comparison failed,
+     or a fit did not converge
+  2  bad usage or input (arguments, plan, recording), or the serial port
+     cannot be opened
+  3  runtime failure: the port was lost mid-run or a report cannot be
+     written (compare, test); what was done so far is kept";
+
+/// Shown at the end of `poll --help`.
 const EXIT_CODES: &str = "\
 Exit codes:
   0  ok (--count polls done, or Ctrl-C)
@@ -44,7 +55,7 @@ the profile reader of `smartpro-sim run` skips (the previous current holds).";
     name = "hil-rig",
     version,
     about = "Modbus RTU master for the SmartPro-209 board and its digital twin",
-    after_help = EXIT_CODES,
+    after_help = ROOT_EXIT_CODES,
     propagate_version = true
 )]
 struct Cli {

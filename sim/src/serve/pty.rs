@@ -18,11 +18,11 @@
 //!   without clearing it (killed, `process::exit`; `serialport`'s `Drop` does
 //!   clear it) locks every non-root client out.
 //! * **the settings.** A Linux pty keeps 8 data bits and no parity whatever is
-//!   asked, and (Linux 6.18 here) `tcsetattr` fails with EINVAL when nothing
-//!   that was asked could be applied. A client that asks for 19200 8E1 on a
-//!   fresh pty gets the baud rate stored and the parity silently dropped; the
-//!   *next* client asking the same finds 19200 already set, so nothing applies
-//!   and its open fails (pyserial does; tokio-serial happens not to).
+//!   asked, and (Linux 6.18 here) `tcsetattr` fails with EINVAL when a request
+//!   for parity comes with no change of the speed or the other flags. A client
+//!   that asks for 19200 8E1 on a fresh pty gets the baud rate stored and the
+//!   parity silently dropped; the *next* client asking the same finds 19200
+//!   already set, and its open fails (pyserial does; tokio-serial happens not to).
 //!
 //! So `serve` watches the slave's path with inotify, and when a client closes
 //! it, clears the exclusive flag (`TIOCNXCL`) and puts the settings back to
@@ -423,7 +423,7 @@ mod tests {
     }
 
     /// Opens the pty as pyserial does: 19200 8E1 with one `tcsetattr`, which fails (EINVAL) if
-    /// nothing asked can be applied.
+    /// the pty is at 19200 already (the parity cannot be applied, and nothing else changes).
     fn open_8e1(path: &str) -> nix::Result<std::fs::File> {
         use nix::sys::termios::{BaudRate, ControlFlags, SetArg, cfsetspeed, tcgetattr, tcsetattr};
         use std::os::unix::fs::OpenOptionsExt;
@@ -448,7 +448,7 @@ mod tests {
         guarded(&pty, async {
             for round in 0..3 {
                 // Without serve's reset, the second round fails with EINVAL on Linux 6.18: the pty
-                // is at 19200 already and drops the parity, so nothing asked applies.
+                // is at 19200 already and cannot take the parity.
                 let port = open_8e1(&path).unwrap_or_else(|e| panic!("open {round}: {e}"));
                 assert_ne!(speed(&pty), fresh);
                 drop(port);
