@@ -1062,7 +1062,7 @@ impl MeasurementChain {
     /// Conversions near the ends of the code range (saturation), and
     /// channels whose noise is below [`POOLED_NOISE_MIN_RMS_CODES`], are
     /// quantized one by one with their own draw, exactly as those methods do.
-    #[inline(always)]
+    #[inline]
     pub fn add_conversion(&mut self, current_a: f64, pack_voltage_v: f64) {
         if (current_a, pack_voltage_v) != self.last_input {
             self.last_input = (current_a, pack_voltage_v);

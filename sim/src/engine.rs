@@ -301,14 +301,16 @@ impl Engine {
     /// Converts the channels for the true state after this tick: the current
     /// and voltage codes into the chain's block, and the NTC if `ntc`.
     #[inline]
-    fn sample(&mut self, current_a: f64, ntc: bool) {
+    fn sample(&mut self, current_a: f64, ntc: bool) -> Truth {
         // Between pack steps the terminal voltage is the held EMF plus I·R0 (the R0 response is instantaneous).
         let voltage_v = self.pack_emf_v + current_a * self.pack_r_ohm;
-        self.truth = Truth { current_a, voltage_v, soc: self.pack_soc, temp_c: self.cells_c };
+        let truth = Truth { current_a, voltage_v, soc: self.pack_soc, temp_c: self.cells_c };
+        self.truth = truth;
         self.chain.add_conversion(current_a, voltage_v);
         if ntc {
             self.convert_ntc();
         }
+        truth
     }
 
     /// One conversion of the cells' NTC (out of line: every [`TEMPERATURE_DECIMATION`] ticks).
@@ -465,9 +467,10 @@ impl Engine {
         }
     }
 
-    /// Advances one ADC period with the given stimulus.
+    /// Advances one ADC period with the given stimulus; returns the true
+    /// state after it (the same as [`Self::truth`]).
     #[inline]
-    pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<(), EngineError> {
+    pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<Truth, EngineError> {
         // (The event's µs circuit is out of line: the common tick has none.)
         let event_a = if self.event.is_some() { self.event_tick() } else { None };
         let load_a = event_a.unwrap_or_else(|| self.gated_current_a(kind, magnitude_a));
@@ -522,10 +525,9 @@ impl Engine {
         if ntc {
             self.until_ntc = TEMPERATURE_DECIMATION;
         }
-        self.sample(current_a, ntc);
-        if !(self.truth.voltage_v.is_finite() && self.truth.temp_c.is_finite() && self.truth.soc.is_finite()) {
-            let what =
-                if !self.truth.voltage_v.is_finite() { "pack terminal voltage" } else { "pack temperature or SOC" };
+        let truth = self.sample(current_a, ntc);
+        if !(truth.voltage_v.is_finite() && truth.temp_c.is_finite() && truth.soc.is_finite()) {
+            let what = if !truth.voltage_v.is_finite() { "pack terminal voltage" } else { "pack temperature or SOC" };
             return Err(EngineError::NonFinite { t_s: self.t_s(), what });
         }
         // The ADC interrupt's sums reach the firmware when it polls; in between its outputs hold
@@ -538,7 +540,7 @@ impl Engine {
             self.sc_latched = false;
             self.inputs.sc_latched = false;
         }
-        Ok(())
+        Ok(truth)
     }
 
     /// The pack's state over the last [`PACK_DECIMATION`] ticks, on their mean current.

@@ -180,9 +180,9 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
             stimulus.apply_due_events(&mut engine)?;
         }
         let (kind, amps) = stimulus.current(&engine);
-        engine.step(kind, amps)?;
+        // The truth as step returns it (in registers; not re-read from the engine).
+        let truth = engine.step(kind, amps)?;
         ticks += 1;
-        let truth = *engine.truth();
         if truth.current_a < 0.0 {
             true_discharged_as -= truth.current_a * dt_s;
         }
