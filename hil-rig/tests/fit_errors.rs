@@ -3,25 +3,13 @@
 //! and writes nothing. Plus the `--chemistry nmc` path on a small
 //! recording of the model's own equations.
 
-use std::path::PathBuf;
-use std::process::Output;
+mod common;
 
+use std::path::PathBuf;
+
+use common::{run_fit, temp_dir, text};
 use models::fit::{CellEstimate, FitSample, SeriesModel};
 use models::ocv::Chemistry;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hil-rig-fit-errors-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn fit(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hil-rig")).arg("fit").args(args).env_clear().output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Three NMC cells of 50 Ah pulsed from 90 % to ≈ 20 % every 10 s, as the
 /// model's equations give them (no board): `time_s,current_A,voltage_V`.
@@ -49,12 +37,12 @@ fn nmc_recording() -> String {
 
 #[test]
 fn nmc_through_the_command_line() {
-    let dir = temp_dir("nmc");
+    let dir = temp_dir("hil-rig-fit-errors-nmc");
     let rec = dir.join("nmc.csv");
     let out = dir.join("nmc.toml");
     std::fs::write(&rec, nmc_recording()).unwrap();
     let args = [rec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--variant", "12", "--chemistry", "nmc"];
-    let run = fit(&[&args[..], &["--r-activation", "0"]].concat());
+    let run = run_fit(&[&args[..], &["--r-activation", "0"]].concat());
     let stdout = text(&run.stdout);
     assert_eq!(run.status.code(), Some(0), "{stdout}\n{}", text(&run.stderr));
     assert!(stdout.contains("3 NMC cells in series"), "{stdout}");
@@ -69,7 +57,7 @@ fn nmc_through_the_command_line() {
 
     // A fit stopped after one iteration has not converged: exit 1, nothing written.
     std::fs::remove_file(&out).unwrap();
-    let run = fit(&[&args[..], &["--max-iterations", "1"]].concat());
+    let run = run_fit(&[&args[..], &["--max-iterations", "1"]].concat());
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{}\n{stderr}", text(&run.stdout));
     assert!(stderr.contains("nmc.csv: the fit did not converge in"), "{stderr}");
@@ -80,7 +68,7 @@ fn nmc_through_the_command_line() {
 
 #[test]
 fn bad_recordings_name_the_file_and_the_place() {
-    let dir = temp_dir("bad");
+    let dir = temp_dir("hil-rig-fit-errors-bad");
     let out = dir.join("p.toml");
     let out_s = out.to_str().unwrap();
     let write = |name: &str, body: &str| {
@@ -105,14 +93,14 @@ fn bad_recordings_name_the_file_and_the_place() {
     ];
     for (path, extra, want) in cases {
         let p = path.to_str().unwrap();
-        let run = fit(&[&[p, "--out", out_s][..], extra].concat());
+        let run = run_fit(&[&[p, "--out", out_s][..], extra].concat());
         let stderr = text(&run.stderr);
         assert_eq!(run.status.code(), Some(2), "{p} {extra:?}: {stderr}");
         assert!(stderr.contains(want), "{p} {extra:?}: {stderr}");
         assert!(!out.exists(), "{p}: nothing written");
     }
     // A --fix out of range names the parameter.
-    let run = fit(&[no_variant.to_str().unwrap(), "--out", out_s, "--variant", "12", "--fix", "initial_soc=2"]);
+    let run = run_fit(&[no_variant.to_str().unwrap(), "--out", out_s, "--variant", "12", "--fix", "initial_soc=2"]);
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("initial_soc = 2 cannot be used: within 0..=1"), "{stderr}");

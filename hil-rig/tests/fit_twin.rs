@@ -11,8 +11,11 @@
 //! the model's truth. Time is written as a twin served with `--speed 10`
 //! would give it (`time_s` is wall-clock time, `uptime_s` simulated time).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Output;
+
+use common::{run_fit, temp_dir, text};
 
 use firmware_core::map::REGISTERS;
 use hil_rig::decode::{self, MAX_REGS_PER_REQUEST};
@@ -155,20 +158,6 @@ fn drive_cycles(cycles: usize) -> Vec<f64> {
     p
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hil-rig-fit-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn fit(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hil-rig")).arg("fit").args(args).env_clear().output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// A table's value at 25 °C (any SOC: the fitted tables are flat over SOC).
 fn at_25c(ecm: &EcmParams, t: &TableValues) -> f64 {
     match t {
@@ -179,21 +168,27 @@ fn at_25c(ecm: &EcmParams, t: &TableValues) -> f64 {
     }
 }
 
+/// Writes `csv` as `recording.csv` in a fresh folder `name`, fits it into
+/// `params.toml` there and expects success: (folder, params file, stdout).
+fn fit_recording(name: &str, csv: &str) -> (PathBuf, PathBuf, String) {
+    let dir = temp_dir(&format!("hil-rig-fit-{name}"));
+    let rec = dir.join("recording.csv");
+    let out = dir.join("params.toml");
+    std::fs::write(&rec, csv).unwrap();
+    let run = run_fit(&[rec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stdout = text(&run.stdout);
+    eprintln!("{stdout}");
+    assert_eq!(run.status.code(), Some(0), "{stdout}\n{}", text(&run.stderr));
+    (dir, out, stdout)
+}
+
 #[test]
 fn recovers_capacity_and_r0_of_a_known_lfp_pack_over_both_knees() {
     let mut engine = twin(0.97);
     let (csv, (soc_lo, soc_hi)) = record(&mut engine, &drive_cycles(12));
     // A meaningful LFP recording reaches both knees of the OCV curve.
     assert!(soc_hi > 0.96 && soc_lo < 0.10, "true SOC {soc_lo:.3}..{soc_hi:.3}");
-    let dir = temp_dir("lfp");
-    let rec = dir.join("recording.csv");
-    let out = dir.join("params.toml");
-    std::fs::write(&rec, &csv).unwrap();
-
-    let run = fit(&[rec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    let stdout = text(&run.stdout);
-    eprintln!("{stdout}");
-    assert_eq!(run.status.code(), Some(0), "{stdout}\n{}", text(&run.stderr));
+    let (dir, out, stdout) = fit_recording("lfp", &csv);
     assert!(stdout.contains("time axis: board uptime"), "{stdout}");
     assert!(stdout.contains("10.0000× time_s"), "the twin's speed is found: {stdout}");
     assert!(!stdout.contains("NOT IDENTIFIABLE"), "{stdout}");
@@ -243,14 +238,7 @@ fn a_short_recording_on_the_lfp_plateau_does_not_claim_a_capacity() {
     // 25 minutes from 60 %: pulses show R0, the plateau hides capacity and SOC.
     let mut engine = twin(0.60);
     let (csv, _) = record(&mut engine, &drive_cycles(3)[..300]);
-    let dir = temp_dir("plateau");
-    let rec = dir.join("recording.csv");
-    let out = dir.join("params.toml");
-    std::fs::write(&rec, &csv).unwrap();
-    let run = fit(&[rec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    let stdout = text(&run.stdout);
-    eprintln!("{stdout}");
-    assert_eq!(run.status.code(), Some(0), "{stdout}\n{}", text(&run.stderr));
+    let (dir, out, stdout) = fit_recording("plateau", &csv);
     assert!(stdout.contains("capacity_ah is not identifiable from this recording"), "{stdout}");
     assert!(stdout.contains("record into an end of the OCV curve"), "{stdout}");
     // Held at the board's rated capacity (capacity_dah, 100 Ah by default).

@@ -116,3 +116,15 @@ pub fn text(b: &[u8]) -> String {
 pub fn run_hil_rig(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_hil-rig")).args(args).env_clear().output().unwrap()
 }
+
+/// `hil-rig fit ARGS`.
+pub fn run_fit(args: &[&str]) -> std::process::Output {
+    run_hil_rig(&[&["fit"], args].concat())
+}
+
+/// A fresh folder `<temp>/<name>-<pid>` for one test's files.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
