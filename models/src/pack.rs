@@ -181,6 +181,15 @@ impl PackParams {
         if self.cells_in_series == 0 { variant.cells_in_series() } else { self.cells_in_series }
     }
 
+    /// Number of cells of a pack of the external parameter set `ecm` (its
+    /// `cells_in_series`, unless 0) or, without one or with 0, [`Self::cells_for`].
+    pub fn cells_with(&self, ecm: Option<&EcmParams>, variant: Variant) -> usize {
+        match ecm {
+            Some(e) if e.cells_in_series != 0 => e.cells_in_series,
+            _ => self.cells_for(variant),
+        }
+    }
+
     /// No spread, no ageing: every cell is the nominal cell.
     pub fn uniform(cell: CellParams) -> Self {
         Self {
@@ -350,7 +359,7 @@ impl Pack {
             return Err(ParamError { name: "soc", value: 1.0, requirement: "at least two breakpoints" });
         }
         params.ageing.validate()?;
-        let n = if ecm.cells_in_series == 0 { params.cells_for(variant) } else { ecm.cells_in_series };
+        let n = params.cells_with(Some(ecm), variant);
         let initial_soc = initial_soc.clamp(0.0, 1.0);
         let cells: Vec<Cell> = (0..n)
             .map(|_| {

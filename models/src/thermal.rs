@@ -4,7 +4,7 @@
 //! `C·dT/dt = P − G·(T − T_amb)`. With P and T_amb held over a step the
 //! exact update is `T' = T_amb + P/G + (T − T_amb − P/G)·exp(−dt·G/C)`.
 
-use nalgebra::{Matrix3, Matrix3x4, SMatrix, Vector3, Vector4};
+use nalgebra::{Matrix4, Matrix4x5, SMatrix, Vector4, Vector5};
 use serde::{Deserialize, Serialize};
 
 use crate::decay::Decay;
@@ -110,20 +110,39 @@ pub const SHUNT_TO_BOARD_W_PER_K: f64 = 1.0;
 /// MOSFET copper): the source of its thermoelectric EMF.
 pub const SHUNT_TERMINAL_COUPLING: f64 = 0.5;
 
-/// Parameters of the thermal network: cells, board (MOSFETs), shunt, and
-/// ambient as the boundary.
+/// A jig (fixture, module frame) the cells sit in, between them and the
+/// ambient: PyBaMM's cell–jig–air thermal model, for a whole pack.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JigParams {
+    /// Heat capacity of the jig (J/K).
+    pub heat_capacity_j_per_k: f64,
+    /// Cells → jig (W/K).
+    pub cells_to_jig_w_per_k: f64,
+    /// Jig → ambient (W/K).
+    pub jig_to_ambient_w_per_k: f64,
+}
+
+/// Parameters of the thermal network: cells, board (MOSFETs), shunt, an
+/// optional jig around the cells, and ambient as the boundary.
 ///
 /// ```text
 ///            G_cb              G_sb
 ///  cells ─────────── board ─────────── shunt
-///    │ G_ca            │ G_ba
-///  ambient          ambient
+///    │ G_ca   │ G_cj   │ G_ba
+///  ambient   jig    ambient
+///             │ G_ja
+///           ambient
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkParams {
-    /// Heat capacity and conductance to ambient of the cells (the pack's lumped node).
+    /// Heat capacity and conductance straight to ambient of the cells (the
+    /// pack's lumped node); the conductance may be 0 when a jig carries the heat.
     pub cells: ThermalParams,
+    /// A jig between the cells and the ambient; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jig: Option<JigParams>,
     /// Board heat capacity (J/K).
     pub board_heat_capacity_j_per_k: f64,
     /// Board → ambient (W/K).
@@ -144,11 +163,15 @@ impl Default for NetworkParams {
     }
 }
 
+/// Nodes of the network, in the order of its state vector.
+const NODES: [&str; 4] = ["cells", "board", "shunt", "jig"];
+
 impl NetworkParams {
     /// The default network with the cells node of a pack of `cells` cells.
     pub fn for_cells(cells: usize) -> Self {
         Self {
             cells: ThermalParams::for_cells(cells),
+            jig: None,
             board_heat_capacity_j_per_k: BOARD_HEAT_CAPACITY_J_PER_K,
             board_to_ambient_w_per_k: BOARD_TO_AMBIENT_W_PER_K,
             board_to_cells_w_per_k: BOARD_TO_CELLS_W_PER_K,
@@ -158,45 +181,108 @@ impl NetworkParams {
         }
     }
 
-    /// Checks that every field is physical.
+    /// The network of a pack of `cells` cells, each with the per-cell
+    /// thermal parameters `cell` of an external parameter set
+    /// ([`crate::ecm::EcmThermal`]; `None`: the built-in cells'): heat
+    /// capacities and conductances scale with the cell count, so every
+    /// cell of the pack follows the per-cell model with `1/cells` of the
+    /// pack's heat. Without a jig the cells go straight to ambient through
+    /// `cell_to_jig_w_per_k`. Board and shunt keep their defaults.
+    pub fn for_pack(cells: usize, cell: Option<&crate::ecm::EcmThermal>) -> Self {
+        let base = Self::for_cells(cells);
+        let Some(th) = cell else { return base };
+        let n = cells as f64;
+        let cell_c = n * th.cell_heat_capacity_j_per_k;
+        let g_cj = n * th.cell_to_jig_w_per_k;
+        if th.jig_heat_capacity_j_per_k > 0.0 {
+            Self {
+                cells: ThermalParams { heat_capacity_j_per_k: cell_c, conductance_w_per_k: 0.0 },
+                jig: Some(JigParams {
+                    heat_capacity_j_per_k: n * th.jig_heat_capacity_j_per_k,
+                    cells_to_jig_w_per_k: g_cj,
+                    jig_to_ambient_w_per_k: n * th.jig_to_ambient_w_per_k,
+                }),
+                ..base
+            }
+        } else {
+            Self { cells: ThermalParams { heat_capacity_j_per_k: cell_c, conductance_w_per_k: g_cj }, ..base }
+        }
+    }
+
+    /// Checks that every field is physical and that every node has a path
+    /// to ambient (else the network has no steady state).
     pub fn validate(&self) -> Result<(), ParamError> {
-        self.cells.validate()?;
+        error::positive("cells.heat_capacity_j_per_k", self.cells.heat_capacity_j_per_k)?;
+        error::non_negative("cells.conductance_w_per_k", self.cells.conductance_w_per_k)?;
+        if let Some(j) = &self.jig {
+            error::positive("jig.heat_capacity_j_per_k", j.heat_capacity_j_per_k)?;
+            error::non_negative("jig.cells_to_jig_w_per_k", j.cells_to_jig_w_per_k)?;
+            error::non_negative("jig.jig_to_ambient_w_per_k", j.jig_to_ambient_w_per_k)?;
+        }
         error::positive("board_heat_capacity_j_per_k", self.board_heat_capacity_j_per_k)?;
         error::non_negative("board_to_ambient_w_per_k", self.board_to_ambient_w_per_k)?;
         error::non_negative("board_to_cells_w_per_k", self.board_to_cells_w_per_k)?;
         error::positive("shunt_heat_capacity_j_per_k", self.shunt_heat_capacity_j_per_k)?;
         error::positive("shunt_to_board_w_per_k", self.shunt_to_board_w_per_k)?;
         error::non_negative("shunt_terminal_coupling", self.shunt_terminal_coupling)?;
-        if self.board_to_ambient_w_per_k + self.board_to_cells_w_per_k <= 0.0 {
-            return Err(ParamError {
-                name: "board_to_ambient_w_per_k",
-                value: self.board_to_ambient_w_per_k,
-                requirement: "> 0 or a path through board_to_cells_w_per_k",
-            });
+        // Flood from the ambient through the non-zero conductances.
+        let (g, g_amb) = self.conductances();
+        let mut reached = g_amb.map(|x| x > 0.0);
+        for _ in 0..NODES.len() {
+            for i in 0..NODES.len() {
+                reached[i] |= (0..NODES.len()).any(|j| reached[j] && g[i][j] > 0.0);
+            }
         }
-        Ok(())
+        match reached.iter().position(|r| !r) {
+            None => Ok(()),
+            Some(i) => Err(ParamError {
+                name: NODES[i],
+                value: 0.0,
+                requirement: "connected to ambient: every node needs a path of non-zero conductances to it",
+            }),
+        }
     }
 
-    /// `A` and `B` of `dT/dt = A·T + B·[P_cells, P_board, P_shunt, T_amb]`.
-    fn state_space(&self) -> (Matrix3<f64>, Matrix3x4<f64>) {
-        let c = [self.cells.heat_capacity_j_per_k, self.board_heat_capacity_j_per_k, self.shunt_heat_capacity_j_per_k];
-        let (g_ca, g_cb) = (self.cells.conductance_w_per_k, self.board_to_cells_w_per_k);
-        let (g_ba, g_sb) = (self.board_to_ambient_w_per_k, self.shunt_to_board_w_per_k);
+    /// Conductances between the nodes and from each node to ambient (W/K).
+    /// Without a jig the jig node is a stand-in of 1 J/K tied to ambient by
+    /// 1 W/K and to nothing else: it follows the ambient and carries no heat.
+    fn conductances(&self) -> ([[f64; 4]; 4], [f64; 4]) {
+        let (g_cj, g_ja) = match &self.jig {
+            Some(j) => (j.cells_to_jig_w_per_k, j.jig_to_ambient_w_per_k),
+            None => (0.0, 1.0),
+        };
+        let (g_cb, g_sb) = (self.board_to_cells_w_per_k, self.shunt_to_board_w_per_k);
         #[rustfmt::skip]
-        let l = Matrix3::new(
-            g_ca + g_cb, -g_cb,              0.0,
-            -g_cb,       g_cb + g_ba + g_sb, -g_sb,
-            0.0,         -g_sb,              g_sb,
-        );
-        let mut a = -l;
-        let mut b = Matrix3x4::zeros();
-        let g_amb = [g_ca, g_ba, 0.0];
-        for i in 0..3 {
-            for j in 0..3 {
-                a[(i, j)] /= c[i];
+        let g = [
+            [0.0,  g_cb, 0.0,  g_cj],
+            [g_cb, 0.0,  g_sb, 0.0],
+            [0.0,  g_sb, 0.0,  0.0],
+            [g_cj, 0.0,  0.0,  0.0],
+        ];
+        (g, [self.cells.conductance_w_per_k, self.board_to_ambient_w_per_k, 0.0, g_ja])
+    }
+
+    /// `A` and `B` of `dT/dt = A·T + B·[P_cells, P_board, P_shunt, T_amb]`,
+    /// T = [cells, board, shunt, jig].
+    fn state_space(&self) -> (Matrix4<f64>, Matrix4x5<f64>) {
+        let c = [
+            self.cells.heat_capacity_j_per_k,
+            self.board_heat_capacity_j_per_k,
+            self.shunt_heat_capacity_j_per_k,
+            self.jig.map_or(1.0, |j| j.heat_capacity_j_per_k),
+        ];
+        let (g, g_amb) = self.conductances();
+        let mut a = Matrix4::zeros();
+        let mut b = Matrix4x5::zeros();
+        for i in 0..4 {
+            let out: f64 = g[i].iter().sum::<f64>() + g_amb[i];
+            for j in 0..4 {
+                a[(i, j)] = if i == j { -out } else { g[i][j] } / c[i];
             }
-            b[(i, i)] = 1.0 / c[i];
-            b[(i, 3)] = g_amb[i] / c[i];
+            if i < 3 {
+                b[(i, i)] = 1.0 / c[i];
+            }
+            b[(i, 4)] = g_amb[i] / c[i];
         }
         (a, b)
     }
@@ -215,19 +301,25 @@ pub struct HeatInputs {
     pub ambient_c: f64,
 }
 
-/// The three-node thermal network, stepped exactly:
+impl HeatInputs {
+    fn vector(&self) -> Vector5<f64> {
+        Vector5::new(self.cells_w, self.board_w, self.shunt_w, 0.0, self.ambient_c)
+    }
+}
+
+/// The thermal network, stepped exactly:
 /// `T' = Φ·T + Γ·u` with `Φ = exp(A·dt)` and `Γ = ∫₀^dt exp(A·s) ds · B`,
 /// both taken from the exponential of the augmented matrix `[[A, B], [0,
 /// 0]]·dt` (Van Loan), recomputed only when `dt` changes.
 #[derive(Clone, Debug)]
 pub struct ThermalNetwork {
     params: NetworkParams,
-    a: Matrix3<f64>,
-    b: Matrix3x4<f64>,
+    a: Matrix4<f64>,
+    b: Matrix4x5<f64>,
     dt_s: f64,
-    phi: Matrix3<f64>,
-    gamma: Matrix3x4<f64>,
-    temps: Vector3<f64>,
+    phi: Matrix4<f64>,
+    gamma: Matrix4x5<f64>,
+    temps: Vector4<f64>,
 }
 
 impl ThermalNetwork {
@@ -239,9 +331,9 @@ impl ThermalNetwork {
             a,
             b,
             dt_s: f64::NAN,
-            phi: Matrix3::identity(),
-            gamma: Matrix3x4::zeros(),
-            temps: Vector3::repeat(temp_c),
+            phi: Matrix4::identity(),
+            gamma: Matrix4x5::zeros(),
+            temps: Vector4::repeat(temp_c),
         }
     }
 
@@ -249,22 +341,21 @@ impl ThermalNetwork {
     pub fn step(&mut self, dt_s: f64, inputs: &HeatInputs) {
         if dt_s.to_bits() != self.dt_s.to_bits() {
             self.dt_s = dt_s;
-            let mut m = SMatrix::<f64, 7, 7>::zeros();
-            m.fixed_view_mut::<3, 3>(0, 0).copy_from(&(self.a * dt_s));
-            m.fixed_view_mut::<3, 4>(0, 3).copy_from(&(self.b * dt_s));
+            let mut m = SMatrix::<f64, 9, 9>::zeros();
+            m.fixed_view_mut::<4, 4>(0, 0).copy_from(&(self.a * dt_s));
+            m.fixed_view_mut::<4, 5>(0, 4).copy_from(&(self.b * dt_s));
             let e = m.exp();
-            self.phi = e.fixed_view::<3, 3>(0, 0).into_owned();
-            self.gamma = e.fixed_view::<3, 4>(0, 3).into_owned();
+            self.phi = e.fixed_view::<4, 4>(0, 0).into_owned();
+            self.gamma = e.fixed_view::<4, 5>(0, 4).into_owned();
         }
-        let u = Vector4::new(inputs.cells_w, inputs.board_w, inputs.shunt_w, inputs.ambient_c);
-        self.temps = self.phi * self.temps + self.gamma * u;
+        self.temps = self.phi * self.temps + self.gamma * inputs.vector();
     }
 
-    /// The steady state for constant `inputs` (°C): `−A⁻¹·B·u`.
-    pub fn steady_state_c(&self, inputs: &HeatInputs) -> Option<[f64; 3]> {
-        let u = Vector4::new(inputs.cells_w, inputs.board_w, inputs.shunt_w, inputs.ambient_c);
-        let x = -(self.a.try_inverse()? * self.b * u);
-        Some([x[0], x[1], x[2]])
+    /// The steady state for constant `inputs` (°C): `−A⁻¹·B·u`, as
+    /// [cells, board, shunt, jig] (the jig: ambient when there is none).
+    pub fn steady_state_c(&self, inputs: &HeatInputs) -> Option<[f64; 4]> {
+        let x = -(self.a.try_inverse()? * self.b * inputs.vector());
+        Some([x[0], x[1], x[2], x[3]])
     }
 
     /// Cell temperature (°C).
@@ -282,6 +373,11 @@ impl ThermalNetwork {
         self.temps[2]
     }
 
+    /// Jig temperature (°C), when the network has a jig.
+    pub fn jig_c(&self) -> Option<f64> {
+        self.params.jig.map(|_| self.temps[3])
+    }
+
     /// Temperature difference across the shunt's terminals (K), for its
     /// thermoelectric EMF.
     pub fn shunt_terminal_delta_k(&self) -> f64 {
@@ -290,85 +386,12 @@ impl ThermalNetwork {
 
     /// Sets every node's temperature (°C).
     pub fn set_all_c(&mut self, temp_c: f64) {
-        self.temps = Vector3::repeat(temp_c);
+        self.temps = Vector4::repeat(temp_c);
     }
 
     /// The parameters.
     pub fn params(&self) -> &NetworkParams {
         &self.params
-    }
-}
-
-// ---------------------------------------------------------------- cell and jig
-
-/// Two nodes — a cell and the jig (fixture) it sits in — as in PyBaMM's
-/// equivalent-circuit thermal model, for an external parameter set's
-/// `[thermal]` table ([`crate::ecm::EcmThermal`]):
-///
-/// ```text
-/// C_cell·dT_cell/dt = Q − G_cj·(T_cell − T_jig)
-/// C_jig ·dT_jig/dt  = G_cj·(T_cell − T_jig) − G_ja·(T_jig − T_amb)
-/// ```
-///
-/// Without a jig (`jig_heat_capacity_j_per_k = 0`) the cell goes straight
-/// to ambient through `cell_to_jig_w_per_k`. Exact discretisation as in
-/// [`ThermalNetwork`].
-#[derive(Clone, Debug)]
-pub struct CellJigThermal {
-    a: nalgebra::Matrix2<f64>,
-    b: nalgebra::Matrix2<f64>,
-    dt_s: f64,
-    phi: nalgebra::Matrix2<f64>,
-    gamma: nalgebra::Matrix2<f64>,
-    temps: nalgebra::Vector2<f64>,
-}
-
-impl CellJigThermal {
-    /// Both nodes at `temp_c`.
-    pub fn new(p: &crate::ecm::EcmThermal, temp_c: f64) -> Self {
-        use nalgebra::Matrix2;
-        let (cc, gcj) = (p.cell_heat_capacity_j_per_k, p.cell_to_jig_w_per_k);
-        let (a, b) = if p.jig_heat_capacity_j_per_k > 0.0 {
-            let (cj, gja) = (p.jig_heat_capacity_j_per_k, p.jig_to_ambient_w_per_k);
-            (Matrix2::new(-gcj / cc, gcj / cc, gcj / cj, -(gcj + gja) / cj), Matrix2::new(1.0 / cc, 0.0, 0.0, gja / cj))
-        } else {
-            // C·dT_cell/dt = Q − G·(T_cell − T_amb); the unused jig state
-            // follows the ambient with a 1 s time constant.
-            (Matrix2::new(-gcj / cc, 0.0, 0.0, -1.0), Matrix2::new(1.0 / cc, gcj / cc, 0.0, 1.0))
-        };
-        Self {
-            a,
-            b,
-            dt_s: f64::NAN,
-            phi: Matrix2::identity(),
-            gamma: Matrix2::zeros(),
-            temps: nalgebra::Vector2::repeat(temp_c),
-        }
-    }
-
-    /// Advances by `dt_s` with `heat_w` generated in the cell and ambient
-    /// at `ambient_c`, both held over the step.
-    pub fn step(&mut self, dt_s: f64, heat_w: f64, ambient_c: f64) {
-        if dt_s.to_bits() != self.dt_s.to_bits() {
-            self.dt_s = dt_s;
-            let mut m = SMatrix::<f64, 4, 4>::zeros();
-            m.fixed_view_mut::<2, 2>(0, 0).copy_from(&(self.a * dt_s));
-            m.fixed_view_mut::<2, 2>(0, 2).copy_from(&(self.b * dt_s));
-            let e = m.exp();
-            self.phi = e.fixed_view::<2, 2>(0, 0).into_owned();
-            self.gamma = e.fixed_view::<2, 2>(0, 2).into_owned();
-        }
-        self.temps = self.phi * self.temps + self.gamma * nalgebra::Vector2::new(heat_w, ambient_c);
-    }
-
-    /// Cell temperature (°C).
-    pub fn cell_c(&self) -> f64 {
-        self.temps[0]
-    }
-
-    /// Jig temperature (°C).
-    pub fn jig_c(&self) -> f64 {
-        self.temps[1]
     }
 }
 
@@ -461,25 +484,86 @@ mod tests {
         assert!((frac - (1.0 - (-1.0f64).exp())).abs() < 1e-6, "{frac}");
     }
 
+    const EXAMPLE_CELL: crate::ecm::EcmThermal = crate::ecm::EcmThermal {
+        cell_heat_capacity_j_per_k: 1000.0,
+        cell_to_jig_w_per_k: 10.0,
+        jig_heat_capacity_j_per_k: 500.0,
+        jig_to_ambient_w_per_k: 10.0,
+    };
+
+    /// The network of `cells` cells of `cell` with the board cut off from
+    /// them (board and shunt get no heat and stay out of the cells' path).
+    fn cells_and_jig(cells: usize, cell: &crate::ecm::EcmThermal) -> ThermalNetwork {
+        let p = NetworkParams { board_to_cells_w_per_k: 0.0, ..NetworkParams::for_pack(cells, Some(cell)) };
+        p.validate().unwrap();
+        ThermalNetwork::new(&p, 25.0)
+    }
+
     #[test]
     fn cell_and_jig_settle_at_the_series_resistance_rise() {
-        let p = crate::ecm::EcmThermal {
-            cell_heat_capacity_j_per_k: 1000.0,
-            cell_to_jig_w_per_k: 10.0,
-            jig_heat_capacity_j_per_k: 500.0,
-            jig_to_ambient_w_per_k: 10.0,
-        };
-        let mut n = CellJigThermal::new(&p, 25.0);
-        for _ in 0..100 {
-            n.step(60.0, 20.0, 25.0);
+        // Per cell 20 W through 1/10 + 1/10 K/W: cell +4 K, jig +2 K, for
+        // one cell and for a pack of four with four times the heat.
+        for cells in [1, 4] {
+            let mut n = cells_and_jig(cells, &EXAMPLE_CELL);
+            let u = HeatInputs { cells_w: 20.0 * cells as f64, ambient_c: 25.0, ..HeatInputs::default() };
+            for _ in 0..100 {
+                n.step(60.0, &u);
+            }
+            assert!((n.cells_c() - 29.0).abs() < 1e-9, "{}", n.cells_c());
+            assert!((n.jig_c().unwrap() - 27.0).abs() < 1e-9, "{:?}", n.jig_c());
+            let ss = n.steady_state_c(&u).unwrap();
+            assert!((ss[0] - 29.0).abs() < 1e-9 && (ss[3] - 27.0).abs() < 1e-9, "{ss:?}");
         }
-        // 20 W through 1/10 + 1/10 K/W: cell +4 K, jig +2 K
-        assert!((n.cell_c() - 29.0).abs() < 1e-9, "{}", n.cell_c());
-        assert!((n.jig_c() - 27.0).abs() < 1e-9, "{}", n.jig_c());
-        let no_jig = crate::ecm::EcmThermal { jig_heat_capacity_j_per_k: 0.0, ..p };
-        let mut m = CellJigThermal::new(&no_jig, 25.0);
-        m.step(100.0, 20.0, 25.0);
+        // Without a jig: one node, C = 1000 J/K, G = 10 W/K, τ = 100 s.
+        let no_jig = crate::ecm::EcmThermal { jig_heat_capacity_j_per_k: 0.0, ..EXAMPLE_CELL };
+        let mut m = cells_and_jig(1, &no_jig);
+        assert_eq!(m.jig_c(), None);
+        m.step(100.0, &HeatInputs { cells_w: 20.0, ambient_c: 25.0, ..HeatInputs::default() });
         let expected = 25.0 + 2.0 * (1.0 - (-1.0f64).exp());
-        assert!((m.cell_c() - expected).abs() < 1e-9, "{}", m.cell_c());
+        assert!((m.cells_c() - expected).abs() < 1e-9, "{}", m.cells_c());
+    }
+
+    #[test]
+    fn cell_and_jig_transient_matches_the_two_node_closed_form() {
+        // C_c·Tc' = Q − G(Tc − Tj), C_j·Tj' = G(Tc − Tj) − G(Tj − Ta) with
+        // C_c = 1000, C_j = 500, G = 10: eigenvalues λ = (−0.05 ± √0.0017)/2
+        // of A = [[−0.01, 0.01], [0.02, −0.04]]; the rise x = T − T_ss from
+        // x(0) = −[4, 2] is Σ kᵢ·vᵢ·e^{λᵢ t}.
+        let mut n = cells_and_jig(1, &EXAMPLE_CELL);
+        let u = HeatInputs { cells_w: 20.0, ambient_c: 25.0, ..HeatInputs::default() };
+        let t_s = 150.0;
+        n.step(t_s, &u);
+        let d = 0.0017f64.sqrt();
+        let (l1, l2) = ((-0.05 + d) / 2.0, (-0.05 - d) / 2.0);
+        // eigenvectors [1, 1 + 100·λ] (from the first row: −0.01 + 0.01·v = λ)
+        let (v1, v2) = (1.0 + 100.0 * l1, 1.0 + 100.0 * l2);
+        // k1 + k2 = −4, k1·v1 + k2·v2 = −2
+        let k1 = (-2.0 + 4.0 * v2) / (v1 - v2);
+        let k2 = -4.0 - k1;
+        let cell = 29.0 + k1 * (l1 * t_s).exp() + k2 * (l2 * t_s).exp();
+        let jig = 27.0 + k1 * v1 * (l1 * t_s).exp() + k2 * v2 * (l2 * t_s).exp();
+        assert!((n.cells_c() - cell).abs() < 1e-9, "{} vs {cell}", n.cells_c());
+        assert!((n.jig_c().unwrap() - jig).abs() < 1e-9, "{:?} vs {jig}", n.jig_c());
+    }
+
+    #[test]
+    fn for_pack_without_cell_parameters_is_the_default_network() {
+        assert_eq!(NetworkParams::for_pack(16, None), NetworkParams::for_cells(16));
+        assert!(NetworkParams::for_pack(16, Some(&EXAMPLE_CELL)).validate().is_ok());
+    }
+
+    #[test]
+    fn a_node_without_a_path_to_ambient_is_rejected() {
+        // Cells in a jig that does not reach the ambient, cut off from the board.
+        let jig = JigParams { heat_capacity_j_per_k: 500.0, cells_to_jig_w_per_k: 10.0, jig_to_ambient_w_per_k: 0.0 };
+        let mut p = NetworkParams { jig: Some(jig), board_to_cells_w_per_k: 0.0, ..NetworkParams::default() };
+        p.cells.conductance_w_per_k = 0.0;
+        assert_eq!(p.validate().unwrap_err().name, "cells");
+        // Through the board the cells and jig reach the ambient again.
+        p.board_to_cells_w_per_k = 0.5;
+        assert!(p.validate().is_ok());
+        let mut isolated_board = NetworkParams { board_to_ambient_w_per_k: 0.0, board_to_cells_w_per_k: 0.0, ..p };
+        isolated_board.cells.conductance_w_per_k = 0.25;
+        assert_eq!(isolated_board.validate().unwrap_err().name, "board");
     }
 }

@@ -26,7 +26,7 @@ use models::loads::{AuxHeater, Charger, ChargerParams, Gate, Load, SelfConsumpti
 use models::pack::Pack;
 use models::rng::SeedStreams;
 use models::switch::{Switch, SwitchState};
-use models::thermal::{HeatInputs, NetworkParams, ThermalNetwork};
+use models::thermal::{HeatInputs, ThermalNetwork};
 use models::variant::Variant;
 
 use crate::scenario::{Scenario, SegmentKind, Until, secs_to_ns};
@@ -64,6 +64,8 @@ pub enum EngineError {
     Nvm(nvm::SaveError<nvm::NvmError>),
     #[error("the external cell parameters (ecm_file): {0}")]
     Ecm(models::error::ParamError),
+    #[error("{0}")]
+    Thermal(String),
     #[error("transient event: {0}")]
     Transient(models::error::ParamError),
     #[error("transient event at t = {t_s:.6} s: the previous one is still running")]
@@ -177,8 +179,7 @@ impl Engine {
             None => Pack::new(&scenario.pack, scenario.variant, scenario.initial_soc, &mut pack_rng),
         };
         pack.set_temperature_c(start_c);
-        let cells = pack.cells().len();
-        let thermal_params = scenario.thermal.unwrap_or_else(|| NetworkParams::for_cells(cells));
+        let thermal_params = scenario.thermal_params().map_err(EngineError::Thermal)?;
         let thermal = ThermalNetwork::new(&thermal_params, start_c);
         let switch = Switch::new(&scenario.switch, scenario.variant, &mut streams.stream("switch"));
         let chain = MeasurementChain::new(&scenario.chain, scenario.variant, &streams);
@@ -861,6 +862,24 @@ mod tests {
         let fresh = Engine::new(&s).unwrap();
         assert_eq!(fresh.board().settings().lvp_mv, 11_200);
         assert!(fresh.nvm_image().iter().all(|&b| b == nvm::ERASED), "nothing written without a change");
+    }
+
+    #[test]
+    fn an_ecm_files_cell_and_jig_carry_the_packs_heat() {
+        let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/t.toml");
+        let text = BASE.replacen("variant = 12", "variant = 12\necm_file = \"data/lfp-100ah-ecm.toml\"", 1);
+        let s = Scenario::parse(&text, &scenarios).unwrap();
+        let mut e = Engine::new(&s).unwrap();
+        assert_eq!(*e.thermal.params(), s.thermal_params().unwrap());
+        for _ in 0..20_000 {
+            e.step(SegmentKind::Discharge, 200.0).unwrap();
+        }
+        // The heat goes cells → jig → ambient: both above the ambient, the cells warmest.
+        let (cells_c, jig_c) = (e.thermal.cells_c(), e.thermal.jig_c().unwrap());
+        assert!(cells_c > jig_c && jig_c > s.ambient_c + 1e-4, "cells {cells_c} °C, jig {jig_c} °C");
+        // Without the file's table, no jig.
+        let plain = Engine::new(&Scenario::parse(BASE, Path::new("a.toml")).unwrap()).unwrap();
+        assert_eq!(plain.thermal.jig_c(), None);
     }
 
     /// The board's measured current after 0.2 s at rest (A).

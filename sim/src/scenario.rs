@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use models::thermal::NetworkParams;
 use models::variant::Variant;
 
 /// A scenario as written in a file.
@@ -53,8 +54,9 @@ pub struct Scenario {
     pub firmware: FirmwareSetup,
     #[serde(default)]
     pub pack: models::pack::PackParams,
-    /// Thermal network (cells, board, shunt); default: scaled to the variant's cell count.
-    pub thermal: Option<models::thermal::NetworkParams>,
+    /// Thermal network (cells, board, shunt, jig) as written: its keys
+    /// replace those of the default network ([`Self::thermal_params`]).
+    pub thermal: Option<toml::Table>,
     /// The main switch's MOSFETs.
     #[serde(default)]
     pub switch: models::switch::SwitchParams,
@@ -254,6 +256,18 @@ pub struct Expectation {
 /// A scenario file that could not be used.
 pub type ScenarioError = crate::tomlfile::FileError;
 
+/// Puts the keys of `over` into `base`, merging tables present in both.
+fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -267,7 +281,24 @@ impl Scenario {
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| crate::tomlfile::toml_error(text, path, &e))?;
         scenario.check().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
         scenario.load_files(path)?;
+        scenario.thermal_params().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
         Ok(scenario)
+    }
+
+    /// The thermal network: the default one for the pack's cell count
+    /// (with the `ecm_file`'s per-cell `[thermal]` table when it has one,
+    /// [`NetworkParams::for_pack`]), with the keys of the scenario's
+    /// `[thermal]` (nested tables key by key) in place of the defaults.
+    pub fn thermal_params(&self) -> Result<NetworkParams, String> {
+        let cells = self.pack.cells_with(self.ecm.as_ref(), self.variant);
+        let base = NetworkParams::for_pack(cells, self.ecm.as_ref().and_then(|e| e.thermal.as_ref()));
+        let Some(over) = &self.thermal else { return Ok(base) };
+        let fail = |e: &dyn std::fmt::Display| format!("[thermal]: {e}");
+        let mut merged = toml::Table::try_from(base).map_err(|e| fail(&e))?;
+        merge_tables(&mut merged, over);
+        let params: NetworkParams = toml::Value::Table(merged).try_into().map_err(|e| fail(&e))?;
+        params.validate().map_err(|e| fail(&e))?;
+        Ok(params)
     }
 
     /// Reads and parses the files the scenario names.
@@ -379,9 +410,6 @@ impl Scenario {
         }
         self.pack.validate().map_err(|e| format!("[pack]: {e}"))?;
         self.chain.validate().map_err(|e| format!("[chain]: {e}"))?;
-        if let Some(t) = &self.thermal {
-            t.validate().map_err(|e| format!("[thermal]: {e}"))?;
-        }
         self.switch.validate().map_err(|e| format!("[switch]: {e}"))?;
         self.transient.validate().map_err(|e| format!("[transient]: {e}"))?;
         for (i, ev) in self.events.iter().enumerate() {
@@ -599,6 +627,54 @@ mod tests {
         let err = Scenario::parse(&with_ecm, &dir.join("t.toml")).unwrap_err().to_string();
         assert!(err.contains("nope.toml"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn thermal_keys_replace_the_defaults_of_the_packs_network() {
+        // A partial [thermal] keeps the rest scaled to the variant's 16 cells.
+        let v48 = MINIMAL.replace("variant = 12", "variant = 48");
+        let s =
+            Scenario::parse(&format!("{v48}[thermal]\nboard_to_ambient_w_per_k = 1.2\n"), Path::new("t.toml")).unwrap();
+        let p = s.thermal_params().unwrap();
+        assert_eq!(p, NetworkParams { board_to_ambient_w_per_k: 1.2, ..NetworkParams::for_cells(16) });
+        // Nested tables key by key.
+        let s = Scenario::parse(&format!("{v48}[thermal.cells]\nconductance_w_per_k = 8.0\n"), Path::new("t.toml"))
+            .unwrap();
+        let p = s.thermal_params().unwrap();
+        assert_eq!(p.cells.conductance_w_per_k, 8.0);
+        assert_eq!(p.cells.heat_capacity_j_per_k, NetworkParams::for_cells(16).cells.heat_capacity_j_per_k);
+        // Errors name the section and the cause.
+        for (body, cause) in [
+            ("[thermal]\nboard_to_ambiant_w_per_k = 1.0\n", "board_to_ambiant_w_per_k"),
+            ("[thermal]\nboard_heat_capacity_j_per_k = -3.0\n", "board_heat_capacity_j_per_k"),
+            ("[thermal.jig]\nheat_capacity_j_per_k = 100.0\n", "cells_to_jig_w_per_k"),
+            ("[thermal]\nboard_to_ambient_w_per_k = 0.0\nboard_to_cells_w_per_k = 0.0\n", "board"),
+        ] {
+            let err = Scenario::parse(&format!("{MINIMAL}{body}"), Path::new("x.toml")).unwrap_err().to_string();
+            assert!(err.contains("x.toml") && err.contains("[thermal]") && err.contains(cause), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_ecm_files_thermal_table_is_the_packs_cells_and_jig() {
+        let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/t.toml");
+        let text = MINIMAL.replacen("variant = 12", "variant = 12\necm_file = \"data/lfp-100ah-ecm.toml\"", 1);
+        let s = Scenario::parse(&text, &scenarios).unwrap();
+        let cell = s.ecm.as_ref().and_then(|e| e.thermal).unwrap();
+        let p = s.thermal_params().unwrap();
+        // four cells of the 12 V pack, each with its share of the jig
+        assert_eq!(p.cells.heat_capacity_j_per_k, 4.0 * cell.cell_heat_capacity_j_per_k);
+        assert_eq!(p.cells.conductance_w_per_k, 0.0);
+        let jig = p.jig.unwrap();
+        assert_eq!(jig.heat_capacity_j_per_k, 4.0 * cell.jig_heat_capacity_j_per_k);
+        assert_eq!(jig.cells_to_jig_w_per_k, 4.0 * cell.cell_to_jig_w_per_k);
+        assert_eq!(jig.jig_to_ambient_w_per_k, 4.0 * cell.jig_to_ambient_w_per_k);
+        assert_eq!(p.board_to_cells_w_per_k, NetworkParams::default().board_to_cells_w_per_k);
+        // The scenario's [thermal] still overrides the file's values.
+        let s = Scenario::parse(&format!("{text}[thermal.jig]\njig_to_ambient_w_per_k = 3.0\n"), &scenarios).unwrap();
+        let p = s.thermal_params().unwrap();
+        assert_eq!(p.jig.unwrap().jig_to_ambient_w_per_k, 3.0);
+        assert_eq!(p.jig.unwrap().cells_to_jig_w_per_k, 4.0 * cell.cell_to_jig_w_per_k);
     }
 
     #[test]

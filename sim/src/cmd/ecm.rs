@@ -4,14 +4,16 @@
 //! implementations (PyBaMM's `Thevenin`: `tools/pybamm/`).
 //!
 //! The pack is [`Pack::from_ecm`] without spread or ageing; the thermal model
-//! is the set's `[thermal]` table ([`CellJigThermal`], ambient and initial
+//! is the set's `[thermal]` table (the twin's [`ThermalNetwork`] of the pack's
+//! cells and jig, [`NetworkParams::for_pack`], with the board cut off from
+//! the cells, so each cell follows PyBaMM's cell–jig–air model; ambient and initial
 //! temperature from the command line), or none (isothermal at the ambient)
 //! without one. Between two profile rows the pack is stepped with exact
 //! zero-order hold in substeps of at most `max_step_s`, each with the
 //! profile's mean current over the substep (so the charge is exact for
 //! linear and held profiles); the elements are evaluated at the substep's
 //! current, the state at its start and the temperature at its start; the
-//! heat of a substep (per cell, [`Heat`]) is the mean of its values at the
+//! heat of a substep (of the pack, [`Heat`]) is the mean of its values at the
 //! start and the end, plus `R0·ΔI²/12` when the current ramps by ΔI over
 //! the substep (the mean of I² on a ramp exceeds the square of the mean
 //! current by that much). Each output row is the state at a profile
@@ -27,7 +29,7 @@ use models::ecm::EcmParams;
 use models::pack::{Pack, PackParams};
 use models::profile::{CurrentProfile, Interpolation};
 use models::rng::SeedStreams;
-use models::thermal::CellJigThermal;
+use models::thermal::{HeatInputs, NetworkParams, ThermalNetwork};
 use models::variant::Variant;
 
 use super::exit;
@@ -177,10 +179,13 @@ pub fn simulate(ecm: &EcmParams, profile: &CurrentProfile, run: &EcmRun) -> Resu
     // No spread: the stream's draws multiply zero spreads.
     let mut rng = SeedStreams::new(0).stream("pack");
     let mut pack = Pack::from_ecm(ecm, &params, run.variant, run.initial_soc, &mut rng)?;
-    let cells = pack.cells().len() as f64;
-    let mut thermal = ecm.thermal.as_ref().map(|th| CellJigThermal::new(th, run.initial_temp_c));
-    let temps = |th: &Option<CellJigThermal>| match th {
-        Some(t) => (t.cell_c(), t.jig_c()),
+    let mut thermal = ecm.thermal.as_ref().map(|th| {
+        let params =
+            NetworkParams { board_to_cells_w_per_k: 0.0, ..NetworkParams::for_pack(pack.cells().len(), Some(th)) };
+        ThermalNetwork::new(&params, run.initial_temp_c)
+    });
+    let temps = |th: &Option<ThermalNetwork>| match th {
+        Some(t) => (t.cells_c(), t.jig_c().unwrap_or(run.ambient_c)),
         None => (run.ambient_c, run.ambient_c),
     };
     let rows: Vec<(f64, f64)> = profile.rows().collect();
@@ -206,7 +211,8 @@ pub fn simulate(ecm: &EcmParams, profile: &CurrentProfile, run: &EcmRun) -> Resu
                 pack.step(b - a, i_mean);
                 if let Some(th) = thermal.as_mut() {
                     let heat1_w = run.heat.of(&pack, i_mean);
-                    th.step(b - a, (0.5 * (heat0_w + heat1_w) + ripple_w) / cells, run.ambient_c);
+                    let cells_w = 0.5 * (heat0_w + heat1_w) + ripple_w;
+                    th.step(b - a, &HeatInputs { cells_w, ambient_c: run.ambient_c, ..HeatInputs::default() });
                 }
             }
         }
