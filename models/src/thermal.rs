@@ -4,7 +4,7 @@
 //! `C·dT/dt = P − G·(T − T_amb)`. With P and T_amb held over a step the
 //! exact update is `T' = T_amb + P/G + (T − T_amb − P/G)·exp(−dt·G/C)`.
 
-use nalgebra::{Matrix4, Matrix4x5, SMatrix, Vector4, Vector5};
+use nalgebra::{Matrix4, SMatrix, Vector4};
 use serde::{Deserialize, Serialize};
 
 use crate::decay::Decay;
@@ -263,8 +263,8 @@ impl NetworkParams {
     }
 
     /// `A` and `B` of `dT/dt = A·T + B·[P_cells, P_board, P_shunt, T_amb]`,
-    /// T = [cells, board, shunt, jig].
-    fn state_space(&self) -> (Matrix4<f64>, Matrix4x5<f64>) {
+    /// T = [cells, board, shunt, jig] (no heat is generated in the jig).
+    fn state_space(&self) -> (Matrix4<f64>, Matrix4<f64>) {
         let c = [
             self.cells.heat_capacity_j_per_k,
             self.board_heat_capacity_j_per_k,
@@ -273,7 +273,7 @@ impl NetworkParams {
         ];
         let (g, g_amb) = self.conductances();
         let mut a = Matrix4::zeros();
-        let mut b = Matrix4x5::zeros();
+        let mut b = Matrix4::zeros();
         for i in 0..4 {
             let out: f64 = g[i].iter().sum::<f64>() + g_amb[i];
             for j in 0..4 {
@@ -282,7 +282,7 @@ impl NetworkParams {
             if i < 3 {
                 b[(i, i)] = 1.0 / c[i];
             }
-            b[(i, 4)] = g_amb[i] / c[i];
+            b[(i, 3)] = g_amb[i] / c[i];
         }
         (a, b)
     }
@@ -302,8 +302,8 @@ pub struct HeatInputs {
 }
 
 impl HeatInputs {
-    fn vector(&self) -> Vector5<f64> {
-        Vector5::new(self.cells_w, self.board_w, self.shunt_w, 0.0, self.ambient_c)
+    fn vector(&self) -> Vector4<f64> {
+        Vector4::new(self.cells_w, self.board_w, self.shunt_w, self.ambient_c)
     }
 }
 
@@ -315,10 +315,10 @@ impl HeatInputs {
 pub struct ThermalNetwork {
     params: NetworkParams,
     a: Matrix4<f64>,
-    b: Matrix4x5<f64>,
+    b: Matrix4<f64>,
     dt_s: f64,
     phi: Matrix4<f64>,
-    gamma: Matrix4x5<f64>,
+    gamma: Matrix4<f64>,
     temps: Vector4<f64>,
 }
 
@@ -332,7 +332,7 @@ impl ThermalNetwork {
             b,
             dt_s: f64::NAN,
             phi: Matrix4::identity(),
-            gamma: Matrix4x5::zeros(),
+            gamma: Matrix4::zeros(),
             temps: Vector4::repeat(temp_c),
         }
     }
@@ -341,12 +341,12 @@ impl ThermalNetwork {
     pub fn step(&mut self, dt_s: f64, inputs: &HeatInputs) {
         if dt_s.to_bits() != self.dt_s.to_bits() {
             self.dt_s = dt_s;
-            let mut m = SMatrix::<f64, 9, 9>::zeros();
+            let mut m = SMatrix::<f64, 8, 8>::zeros();
             m.fixed_view_mut::<4, 4>(0, 0).copy_from(&(self.a * dt_s));
-            m.fixed_view_mut::<4, 5>(0, 4).copy_from(&(self.b * dt_s));
+            m.fixed_view_mut::<4, 4>(0, 4).copy_from(&(self.b * dt_s));
             let e = m.exp();
             self.phi = e.fixed_view::<4, 4>(0, 0).into_owned();
-            self.gamma = e.fixed_view::<4, 5>(0, 4).into_owned();
+            self.gamma = e.fixed_view::<4, 4>(0, 4).into_owned();
         }
         self.temps = self.phi * self.temps + self.gamma * inputs.vector();
     }
