@@ -12,24 +12,6 @@ use std::process::Output;
 
 use compare_common::*;
 
-/// Simulated seconds per wall-clock second: the plan's 30 s rest and 60 s
-/// settle (board time) take about 2 s of wall time.
-const SPEED: f64 = 50.0;
-
-/// A 12 V stand-in at rest for the whole test (100 Hz ADC keeps debug builds fast).
-const STANDIN: &str = r#"
-name = "plan-standin"
-variant = 12
-seed = 7
-initial_soc = 0.6
-adc_rate_hz = 100
-[firmware]
-initial_soc_pct = 60.0
-[[segment]]
-kind = "rest"
-duration_s = 36000
-"#;
-
 fn acceptance_plan() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/acceptance.toml")
 }
@@ -39,7 +21,7 @@ fn acceptance_plan() -> PathBuf {
 async fn run_plan(name: &str, scenario: &str) -> (Output, String, String) {
     let dir = temp_dir(name);
     let file = scenario_file(&dir, scenario);
-    let standin = StandIn::start(&file, |o| o.speed = SPEED);
+    let standin = StandIn::start(&file, |o| o.speed = PLAN_SPEED);
     let out_dir = dir.join("out");
     let args: Vec<String> = [
         "test",
@@ -88,7 +70,7 @@ fn zero_current_a(stdout: &str, name: &str) -> f64 {
 
 #[tokio::test]
 async fn the_example_plan_passes_on_a_healthy_stand_in() {
-    let (out, report, junit) = run_plan("plan-healthy", STANDIN).await;
+    let (out, report, junit) = run_plan("plan-healthy", REST_STANDIN).await;
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(stdout.contains("21 of 21 steps passed"), "{}", show(&out));
@@ -118,7 +100,7 @@ async fn the_example_plan_passes_on_a_healthy_stand_in() {
 
 #[tokio::test]
 async fn an_uncalibrated_zero_fails_before_the_calibration_and_passes_after() {
-    let scenario = format!("{STANDIN}[chain.injected]\ncurrent_offset_pct_fs = 0.05\n");
+    let scenario = format!("{REST_STANDIN}[chain.injected]\ncurrent_offset_pct_fs = 0.05\n");
     let (out, report, junit) = run_plan("plan-offset", &scenario).await;
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));

@@ -9,20 +9,6 @@ use std::time::Duration;
 use compare_common::*;
 use smartpro_sim::serve::faults::Window;
 
-/// Simulated seconds per wall-clock second of the stand-ins.
-const SPEED: f64 = 50.0;
-
-const STANDIN: &str = r#"
-name = "plan-standin"
-variant = 12
-seed = 7
-initial_soc = 0.6
-adc_rate_hz = 100
-[[segment]]
-kind = "rest"
-duration_s = 36000
-"#;
-
 /// A plan that reads the identity, then waits far longer than the test.
 const LONG_PLAN: &str = r#"name = "long"
 
@@ -112,11 +98,11 @@ async fn long_plan(
     link: &[&str],
 ) -> (std::process::Output, String, String) {
     let dir = temp_dir(name);
-    let file = scenario_file(&dir, STANDIN);
+    let file = scenario_file(&dir, REST_STANDIN);
     let plan = dir.join("long.toml");
     std::fs::write(&plan, LONG_PLAN).unwrap();
     let standin = StandIn::start(&file, |o| {
-        o.speed = SPEED;
+        o.speed = PLAN_SPEED;
         tweak(o);
     });
     let out_dir = dir.join("out");
@@ -176,7 +162,7 @@ async fn a_board_that_falls_silent_mid_plan_exits_3_and_keeps_the_report() {
 #[tokio::test]
 async fn stop_on_fail_stops_at_the_first_failing_step() {
     let dir = temp_dir("plan-stop");
-    let file = scenario_file(&dir, STANDIN);
+    let file = scenario_file(&dir, REST_STANDIN);
     let plan = dir.join("stop.toml");
     std::fs::write(
         &plan,
@@ -186,7 +172,7 @@ async fn stop_on_fail_stops_at_the_first_failing_step() {
          [[step]]\nname = \"after\"\nkind = \"read\"\nregister = \"status\"\n",
     )
     .unwrap();
-    let standin = StandIn::start(&file, |o| o.speed = SPEED);
+    let standin = StandIn::start(&file, |o| o.speed = PLAN_SPEED);
     let out_dir = dir.join("out");
     let out =
         hil_rig(args(&["test", plan.to_str().unwrap(), "--port", &standin.path, "--out", out_dir.to_str().unwrap()]))

@@ -15,6 +15,25 @@ use tokio_serial::SerialPort;
 /// scenario in 6 s.
 pub const SPEED: f64 = 20.0;
 
+/// Simulated seconds per wall-clock second of the `hil-rig test` stand-ins:
+/// a plan's 30 s rest and 60 s settle (board time) take about 2 s of wall time.
+pub const PLAN_SPEED: f64 = 50.0;
+
+/// A 12 V stand-in at rest for the whole of a `hil-rig test` run (100 Hz
+/// ADC keeps debug builds fast).
+pub const REST_STANDIN: &str = r#"
+name = "plan-standin"
+variant = 12
+seed = 7
+initial_soc = 0.6
+adc_rate_hz = 100
+[firmware]
+initial_soc_pct = 60.0
+[[segment]]
+kind = "rest"
+duration_s = 36000
+"#;
+
 /// A stand-in board at rest, then stepped loads and a charge (12 V, 100 Hz
 /// ADC to keep debug builds fast: the firmware polls every 10 ms either way).
 pub const SCENARIO: &str = r#"
