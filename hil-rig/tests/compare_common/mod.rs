@@ -102,7 +102,7 @@ impl StandIn {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             rt.block_on(async move {
-                let transports = Transports { rtu: Some(RtuLine::Stream(Box::new(master))), tcp: None };
+                let transports = Transports { rtu: Some(RtuLine::Stream(Box::new(master))), ..Transports::default() };
                 smartpro_sim::serve::serve(&scenario, &opts, transports, async {
                     let _ = stopped.await;
                 })

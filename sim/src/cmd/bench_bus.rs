@@ -213,7 +213,7 @@ async fn run(cmd: &Cmd) -> anyhow::Result<u64> {
         println!("memory at 0 s: {m}");
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let transports = Transports { rtu: Some(RtuLine::Pty(Box::new(pty))), tcp: None };
+    let transports = Transports { rtu: Some(RtuLine::Pty(Box::new(pty))), ..Transports::default() };
     let server = crate::serve::serve(&scenario, &opts, transports, async {
         let _ = stop_rx.await;
     });

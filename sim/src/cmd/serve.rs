@@ -113,6 +113,15 @@ pub struct TransportArgs {
     #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = DEFAULT_TCP,
           value_parser = parse_addr, help_heading = "Transport")]
     pub tcp: Option<SocketAddr>,
+    /// Modbus TCP: connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::TcpLimits::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from),
+          help_heading = "Transport")]
+    pub tcp_max_connections: usize,
+    /// Modbus TCP: a connection that sends no request for S seconds is closed.
+    #[arg(long, value_name = "S", default_value_t = crate::serve::TcpLimits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Transport")]
+    pub tcp_idle_timeout: u64,
 }
 
 /// The `--fault*` flags (boxed in [`Cmd`] to keep the subcommand enum small).
@@ -373,6 +382,11 @@ async fn serve_main(cmd: &Cmd, scenario: Scenario, opts: Options) -> u8 {
             }
         }
     }
+    transports.tcp_limits = crate::serve::TcpLimits {
+        max_connections: cmd.transport.tcp_max_connections,
+        idle_timeout: std::time::Duration::from_secs(cmd.transport.tcp_idle_timeout),
+        ..Default::default()
+    };
     if let Some(addr) = cmd.transport.tcp {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {

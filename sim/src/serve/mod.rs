@@ -24,6 +24,7 @@ pub mod framelog;
 mod line;
 mod pty;
 mod tcp;
+pub use tcp::TcpLimits;
 mod twin;
 
 use std::future::Future;
@@ -160,6 +161,8 @@ impl std::fmt::Debug for RtuLine {
 pub struct Transports {
     pub rtu: Option<RtuLine>,
     pub tcp: Option<tokio::net::TcpListener>,
+    /// What the Modbus TCP server allows a client.
+    pub tcp_limits: TcpLimits,
 }
 
 /// What one unit did.
@@ -336,7 +339,7 @@ where
         twin::start(scenarios, images, cfg, clock, line_out, done_tx).map_err(|e| (e, ServeReport::default()))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
-    let Transports { rtu, tcp } = transports;
+    let Transports { rtu, tcp, tcp_limits } = transports;
     let mut ctx = line::LineCtx { to_twin: to_twin.clone(), clock, replies, stop: stop_rx.clone() };
     let rtu_fut = async {
         match rtu {
@@ -369,7 +372,7 @@ where
     let tcp_fut = async {
         match tcp {
             None => std::future::pending().await,
-            Some(listener) => tcp::serve_tcp(listener, to_twin.clone(), stop_rx.clone()).await,
+            Some(listener) => tcp::serve_tcp(listener, tcp_limits, to_twin.clone(), stop_rx.clone()).await,
         }
     };
     tokio::pin!(rtu_fut, tcp_fut, shutdown);

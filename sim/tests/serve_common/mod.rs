@@ -76,7 +76,7 @@ pub async fn start_with(opts: Options, tcp: bool, rtu: Option<RtuLine>) -> Serve
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let transports = Transports { rtu, tcp: listener };
+        let transports = Transports { rtu, tcp: listener, ..Transports::default() };
         smartpro_sim::serve::serve(&scenario, &opts, transports, async {
             let _ = stopped.await;
         })
