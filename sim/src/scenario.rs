@@ -364,6 +364,14 @@ impl Scenario {
         if self.segments.is_empty() && self.duration_s.is_none() {
             return Err("no [[segment]] and no duration_s: nothing to run".into());
         }
+        // The sum of finite segments can still be absurd (or overflow to infinity).
+        let total_s = self.duration_s.unwrap_or_else(|| self.segments.iter().map(|s| s.duration_s).sum());
+        if total_s > MAX_DURATION_S {
+            return Err(format!(
+                "the run lasts {total_s:e} s, longer than the bound of {MAX_DURATION_S:.0} s (ten years, what the \
+                 board's counters are specified for); shorten it or split it into runs"
+            ));
+        }
         for (i, s) in self.segments.iter().enumerate() {
             if !(finite_nonneg(s.duration_s) && s.duration_s > 0.0) {
                 return Err(format!("segment {}: duration_s = {} must be positive", i + 1, s.duration_s));
@@ -490,7 +498,7 @@ impl Scenario {
         Ok(())
     }
 
-    /// Simulated duration in ns (whole ADC periods).
+    /// Simulated duration in ns (whole ADC periods); at most [`MAX_DURATION_S`] once validated.
     pub fn duration_ns(&self) -> u64 {
         let total_s = self.duration_s.unwrap_or_else(|| self.segments.iter().map(|s| s.duration_s).sum());
         secs_to_ns(total_s)
@@ -548,6 +556,12 @@ fn ambient_from_csv(text: &str) -> Result<Vec<(f64, f64)>, String> {
     }
 }
 
+/// The longest run a scenario may ask for (s): ten years, the span the board's
+/// charge and energy counters are specified for (DESIGN.md, firmware-core).
+/// A longer run (e.g. `duration_s = 1e300`, which would run until killed) is
+/// refused when the scenario is read.
+pub const MAX_DURATION_S: f64 = 10.0 * 365.25 * 86_400.0;
+
 /// Seconds (finite, ≥ 0) to integer nanoseconds, rounded.
 pub fn secs_to_ns(s: f64) -> u64 {
     (s * 1e9).round() as u64
@@ -556,6 +570,24 @@ pub fn secs_to_ns(s: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_17_an_absurd_duration_is_refused_not_run_until_killed() {
+        for (what, text) in [
+            ("duration_s", MINIMAL.replace("initial_soc = 0.5\n", "initial_soc = 0.5\nduration_s = 1e300\n")),
+            ("one segment", MINIMAL.replace("duration_s = 10", "duration_s = 1e300")),
+            (
+                "segments summed",
+                format!("{MINIMAL}{}", "[[segment]]\nkind = \"rest\"\nduration_s = 1.7e308\n".repeat(2)),
+            ),
+        ] {
+            let err = Scenario::parse(&text, Path::new("long.toml")).unwrap_err().to_string();
+            assert!(err.contains("ten years") && err.contains("long.toml"), "{what}: {err}");
+        }
+        // A year (issue 18's long run) is fine.
+        let year = MINIMAL.replace("duration_s = 10", "duration_s = 31557600");
+        assert!(Scenario::parse(&year, Path::new("year.toml")).is_ok());
+    }
 
     const MINIMAL: &str =
         "name = \"t\"\nvariant = 12\ninitial_soc = 0.5\n[[segment]]\nkind = \"rest\"\nduration_s = 10\n";
