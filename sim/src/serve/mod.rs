@@ -313,6 +313,16 @@ where
             Some(p) => read_nvm_file(p).map_err(|e| setup(format!("--nvm {}: {e}", p.display())))?,
             None => None,
         };
+        if let (Some(p), Some(img)) = (f, &image) {
+            if let Some(why) = unusable_nvm(scenario.variant, img) {
+                eprintln!(
+                    "warning: --nvm {}: neither settings slot holds a valid record ({why}); the board boots as it \
+                     leaves the factory (default settings, calibrated), and the file is left as it is until a \
+                     setting is written",
+                    p.display()
+                );
+            }
+        }
         images.push(image);
     }
     let frame_log = match &opts.log_frames {
@@ -447,6 +457,21 @@ pub fn write_nvm_file(path: &Path, image: &NvmImage) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Why the board cannot boot from `image` (no slot holds a valid settings
+/// record), or `None` when it can.
+pub fn unusable_nvm(variant: models::variant::Variant, image: &NvmImage) -> Option<firmware_core::nvm::Reason> {
+    use firmware_core::nvm::{RamNvm, SettingsStore, Source};
+    let store = SettingsStore::new(crate::engine::board_variant(variant));
+    match store.load(&mut RamNvm::from_bytes(*image)) {
+        Ok(loaded) => match loaded.source {
+            Source::Defaults(reason) => Some(reason),
+            Source::Slot { .. } => None,
+        },
+        // A RAM image cannot fail to read.
+        Err(_) => None,
+    }
+}
+
 /// Reads an EEPROM image written by [`write_nvm_file`]; `None` if the file does not exist.
 pub fn read_nvm_file(path: &Path) -> std::io::Result<Option<NvmImage>> {
     match std::fs::read(path) {
@@ -458,5 +483,54 @@ pub fn read_nvm_file(path: &Path) -> std::io::Result<Option<NvmImage>> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::variant::Variant;
+
+    #[test]
+    fn issue_17_an_nvm_file_of_random_bytes_is_reported_not_silently_taken_for_defaults() {
+        // 256 bytes from a fixed xorshift: no record survives its CRC.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut image: NvmImage = [0; firmware_core::nvm::STORE_LEN];
+        for b in &mut image {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        assert_eq!(unusable_nvm(Variant::V12, &image), Some(firmware_core::nvm::Reason::Corrupt));
+        // A blank EEPROM says so too; one the board wrote is usable.
+        let blank = [firmware_core::nvm::ERASED; firmware_core::nvm::STORE_LEN];
+        assert_eq!(unusable_nvm(Variant::V12, &blank), Some(firmware_core::nvm::Reason::Blank));
+        let text = "name = \"n\"\nvariant = 12\ninitial_soc = 0.5\n[firmware.registers]\nlvp_mv = 11500\n\
+                    [[segment]]\nkind = \"rest\"\nduration_s = 1\n";
+        let s = Scenario::parse(text, Path::new("n.toml")).unwrap();
+        let written = *crate::engine::Engine::new(&s).unwrap().nvm_image();
+        assert_eq!(unusable_nvm(Variant::V12, &written), None);
+    }
+
+    #[tokio::test]
+    async fn issue_17_an_unusable_nvm_file_is_left_untouched_until_a_write() {
+        let dir = std::env::temp_dir().join(format!("smartpro-nvm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("eeprom.bin");
+        let garbage: Vec<u8> = (0..firmware_core::nvm::STORE_LEN).map(|i| (i * 37 + 11) as u8).collect();
+        std::fs::write(&path, &garbage).unwrap();
+        let text = "name = \"n\"\nvariant = 12\ninitial_soc = 0.5\n[[segment]]\nkind = \"rest\"\nduration_s = 1\n";
+        let scenario = Scenario::parse(text, Path::new("n.toml")).unwrap();
+        let mut opts = Options::new(vec![1]);
+        opts.nvm = Some(path.clone());
+        let report =
+            serve(&scenario, &opts, Transports::default(), tokio::time::sleep(std::time::Duration::from_millis(200)))
+                .await
+                .map_err(|(e, _)| e.to_string())
+                .unwrap();
+        assert_eq!(report.units.len(), 1);
+        assert_eq!(std::fs::read(&path).unwrap(), garbage, "no setting was written: the file is as it was");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
