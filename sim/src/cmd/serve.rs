@@ -148,7 +148,8 @@ pub struct FaultArgs {
     /// Probability that a reply carries the wrong unit id (unit + 1).
     #[arg(long, value_name = "P", value_parser = parse_probability, help_heading = "Faults")]
     pub fault_wrong_unit: Option<f64>,
-    /// Answer exception CODE instead of executing, with probability P: CODE:P, e.g. 6:0.1.
+    /// Answer exception CODE instead of executing, with probability P: CODE:P, e.g. 6:0.1
+    /// (a code Modbus defines: 1–8, 10, 11).
     #[arg(long, value_name = "CODE:P", value_parser = parse_exception, help_heading = "Faults")]
     pub fault_exception: Option<(u8, f64)>,
     /// The unit is off the bus from FROM to TO simulated seconds: FROM-TO (repeatable).
@@ -198,9 +199,8 @@ fn parse_exception(s: &str) -> Result<(u8, f64), String> {
     let (code, p) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected CODE:P, e.g. 6:0.1"))?;
     let code = code.trim_start_matches("0x");
     let code = u8::from_str_radix(code, if s.starts_with("0x") { 16 } else { 10 })
-        .ok()
-        .filter(|c| (1..0x80).contains(c))
-        .ok_or_else(|| format!("{s:?}: the exception code must be within 1..=127"))?;
+        .map_err(|_| format!("{s:?}: the exception code is not a number"))?;
+    crate::serve::faults::check_exception_code(code).map_err(|e| format!("{s:?}: {e}"))?;
     Ok((code, parse_probability(p)?))
 }
 
@@ -456,6 +456,11 @@ mod tests {
         assert_eq!(parse_exception("6:0.25").unwrap(), (6, 0.25));
         assert_eq!(parse_exception("0x0b:1").unwrap(), (11, 1.0));
         assert!(parse_exception("0:0.1").is_err());
+        // issue 17: codes Modbus does not define are refused, naming the defined ones.
+        let e = parse_exception("99:0.1").unwrap_err();
+        assert!(e.contains("99 is not a Modbus exception code") && e.contains("6 server device busy"), "{e}");
+        assert!(parse_exception("9:0.1").is_err() && parse_exception("12:0.1").is_err());
+        assert_eq!(parse_exception("10:0.5").unwrap(), (10, 0.5));
         assert_eq!(parse_window("10-20").unwrap(), Window { from_s: 10.0, to_s: 20.0 });
         assert!(parse_window("20-10").is_err());
         assert!(parse_probability("1.5").is_err());

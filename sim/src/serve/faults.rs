@@ -107,6 +107,36 @@ pub struct UnitFaults {
     pub offline: Vec<Window>,
 }
 
+/// The exception codes Modbus defines (*Modbus Application Protocol V1.1b3*
+/// §7; 07 from the serial-line programming functions), with their names.
+pub const EXCEPTION_CODES: &[(u8, &str)] = &[
+    (0x01, "illegal function"),
+    (0x02, "illegal data address"),
+    (0x03, "illegal data value"),
+    (0x04, "server device failure"),
+    (0x05, "acknowledge"),
+    (0x06, "server device busy"),
+    (0x07, "negative acknowledge"),
+    (0x08, "memory parity error"),
+    (0x0A, "gateway path unavailable"),
+    (0x0B, "gateway target device failed to respond"),
+];
+
+/// The name of a Modbus exception code, or `None` for a code Modbus does not define.
+pub fn exception_code_name(code: u8) -> Option<&'static str> {
+    EXCEPTION_CODES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+}
+
+/// An injected exception must be one Modbus defines: a master could not tell
+/// another code from a garbled reply (issue 17: `--fault-exception 99:0.1` was accepted).
+pub fn check_exception_code(code: u8) -> Result<(), String> {
+    if exception_code_name(code).is_some() {
+        return Ok(());
+    }
+    let known: Vec<String> = EXCEPTION_CODES.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    Err(format!("{code} is not a Modbus exception code; the defined ones: {}", known.join(", ")))
+}
+
 fn default_exception_code() -> u8 {
     6
 }
@@ -260,9 +290,7 @@ impl UnitFaults {
                 return Err(format!("{name} = {ms} must be within 0..=60000 ms"));
             }
         }
-        if self.exception_code == 0 || self.exception_code >= 0x80 {
-            return Err(format!("exception_code = {} must be within 1..=127", self.exception_code));
-        }
+        check_exception_code(self.exception_code).map_err(|e| format!("exception_code = {e}"))?;
         if let Some(w) = self.wrong_unit_id {
             if !(1..=247).contains(&w) || Some(w) == self.id {
                 return Err(format!("wrong_unit_id = {w} must be within 1..=247 and not the unit's own id"));
