@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod engine;
 pub mod handover;
 pub mod metrics;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod serve;

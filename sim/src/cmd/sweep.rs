@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::exit;
-use crate::sweep::plot::{self, Formats};
+use crate::report::plot::Formats;
+use crate::sweep::plot;
 use crate::sweep::report::{self, RunInfo};
 use crate::sweep::{self, CaseResult, Study};
 
