@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod serial;
 pub mod serve;
 pub mod stimulus;
 pub mod sweep;
