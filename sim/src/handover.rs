@@ -17,7 +17,7 @@ use models::rng::SeedStreams;
 use models::variant::Variant;
 
 /// The stream the production line's reference deviations are drawn from.
-pub const LINE_STREAM: &str = "line";
+const LINE_STREAM: &str = "line";
 
 /// The firmware's variant for a model variant.
 pub fn board_variant(v: Variant) -> firmware_core::Variant {

@@ -10,7 +10,7 @@ pub use firmware_core::modbus::rtu::Parity;
 
 /// Baud rates accepted, bit/s: the slowest rate a UART is set to (50) to 4 Mbit/s (the fastest
 /// USB–RS485 adapters).
-pub const BAUD_RANGE: std::ops::RangeInclusive<i64> = 50..=4_000_000;
+const BAUD_RANGE: std::ops::RangeInclusive<i64> = 50..=4_000_000;
 
 /// `--baud`: a whole number within [`BAUD_RANGE`].
 pub fn baud_parser() -> impl TypedValueParser<Value = u32> {
@@ -37,7 +37,7 @@ pub fn stop_bits_parser() -> impl TypedValueParser<Value = u8> {
 }
 
 /// The parity as a line mode writes it: `N`, `E` or `O`.
-pub fn parity_letter(p: Parity) -> char {
+fn parity_letter(p: Parity) -> char {
     match p {
         Parity::None => 'N',
         Parity::Even => 'E',

@@ -249,7 +249,7 @@ fn plot_all(out: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<Str
     if let Some(w) = sweep::worst(results) {
         let case = &study.cases[w.index];
         let outcome = sweep::simulate_case(case, true).map_err(|e| e.to_string())?;
-        let label = report::case_label(study, w);
+        let label = sweep::case_label(study, w);
         let title = if label.is_empty() {
             format!("{} — {} V, {}", study.name, w.variant, if w.passed { "PASS" } else { "FAIL" })
         } else {

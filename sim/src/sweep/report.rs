@@ -9,7 +9,7 @@ use models::transient::CHECK_NAMES;
 use serde::Serialize;
 
 use super::region::{self, Boundary, plot_axes};
-use super::{CaseResult, Study, worst};
+use super::{CaseResult, Study, case_label, wilson_95, worst};
 use crate::report::junit::{self, Case, Outcome, Problem, Report, Suite};
 
 /// How a run came about (not part of the deterministic files except `shard`).
@@ -102,11 +102,6 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<CaseResult>, String> {
         .collect()
 }
 
-/// The case's axis (and drawn) values as `param=label, …`.
-pub fn case_label(study: &Study, r: &CaseResult) -> String {
-    study.value_columns().iter().zip(&r.values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ")
-}
-
 /// junit.xml: one test case per case and check; a failed check carries its reason.
 pub fn write_junit(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> std::io::Result<()> {
     let width = study.len().saturating_sub(1).to_string().len();
@@ -154,19 +149,6 @@ fn safe_region(study: &Study, results: &[CaseResult]) -> Option<(String, Vec<Ser
         None => vec![SeriesBoundary { series: None, boundary: region::boundary_of(study, results, x, |_| true) }],
     };
     Some((x.name(study).to_owned(), rows))
-}
-
-/// Wilson score interval (95 %) of a pass rate of `passed` out of `n`.
-pub fn wilson_95(passed: usize, n: usize) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    // two-sided 95 % normal quantile
-    const Z: f64 = 1.959_963_984_540_054;
-    let (n, p) = (n as f64, passed as f64 / n as f64);
-    let centre = (p + Z * Z / (2.0 * n)) / (1.0 + Z * Z / n);
-    let half = Z / (1.0 + Z * Z / n) * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// summary.json.
