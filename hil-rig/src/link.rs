@@ -31,7 +31,7 @@ pub struct LinkArgs {
     /// Baud rate
     #[arg(long, default_value_t = 19_200, env = "HIL_RIG_BAUD", value_parser = serial::baud_parser())]
     pub baud: u32,
-    /// Parity: none, even or odd (8 data bits always)
+    /// Parity (8 data bits always)
     #[arg(long, default_value = "even", env = "HIL_RIG_PARITY", value_parser = serial::parity_parser())]
     pub parity: Parity,
     /// Stop bits: 1 or 2

@@ -42,7 +42,7 @@ pub struct Cmd {
     /// Baud rate (sets the 3.5-character frame gap; a pty itself ignores it unless --line-timing).
     #[arg(long, default_value_t = 19_200, value_parser = serial::baud_parser(), help_heading = "Line")]
     pub baud: u32,
-    /// Parity: none, even or odd.
+    /// Parity (the specification: even, or none with 2 stop bits).
     #[arg(long, default_value = "even", value_parser = serial::parity_parser(), help_heading = "Line")]
     pub parity: Parity,
     /// Stop bits: 1 or 2.
