@@ -12,7 +12,7 @@ pub use firmware_core::modbus::rtu::Parity;
 /// USB–RS485 adapters).
 const BAUD_RANGE: std::ops::RangeInclusive<i64> = 50..=4_000_000;
 
-/// `--baud`: a whole number within [`BAUD_RANGE`].
+/// `--baud`: a whole number within `BAUD_RANGE` (50 to 4 000 000).
 pub fn baud_parser() -> impl TypedValueParser<Value = u32> {
     clap::value_parser!(u32).range(BAUD_RANGE)
 }

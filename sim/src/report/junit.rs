@@ -3,7 +3,7 @@
 //! and check), `hil-rig compare` (a case per quantity and finding) and
 //! `hil-rig test` (a case per step).
 //!
-//! A caller builds a [`Report`]; [`write`] derives every count (`tests`,
+//! A caller builds a [`Report`]; [`write()`] derives every count (`tests`,
 //! `failures`, `errors`, `skipped`) from its cases, so they always agree with
 //! what the file holds, and escapes every name, message and text with
 //! [`super::xml`].
