@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum, value_parser};
+use clap::{Args, value_parser};
+use smartpro_sim::serial;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_modbus::client::{Client, Context, rtu};
 use tokio_modbus::{ExceptionCode, Request, Response, Slave};
-use tokio_serial::{DataBits, SerialPortBuilderExt, SerialStream};
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
 /// Serial line and slave settings, shared by every subcommand that talks to a board.
 #[derive(Args, Clone, Debug)]
@@ -28,15 +29,14 @@ pub struct LinkArgs {
     #[arg(long, value_name = "DEVICE", env = "HIL_RIG_PORT")]
     pub port: String,
     /// Baud rate
-    #[arg(long, default_value_t = 19_200, env = "HIL_RIG_BAUD",
-          value_parser = value_parser!(u32).range(300..=4_000_000))]
+    #[arg(long, default_value_t = 19_200, env = "HIL_RIG_BAUD", value_parser = serial::baud_parser())]
     pub baud: u32,
     /// Parity (8 data bits always)
-    #[arg(long, value_enum, default_value_t = Parity::Even, env = "HIL_RIG_PARITY")]
+    #[arg(long, default_value = "even", env = "HIL_RIG_PARITY", value_parser = serial::parity_parser())]
     pub parity: Parity,
-    /// Stop bits
-    #[arg(long, value_enum, default_value_t = StopBits::One, env = "HIL_RIG_STOP_BITS")]
-    pub stop_bits: StopBits,
+    /// Stop bits: 1 or 2
+    #[arg(long, default_value_t = 1, env = "HIL_RIG_STOP_BITS", value_parser = serial::stop_bits_parser())]
+    pub stop_bits: u8,
     /// Modbus unit (slave) id of the board
     #[arg(long, default_value_t = 1, env = "HIL_RIG_UNIT",
           value_parser = value_parser!(u8).range(1..=247))]
@@ -50,34 +50,16 @@ pub struct LinkArgs {
     pub retries: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-}
+/// The serial parity: firmware-core's, as `smartpro-sim serve` takes it too.
+pub use smartpro_sim::serial::Parity;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum StopBits {
-    #[value(name = "1")]
-    One,
-    #[value(name = "2")]
-    Two,
-}
+/// Data bits of the link: Modbus RTU's 8.
+const DATA_BITS: u8 = 8;
 
 impl LinkArgs {
     /// Line settings as usually written: `19200 8E1`.
     pub fn mode(&self) -> String {
-        let p = match self.parity {
-            Parity::None => 'N',
-            Parity::Even => 'E',
-            Parity::Odd => 'O',
-        };
-        let s = match self.stop_bits {
-            StopBits::One => 1,
-            StopBits::Two => 2,
-        };
-        format!("{} 8{p}{s}", self.baud)
+        serial::mode(self.baud, DATA_BITS, self.parity, self.stop_bits)
     }
 
     /// `unit 1 on /dev/pts/7 at 19200 8E1`.
@@ -102,19 +84,7 @@ pub struct OpenError {
 
 /// Opens the serial port, 8 data bits, with the given baud, parity and stop bits.
 pub fn open(args: &LinkArgs) -> Result<SerialStream, OpenError> {
-    let parity = match args.parity {
-        Parity::None => tokio_serial::Parity::None,
-        Parity::Even => tokio_serial::Parity::Even,
-        Parity::Odd => tokio_serial::Parity::Odd,
-    };
-    let stop_bits = match args.stop_bits {
-        StopBits::One => tokio_serial::StopBits::One,
-        StopBits::Two => tokio_serial::StopBits::Two,
-    };
-    tokio_serial::new(&args.port, args.baud)
-        .data_bits(DataBits::Eight)
-        .parity(parity)
-        .stop_bits(stop_bits)
+    serial::port_builder(&args.port, args.baud, DATA_BITS, args.parity, args.stop_bits)
         .timeout(Duration::from_millis(args.timeout_ms))
         .open_native_async()
         .map_err(|cause| OpenError { port: args.port.clone(), mode: args.mode(), cause })
@@ -469,15 +439,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     fn args(timeout_ms: u64, retries: u32) -> LinkArgs {
-        LinkArgs {
-            port: "test".into(),
-            baud: 19_200,
-            parity: Parity::Even,
-            stop_bits: StopBits::One,
-            unit: 1,
-            timeout_ms,
-            retries,
-        }
+        LinkArgs { port: "test".into(), baud: 19_200, parity: Parity::Even, stop_bits: 1, unit: 1, timeout_ms, retries }
     }
 
     fn frame(mut body: Vec<u8>) -> Vec<u8> {

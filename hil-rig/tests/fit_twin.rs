@@ -23,8 +23,8 @@ use hil_rig::recording;
 use models::ecm::{self, EcmParams};
 use models::ocv::LFP;
 use models::table::TableValues;
-use smartpro_sim::engine::Engine;
-use smartpro_sim::scenario::{Scenario, SegmentKind};
+use smartpro_sim::engine::{Engine, HeldCurrent};
+use smartpro_sim::scenario::Scenario;
 
 /// Per cell, at 25 °C.
 const CAPACITY_AH: f64 = 90.0;
@@ -98,13 +98,9 @@ fn record(engine: &mut Engine, profile: &[f64]) -> (String, (f64, f64)) {
     let ticks = (RECORD_INTERVAL_S * 10.0) as usize;
     let mut soc = (engine.truth().soc, engine.truth().soc);
     for &current_a in profile {
-        let (kind, magnitude) = match current_a {
-            i if i > 0.0 => (SegmentKind::Charge, i),
-            i if i < 0.0 => (SegmentKind::Discharge, -i),
-            _ => (SegmentKind::Rest, 0.0),
-        };
+        let mut drive = HeldCurrent::new(current_a);
         for tick in 0..ticks {
-            engine.step(kind, magnitude).unwrap();
+            engine.tick(&mut drive).unwrap();
             if tick == 0 {
                 // Read after the first conversion at the new current, as a
                 // master polling a board would see it.

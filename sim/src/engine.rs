@@ -1,9 +1,14 @@
 //! The simulation engine: owns time (integer ns), the order of updates, the
-//! models and the board.
+//! models and the board, and the one tick loop every user of the twin runs.
 //!
-//! One tick is one ADC conversion period:
-//! stimulus → pack and thermal models → measurement chain (codes) →
-//! `Board::poll` → outputs gate the next tick's stimulus.
+//! One tick is one ADC conversion period, driven by a [`Drive`]:
+//! what is due now (scenario events, bus writes) → the signed current demand
+//! → gated by the board's outputs → pack and thermal models → measurement
+//! chain (codes) → `Board::poll` → outputs gate the next tick's demand.
+//! [`Engine::tick`] is that tick; [`Engine::advance_to`] and
+//! [`Engine::advance_to_with`] repeat it to a time. `run` (the scenario
+//! runner), `serve` and `hil-rig`'s twin call them, with a scenario's
+//! [`Stimulus`](crate::stimulus::Stimulus) or a [`HeldCurrent`] as the drive.
 //!
 //! Rates at `adc_rate_hz` (1 kSPS by default): the current and voltage
 //! channels convert every tick and the chain sums their codes into the
@@ -15,21 +20,21 @@
 //! chain's transfers are re-linearised at its new temperatures then; the NTC
 //! channel converts every [`TEMPERATURE_DECIMATION`] ticks.
 
-use firmware_core::board::CodeSums;
 use firmware_core::map::{self, faults};
 use firmware_core::modbus::rtu::RtuConfig;
 use firmware_core::nvm::{self, RamNvm, SettingsStore};
-use firmware_core::{Board, Inputs, Instant, Outputs, Settings};
+use firmware_core::{Board, Inputs, Instant, Outputs};
 use models::chain::ChainTemperatures;
 use models::chain::MeasurementChain;
-use models::loads::{AuxHeater, Charger, ChargerParams, Gate, Load, SelfConsumption, Thevenin};
+use models::loads::{AuxHeater, Gate, SelfConsumption, Thevenin};
 use models::pack::Pack;
 use models::rng::SeedStreams;
 use models::switch::{Switch, SwitchState};
 use models::thermal::{HeatInputs, ThermalNetwork};
 use models::variant::Variant;
 
-use crate::scenario::{Scenario, SegmentKind, Until, secs_to_ns};
+use crate::handover::{self, board_variant};
+use crate::scenario::Scenario;
 
 /// The pack's state advances every this many ticks (10 ms at 1 kSPS) with the span's mean current.
 pub const PACK_DECIMATION: u64 = 10;
@@ -43,15 +48,6 @@ pub const TEMPERATURE_DECIMATION: u32 = 100;
 /// The thermal network steps every this many ticks (100 ms at 1 kSPS) with
 /// the heat of the span; its fastest time constant (the shunt's) is 10 s.
 pub const THERMAL_DECIMATION: u64 = 100;
-
-/// The firmware's variant for a model variant.
-pub fn board_variant(v: Variant) -> firmware_core::Variant {
-    match v {
-        Variant::V12 => firmware_core::Variant::V12,
-        Variant::V24 => firmware_core::Variant::V24,
-        Variant::V48 => firmware_core::Variant::V48,
-    }
-}
 
 /// Set-up or runtime errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +70,46 @@ pub enum EngineError {
     NonFinite { t_s: f64, what: &'static str },
 }
 
+/// What drives the engine, tick by tick: a scenario's stimulus
+/// ([`crate::stimulus::Stimulus`]), a held current ([`HeldCurrent`]: a
+/// bench's measured current, an FMU's input), …
+pub trait Drive {
+    /// Applies what is due at the engine's time, before the tick: scenario
+    /// events, bus-side register writes, changes of the digital inputs,
+    /// transient events. Nothing by default.
+    fn apply_due(&mut self, engine: &mut Engine) -> Result<(), EngineError> {
+        let _ = engine;
+        Ok(())
+    }
+
+    /// The current the load or charger asks for over the tick starting at
+    /// the engine's time (A, signed: > 0 charges, < 0 discharges, 0 rests).
+    /// The engine gates it by the board's outputs: the main switch and the
+    /// short-circuit latch, the LVP output for a discharge, the OVP output
+    /// for a charge.
+    fn demand_a(&mut self, engine: &Engine) -> f64;
+}
+
+/// A constant demand (A, > 0 charges) until it is changed: a measured
+/// current held between two samples, an FMU's current input.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HeldCurrent {
+    pub current_a: f64,
+}
+
+impl HeldCurrent {
+    pub fn new(current_a: f64) -> Self {
+        HeldCurrent { current_a }
+    }
+}
+
+impl Drive for HeldCurrent {
+    #[inline]
+    fn demand_a(&mut self, _: &Engine) -> f64 {
+        self.current_a
+    }
+}
+
 /// The true physical state after a tick (what the models know, the board does not).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Truth {
@@ -83,30 +119,40 @@ pub struct Truth {
     pub temp_c: f64,
 }
 
-/// A running simulation of one board and its battery.
-#[derive(Debug)]
-pub struct Engine {
+/// Engine time: integer ns, advanced by whole ADC periods.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
     t_ns: u64,
     step_ns: u64,
     /// `step_ns` in seconds.
     dt_s: f64,
-    /// Ticks until the next pack step, thermal step and NTC conversion (countdowns: no division per tick).
-    until_pack: u64,
-    until_thermal: u64,
-    until_ntc: u32,
-    ambient_c: f64,
-    /// `[t_s, temp_c]` points; empty: constant `ambient_c`.
-    ambient_profile: Vec<(f64, f64)>,
-    variant: Variant,
-    /// The aux heater, if the scenario has one.
-    heater: Option<AuxHeater>,
-    self_consumption: SelfConsumption,
-    pack: Pack,
-    thermal: ThermalNetwork,
+}
+
+/// Ticks until the next pack step, thermal step and NTC conversion
+/// (countdowns: no division per tick).
+#[derive(Debug, Clone, Copy)]
+struct Countdowns {
+    pack: u64,
+    thermal: u64,
+    ntc: u32,
+}
+
+/// What the ticks sum for the slower models until their next step.
+#[derive(Debug, Clone, Copy, Default)]
+struct Accumulators {
     /// Heat into the thermal nodes since the last thermal step (J): cells, board, shunt.
     heat_j: [f64; 3],
-    /// Charge through the pack since its last step (A·s), and its EMF and R0 then.
+    /// Charge through the pack since its last step (A·s).
     pack_charge_as: f64,
+    /// Σ I²·dt since the last thermal step (A²·s): through the shunt, and through the switch while it is on.
+    shunt_i2_as: f64,
+    switch_on_i2_as: f64,
+}
+
+/// What the ticks hold between the slower models' steps.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// The pack's EMF and R0 after its last step.
     pack_emf_v: f64,
     pack_r_ohm: f64,
     /// The temperature the pack's tables were last sliced at.
@@ -119,27 +165,41 @@ pub struct Engine {
     /// The thermal nodes' temperatures, held between thermal steps: the cells (°C) and the chain's parts.
     cells_c: f64,
     chain_temps: ChainTemperatures,
-    /// Σ I²·dt since the last thermal step (A²·s): through the shunt, and through the switch while it is on.
-    shunt_i2_as: f64,
-    switch_on_i2_as: f64,
+}
+
+/// The ambient temperature now, and its profile.
+#[derive(Debug, Clone)]
+struct Ambient {
+    now_c: f64,
+    /// `[t_s, temp_c]` points; empty: constant `now_c`.
+    profile: Vec<(f64, f64)>,
+}
+
+impl Ambient {
+    /// Ambient temperature at `t_s` (profile linear in between, held at its ends).
+    fn at(&self, t_s: f64) -> f64 {
+        let p = &self.profile;
+        let i = p.partition_point(|&(t, _)| t <= t_s);
+        match (i.checked_sub(1).and_then(|j| p.get(j)), p.get(i)) {
+            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => c0 + (c1 - c0) * (t_s - t0) / (t1 - t0),
+            (Some(&(_, c0)), _) => c0,
+            (None, Some(&(_, c1))) => c1,
+            (None, None) => self.now_c,
+        }
+    }
+}
+
+/// Transient events: the circuit's parameters, the one in progress, the last outcome.
+#[derive(Debug)]
+struct Transients {
     /// Wiring, switch, comparator and arrester for transient events.
-    transient: models::transient::TransientParams,
+    params: models::transient::TransientParams,
     /// The hardware short-circuit comparator has latched the switch open.
     sc_latched: bool,
     /// The transient event in progress, stepped at µs resolution tick by tick.
-    event: Option<Box<ActiveEvent>>,
+    active: Option<Box<ActiveEvent>>,
     /// The last finished transient event's outcome.
-    last_transient: Option<models::transient::Outcome>,
-    switch: Switch,
-    chain: MeasurementChain,
-    board: Board,
-    inputs: Inputs,
-    outputs: Outputs,
-    truth: Truth,
-    ticks: u64,
-    /// The board's settings EEPROM.
-    nvm: RamNvm<{ nvm::STORE_LEN }>,
-    store: SettingsStore,
+    last: Option<models::transient::Outcome>,
 }
 
 /// A transient event in progress inside the engine's ticks.
@@ -152,6 +212,37 @@ struct ActiveEvent {
     totals: models::transient::Totals,
     /// The comparator's trip has been passed to the latch.
     latched: bool,
+}
+
+/// The board's settings EEPROM and its record format.
+#[derive(Debug)]
+struct Eeprom {
+    nvm: RamNvm<{ nvm::STORE_LEN }>,
+    store: SettingsStore,
+}
+
+/// A running simulation of one board and its battery.
+#[derive(Debug)]
+pub struct Engine {
+    clock: Clock,
+    until: Countdowns,
+    sums: Accumulators,
+    held: Held,
+    ambient: Ambient,
+    variant: Variant,
+    /// The aux heater, if the scenario has one.
+    heater: Option<AuxHeater>,
+    self_consumption: SelfConsumption,
+    pack: Pack,
+    thermal: ThermalNetwork,
+    switch: Switch,
+    chain: MeasurementChain,
+    transient: Transients,
+    board: Board,
+    inputs: Inputs,
+    outputs: Outputs,
+    truth: Truth,
+    eeprom: Eeprom,
 }
 
 /// The contents of the board's settings EEPROM.
@@ -168,7 +259,7 @@ impl Engine {
     /// (e.g. kept from an earlier session): the board boots with the settings
     /// stored there, or, without a valid record (a factory-fresh EEPROM), as
     /// it leaves the production line: the defaults with its measurement chain
-    /// calibrated (`production_calibrated`).
+    /// calibrated ([`handover::production_calibrated`]).
     pub fn with_nvm(scenario: &Scenario, image: Option<NvmImage>) -> Result<Engine, EngineError> {
         let streams = SeedStreams::new(scenario.seed);
         let mut pack_rng = streams.stream("pack");
@@ -192,61 +283,49 @@ impl Engine {
         // as it leaves the production line: the defaults, calibrated.
         let settings = match store.load(&mut nvm) {
             Ok(loaded) if matches!(loaded.source, nvm::Source::Slot { .. }) => loaded.settings,
-            _ => production_calibrated(scenario, &streams, bv),
+            _ => handover::production_calibrated(&scenario.chain, scenario.variant, scenario.seed, &streams),
         };
         let board = Board::new(bv, settings, serial, rtu).map_err(EngineError::Settings)?;
+        let step_ns = 1_000_000_000 / u64::from(scenario.adc_rate_hz);
         let mut engine = Engine {
-            t_ns: 0,
-            step_ns: 1_000_000_000 / u64::from(scenario.adc_rate_hz),
-            dt_s: (1_000_000_000 / u64::from(scenario.adc_rate_hz)) as f64 * 1e-9,
-            until_pack: PACK_DECIMATION,
-            until_thermal: THERMAL_DECIMATION,
-            until_ntc: TEMPERATURE_DECIMATION,
-            ambient_c: scenario.ambient_profile.first().map_or(scenario.ambient_c, |p| p.1),
-            ambient_profile: scenario.ambient_profile.clone(),
+            clock: Clock { t_ns: 0, step_ns, dt_s: step_ns as f64 * 1e-9 },
+            until: Countdowns { pack: PACK_DECIMATION, thermal: THERMAL_DECIMATION, ntc: TEMPERATURE_DECIMATION },
+            sums: Accumulators::default(),
+            held: Held {
+                pack_emf_v: 0.0,
+                pack_r_ohm: 0.0,
+                pack_temp_c: start_c,
+                pack_soc: 0.0,
+                own_a: 0.0,
+                own_at_v: f64::NAN,
+                cells_c: start_c,
+                chain_temps: ChainTemperatures::isothermal(start_c),
+            },
+            ambient: Ambient { now_c: start_c, profile: scenario.ambient_profile.clone() },
             variant: scenario.variant,
             heater: (scenario.aux_heater_w > 0.0)
                 .then(|| AuxHeater::for_power(scenario.aux_heater_w, scenario.variant.nominal_voltage_v())),
             self_consumption: SelfConsumption::default(),
             pack,
             thermal,
-            heat_j: [0.0; 3],
-            pack_charge_as: 0.0,
-            pack_emf_v: 0.0,
-            pack_r_ohm: 0.0,
-            pack_temp_c: start_c,
-            pack_soc: 0.0,
-            own_a: 0.0,
-            own_at_v: f64::NAN,
-            cells_c: start_c,
-            chain_temps: ChainTemperatures::isothermal(start_c),
-            shunt_i2_as: 0.0,
-            switch_on_i2_as: 0.0,
-            transient: scenario.transient,
-            sc_latched: false,
-            event: None,
-            last_transient: None,
             switch,
             chain,
+            transient: Transients { params: scenario.transient, sc_latched: false, active: None, last: None },
             board,
             inputs: Inputs::codes(0, 0, 0),
             outputs: Outputs::IDLE,
             truth: Truth::default(),
-            ticks: 0,
-            nvm,
-            store,
+            eeprom: Eeprom { nvm, store },
         };
         // The board boots on the battery at rest: one conversion, then the set-up writes.
-        engine.pack_emf_v = engine.pack.terminal_voltage_v(0.0);
-        engine.pack_r_ohm = engine.pack.r0_total_ohm();
-        engine.pack_soc = engine.pack.soc();
+        engine.held.pack_emf_v = engine.pack.terminal_voltage_v(0.0);
+        engine.held.pack_r_ohm = engine.pack.r0_total_ohm();
+        engine.held.pack_soc = engine.pack.soc();
         engine.hold_temperatures();
         engine.sample(0.0, true);
-        // A block of one conversion is that conversion's codes.
-        let first = engine.chain.take_block();
-        let code = |sum: i64| sum.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-        engine.inputs.current_code = code(first.current_code_sum);
-        engine.inputs.voltage_code = code(first.voltage_code_sum);
+        let (current_code, voltage_code) = handover::single_conversion_codes(&engine.chain.take_block());
+        engine.inputs.current_code = current_code;
+        engine.inputs.voltage_code = voltage_code;
         engine.outputs = engine.board.poll(Instant::ZERO, &engine.inputs);
         for (name, &value) in &scenario.firmware.registers {
             engine.write_register_by_name(name, value)?;
@@ -257,19 +336,61 @@ impl Engine {
         Ok(engine)
     }
 
+    /// One tick: applies what `drive` has due now, takes its demand for the
+    /// next ADC period and advances one period; returns the true state after
+    /// it (the same as [`Self::truth`]).
+    // Always inlined: in a caller's loop the tick's state stays in registers.
+    #[inline(always)]
+    pub fn tick<D: Drive + ?Sized>(&mut self, drive: &mut D) -> Result<Truth, EngineError> {
+        drive.apply_due(self)?;
+        let demand_a = drive.demand_a(self);
+        self.step(demand_a)
+    }
+
+    /// Ticks while the engine's time is before `t_ns` (it ends at the first
+    /// ADC period boundary at or after it; never backwards).
+    pub fn advance_to<D: Drive + ?Sized>(&mut self, t_ns: u64, drive: &mut D) -> Result<(), EngineError> {
+        while self.clock.t_ns < t_ns {
+            self.tick(drive)?;
+        }
+        Ok(())
+    }
+
+    /// As [`Self::advance_to`], calling `each` after every tick with the
+    /// engine and the tick's true state (a runner's per-tick bookkeeping:
+    /// extremes, trace rows); an error of `each` stops the advance.
+    #[inline]
+    pub fn advance_to_with<D, E>(
+        &mut self,
+        t_ns: u64,
+        drive: &mut D,
+        mut each: impl FnMut(&Engine, Truth) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        D: Drive + ?Sized,
+        E: From<EngineError>,
+    {
+        while self.clock.t_ns < t_ns {
+            let truth = self.tick(drive)?;
+            each(self, truth)?;
+        }
+        Ok(())
+    }
+
     /// Saves the board's settings to its EEPROM if a write changed them;
     /// returns whether the EEPROM was written.
     pub fn persist_settings(&mut self) -> Result<bool, EngineError> {
         if !self.board.take_settings_changed() {
             return Ok(false);
         }
-        let saved = self.store.save(&mut self.nvm, self.board.settings()).map_err(EngineError::Nvm)?;
+        let Eeprom { nvm, store } = &mut self.eeprom;
+        let saved = store.save(nvm, self.board.settings()).map_err(EngineError::Nvm)?;
         Ok(saved.written)
     }
 
     /// The board's settings EEPROM.
     pub fn nvm_image(&self) -> &NvmImage {
-        self.nvm.bytes()
+        self.eeprom.nvm.bytes()
     }
 
     /// Writes one register by name, as a gateway on the bus would.
@@ -281,7 +402,7 @@ impl Engine {
         if def.ty.decode(&words[..n]) != value {
             return Err(refused(firmware_core::modbus::ExceptionCode::IllegalDataValue));
         }
-        self.board.write_registers(Instant(self.t_ns), def.addr, &words[..n]).map_err(refused)?;
+        self.board.write_registers(Instant(self.clock.t_ns), def.addr, &words[..n]).map_err(refused)?;
         self.persist_settings()?;
         Ok(())
     }
@@ -290,13 +411,13 @@ impl Engine {
     /// truth, and for the chain, whose transfers become lines at them.
     fn hold_temperatures(&mut self) {
         let net = &self.thermal;
-        self.cells_c = net.cells_c();
-        self.chain_temps = ChainTemperatures {
+        self.held.cells_c = net.cells_c();
+        self.held.chain_temps = ChainTemperatures {
             shunt_temp_c: net.shunt_c(),
             board_temp_c: net.board_c(),
             shunt_delta_t_k: net.shunt_terminal_delta_k(),
         };
-        self.chain.set_temperatures(&self.chain_temps);
+        self.chain.set_temperatures(&self.held.chain_temps);
     }
 
     /// Converts the channels for the true state after this tick: the current
@@ -304,8 +425,8 @@ impl Engine {
     #[inline]
     fn sample(&mut self, current_a: f64, ntc: bool) -> Truth {
         // Between pack steps the terminal voltage is the held EMF plus I·R0 (the R0 response is instantaneous).
-        let voltage_v = self.pack_emf_v + current_a * self.pack_r_ohm;
-        let truth = Truth { current_a, voltage_v, soc: self.pack_soc, temp_c: self.cells_c };
+        let voltage_v = self.held.pack_emf_v + current_a * self.held.pack_r_ohm;
+        let truth = Truth { current_a, voltage_v, soc: self.held.pack_soc, temp_c: self.held.cells_c };
         self.truth = truth;
         self.chain.add_conversion(current_a, voltage_v);
         if ntc {
@@ -317,7 +438,7 @@ impl Engine {
     /// One conversion of the cells' NTC (out of line: every [`TEMPERATURE_DECIMATION`] ticks).
     #[inline(never)]
     fn convert_ntc(&mut self) {
-        self.inputs.temperature_code = self.chain.temperature_code(self.cells_c);
+        self.inputs.temperature_code = self.chain.temperature_code(self.held.cells_c);
     }
 
     /// The battery as a load or charger sees it through the switch and shunt.
@@ -338,10 +459,10 @@ impl Engine {
     /// Starts a µs-resolved event now, from the present state: the pack's
     /// EMF and R0, the cells' temperature and the current through the switch
     /// (the load or charger it feeds). The event's circuit then runs inside the
-    /// following ticks ([`Self::step`]) until it settles (switch off, no current,
-    /// no source left) or its window ends; while it runs it is the tick's load:
-    /// each ADC period takes the circuit's mean current over that period (what
-    /// the Σ-Δ ADC averages, the charge the pack and the firmware count), the
+    /// following ticks until it settles (switch off, no current, no source
+    /// left) or its window ends; while it runs it is the tick's load: each ADC
+    /// period takes the circuit's mean current over that period (what the
+    /// Σ-Δ ADC averages, the charge the pack and the firmware count), the
     /// thermal network its heat, and the board the comparator's latch.
     pub fn transient_event(
         &mut self,
@@ -350,41 +471,41 @@ impl Engine {
         position: f64,
     ) -> Result<(), EngineError> {
         use models::transient::{BatteryState, EventParams, EventRun};
-        if self.event.is_some() {
+        if self.transient.active.is_some() {
             return Err(EngineError::TransientBusy { t_s: self.t_s() });
         }
         // The aux heater draws on the battery side of the switch: not through the circuit.
         let v = self.truth.voltage_v.max(1.0);
         let heater_a = self.heater.as_ref().map_or(0.0, |h| h.current_a(v, self.outputs.aux_on, self.variant));
         let state = BatteryState {
-            rest_voltage_v: self.pack_emf_v,
-            r_internal_ohm: self.pack_r_ohm,
-            temperature_c: self.cells_c,
+            rest_voltage_v: self.held.pack_emf_v,
+            r_internal_ohm: self.held.pack_r_ohm,
+            temperature_c: self.held.cells_c,
             current_a: self.truth.current_a - heater_a,
         };
         let event = EventParams { kind, at_us: 0.0, fault_resistance_mohm, position };
-        let run =
-            EventRun::start(&self.transient, self.variant, &state, &event, false).map_err(EngineError::Transient)?;
+        let run = EventRun::start(&self.transient.params, self.variant, &state, &event, false)
+            .map_err(EngineError::Transient)?;
         let totals = *run.circuit().totals();
-        self.event = Some(Box::new(ActiveEvent { run, t_s: 0.0, totals, latched: false }));
+        self.transient.active = Some(Box::new(ActiveEvent { run, t_s: 0.0, totals, latched: false }));
         Ok(())
     }
 
     /// A transient event is running.
     pub fn transient_running(&self) -> bool {
-        self.event.is_some()
+        self.transient.active.is_some()
     }
 
     /// Ends a running transient event now (e.g. at the end of a run) and keeps its outcome.
     pub fn finish_transient(&mut self) {
-        if let Some(ev) = self.event.take() {
-            self.last_transient = Some(ev.run.finish());
+        if let Some(ev) = self.transient.active.take() {
+            self.transient.last = Some(ev.run.finish());
         }
     }
 
     /// The last finished transient event's outcome, if there was one.
     pub fn last_transient(&self) -> Option<&models::transient::Outcome> {
-        self.last_transient.as_ref()
+        self.transient.last.as_ref()
     }
 
     /// Advances a running transient event over this tick's ADC period and
@@ -399,8 +520,8 @@ impl Engine {
     /// pulse's excess over its mean) for the shunt and the cells' R0.
     #[inline(never)]
     fn event_tick(&mut self) -> Option<f64> {
-        let ev = self.event.as_mut()?;
-        let dt_s = self.dt_s;
+        let ev = self.transient.active.as_mut()?;
+        let dt_s = self.clock.dt_s;
         ev.t_s += dt_s;
         ev.run.circuit_mut().advance_to(ev.t_s);
         let c = ev.run.circuit();
@@ -409,22 +530,23 @@ impl Engine {
         let charge_c = -(now.charge_c - before.charge_c);
         let mean_a = charge_c / dt_s;
         let excess_i2_as = (now.loop_i2t_a2s - before.loop_i2t_a2s - mean_a * mean_a * dt_s).max(0.0);
-        let r_batt = self.pack_r_ohm;
-        self.heat_j[0] += (now.battery_heat_j - before.battery_heat_j - r_batt * mean_a * mean_a * dt_s).max(0.0);
-        self.shunt_i2_as += excess_i2_as;
+        let r_batt = self.held.pack_r_ohm;
+        let sums = &mut self.sums;
+        sums.heat_j[0] += (now.battery_heat_j - before.battery_heat_j - r_batt * mean_a * mean_a * dt_s).max(0.0);
+        sums.shunt_i2_as += excess_i2_as;
         // The tick adds the switch model's loss for the mean; the circuit's replaces it.
         let state = SwitchState::from_outputs(self.outputs.switch_on, self.outputs.lvp_output, self.outputs.ovp_output);
-        let board_c = self.chain_temps.board_temp_c;
+        let board_c = self.held.chain_temps.board_temp_c;
         let tick_switch_j = if matches!(state, SwitchState::On) {
             self.switch.r_on_ohm(board_c) * mean_a * mean_a * dt_s
         } else {
             self.switch.power_w(state, mean_a, board_c) * dt_s
         };
-        self.heat_j[1] += (now.arrester_j - before.arrester_j) + (now.switch_j - before.switch_j) - tick_switch_j;
+        sums.heat_j[1] += (now.arrester_j - before.arrester_j) + (now.switch_j - before.switch_j) - tick_switch_j;
         if c.trip_at_s().is_some() && !ev.latched {
             // The comparator tripped in this period: the board reads the latch at its end.
             ev.latched = true;
-            self.sc_latched = true;
+            self.transient.sc_latched = true;
             self.inputs.sc_latched = true;
         }
         if ev.run.is_done() {
@@ -433,16 +555,22 @@ impl Engine {
         Some(mean_a)
     }
 
-    /// The current that flows this tick for a demanded stimulus, gated by the board's outputs.
-    fn gated_current_a(&self, kind: SegmentKind, magnitude_a: f64) -> f64 {
+    /// The current that flows this tick for a signed demand (A, > 0 charges),
+    /// gated by the board's outputs: nothing with the switch open or the
+    /// hardware latch set (it holds the switch open whatever the firmware
+    /// says), a discharge only with the LVP output on, a charge only with the
+    /// OVP output on.
+    #[inline]
+    fn gated_current_a(&self, demand_a: f64) -> f64 {
         let o = &self.outputs;
-        match kind {
-            SegmentKind::Rest => 0.0,
-            // The hardware latch holds the switch open whatever the firmware says.
-            _ if !o.switch_on || self.sc_latched => 0.0,
-            SegmentKind::Discharge if o.lvp_output => -magnitude_a,
-            SegmentKind::Charge if o.ovp_output => magnitude_a,
-            _ => 0.0,
+        if !o.switch_on || self.transient.sc_latched {
+            0.0
+        } else if demand_a < 0.0 {
+            if o.lvp_output { demand_a } else { 0.0 }
+        } else if demand_a > 0.0 {
+            if o.ovp_output { demand_a } else { 0.0 }
+        } else {
+            0.0
         }
     }
 
@@ -456,26 +584,15 @@ impl Engine {
         }
     }
 
-    /// Ambient temperature at `t_s` (profile linear in between, held at its ends).
-    fn ambient_at(&self, t_s: f64) -> f64 {
-        let p = &self.ambient_profile;
-        let i = p.partition_point(|&(t, _)| t <= t_s);
-        match (i.checked_sub(1).and_then(|j| p.get(j)), p.get(i)) {
-            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => c0 + (c1 - c0) * (t_s - t0) / (t1 - t0),
-            (Some(&(_, c0)), _) => c0,
-            (None, Some(&(_, c1))) => c1,
-            (None, None) => self.ambient_c,
-        }
-    }
-
-    /// Advances one ADC period with the given stimulus; returns the true
-    /// state after it (the same as [`Self::truth`]).
-    #[inline]
-    pub fn step(&mut self, kind: SegmentKind, magnitude_a: f64) -> Result<Truth, EngineError> {
+    /// Advances one ADC period with the signed current demand `demand_a`
+    /// (A, > 0 charges; gated here by the board's outputs); returns the true
+    /// state after it. Private: [`Self::tick`] is the one way to step.
+    #[inline(always)]
+    fn step(&mut self, demand_a: f64) -> Result<Truth, EngineError> {
         // (The event's µs circuit is out of line: the common tick has none.)
-        let event_a = if self.event.is_some() { self.event_tick() } else { None };
-        let load_a = event_a.unwrap_or_else(|| self.gated_current_a(kind, magnitude_a));
-        let dt_s = self.dt_s;
+        let event_a = if self.transient.active.is_some() { self.event_tick() } else { None };
+        let load_a = event_a.unwrap_or_else(|| self.gated_current_a(demand_a));
+        let dt_s = self.clock.dt_s;
         let v = self.truth.voltage_v.max(1.0);
         // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
         let aux_on = self.outputs.aux_on;
@@ -490,41 +607,40 @@ impl Engine {
         let current_a = load_a + heater_a;
         // The board's own supply is taken before the shunt: the pack delivers it, the shunt never sees it.
         // (A division per tick is costly; the voltage changes only with the current or at a pack step.)
-        if v != self.own_at_v {
-            self.own_at_v = v;
-            self.own_a = self.self_consumption.current_a(v);
+        if v != self.held.own_at_v {
+            self.held.own_at_v = v;
+            self.held.own_a = self.self_consumption.current_a(v);
         }
-        let own_a = self.own_a;
+        let own_a = self.held.own_a;
         // The pack's state (SOC, RC pairs, hysteresis) advances every PACK_DECIMATION ticks with the
         // mean current of the span: charge stays exact, and τ ≥ 30 s makes the 10 ms hold invisible.
-        self.pack_charge_as += (current_a + own_a) * dt_s;
+        self.sums.pack_charge_as += (current_a + own_a) * dt_s;
         // Conduction losses are I²·R with R at the held temperatures: Σ I²·dt until the thermal step
         // (the switch's body diodes, when a bank is off, are not ohmic: their loss is summed as it comes).
         let state = SwitchState::from_outputs(self.outputs.switch_on, self.outputs.lvp_output, self.outputs.ovp_output);
         if matches!(state, SwitchState::On) {
-            self.switch_on_i2_as += load_a * load_a * dt_s;
+            self.sums.switch_on_i2_as += load_a * load_a * dt_s;
         } else {
-            self.heat_j[1] += self.switch.power_w(state, load_a, self.chain_temps.board_temp_c) * dt_s;
+            self.sums.heat_j[1] += self.switch.power_w(state, load_a, self.held.chain_temps.board_temp_c) * dt_s;
         }
-        self.shunt_i2_as += current_a * current_a * dt_s;
-        self.heat_j[0] += heater_w * dt_s;
+        self.sums.shunt_i2_as += current_a * current_a * dt_s;
+        self.sums.heat_j[0] += heater_w * dt_s;
         // The slower models step out of line: the common tick stays small.
-        self.until_pack -= 1;
-        if self.until_pack == 0 {
-            self.until_pack = PACK_DECIMATION;
+        self.until.pack -= 1;
+        if self.until.pack == 0 {
+            self.until.pack = PACK_DECIMATION;
             self.step_pack();
         }
-        self.until_thermal -= 1;
-        if self.until_thermal == 0 {
-            self.until_thermal = THERMAL_DECIMATION;
+        self.until.thermal -= 1;
+        if self.until.thermal == 0 {
+            self.until.thermal = THERMAL_DECIMATION;
             self.step_thermal();
         }
-        self.t_ns += self.step_ns;
-        self.ticks += 1;
-        self.until_ntc -= 1;
-        let ntc = self.until_ntc == 0;
+        self.clock.t_ns += self.clock.step_ns;
+        self.until.ntc -= 1;
+        let ntc = self.until.ntc == 0;
         if ntc {
-            self.until_ntc = TEMPERATURE_DECIMATION;
+            self.until.ntc = TEMPERATURE_DECIMATION;
         }
         let truth = self.sample(current_a, ntc);
         if !(truth.voltage_v.is_finite() && truth.temp_c.is_finite() && truth.soc.is_finite()) {
@@ -533,12 +649,12 @@ impl Engine {
         }
         // The ADC interrupt's sums reach the firmware when it polls; in between its outputs hold
         // (or change by a register write).
-        let now = Instant(self.t_ns);
+        let now = Instant(self.clock.t_ns);
         self.outputs =
             if self.board.sample_due(now, &self.inputs) { self.hand_over_block(now) } else { self.board.outputs() };
         if self.outputs.sc_latch_reset {
             // The firmware pulsed the latch's reset line (the short itself was a one-off event).
-            self.sc_latched = false;
+            self.transient.sc_latched = false;
             self.inputs.sc_latched = false;
         }
         Ok(truth)
@@ -547,66 +663,62 @@ impl Engine {
     /// The pack's state over the last [`PACK_DECIMATION`] ticks, on their mean current.
     #[inline(never)]
     fn step_pack(&mut self) {
-        let span_s = self.dt_s * PACK_DECIMATION as f64;
-        let mean_a = std::mem::take(&mut self.pack_charge_as) / span_s;
+        let span_s = self.clock.dt_s * PACK_DECIMATION as f64;
+        let mean_a = std::mem::take(&mut self.sums.pack_charge_as) / span_s;
         self.pack.step(span_s, mean_a);
-        self.heat_j[0] += self.pack.heat_w(mean_a) * span_s;
-        self.pack_emf_v = self.pack.terminal_voltage_v(0.0);
-        self.pack_r_ohm = self.pack.r0_total_ohm();
-        self.pack_soc = self.pack.soc();
+        self.sums.heat_j[0] += self.pack.heat_w(mean_a) * span_s;
+        self.held.pack_emf_v = self.pack.terminal_voltage_v(0.0);
+        self.held.pack_r_ohm = self.pack.r0_total_ohm();
+        self.held.pack_soc = self.pack.soc();
     }
 
     /// The thermal network over the last [`THERMAL_DECIMATION`] ticks, with their heat; the
     /// temperatures it reaches are held for the next span.
     #[inline(never)]
     fn step_thermal(&mut self) {
-        let span_s = self.dt_s * THERMAL_DECIMATION as f64;
-        if !self.ambient_profile.is_empty() {
-            self.ambient_c = self.ambient_at(self.t_s());
+        let span_s = self.clock.dt_s * THERMAL_DECIMATION as f64;
+        if !self.ambient.profile.is_empty() {
+            self.ambient.now_c = self.ambient.at(self.t_s());
         }
-        let t = self.chain_temps;
-        self.heat_j[1] += self.switch.r_on_ohm(t.board_temp_c) * std::mem::take(&mut self.switch_on_i2_as)
+        let t = self.held.chain_temps;
+        let sums = &mut self.sums;
+        sums.heat_j[1] += self.switch.r_on_ohm(t.board_temp_c) * std::mem::take(&mut sums.switch_on_i2_as)
             + self.self_consumption.power_w * span_s;
-        self.heat_j[2] += self.chain.shunt_power_w(1.0, t.shunt_temp_c) * std::mem::take(&mut self.shunt_i2_as);
-        let [cells_j, board_j, shunt_j] = std::mem::take(&mut self.heat_j);
+        sums.heat_j[2] += self.chain.shunt_power_w(1.0, t.shunt_temp_c) * std::mem::take(&mut sums.shunt_i2_as);
+        let [cells_j, board_j, shunt_j] = std::mem::take(&mut sums.heat_j);
         self.thermal.step(
             span_s,
             &HeatInputs {
                 cells_w: cells_j / span_s,
                 board_w: board_j / span_s,
                 shunt_w: shunt_j / span_s,
-                ambient_c: self.ambient_c,
+                ambient_c: self.ambient.now_c,
             },
         );
         self.hold_temperatures();
         // Re-slicing the pack's temperature tables is costly: follow the cells in 0.05 K steps.
-        let cells_c = self.cells_c;
-        if (cells_c - self.pack_temp_c).abs() >= PACK_TEMPERATURE_STEP_K {
+        let cells_c = self.held.cells_c;
+        if (cells_c - self.held.pack_temp_c).abs() >= PACK_TEMPERATURE_STEP_K {
             self.pack.set_temperature_c(cells_c);
-            self.pack_temp_c = cells_c;
+            self.held.pack_temp_c = cells_c;
         }
     }
 
     /// The block of conversions ends at `now`: its sums (the noise drawn) go to the board, which polls.
     #[inline(never)]
     fn hand_over_block(&mut self, now: Instant) -> Outputs {
-        let b = self.chain.take_block();
-        let sums = CodeSums {
-            conversions: b.conversions,
-            current_code_sum: b.current_code_sum,
-            voltage_code_sum: b.voltage_code_sum,
-        };
+        let sums = handover::code_sums(&self.chain.take_block());
         self.board.sample_sums(now, &sums, &self.inputs)
     }
 
     pub fn t_ns(&self) -> u64 {
-        self.t_ns
+        self.clock.t_ns
     }
     pub fn t_s(&self) -> f64 {
-        self.t_ns as f64 * 1e-9
+        self.clock.t_ns as f64 * 1e-9
     }
     pub fn step_ns(&self) -> u64 {
-        self.step_ns
+        self.clock.step_ns
     }
     pub fn truth(&self) -> &Truth {
         &self.truth
@@ -628,213 +740,6 @@ impl Engine {
     }
     pub fn ovp_tripped(&self) -> bool {
         self.outputs.faults & faults::OVP != 0
-    }
-}
-
-/// The stream the production line's reference deviations are drawn from.
-pub const LINE_STREAM: &str = "line";
-
-/// The settings of a board as it leaves the production line: the defaults,
-/// with the current offset, the current gain and the voltage gain calibrated
-/// at 25 °C on this unit's drawn component tolerances, exactly as
-/// `smartpro-sim accuracy` calibrates its boards (`models::accuracy`'s line,
-/// the firmware's arithmetic). The line cannot see the deliberate defects of
-/// `[chain.injected]`: they are added after calibration, so an injected
-/// current offset or voltage gain error survives it.
-fn production_calibrated(scenario: &Scenario, streams: &SeedStreams, bv: firmware_core::Variant) -> Settings {
-    use models::accuracy::{AccuracyConfig, Readout, line_measurement};
-    let as_built = models::chain::ChainParams { injected: Default::default(), ..scenario.chain };
-    // The same streams: the same unit as the engine's chain, without the defects.
-    let unit = MeasurementChain::new(&as_built, scenario.variant, streams);
-    let line = AccuracyConfig::datasheet(scenario.variant, 1, scenario.seed);
-    let measured = line_measurement(&line, &unit, &mut streams.stream(LINE_STREAM));
-    let calibration = crate::cmd::accuracy::FirmwareReadout.calibrate(&measured);
-    Settings { calibration, ..Settings::defaults(bv) }
-}
-
-/// Walks a scenario's segments tick by tick: which stimulus applies now, and
-/// when a segment ends (its duration or its `until` event).
-#[derive(Debug)]
-pub struct Stimulus<'a> {
-    scenario: &'a Scenario,
-    index: usize,
-    segment_start_ns: u64,
-    segment_end_ns: u64,
-    /// Scenario events sorted by time, and how many have been applied.
-    events: Vec<&'a crate::scenario::Event>,
-    events_done: usize,
-    /// Events waiting for the board to open its switch (`trigger = "switch_off"`),
-    /// and whether the switch has been seen on since they were armed.
-    armed: Vec<(&'a crate::scenario::Event, bool)>,
-    /// The CC-CV charger of the current segment (it keeps its termination state).
-    charger: Option<Charger>,
-    /// Row hint for the current segment's CSV profile.
-    profile_hint: usize,
-    /// The demand of the current segment when it is a constant current (no
-    /// `until`, pulse, profile, charger or load model): asked every tick, it
-    /// needs no look at the segment or the engine.
-    constant: Option<(SegmentKind, f64)>,
-}
-
-impl<'a> Stimulus<'a> {
-    pub fn new(scenario: &'a Scenario) -> Self {
-        let first = scenario.segments.first().map_or(u64::MAX, |s| secs_to_ns(s.duration_s));
-        let mut events: Vec<_> = scenario.events.iter().collect();
-        events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        let mut stim = Stimulus {
-            scenario,
-            index: 0,
-            segment_start_ns: 0,
-            segment_end_ns: first,
-            events,
-            events_done: 0,
-            armed: Vec::new(),
-            charger: None,
-            profile_hint: 0,
-            constant: None,
-        };
-        stim.enter_segment(scenario.variant);
-        stim
-    }
-
-    /// Sets up the per-segment state of the segment at `index`.
-    fn enter_segment(&mut self, variant: Variant) {
-        self.profile_hint = 0;
-        self.constant = self
-            .scenario
-            .segments
-            .get(self.index)
-            .filter(|s| {
-                s.until.is_none()
-                    && s.period_s.is_none()
-                    && s.profile.is_none()
-                    && s.cv_voltage_v.is_none()
-                    && s.power_w.is_none()
-                    && s.resistance_ohm.is_none()
-            })
-            .map(|s| (s.kind, s.current_a));
-        self.charger = self.scenario.segments.get(self.index).and_then(|seg| {
-            seg.cv_voltage_v.map(|v| {
-                Charger::new(ChargerParams { voltage_limit_v: v, ..ChargerParams::lfp(variant, seg.current_a) })
-            })
-        });
-    }
-
-    /// Whether [`Self::apply_due_events`] has anything to do at `t_ns`: the
-    /// runner's cheap test every tick (keep it in step with that method).
-    #[inline]
-    pub fn events_due(&self, t_ns: u64) -> bool {
-        !self.armed.is_empty() || self.events.get(self.events_done).is_some_and(|ev| secs_to_ns(ev.at_s) <= t_ns)
-    }
-
-    /// Applies the scenario events due at `engine`'s time (bus writes in
-    /// order, input changes, transient events), and starts an armed
-    /// transient event when the board has opened its switch.
-    pub fn apply_due_events(&mut self, engine: &mut Engine) -> Result<(), EngineError> {
-        if !self.armed.is_empty() {
-            self.fire_armed(engine)?;
-        }
-        while let Some(ev) = self.events.get(self.events_done) {
-            if secs_to_ns(ev.at_s) > engine.t_ns() {
-                break;
-            }
-            self.events_done += 1;
-            for w in &ev.write {
-                engine.write_register_by_name(&w.register, w.value)?;
-            }
-            engine.set_lipro_inputs(ev.lvp_input, ev.ovp_input);
-            match (ev.transient, ev.trigger) {
-                (Some(t), crate::scenario::Trigger::At) => {
-                    engine.transient_event(t.kind(), ev.fault_resistance_mohm, ev.position)?;
-                }
-                (Some(_), crate::scenario::Trigger::SwitchOff) => {
-                    self.armed.push((*ev, engine.outputs().switch_on));
-                }
-                (None, _) => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts the first armed event whose switch has opened (the board's
-    /// outputs of the last tick: the switch opens at this tick's start).
-    fn fire_armed(&mut self, engine: &mut Engine) -> Result<(), EngineError> {
-        let on = engine.outputs().switch_on;
-        for armed in &mut self.armed {
-            armed.1 |= on;
-        }
-        if on || engine.transient_running() {
-            return Ok(());
-        }
-        if let Some(k) = self.armed.iter().position(|&(_, seen_on)| seen_on) {
-            let (ev, _) = self.armed.remove(k);
-            if let Some(t) = ev.transient {
-                engine.transient_event(t.kind(), ev.fault_resistance_mohm, ev.position)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The stimulus for the tick starting at `engine`'s time: (kind, |current|).
-    /// After the last segment the battery rests.
-    #[inline]
-    pub fn current(&mut self, engine: &Engine) -> (SegmentKind, f64) {
-        if let Some(demand) = self.constant
-            && engine.t_ns() < self.segment_end_ns
-        {
-            return demand;
-        }
-        self.segment_current(engine)
-    }
-
-    /// [`Self::current`] for any segment, moving on to the next segment when
-    /// this one has ended.
-    fn segment_current(&mut self, engine: &Engine) -> (SegmentKind, f64) {
-        let t = engine.t_ns();
-        while let Some(seg) = self.scenario.segments.get(self.index) {
-            let ended_by_event = match seg.until {
-                Some(Until::Lvp) => engine.lvp_tripped(),
-                Some(Until::Ovp) => engine.ovp_tripped(),
-                Some(Until::SwitchOff) => !engine.outputs().switch_on,
-                None => false,
-            };
-            if t < self.segment_end_ns && !ended_by_event {
-                if let Some(period_s) = seg.period_s {
-                    // Pulsed: on for duty × period at the start of each period.
-                    let period_ns = secs_to_ns(period_s).max(1);
-                    let on_ns = secs_to_ns(period_s * seg.duty.unwrap_or(0.5));
-                    if t.saturating_sub(self.segment_start_ns) % period_ns >= on_ns {
-                        return (SegmentKind::Rest, 0.0);
-                    }
-                }
-                return self.demand(seg, engine, t);
-            }
-            self.index += 1;
-            // The next segment starts now (an early end shifts the rest).
-            if let Some(next) = self.scenario.segments.get(self.index) {
-                self.segment_start_ns = t;
-                self.segment_end_ns = t.saturating_add(secs_to_ns(next.duration_s));
-            }
-            self.enter_segment(self.scenario.variant);
-        }
-        (SegmentKind::Rest, 0.0)
-    }
-
-    /// The current a segment's load, charger or profile asks for now: (kind, |current|).
-    fn demand(&mut self, seg: &crate::scenario::Segment, engine: &Engine, t: u64) -> (SegmentKind, f64) {
-        if let Some(p) = &seg.profile {
-            let i = p.current_a(t.saturating_sub(self.segment_start_ns) as f64 * 1e-9, &mut self.profile_hint);
-            return if i >= 0.0 { (SegmentKind::Charge, i) } else { (SegmentKind::Discharge, -i) };
-        }
-        if let Some(charger) = &mut self.charger {
-            return (SegmentKind::Charge, charger.current_a(&engine.source(), engine.gate()));
-        }
-        let load = match (seg.power_w, seg.resistance_ohm) {
-            (Some(power_w), _) => Load::ConstantPower { power_w, min_voltage_v: 0.0 },
-            (None, Some(resistance_ohm)) => Load::Resistive { resistance_ohm },
-            _ => return (seg.kind, seg.current_a),
-        };
-        (SegmentKind::Discharge, -load.current_a(&engine.source(), engine.gate()))
     }
 }
 
@@ -871,9 +776,7 @@ mod tests {
         let s = Scenario::parse(&text, &scenarios).unwrap();
         let mut e = Engine::new(&s).unwrap();
         assert_eq!(*e.thermal.params(), s.thermal_params().unwrap());
-        for _ in 0..20_000 {
-            e.step(SegmentKind::Discharge, 200.0).unwrap();
-        }
+        e.advance_to(20_000 * e.step_ns(), &mut HeldCurrent::new(-200.0)).unwrap();
         // The heat goes cells → jig → ambient: both above the ambient, the cells warmest.
         let (cells_c, jig_c) = (e.thermal.cells_c(), e.thermal.jig_c().unwrap());
         assert!(cells_c > jig_c && jig_c > s.ambient_c + 1e-4, "cells {cells_c} °C, jig {jig_c} °C");
@@ -886,9 +789,7 @@ mod tests {
     fn current_at_rest_a(text: &str) -> f64 {
         let s = Scenario::parse(text, Path::new("cal.toml")).unwrap();
         let mut e = Engine::new(&s).unwrap();
-        for _ in 0..200 {
-            e.step(SegmentKind::Rest, 0.0).unwrap();
-        }
+        e.advance_to(200 * e.step_ns(), &mut HeldCurrent::new(0.0)).unwrap();
         f64::from(e.board().measurements().current_ua) * 1e-6
     }
 
@@ -917,91 +818,5 @@ mod tests {
         let injected = format!("{base}[chain.injected]\ncurrent_offset_pct_fs = 0.05\n");
         let defect_a = current_at_rest_a(&injected);
         assert!((defect_a - 0.125).abs() < offset_limit_a / 2.0, "{defect_a} A");
-    }
-}
-
-/// The multi-rate stepping of transient events (issue 7).
-#[cfg(test)]
-mod event_tests {
-    use super::*;
-    use std::path::Path;
-
-    const REST_48V: &str = "name = \"sc-charge\"\nvariant = 48\nseed = 9\ninitial_soc = 0.9\n[[segment]]\nkind = \"rest\"\nduration_s = 0.5\n";
-
-    /// Runs `text` with an ideal measurement chain; returns the engine and the
-    /// charge the firmware counted (Σ block-mean current × block time, µA·µs,
-    /// exactly what its coulomb counter adds).
-    fn run_counting(text: &str) -> (Engine, i128) {
-        let mut s = Scenario::parse(text, Path::new("t.toml")).unwrap();
-        s.chain = models::chain::ChainParams::ideal();
-        let mut e = Engine::new(&s).unwrap();
-        let mut stim = Stimulus::new(&s);
-        let mut counted: i128 = 0;
-        let mut last_poll = e.board().last_poll().unwrap();
-        while e.t_ns() < s.duration_ns() {
-            stim.apply_due_events(&mut e).unwrap();
-            let (kind, amps) = stim.current(&e);
-            e.step(kind, amps).unwrap();
-            let now = firmware_core::Instant(e.t_ns());
-            if e.board().last_poll() == Some(now) {
-                let dt_us = i128::from(now.saturating_since(last_poll).as_micros());
-                counted += i128::from(e.board().measurements().current_ua) * dt_us;
-                last_poll = now;
-            }
-        }
-        (e, counted)
-    }
-
-    #[test]
-    fn a_short_circuit_s_charge_reaches_the_pack_and_the_firmware_count() {
-        let (quiet, counted_quiet) = run_counting(REST_48V);
-        let with = format!("{REST_48V}[[event]]\nat_s = 0.2\ntransient = \"short_circuit\"\n");
-        let (shorted, counted_shorted) = run_counting(&with);
-        let outcome = shorted.last_transient().expect("the event finished");
-        assert!(outcome.passed() && outcome.end.comparator_latched, "{:?}", outcome.checks);
-        // ∫i dt of the circuit: a discharge of tens of mC, over well under one ADC period
-        let charge_c = outcome.end.charge_c;
-        assert!((-0.2..-0.01).contains(&charge_c), "{charge_c}");
-        assert!(outcome.metrics.time_to_zero_us.unwrap() < 1000.0);
-
-        // The firmware counted it, within the ADC's resolution (1 mA) over the block the event fell in.
-        let counted_c = (counted_shorted - counted_quiet) as f64 * 1e-12;
-        let block_s = firmware_core::board::POLL_PERIOD.as_micros() as f64 * 1e-6;
-        let resolution_c = models::variant::CURRENT_RESOLUTION_A * block_s;
-        assert!((counted_c - charge_c).abs() <= resolution_c, "counted {counted_c} C vs ∫i dt {charge_c} C");
-
-        // The pack lost exactly that charge: its SOC is the quiet pack's stepped with it.
-        let mut expected = quiet.pack().clone();
-        expected.step(1e-6, charge_c / 1e-6);
-        assert!(
-            (shorted.pack().soc() - expected.soc()).abs() < 1e-12,
-            "{} vs {}",
-            shorted.pack().soc(),
-            expected.soc()
-        );
-        assert!(shorted.pack().soc() < quiet.pack().soc());
-        // The latch reached the board and holds the switch open.
-        assert!(shorted.board().outputs().faults & faults::SHORT_CIRCUIT != 0);
-        assert!(!shorted.transient_running());
-    }
-
-    #[test]
-    fn a_load_dump_waits_for_the_board_to_open_its_switch() {
-        // An alternator charges at 40 A; at 0.1 s a gateway lowers the over-current-charge
-        // threshold to 30 A; the board trips after its 50 ms delay and opens the switch: the load
-        // dump starts then, not at 0.1 s.
-        let text = "name = \"ld\"\nvariant = 12\nseed = 5\ninitial_soc = 0.9\n\
-            [firmware.registers]\nocc_delay_ms = 50\n\
-            [[segment]]\nkind = \"charge\"\ncurrent_a = 40.0\nduration_s = 0.5\n\
-            [[event]]\nat_s = 0.1\ntransient = \"load_dump\"\ntrigger = \"switch_off\"\n\
-            write = [{ register = \"occ_da\", value = 300 }]\n";
-        let (e, _) = run_counting(text);
-        let o = e.last_transient().expect("the load dump ran");
-        assert!(o.passed(), "{:?}", o.checks);
-        assert!((o.metrics.peak_current_a - 40.0).abs() < 1.0, "{}", o.metrics.peak_current_a);
-        assert!(o.end.charge_c > 0.0 && o.end.switch_off && !o.end.comparator_latched);
-        assert!(o.metrics.arrester_energy_j > 0.1, "{}", o.metrics.arrester_energy_j);
-        assert!(!e.outputs().switch_on && e.truth().current_a == 0.0);
-        assert!(e.board().outputs().faults & faults::OCC != 0);
     }
 }

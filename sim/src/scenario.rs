@@ -247,7 +247,7 @@ pub enum Until {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
-    /// One of [`crate::runner::metric_names`].
+    /// One of [`crate::metrics::metric_names`].
     pub metric: String,
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -441,12 +441,12 @@ impl Scenario {
             }
         }
         for (i, e) in self.expectations.iter().enumerate() {
-            if !crate::runner::metric_known(&e.metric) {
+            if !crate::metrics::metric_known(&e.metric) {
                 return Err(format!(
                     "expect {} : unknown metric {:?}; known: {}",
                     i + 1,
                     e.metric,
-                    crate::runner::metric_names().join(", ")
+                    crate::metrics::metric_names().join(", ")
                 ));
             }
             if e.min.is_none() && e.max.is_none() {

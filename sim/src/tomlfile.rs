@@ -25,11 +25,18 @@ pub fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> FileError {
     FileError::Toml { path: path.to_owned(), line, column, message: e.message().to_owned() }
 }
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+/// 1-based line and column of the byte offset `at` in `text`, as an editor
+/// shows them (and as rustc reports them): the column counts characters,
+/// not bytes, so a multi-byte character before the error counts once. An
+/// offset inside a character is that character's; past the end, the end.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
     let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
@@ -43,7 +50,24 @@ mod tests {
         let e = toml::from_str::<toml::Table>(text).unwrap_err();
         let msg = toml_error(text, Path::new("f.toml"), &e).to_string();
         assert!(msg.starts_with("f.toml:2:"), "{msg}");
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("ab", 99), (1, 3));
+        assert_eq!(line_col("é\nx", 1), (1, 1), "inside a character: its start");
+    }
+
+    /// Issue 14: one `line_col` for every input file, counting characters:
+    /// the column of an error after a multi-byte character is the one an
+    /// editor shows, not its byte offset.
+    #[test]
+    fn issue_14_the_column_after_a_multi_byte_character_counts_it_once() {
+        let text = "name = \"x\"\ndescription = \"µ°Ω\" = 2\n";
+        let e = toml::from_str::<toml::Table>(text).unwrap_err();
+        let FileError::Toml { line, column, .. } = toml_error(text, Path::new("f.toml"), &e) else {
+            panic!("not a TOML error")
+        };
+        // `description = "µ°Ω" ` is 20 characters (23 bytes): the stray `=` is in column 21.
+        assert_eq!((line, column), (2, 21), "{e}");
+        assert_eq!(line_col("αβ = 1", "αβ = 1".find('=').unwrap()), (1, 4));
     }
 }

@@ -437,7 +437,7 @@ mod tests {
             port: "/dev/pts/7".into(),
             baud: 19_200,
             parity: link::Parity::Even,
-            stop_bits: link::StopBits::One,
+            stop_bits: 1,
             unit: 1,
             timeout_ms: 500,
             retries: 2,

@@ -4,19 +4,17 @@
 //! The boards are drawn by `models::accuracy`; their codes are turned into
 //! readings — and the production line's calibration into the registers the
 //! board stores — with the firmware's own integer arithmetic
-//! (`firmware_core::measure`, `firmware_core::settings::Calibration`), so
-//! the numbers are the board's.
+//! ([`FirmwareReadout`], shared with the engine's production line), so the
+//! numbers are the board's.
 
 use std::path::PathBuf;
 
-use firmware_core::measure;
-use firmware_core::settings::Calibration;
-use models::accuracy::{self, AccuracyConfig, LineMeasurement, Readout};
+use models::accuracy::{self, AccuracyConfig};
 use models::chain::ChainParams;
 use models::variant::Variant;
 
 use super::exit;
-use crate::engine::board_variant;
+use crate::handover::FirmwareReadout;
 
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
@@ -36,39 +34,6 @@ pub struct Cmd {
     /// `[chain]` table (e.g. `[amplifier]` `offset_drift_v_per_k = 0.1e-6`).
     #[arg(long)]
     pub chain: Option<PathBuf>,
-}
-
-/// The board firmware's readout and calibration arithmetic.
-#[derive(Debug, Clone, Copy)]
-pub struct FirmwareReadout;
-
-impl Readout for FirmwareReadout {
-    type Calibration = Calibration;
-
-    /// What the line writes to the calibration registers: the offset as a
-    /// whole code, the gains in pA and pV per code.
-    fn calibrate(&self, line: &LineMeasurement) -> Calibration {
-        let offset = line.zero_current_code.round() as i32;
-        let span = line.ref_current_code - f64::from(offset);
-        let gain_pa = (line.ref_current_a * 1e12 / span).round().clamp(0.0, f64::from(u32::MAX)) as u32;
-        let gain_pv =
-            (line.ref_voltage_v * 1e12 / line.ref_voltage_code).round().clamp(0.0, f64::from(u32::MAX)) as u32;
-        Calibration {
-            current_offset_code: offset,
-            current_gain_pa_per_code: gain_pa,
-            voltage_gain_pv_per_code: gain_pv,
-            ..Calibration::nominal(board_variant(line.variant))
-        }
-    }
-
-    fn current_a(&self, code: i32, cal: &Calibration, board_temp_c: f64) -> f64 {
-        let temp_dc = (board_temp_c * 10.0).round() as i16;
-        f64::from(measure::current_ua(code, cal, temp_dc)) * 1e-6
-    }
-
-    fn voltage_v(&self, code: i32, cal: &Calibration) -> f64 {
-        f64::from(measure::voltage_uv(code, cal)) * 1e-6
-    }
 }
 
 /// The chain parameters: defaults, or the file's overrides.
@@ -110,26 +75,4 @@ pub fn execute(cmd: &Cmd) -> u8 {
         println!("note: fewer than 200 boards; the datasheet verdict needs at least 200");
     }
     if all_pass { exit::OK } else { exit::EXPECTATION_FAILED }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use models::accuracy::FloatReadout;
-
-    #[test]
-    fn firmware_and_float_readouts_agree() {
-        // The board's integer arithmetic and the models' float reference
-        // give the same errors to within a few codes (60 µA each).
-        for v in Variant::ALL {
-            let config = AccuracyConfig::datasheet(v, 20, 3);
-            let fw = accuracy::run(&config, &FirmwareReadout);
-            let fl = accuracy::run(&config, &FloatReadout);
-            for (a, b) in fw.rows.iter().zip(&fl.rows) {
-                assert!((a.current_total.worst - b.current_total.worst).abs() < 1e-4, "{a:?} {b:?}");
-                assert!((a.voltage_total.worst - b.voltage_total.worst).abs() < 1e-4, "{a:?} {b:?}");
-            }
-            assert!(fw.all_pass(), "{}", fw.table());
-        }
-    }
 }

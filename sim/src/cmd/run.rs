@@ -125,48 +125,37 @@ pub fn execute(cmd: &Cmd) -> u8 {
 /// junit.xml: a test suite per scenario, a test case per expectation; a
 /// scenario that could not run is one errored test case.
 fn write_junit(w: &mut dyn std::io::Write, runs: &[(String, Result<Summary, String>)]) -> std::io::Result<()> {
-    use crate::sweep::report::xml;
-    let count = |f: &dyn Fn(&Result<Summary, String>) -> usize| runs.iter().map(|(_, r)| f(r)).sum::<usize>();
-    let tests = count(&|r| r.as_ref().map_or(1, |s| s.expectations.len()));
-    let failures = count(&|r| r.as_ref().map_or(0, |s| s.expectations.iter().filter(|c| !c.passed).count()));
-    let errors = count(&|r| usize::from(r.is_err()));
-    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(w, r#"<testsuites name="smartpro-sim run" tests="{tests}" failures="{failures}" errors="{errors}">"#)?;
-    for (name, r) in runs {
-        match r {
-            Ok(s) => {
-                let failed = s.expectations.iter().filter(|c| !c.passed).count();
-                writeln!(
-                    w,
-                    r#"  <testsuite name="{}" tests="{}" failures="{failed}" errors="0" time="{:.3}">"#,
-                    xml(name),
-                    s.expectations.len(),
-                    s.wall_s
-                )?;
-                for c in &s.expectations {
-                    write!(w, r#"    <testcase classname="{}" name="{}""#, xml(name), xml(&c.metric))?;
-                    if c.passed {
-                        writeln!(w, "/>")?;
-                    } else {
-                        let value = c.value.map_or("never happened".to_owned(), |v| format!("{v:.6}"));
-                        let msg = format!("{} = {value}, expected {}", c.metric, bounds(c.min, c.max));
-                        writeln!(w, r#"><failure message="{}"/></testcase>"#, xml(&msg))?;
-                    }
-                }
-            }
-            Err(e) => {
-                writeln!(w, r#"  <testsuite name="{}" tests="1" failures="0" errors="1">"#, xml(name))?;
-                writeln!(
-                    w,
-                    r#"    <testcase classname="{}" name="run"><error message="{}"/></testcase>"#,
-                    xml(name),
-                    xml(e)
-                )?;
-            }
-        }
-        writeln!(w, "  </testsuite>")?;
-    }
-    writeln!(w, "</testsuites>")
+    use crate::report::junit::{self, Case, Outcome, Problem, Report, Suite};
+    let suites = runs
+        .iter()
+        .map(|(name, r)| match r {
+            Ok(s) => Suite {
+                name: name.clone(),
+                time_s: Some(s.wall_s),
+                cases: s
+                    .expectations
+                    .iter()
+                    .map(|c| {
+                        let outcome = if c.passed {
+                            Outcome::Passed
+                        } else {
+                            let value = c.value.map_or("never happened".to_owned(), |v| format!("{v:.6}"));
+                            let msg = format!("{} = {value}, expected {}", c.metric, bounds(c.min, c.max));
+                            Outcome::Failure(Problem::message(msg))
+                        };
+                        Case::new(name.clone(), c.metric.clone(), outcome)
+                    })
+                    .collect(),
+                ..Suite::default()
+            },
+            Err(e) => Suite {
+                name: name.clone(),
+                cases: vec![Case::new(name.clone(), "run", Outcome::Error(Problem::message(e.clone())))],
+                ..Suite::default()
+            },
+        })
+        .collect();
+    junit::write(w, &Report { name: "smartpro-sim run".into(), time_s: None, suites })
 }
 
 fn bounds(min: Option<f64>, max: Option<f64>) -> String {
@@ -222,9 +211,9 @@ const TRACE_PANELS: [(&str, [(&str, &str); 2]); 4] = [
 /// current, voltage, SOC and temperature, the truth against what the board
 /// measured or estimated, decimated to [`MAX_TRACE_POINTS`] per series.
 ///
-/// [`MAX_TRACE_POINTS`]: crate::sweep::plot::MAX_TRACE_POINTS
+/// [`MAX_TRACE_POINTS`]: crate::report::plot::MAX_TRACE_POINTS
 pub fn plot_trace(dir: &Path, title: &str) -> anyhow::Result<PathBuf> {
-    use crate::sweep::plot::{self, Figure, Formats, MAX_TRACE_POINTS, Panel, Series, Style};
+    use crate::report::plot::{self, Figure, Formats, MAX_TRACE_POINTS, Panel, Series, Style};
     use plotters::style::Color as _;
     let trace_path = dir.join("trace.csv");
     let text = fs::read_to_string(&trace_path).with_context(|| format!("reading {}", trace_path.display()))?;

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use firmware_core::modbus::rtu::{Parity, RtuConfig};
+use firmware_core::modbus::rtu::RtuConfig;
 
 use super::exit;
 use crate::scenario::Scenario;
+use crate::serial::{self, Parity};
 use crate::serve::faults::{FaultOverrides, FaultsConfig, Window};
 use crate::serve::{Options, Pty, RtuLine, Transports};
 
@@ -33,38 +34,22 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:\n  0  stopped by Ctrl-C, SIGTERM 
 /// Where `--tcp` without a value listens: loopback, the customary unprivileged Modbus TCP port.
 pub const DEFAULT_TCP: &str = "127.0.0.1:5020";
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ParityArg {
-    None,
-    Even,
-    Odd,
-}
-
-impl From<ParityArg> for Parity {
-    fn from(p: ParityArg) -> Parity {
-        match p {
-            ParityArg::None => Parity::None,
-            ParityArg::Even => Parity::Even,
-            ParityArg::Odd => Parity::Odd,
-        }
-    }
-}
-
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("transport").required(true).multiple(true).args(["pty", "port", "rtu_tcp", "tcp"])))]
 pub struct Cmd {
     #[command(flatten)]
     pub transport: Box<TransportArgs>,
     /// Baud rate (sets the 3.5-character frame gap; a pty itself ignores it unless --line-timing).
-    #[arg(long, default_value_t = 19_200, value_parser = clap::value_parser!(u32).range(50..=4_000_000), help_heading = "Line")]
+    #[arg(long, default_value_t = 19_200, value_parser = serial::baud_parser(), help_heading = "Line")]
     pub baud: u32,
-    #[arg(long, value_enum, default_value = "even", help_heading = "Line")]
-    pub parity: ParityArg,
+    /// Parity (the specification: even, or none with 2 stop bits).
+    #[arg(long, default_value = "even", value_parser = serial::parity_parser(), help_heading = "Line")]
+    pub parity: Parity,
     /// Stop bits: 1 or 2.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2), help_heading = "Line")]
+    #[arg(long, default_value_t = 1, value_parser = serial::stop_bits_parser(), help_heading = "Line")]
     pub stop_bits: u8,
     /// Data bits: 8 (Modbus RTU), or 7 (timing only: RTU bytes need 8).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(7..=8), help_heading = "Line")]
+    #[arg(long, default_value_t = 8, value_parser = serial::data_bits_parser(), help_heading = "Line")]
     pub data_bits: u8,
     /// Pace the RTU line at the baud rate: requests arrive and replies leave as fast as the real line would carry them.
     #[arg(long, help_heading = "Line")]
@@ -282,7 +267,7 @@ fn options(cmd: &Cmd, scenario: &Scenario) -> anyhow::Result<Options> {
     opts.speed = cmd.speed;
     opts.line = RtuConfig {
         baud: cmd.baud,
-        parity: cmd.parity.into(),
+        parity: cmd.parity,
         stop_bits: cmd.stop_bits,
         data_bits: cmd.data_bits,
         ..RtuConfig::default()
@@ -319,23 +304,11 @@ async fn shutdown_signal(duration: Option<f64>) {
 }
 
 fn serial_builder(cmd: &Cmd, dev: &Path) -> tokio_serial::SerialPortBuilder {
-    tokio_serial::new(dev.to_string_lossy(), cmd.baud)
-        .data_bits(if cmd.data_bits == 7 { tokio_serial::DataBits::Seven } else { tokio_serial::DataBits::Eight })
-        .parity(match cmd.parity {
-            ParityArg::None => tokio_serial::Parity::None,
-            ParityArg::Even => tokio_serial::Parity::Even,
-            ParityArg::Odd => tokio_serial::Parity::Odd,
-        })
-        .stop_bits(if cmd.stop_bits == 2 { tokio_serial::StopBits::Two } else { tokio_serial::StopBits::One })
+    serial::port_builder(&dev.to_string_lossy(), cmd.baud, cmd.data_bits, cmd.parity, cmd.stop_bits)
 }
 
 async fn serve_main(cmd: &Cmd, scenario: Scenario, opts: Options) -> u8 {
-    let parity = match cmd.parity {
-        ParityArg::None => 'N',
-        ParityArg::Even => 'E',
-        ParityArg::Odd => 'O',
-    };
-    let framing = format!("{} {}{parity}{}", cmd.baud, cmd.data_bits, cmd.stop_bits);
+    let framing = serial::mode(cmd.baud, cmd.data_bits, cmd.parity, cmd.stop_bits);
     let units = opts.units.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
     let mut transports = Transports::default();
     let mut lines = Vec::new();

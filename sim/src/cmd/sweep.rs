@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::exit;
-use crate::sweep::plot::{self, Formats};
+use crate::report::plot::Formats;
+use crate::sweep::plot;
 use crate::sweep::report::{self, RunInfo};
 use crate::sweep::{self, CaseResult, Study};
 
@@ -248,7 +249,7 @@ fn plot_all(out: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<Str
     if let Some(w) = sweep::worst(results) {
         let case = &study.cases[w.index];
         let outcome = sweep::simulate_case(case, true).map_err(|e| e.to_string())?;
-        let label = report::case_label(study, w);
+        let label = sweep::case_label(study, w);
         let title = if label.is_empty() {
             format!("{} — {} V, {}", study.name, w.variant, if w.passed { "PASS" } else { "FAIL" })
         } else {

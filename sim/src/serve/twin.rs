@@ -50,8 +50,9 @@ use firmware_core::modbus::rtu::RtuConfig;
 use super::faults::{Injector, ReplyFate, UnitFaults, fault_counter_response};
 use super::framelog::{self, FrameLog};
 use super::{Clock, ServeError, UnitReport};
-use crate::engine::{Engine, Stimulus};
+use crate::engine::Engine;
 use crate::scenario::Scenario;
+use crate::stimulus::Stimulus;
 
 /// The engines catch up with the wall clock at least this often.
 const BATCH: StdDuration = StdDuration::from_millis(5);
@@ -383,19 +384,13 @@ impl Twin<'_> {
         let target = (self.clock.now().0 as f64 * self.speed) as u64;
         let mut behind = false;
         for (u, stim) in self.units.iter_mut().zip(self.stimuli.iter_mut()) {
+            // The last ADC period boundary at or before the target, and at most CHUNK_STEPS ticks towards it.
             let step = u.engine.step_ns();
-            let mut n = 0;
-            while u.engine.t_ns() + step <= target {
-                if n == CHUNK_STEPS {
-                    behind = true;
-                    break;
-                }
-                // Scenario events (bus-side writes, LiPro inputs) take effect in the live twin too.
-                stim.apply_due_events(&mut u.engine).map_err(|source| ServeError::Engine { unit: u.id, source })?;
-                let (kind, amps) = stim.current(&u.engine);
-                u.engine.step(kind, amps).map_err(|source| ServeError::Engine { unit: u.id, source })?;
-                n += 1;
-            }
+            let due = target - target % step;
+            let chunk = u.engine.t_ns().saturating_add(u64::from(CHUNK_STEPS) * step).min(due);
+            // Scenario events (bus-side writes, LiPro inputs) take effect in the live twin too.
+            u.engine.advance_to(chunk, stim).map_err(|source| ServeError::Engine { unit: u.id, source })?;
+            behind |= u.engine.t_ns() < due;
         }
         Ok(behind)
     }

@@ -131,6 +131,24 @@ pub fn worst(results: &[CaseResult]) -> Option<&CaseResult> {
     })
 }
 
+/// The case's axis (and drawn) values as `param=label, …`.
+pub fn case_label(study: &Study, r: &CaseResult) -> String {
+    study.value_columns().iter().zip(&r.values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Wilson score interval (95 %) of a pass rate of `passed` out of `n`.
+pub fn wilson_95(passed: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    // two-sided 95 % normal quantile
+    const Z: f64 = 1.959_963_984_540_054;
+    let (n, p) = (n as f64, passed as f64 / n as f64);
+    let centre = (p + Z * Z / (2.0 * n)) / (1.0 + Z * Z / n);
+    let half = Z / (1.0 + Z * Z / n) * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
 /// Joins shards' results: every case of a `total`-case study exactly once.
 pub fn merge(mut parts: Vec<CaseResult>, total: usize) -> Result<Vec<CaseResult>, String> {
     parts.sort_by_key(|r| r.index);

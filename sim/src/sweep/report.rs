@@ -9,7 +9,8 @@ use models::transient::CHECK_NAMES;
 use serde::Serialize;
 
 use super::region::{self, Boundary, plot_axes};
-use super::{CaseResult, Study, worst};
+use super::{CaseResult, Study, case_label, wilson_95, worst};
+use crate::report::junit::{self, Case, Outcome, Problem, Report, Suite};
 
 /// How a run came about (not part of the deterministic files except `shard`).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -101,68 +102,32 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<CaseResult>, String> {
         .collect()
 }
 
-/// `s` escaped for XML text and attributes (control characters dropped).
-pub fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// The case's axis (and drawn) values as `param=label, …`.
-pub fn case_label(study: &Study, r: &CaseResult) -> String {
-    study.value_columns().iter().zip(&r.values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ")
-}
-
 /// junit.xml: one test case per case and check; a failed check carries its reason.
 pub fn write_junit(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> std::io::Result<()> {
-    let tests: usize = results.iter().map(|r| r.checks.len()).sum();
-    let failures: usize = results.iter().map(|r| r.checks.iter().filter(|c| !c.passed).count()).sum();
-    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(w, r#"<testsuites name="smartpro-sim sweep" tests="{tests}" failures="{failures}" errors="0">"#)?;
-    writeln!(
-        w,
-        r#"  <testsuite name="{}" tests="{tests}" failures="{failures}" errors="0" skipped="0">"#,
-        xml(&study.name)
-    )?;
     let width = study.len().saturating_sub(1).to_string().len();
+    let mut cases = Vec::new();
     for r in results {
         let label = case_label(study, r);
         let class = format!("{}.case{:0width$}", study.name, r.index);
         for c in &r.checks {
             let name = if label.is_empty() { c.name.clone() } else { format!("{} [{label}]", c.name) };
-            write!(w, r#"    <testcase classname="{}" name="{}" time="0""#, xml(&class), xml(&name))?;
-            if c.passed {
-                writeln!(w, "/>")?;
+            let outcome = if c.passed {
+                Outcome::Passed
             } else {
-                writeln!(w, ">")?;
-                writeln!(
-                    w,
-                    r#"      <failure type="{}" message="{}">{}: {} (value {:.3} {}, limit {:.3} {})</failure>"#,
-                    xml(&c.name),
-                    xml(&c.reason),
-                    xml(&c.name),
-                    xml(&c.reason),
-                    c.value,
-                    xml(&c.unit),
-                    c.limit,
-                    xml(&c.unit)
-                )?;
-                writeln!(w, "    </testcase>")?;
-            }
+                Outcome::Failure(Problem {
+                    message: c.reason.clone(),
+                    kind: Some(c.name.clone()),
+                    text: Some(format!(
+                        "{}: {} (value {:.3} {}, limit {:.3} {})",
+                        c.name, c.reason, c.value, c.unit, c.limit, c.unit
+                    )),
+                })
+            };
+            cases.push(Case { time_s: Some(0.0), ..Case::new(class.clone(), name, outcome) });
         }
     }
-    writeln!(w, "  </testsuite>")?;
-    writeln!(w, "</testsuites>")
+    let suite = Suite { name: study.name.clone(), cases, ..Suite::default() };
+    junit::write(w, &Report { name: "smartpro-sim sweep".into(), time_s: None, suites: vec![suite] })
 }
 
 #[derive(Debug, Serialize)]
@@ -184,19 +149,6 @@ fn safe_region(study: &Study, results: &[CaseResult]) -> Option<(String, Vec<Ser
         None => vec![SeriesBoundary { series: None, boundary: region::boundary_of(study, results, x, |_| true) }],
     };
     Some((x.name(study).to_owned(), rows))
-}
-
-/// Wilson score interval (95 %) of a pass rate of `passed` out of `n`.
-pub fn wilson_95(passed: usize, n: usize) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    // two-sided 95 % normal quantile
-    const Z: f64 = 1.959_963_984_540_054;
-    let (n, p) = (n as f64, passed as f64 / n as f64);
-    let centre = (p + Z * Z / (2.0 * n)) / (1.0 + Z * Z / n);
-    let half = Z / (1.0 + Z * Z / n) * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// summary.json.

@@ -273,15 +273,6 @@ impl Study {
         at
     }
 
-    /// The case table of case `k`: base with the axis values and the drawn values set.
-    pub fn case_table(&self, k: usize) -> Result<Table, String> {
-        let drawn = match &self.monte_carlo {
-            Some(m) => m.draw(k % m.samples)?,
-            None => Vec::new(),
-        };
-        Ok(self.table_for(&self.coordinates(k), &drawn))
-    }
-
     fn table_for(&self, at: &[usize], drawn: &[f64]) -> Table {
         let mut t = self.base.clone();
         for (a, &j) in self.axes.iter().zip(at) {
@@ -356,12 +347,6 @@ impl Study {
             t.insert("plot".into(), Value::try_from(&self.plot).expect("plot spec serializes"));
         }
         toml::to_string(&t).expect("a TOML table serializes")
-    }
-
-    /// Axis value of case `k` on axis `a`, as a number (None for text or tables).
-    pub fn axis_number(&self, a: usize, k: usize) -> Option<f64> {
-        let j = self.cases[k].at[a];
-        number(&self.axes[a].values[j])
     }
 }
 

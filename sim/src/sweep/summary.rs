@@ -13,8 +13,7 @@ use models::transient::{CHECK_NAMES, Check};
 
 use super::random::{Dist, round_significant};
 use super::region::{self, Param};
-use super::report::{case_label, wilson_95};
-use super::{CaseResult, Study};
+use super::{CaseResult, Study, case_label, wilson_95};
 
 /// Worst cases listed per check.
 const WORST_PER_CHECK: usize = 3;

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use smartpro_sim::sweep::plot::{self, Figure, Formats, Panel, Series, Style};
-use smartpro_sim::sweep::report::xml;
+use smartpro_sim::report::junit::{self, Case, Outcome, Problem, Report, Suite};
+use smartpro_sim::report::plot::{self, Figure, Formats, Panel, Series, Style};
 
 use super::checks::{Finding, Judge, Point, Q};
 
@@ -203,29 +203,16 @@ pub fn passed(judge: &Judge) -> bool {
 /// `junit.xml`: a test case per quantity (skipped when not compared) and
 /// per finding; an errored test case when the session ended early.
 pub fn write_junit(w: &mut dyn Write, judge: &Judge, meta: &Meta) -> std::io::Result<()> {
-    let findings: Vec<Finding> = judge.findings();
-    let quantity_failures = Q::ALL.iter().filter(|&&q| !judge.stats(q).passed()).count();
-    let tests = Q::ALL.len() + findings.len() + usize::from(meta.error.is_some());
-    let failures = quantity_failures + findings.len();
-    let errors = usize::from(meta.error.is_some());
-    let skipped = Q::ALL.iter().filter(|&&q| judge.stats(q).n == 0).count();
-    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(w, r#"<testsuites name="hil-rig compare" tests="{tests}" failures="{failures}" errors="{errors}">"#)?;
-    writeln!(
-        w,
-        r#"  <testsuite name="{}" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}">"#,
-        xml(&format!("{} vs {}", meta.board, meta.twin))
-    )?;
+    let mut cases = Vec::new();
     for q in Q::ALL {
         let s = judge.stats(q);
-        write!(w, r#"    <testcase classname="quantity" name="{}""#, q.key())?;
-        if s.n == 0 {
-            writeln!(w, r#"><skipped message="{}"/></testcase>"#, xml(&verdict(judge, q)))?;
+        let outcome = if s.n == 0 {
+            Outcome::Skipped(verdict(judge, q))
         } else if s.passed() {
-            writeln!(w, "/>")?;
+            Outcome::Passed
         } else {
             let d = q.decimals() + 1;
-            let msg = format!(
+            Outcome::Failure(Problem::message(format!(
                 "{}: max error {:.d$} {u} (tolerance there {:.d$} {u}); first out of tolerance at {:.1} s; {} of {} samples out",
                 q.title(),
                 s.max_abs,
@@ -234,23 +221,19 @@ pub fn write_junit(w: &mut dyn Write, judge: &Judge, meta: &Meta) -> std::io::Re
                 s.out,
                 s.n,
                 u = q.unit()
-            );
-            writeln!(w, r#"><failure message="{}"/></testcase>"#, xml(&msg))?;
-        }
+            )))
+        };
+        cases.push(Case::new("quantity", q.key(), outcome));
     }
-    for f in &findings {
-        writeln!(
-            w,
-            r#"    <testcase classname="finding" name="{}"><failure message="{}"/></testcase>"#,
-            xml(&f.id),
-            xml(&f.message)
-        )?;
+    let findings: Vec<Finding> = judge.findings();
+    for f in findings {
+        cases.push(Case::new("finding", f.id, Outcome::Failure(Problem::message(f.message))));
     }
     if let Some(e) = &meta.error {
-        writeln!(w, r#"    <testcase classname="session" name="session"><error message="{}"/></testcase>"#, xml(e))?;
+        cases.push(Case::new("session", "session", Outcome::Error(Problem::message(e.clone()))));
     }
-    writeln!(w, "  </testsuite>")?;
-    writeln!(w, "</testsuites>")
+    let suite = Suite { name: format!("{} vs {}", meta.board, meta.twin), cases, ..Suite::default() };
+    junit::write(w, &Report { name: "hil-rig compare".into(), time_s: None, suites: vec![suite] })
 }
 
 /// One figure per quantity with samples: board and twin over time, and the

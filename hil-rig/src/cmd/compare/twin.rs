@@ -4,8 +4,9 @@
 
 use firmware_core::board::POLL_PERIOD;
 use firmware_core::map::REGISTERS;
-use smartpro_sim::engine::{Engine, EngineError, Stimulus, Truth};
-use smartpro_sim::scenario::{Scenario, SegmentKind, secs_to_ns};
+use smartpro_sim::engine::{Engine, EngineError, HeldCurrent, Truth};
+use smartpro_sim::scenario::{Scenario, secs_to_ns};
+use smartpro_sim::stimulus::Stimulus;
 
 use super::source::Registers;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
@@ -96,29 +97,13 @@ impl<'s> Twin<'s> {
     pub fn advance(&mut self, t_s: f64, current_a: f64) -> Result<(), EngineError> {
         let target = secs_to_ns(t_s.max(0.0));
         match &mut self.stimulus {
-            Some(stimulus) => {
-                while self.engine.t_ns() < target {
-                    stimulus.apply_due_events(&mut self.engine)?;
-                    let (kind, amps) = stimulus.current(&self.engine);
-                    self.engine.step(kind, amps)?;
-                }
-            }
+            Some(stimulus) => self.engine.advance_to(target, stimulus)?,
             None => {
                 let block_start = target.saturating_sub(2 * POLL_PERIOD.0);
-                self.run_at(block_start, self.held_a)?;
-                self.run_at(target, current_a)?;
+                self.engine.advance_to(block_start, &mut HeldCurrent::new(self.held_a))?;
+                self.engine.advance_to(target, &mut HeldCurrent::new(current_a))?;
                 self.held_a = current_a;
             }
-        }
-        Ok(())
-    }
-
-    /// Steps with a constant `current_a` (+ = charge) until `t_ns`.
-    fn run_at(&mut self, t_ns: u64, current_a: f64) -> Result<(), EngineError> {
-        let (kind, amps) =
-            if current_a >= 0.0 { (SegmentKind::Charge, current_a) } else { (SegmentKind::Discharge, -current_a) };
-        while self.engine.t_ns() < t_ns {
-            self.engine.step(kind, amps)?;
         }
         Ok(())
     }

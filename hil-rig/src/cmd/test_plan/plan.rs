@@ -16,6 +16,7 @@ use firmware_core::map::{Access, REGISTERS, RegDef, RegId, by_id, by_name};
 use models::variant::{CURRENT_RANGE_A, Variant};
 use serde::Deserialize;
 use smartpro_sim::scenario::Scenario;
+use smartpro_sim::tomlfile::line_col;
 use toml::Spanned;
 
 /// Default time between two polls of the board while a step waits (and
@@ -382,18 +383,6 @@ impl Errors<'_> {
     fn line(&self, span: &Range<usize>) -> usize {
         line_col(self.text, span.start).0
     }
-}
-
-/// 1-based line and column (in characters) of byte offset `at`.
-pub fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let mut at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 impl Plan {
@@ -1251,14 +1240,6 @@ value = 80.5
         .unwrap_err();
         assert_eq!(e[0].line, 3);
         assert!(e[0].message.starts_with("[twin] scenario: ") && e[0].message.contains("plans/no-such.toml"), "{e:?}");
-    }
-
-    #[test]
-    fn line_and_column_count_characters() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("é\nx", 1), (1, 1), "inside a character: its start");
-        assert_eq!(line_col("x", 99), (1, 2));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use smartpro_sim::report::junit::{self, Case, Outcome, Problem, Report, Suite};
+
 /// A step's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -184,24 +186,9 @@ fn cell(s: &str) -> String {
 /// `junit.xml`: a test suite for the plan, a test case per step (failure,
 /// error or skipped), the board's identity as properties.
 pub fn write_junit(w: &mut dyn Write, meta: &Meta, steps: &[StepReport]) -> std::io::Result<()> {
-    let count = |v| steps.iter().filter(|s| s.verdict == v).count();
-    let (failures, errors, skipped) = (count(Verdict::Fail), count(Verdict::Error), count(Verdict::NotRun));
-    let tests = steps.len();
     let time: f64 = steps.iter().map(|s| s.wall_s).sum();
-    let stamp = meta.started.map_or(String::new(), |t| format!(r#" timestamp="{}""#, utc(t).1));
-    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(
-        w,
-        r#"<testsuites name="hil-rig test" tests="{tests}" failures="{failures}" errors="{errors}" time="{time:.3}">"#
-    )?;
-    writeln!(
-        w,
-        r#"  <testsuite name="{}" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{time:.3}"{stamp}>"#,
-        xml(&meta.plan_name)
-    )?;
-    writeln!(w, "    <properties>")?;
     let id = &meta.identity;
-    let props = [
+    let properties = [
         ("plan", Some(meta.plan_path.clone())),
         ("link", Some(meta.link.clone())),
         ("board", Some(id.describe())),
@@ -209,36 +196,34 @@ pub fn write_junit(w: &mut dyn Write, meta: &Meta, steps: &[StepReport]) -> std:
         ("variant_v", id.variant_v.map(|v| v.to_string())),
         ("firmware_version", id.firmware_version.map(|v| v.to_string())),
         ("serial_number", id.serial_number.map(|v| v.to_string())),
-    ];
-    for (k, v) in props {
-        if let Some(v) = v {
-            writeln!(w, r#"      <property name="{k}" value="{}"/>"#, xml(&v))?;
-        }
-    }
-    writeln!(w, "    </properties>")?;
-    for s in steps {
-        write!(w, r#"    <testcase classname="{}" name="{}" time="{:.3}""#, s.kind, xml(&s.name), s.wall_s)?;
-        let message = if s.limit.is_empty() { s.value.clone() } else { format!("{} (limit {})", s.value, s.limit) };
-        let out = std::iter::once(message.clone()).chain(s.detail.iter().cloned()).collect::<Vec<_>>().join("\n");
-        match s.verdict {
-            Verdict::Pass => writeln!(w, "><system-out>{}</system-out></testcase>", xml(&out))?,
-            Verdict::Fail => writeln!(
-                w,
-                r#"><failure message="{}" type="{}">{}</failure></testcase>"#,
-                xml(&message),
-                s.kind,
-                xml(&out)
-            )?,
-            Verdict::Error => writeln!(w, r#"><error message="{}">{}</error></testcase>"#, xml(&message), xml(&out))?,
-            Verdict::NotRun => writeln!(w, r#"><skipped message="{}"/></testcase>"#, xml(&message))?,
-        }
-    }
-    writeln!(w, "  </testsuite>")?;
-    writeln!(w, "</testsuites>")
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+    .collect();
+    let cases = steps
+        .iter()
+        .map(|s| {
+            let message = if s.limit.is_empty() { s.value.clone() } else { format!("{} (limit {})", s.value, s.limit) };
+            let out = std::iter::once(message.clone()).chain(s.detail.iter().cloned()).collect::<Vec<_>>().join("\n");
+            let (outcome, system_out) = match s.verdict {
+                Verdict::Pass => (Outcome::Passed, Some(out)),
+                Verdict::Fail => {
+                    (Outcome::Failure(Problem { message, kind: Some(s.kind.to_owned()), text: Some(out) }), None)
+                }
+                Verdict::Error => (Outcome::Error(Problem { message, kind: None, text: Some(out) }), None),
+                Verdict::NotRun => (Outcome::Skipped(message), None),
+            };
+            Case { time_s: Some(s.wall_s), system_out, ..Case::new(s.kind, s.name.clone(), outcome) }
+        })
+        .collect();
+    let suite = Suite {
+        name: meta.plan_name.clone(),
+        time_s: Some(time),
+        timestamp: meta.started.map(|t| utc(t).1),
+        properties,
+        cases,
+    };
+    junit::write(w, &Report { name: "hil-rig test".into(), time_s: Some(time), suites: vec![suite] })
 }
 
 /// `t` in UTC: (`2025-11-25 15:30:12 UTC`, `2025-11-25T15:30:12`).
