@@ -461,7 +461,7 @@ pub fn write_nvm_file(path: &Path, image: &NvmImage) -> std::io::Result<()> {
 /// record), or `None` when it can.
 pub fn unusable_nvm(variant: models::variant::Variant, image: &NvmImage) -> Option<firmware_core::nvm::Reason> {
     use firmware_core::nvm::{RamNvm, SettingsStore, Source};
-    let store = SettingsStore::new(crate::engine::board_variant(variant));
+    let store = SettingsStore::new(crate::handover::board_variant(variant));
     match store.load(&mut RamNvm::from_bytes(*image)) {
         Ok(loaded) => match loaded.source {
             Source::Defaults(reason) => Some(reason),
