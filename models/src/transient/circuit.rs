@@ -596,9 +596,16 @@ impl Circuit {
         }
         let n = self.ramp_steps;
         let h = self.turn_off_s / f64::from(n);
-        // The tiny bias puts a time that sits on a sub-step boundary into the next sub-step.
-        let k = ((t - t0) / h + 1e-9).floor();
-        if k >= f64::from(n) {
+        // A time that sits on a sub-step boundary belongs to the next sub-step: decided on the
+        // boundaries' own absolute times (a quotient's rounding, ~ulp(t)/h, grows with t).
+        let mut k = ((t - t0) / h).floor().max(0.0);
+        while k < f64::from(n) && t0 + (k + 1.0) * h <= t {
+            k += 1.0;
+        }
+        while k > 0.0 && t0 + k * h > t {
+            k -= 1.0;
+        }
+        if k >= f64::from(n) || t >= t0 + self.turn_off_s {
             return (0.0, f64::INFINITY);
         }
         let mid = (k + 0.5) * h;

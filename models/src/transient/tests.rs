@@ -612,3 +612,15 @@ fn issue_16_load_dump_rises_from_u_a_and_reports_the_bus() {
     assert!(rel(o.metrics.peak_bus_voltage_v, bus) < 0.01, "{} vs {bus}", o.metrics.peak_bus_voltage_v);
     assert!(o.metrics.peak_bus_voltage_v > state.rest_voltage_v + vb);
 }
+
+#[test]
+fn issue_16_a_turn_off_late_in_a_long_event_makes_progress() {
+    // 20 mH short: the comparator trips ≈ 0.3 s after the fault. The gate ramp's 25 ns sub-steps
+    // were found from (t − t0)/h, whose rounding at t ≈ 0.3 s (ulp/h ≈ 2e-9) put a boundary time
+    // back into the sub-step it ends: a zero-length step, for ever. Now decided on absolute times.
+    let p = issue_16_case(20_000.0);
+    let o = run(&p, Variant::V48, &EventParams::default());
+    assert!(o.metrics.trip_us.is_some_and(|t| t > 100_000.0), "{:?}", o.metrics.trip_us);
+    assert!(o.metrics.switch_off_us.is_some());
+    assert_eq!(o.verdict(), Verdict::Fail);
+}
