@@ -46,6 +46,14 @@ pub const METRICS: &[(&str, &str)] = &[
     ("transient_charge_c", "last transient event: net charge into the battery during the event (> 0 charges), C"),
     ("transient_peak_switch_voltage_v", "last transient event: largest voltage across the switch, V"),
     ("transient_checks_passed", "last transient event: 1 if every datasheet check passed, else 0"),
+    (
+        "transient_peak_bus_voltage_v",
+        "last transient event: highest voltage of the load-side bus (the board's output), V",
+    ),
+    (
+        "transient_complete",
+        "last transient event: 1 if it ended within its window, else 0 (its figures are then bounds)",
+    ),
 ];
 
 /// Every metric name a scenario may use.

@@ -19,11 +19,17 @@ meas_current_a,meas_voltage_v,meas_temp_c,board_soc_pct,switch_on,lvp_output,ovp
 #[derive(Debug, Default, Clone)]
 pub struct Outcomes {
     values: BTreeMap<String, f64>,
+    /// Metrics that are bounds, not final (an incomplete transient event's figures).
+    bounds: BTreeMap<String, models::transient::Bound>,
 }
 
 impl Outcomes {
     pub fn get(&self, m: &str) -> Option<f64> {
         self.values.get(m).copied()
+    }
+    /// `Some` when `m` is not final: its kind of bound (`Exact` here: not final, neither side known).
+    pub fn bound(&self, m: &str) -> Option<models::transient::Bound> {
+        self.bounds.get(m).copied()
     }
     fn set(&mut self, m: &str, v: f64) {
         self.values.insert(m.to_owned(), v);
@@ -67,6 +73,9 @@ pub struct Checked {
     /// `None` when the outcome never happened (e.g. LVP never tripped).
     pub value: Option<f64>,
     pub passed: bool,
+    /// Why it failed beyond the figure (a bound that does not decide, an incomplete event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Everything a run produced besides the trace.
@@ -218,19 +227,36 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     out.set("aux_on_fraction_pct", aux_on_ticks as f64 / ticks.max(1) as f64 * 100.0);
     // An event still running at the end is reported as far as it got.
     engine.finish_transient();
+    // An incomplete event: what was still happening (its figures are bounds).
+    let mut transient_incomplete = None;
     if let Some(t) = engine.last_transient() {
         let m = &t.metrics;
-        out.set("transient_peak_current_a", m.peak_current_a);
-        if let Some(z) = m.time_to_zero_us {
-            out.set("transient_time_to_zero_us", z);
+        for (metric, figure, v) in [
+            ("transient_peak_current_a", "peak_current_a", Some(m.peak_current_a)),
+            ("transient_time_to_zero_us", "time_to_zero_us", m.time_to_zero_us),
+            ("transient_arrester_energy_j", "arrester_energy_j", Some(m.arrester_energy_j)),
+            ("transient_arrester_margin_pct", "arrester_margin_pct", Some(m.arrester_margin_pct)),
+            ("transient_arrester_peak_power_w", "arrester_peak_power_w", Some(m.arrester_peak_power_w)),
+            ("transient_switch_i2t_a2s", "switch_i2t_a2s", Some(m.switch_i2t_a2s)),
+            ("transient_peak_switch_voltage_v", "peak_switch_voltage_v", Some(m.peak_switch_voltage_v)),
+            ("transient_peak_bus_voltage_v", "peak_bus_voltage_v", Some(m.peak_bus_voltage_v)),
+            // the net charge of an event not ended is not final either way
+            ("transient_charge_c", if m.complete { "" } else { "charge_c" }, Some(t.end.charge_c)),
+        ] {
+            let Some(v) = v else { continue };
+            out.set(metric, v);
+            if !m.complete {
+                // `Exact` in `bounds`: not final and no side known (the net charge), decides nothing
+                let b = if figure == "charge_c" { models::transient::Bound::Exact } else { m.bound(figure) };
+                out.bounds.insert(metric.to_owned(), b);
+            }
         }
-        out.set("transient_arrester_energy_j", m.arrester_energy_j);
-        out.set("transient_arrester_margin_pct", m.arrester_margin_pct);
-        out.set("transient_arrester_peak_power_w", m.arrester_peak_power_w);
-        out.set("transient_switch_i2t_a2s", m.switch_i2t_a2s);
-        out.set("transient_charge_c", t.end.charge_c);
-        out.set("transient_peak_switch_voltage_v", m.peak_switch_voltage_v);
         out.set("transient_checks_passed", if t.passed() { 1.0 } else { 0.0 });
+        out.set("transient_complete", f64::from(u8::from(m.complete)));
+        if !m.complete {
+            transient_incomplete =
+                t.checks.iter().find(|c| c.name == models::transient::COMPLETE_CHECK).map(|c| c.reason.clone());
+        }
     }
     for (name, metric, positive_only) in [
         ("discharged_total_dah", "board_discharged_ah", false),
@@ -244,15 +270,52 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         }
     }
 
-    let expectations: Vec<Checked> = scenario
+    let mut expectations: Vec<Checked> = scenario
         .expectations
         .iter()
         .map(|e| {
             let value = out.get(&e.metric);
-            let passed = value.is_some_and(|v| e.min.is_none_or(|min| v >= min) && e.max.is_none_or(|max| v <= max));
-            Checked { metric: e.metric.clone(), min: e.min, max: e.max, value, passed }
+            let within = value.is_some_and(|v| e.min.is_none_or(|min| v >= min) && e.max.is_none_or(|max| v <= max));
+            // A bound decides an expectation only from its side: a lower bound above `max` fails
+            // for sure, one at or above `min` passes it for sure; anything else is undecided.
+            let (passed, note) = match out.bound(&e.metric) {
+                None => (within, None),
+                Some(b) => {
+                    let v = value.unwrap_or(f64::NAN);
+                    let decided = match b {
+                        models::transient::Bound::Lower => e.max.is_none_or(|max| v > max) || !within,
+                        models::transient::Bound::Upper => e.min.is_none_or(|min| v < min) || !within,
+                        models::transient::Bound::Exact => !within,
+                    };
+                    let side = match b {
+                        models::transient::Bound::Lower => "a lower bound",
+                        models::transient::Bound::Upper => "an upper bound",
+                        models::transient::Bound::Exact => "not final",
+                    };
+                    let note = if decided && !within {
+                        format!("{side} of an event that had not ended, already outside the expectation")
+                    } else if decided {
+                        format!("{side} of an event that had not ended, deciding the expectation")
+                    } else {
+                        format!("undecided: {side} of an event that had not ended")
+                    };
+                    (within && decided, Some(note))
+                }
+            };
+            Checked { metric: e.metric.clone(), min: e.min, max: e.max, value, passed, note }
         })
         .collect();
+    if let Some(reason) = transient_incomplete {
+        // INCOMPLETE fails the run whatever the expectations say.
+        expectations.push(Checked {
+            metric: "transient_complete".to_owned(),
+            min: Some(1.0),
+            max: None,
+            value: Some(0.0),
+            passed: false,
+            note: Some(reason),
+        });
+    }
     let passed = expectations.iter().all(|c| c.passed);
     Ok(Summary {
         name: scenario.name.clone(),

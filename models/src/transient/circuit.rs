@@ -56,6 +56,8 @@ use crate::variant::Variant;
 pub const OPEN_LOAD_OHM: f64 = 1e6;
 /// Source resistance of a charger feeding the pack before an event (Ω).
 pub const CHARGER_SOURCE_OHM: f64 = 10e-3;
+/// The settle tolerance never goes below this (A): a steady state at 0 A is reached at 1 mA.
+pub const SETTLE_FLOOR_A: f64 = 1e-3;
 
 /// One point of the recorded waveform.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +110,11 @@ pub struct Peaks {
     pub switch_voltage_v: f64,
     /// Largest power into the arrester (W).
     pub arrester_power_w: f64,
+    /// Highest voltage of the load-side bus, the board's output terminal (V):
+    /// the battery side's voltage (rest voltage less R·i and L·di/dt of the
+    /// pack and battery line) minus the switch voltage; in a load dump the
+    /// battery plus the arrester's clamp.
+    pub bus_voltage_v: f64,
 }
 
 /// What the engine takes back after an event.
@@ -155,6 +162,8 @@ enum Hit {
     Boundary,
     Zero,
     Overcurrent,
+    /// The switch on for good, the source constant: within the settle tolerance of the steady state.
+    Settled,
 }
 
 /// The loop of one event, stepped exactly. See the module docs.
@@ -201,6 +210,10 @@ pub struct Circuit {
     trip_current_a: f64,
     over_at_s: Option<f64>,
     zero_at_s: Option<f64>,
+    /// When the current came within the settle tolerance of its steady state with nothing left to change it (s).
+    steady_at_s: Option<f64>,
+    /// Settle tolerance: a fraction of the steady-state current, at least [`SETTLE_FLOOR_A`].
+    settle_frac: f64,
     totals: Totals,
     peaks: Peaks,
     record: Option<Vec<Sample>>,
@@ -293,6 +306,8 @@ impl Circuit {
             trip_current_a: 0.0,
             over_at_s: None,
             zero_at_s: None,
+            steady_at_s: None,
+            settle_frac: params.solver.settle_pct * 1e-2,
             totals: Totals::default(),
             peaks: Peaks::default(),
             record: record.then(Vec::new),
@@ -307,6 +322,7 @@ impl Circuit {
     /// gate turn-off, `load_dump` starts it with the load-dump generator on the load side.
     pub fn apply(&mut self, event: &EventParams) {
         self.over_at_s = (self.i.abs() > self.continuous_a).then_some(self.t_s);
+        self.steady_at_s = None;
         match event.kind {
             EventKind::ShortCircuit => self.short_circuit(event.fault_resistance_mohm * 1e-3, event.position),
             EventKind::SwitchOpen => self.command_off(),
@@ -318,15 +334,13 @@ impl Circuit {
     }
 
     /// From now on the load side is the load-dump generator (see [`super::source`]):
-    /// its EMF starts at the value that drives the present charging current
-    /// through `R_i` (`e0 = V_bus + I_charge·R_i`; the bus voltage if no
-    /// charging current flows) and follows the pulse.
+    /// the ISO 16750-2 test pulse behind `R_i`, from the generator's operating
+    /// voltage `U_A` up to `U_s` and back.
     pub fn load_dump_source(&mut self) {
         let ri = self.load_dump.source_resistance_ohm(self.variant);
-        let v_terminal = self.v_ext + self.i * self.r_load;
-        let e0 = v_terminal - self.i.min(0.0) * ri;
-        let pulse = Pulse::new(&self.load_dump, self.variant, self.t_s, e0, self.source_step_v);
-        self.v_load = e0;
+        let pulse = Pulse::new(&self.load_dump, self.variant, self.t_s, self.source_step_v);
+        self.steady_at_s = None;
+        self.v_load = pulse.supply_v();
         self.r_load = ri;
         self.r = self.r_batt + self.r_fixed + self.r_load_line + ri;
         self.v_ext = pulse.held(self.t_s).0;
@@ -347,6 +361,7 @@ impl Circuit {
             let k = r_fault_ohm / (r_fault_ohm + r_beyond);
             (self.v_load * k, r_beyond * k)
         };
+        self.steady_at_s = None;
         self.v_ext = v_th;
         self.r = self.r_batt + self.r_fixed + p * self.r_load_line + r_th;
         self.l = self.l_fixed + p * self.l_load_line;
@@ -358,6 +373,7 @@ impl Circuit {
         if self.off_at_s.is_none_or(|t| t > self.t_s) {
             self.off_at_s = Some(self.t_s);
         }
+        self.steady_at_s = None;
     }
 
     /// Advances to `t_end_s` (no-op if already there).
@@ -457,9 +473,17 @@ impl Circuit {
         self.zero_at_s
     }
 
-    /// Switch fully off, no current, and no source left that could push the
-    /// arrester into conduction again: nothing more happens.
+    /// The event has ended by a physical criterion: switch fully off, no
+    /// current, and no source left that could push the arrester into
+    /// conduction again; or, with the switch on for good (no turn-off coming,
+    /// the comparator not going to trip) and the source constant, the current
+    /// within the settle tolerance (`solver.settle_pct` of its steady state,
+    /// at least [`SETTLE_FLOOR_A`]) of the steady state of the loop's own
+    /// exponential. Nothing more happens.
     pub fn is_settled(&self) -> bool {
+        if self.steady_at_s.is_some() {
+            return true;
+        }
         if self.zero_at_s.is_none() || self.i != 0.0 {
             return false;
         }
@@ -471,6 +495,38 @@ impl Circuit {
             }
             None => self.source_v().abs() <= self.v_br,
         }
+    }
+
+    /// When the current came within the settle tolerance of a steady state
+    /// the loop keeps (switch on, source constant, no trip ahead) (s).
+    pub fn steady_at_s(&self) -> Option<f64> {
+        self.steady_at_s
+    }
+
+    /// Where the current is heading now and how fast: the steady state
+    /// `i∞` (A, `> 0` discharging) and time constant `τ = L/(R + dv_sw/di)`
+    /// (s) of the present piece (gate and source as held now); `(0, ∞)` when blocked.
+    pub fn heading(&self) -> (f64, f64) {
+        let (g, _) = self.conductance(self.t_s);
+        let e = self.source_v();
+        if g == 0.0 && self.i == 0.0 && e.abs() <= self.v_br {
+            return (0.0, f64::INFINITY);
+        }
+        let (slope, offset) = self.linear_v(self.region(self.i, g), g);
+        let r_tot = self.r + slope;
+        ((e - offset) / r_tot, self.l / r_tot)
+    }
+
+    /// Voltage across the switch now (V), `> 0` with the discharge current.
+    pub fn switch_voltage_v(&self) -> f64 {
+        let (g, _) = self.conductance(self.t_s);
+        self.electrical(self.i, g).0
+    }
+
+    /// Current in the arrester now (A), `> 0` with the discharge current.
+    pub fn arrester_current_a(&self) -> f64 {
+        let (g, _) = self.conductance(self.t_s);
+        self.electrical(self.i, g).1
     }
 
     /// Energies and integrals so far.
@@ -540,9 +596,16 @@ impl Circuit {
         }
         let n = self.ramp_steps;
         let h = self.turn_off_s / f64::from(n);
-        // The tiny bias puts a time that sits on a sub-step boundary into the next sub-step.
-        let k = ((t - t0) / h + 1e-9).floor();
-        if k >= f64::from(n) {
+        // A time that sits on a sub-step boundary belongs to the next sub-step: decided on the
+        // boundaries' own absolute times (a quotient's rounding, ~ulp(t)/h, grows with t).
+        let mut k = ((t - t0) / h).floor().max(0.0);
+        while k < f64::from(n) && t0 + (k + 1.0) * h <= t {
+            k += 1.0;
+        }
+        while k > 0.0 && t0 + k * h > t {
+            k -= 1.0;
+        }
+        if k >= f64::from(n) || t >= t0 + self.turn_off_s {
             return (0.0, f64::INFINITY);
         }
         let mid = (k + 0.5) * h;
@@ -607,6 +670,14 @@ impl Circuit {
         }
         self.peaks.switch_voltage_v = self.peaks.switch_voltage_v.max(v.abs());
         self.peaks.arrester_power_w = self.peaks.arrester_power_w.max(p);
+        // The battery side: V_rest − R_b·i − L_b·di/dt, di/dt = (E − R·i − v)/L (0 while blocked).
+        let di_dt = if g == 0.0 && self.i == 0.0 && i_tvs == 0.0 {
+            0.0
+        } else {
+            (self.source_v() - self.r * self.i - v) / self.l
+        };
+        let v_in = self.v_rest - (self.r_batt + self.r_fixed) * self.i - self.l_fixed * di_dt;
+        self.peaks.bus_voltage_v = self.peaks.bus_voltage_v.max(v_in - v);
         if let Some(rec) = self.record.as_mut() {
             rec.push(Sample {
                 t_s: self.t_s - self.record_origin_s,
@@ -654,6 +725,27 @@ impl Circuit {
         let h_full = t_seg_end - t0;
         let em1_full = -(-h_full / tau).exp_m1();
         let i_end = i_inf + b * (1.0 - em1_full);
+        if self.over_at_s.is_none()
+            && self.off_at_s.is_none()
+            && i0.abs() == self.continuous_a
+            && i_inf * i0.signum() > self.continuous_a
+        {
+            // Starting on the continuous rating and rising above it: in overcurrent from now.
+            self.over_at_s = Some(t0);
+        }
+        // The switch on for good and the source constant: the loop settles on i∞ with τ.
+        let steady = self.steady_at_s.is_none()
+            && g == self.g_on
+            && self.off_at_s.is_none()
+            && region == Region::Channel
+            && self.source.as_ref().is_none_or(|p| t0 >= p.end_s())
+            && !(self.comparator_armed() && i_inf.abs() >= self.threshold_a);
+        let settle_tol = (self.settle_frac * i_inf.abs()).max(SETTLE_FLOOR_A);
+        if steady && b.abs() <= settle_tol {
+            // Settled already: mark it and return without a step (the next call steps on).
+            self.steady_at_s = Some(t0);
+            return;
+        }
 
         // The first level crossed on the way from i0 to i_end (i monotone towards i∞).
         let mut h = h_full;
@@ -682,6 +774,9 @@ impl Circuit {
             }
             Region::Clamp(s) if g > 0.0 => consider(s * g * self.v_br, Hit::Boundary),
             Region::Clamp(_) => consider(0.0, Hit::Zero),
+        }
+        if steady && b.abs() > settle_tol {
+            consider(i_inf + b.signum() * settle_tol, Hit::Settled);
         }
 
         // ∫1, ∫i, ∫i² over [0, h] of i(t) = a + b·e^(−t/τ); 1 − e^(−2x) = em1·(2 − em1).
@@ -725,6 +820,7 @@ impl Circuit {
                         self.i = 0.0;
                         self.zero_at_s.get_or_insert(self.t_s);
                     }
+                    Hit::Settled => self.steady_at_s = Some(self.t_s),
                     Hit::Zero | Hit::Boundary => {}
                 }
             }

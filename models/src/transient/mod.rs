@@ -101,6 +101,15 @@ impl TransientParams {
     }
 }
 
+/// The default bound on how long an event is followed (µs): 1 s. Every
+/// realistic event ends well inside it by its physical criterion: the
+/// longest ISO 16750-2 load dump (t_d = 400 ms), a 20 mH load line opened
+/// at 250 A on 48 V (current zero after ≈ 0.16 s), a loop with L/R up to
+/// 140 ms settling to 0.1 % (7 τ ≈ 1 s). Ordinary events end in µs to ms
+/// and cost nothing more for it (the integrator steps from breakpoint to
+/// breakpoint). Raise it with `solver.window_us`.
+pub const DEFAULT_WINDOW_US: f64 = 1e6;
+
 /// Step control and how long an event is followed.
 ///
 /// The loop is integrated exactly from breakpoint to breakpoint (see
@@ -121,9 +130,15 @@ pub struct SolverParams {
     pub ramp_steps: u32,
     /// The load-dump source is held over sub-steps in which it changes by at most this (V).
     pub source_step_v: f64,
-    /// Longest an event is followed (µs); a current still flowing then is
-    /// reported. A load dump is followed at least until its pulse is over.
+    /// Longest an event is followed (µs). An event is followed until it has
+    /// ended by a physical criterion ([`Circuit::is_settled`]); one that has
+    /// not ended when this bound is reached is INCOMPLETE (the `complete`
+    /// check fails) and its figures are bounds ([`Metrics::bounds`]).
     pub window_us: f64,
+    /// A loop that keeps its switch on settles when its current is within
+    /// this share of its steady state (%, at least 1 mA), judged on the
+    /// exact exponential of the loop's own time constant.
+    pub settle_pct: f64,
     /// Followed on after the current reached zero (µs), for the record.
     pub tail_us: f64,
 }
@@ -135,7 +150,8 @@ impl Default for SolverParams {
             record_tolerance_a: 0.01,
             ramp_steps: 40,
             source_step_v: 0.1,
-            window_us: 2000.0,
+            window_us: DEFAULT_WINDOW_US,
+            settle_pct: 0.1,
             tail_us: 20.0,
         }
     }
@@ -157,6 +173,13 @@ impl SolverParams {
         error::non_negative("solver.record_tolerance_a", self.record_tolerance_a)?;
         error::positive("solver.source_step_v", self.source_step_v)?;
         error::positive("solver.window_us", self.window_us)?;
+        if !(self.settle_pct.is_finite() && self.settle_pct > 0.0 && self.settle_pct < 100.0) {
+            return Err(ParamError {
+                name: "solver.settle_pct",
+                value: self.settle_pct,
+                requirement: "within (0, 100)",
+            });
+        }
         error::non_negative("solver.tail_us", self.tail_us)
     }
 }
@@ -287,6 +310,102 @@ pub struct Metrics {
     pub switch_energy_j: f64,
     /// Magnetic energy at the trip, ½·L·i² (J).
     pub magnetic_energy_at_trip_j: Option<f64>,
+    /// Highest voltage of the load-side bus (the board's output terminal) (V):
+    /// what the loads see, battery plus clamp in a load dump.
+    pub peak_bus_voltage_v: f64,
+    /// The event ended by its physical criterion ([`Circuit::is_settled`])
+    /// before the window's bound; `false`: INCOMPLETE, see [`Self::bounds`].
+    pub complete: bool,
+    /// How long after the event the circuit was followed (µs).
+    pub followed_us: f64,
+}
+
+/// What a figure of an event is: final, or a bound because the event had not
+/// ended when it stopped being followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    Exact,
+    /// The true figure is at least this (peaks, energies, times still running).
+    Lower,
+    /// The true figure is at most this (the arrester's margin only falls).
+    Upper,
+}
+
+/// The figures that only grow while an event runs (lower bounds of an incomplete event).
+pub const GROWING_FIGURES: [&str; 9] = [
+    "peak_current_a",
+    "time_to_zero_us",
+    "arrester_energy_j",
+    "arrester_peak_power_w",
+    "peak_switch_voltage_v",
+    "peak_bus_voltage_v",
+    "switch_i2t_a2s",
+    "switch_energy_j",
+    "overcurrent_us",
+];
+
+impl Metrics {
+    /// What `figure` (a field name) is: [`Bound::Exact`] for a complete event;
+    /// for an incomplete one the growing figures ([`GROWING_FIGURES`]) are
+    /// lower bounds (`overcurrent_us` only while the switch was not yet off),
+    /// `arrester_margin_pct` an upper bound (peak power and energy only grow,
+    /// and the margin falls with both: `P/P_allowed ∝ √(P·E)`).
+    pub fn bound(&self, figure: &str) -> Bound {
+        if self.complete {
+            return Bound::Exact;
+        }
+        match figure {
+            "overcurrent_us" if self.switch_off_us.is_some_and(|t| t <= self.followed_us) => Bound::Exact,
+            "arrester_margin_pct" => Bound::Upper,
+            f if GROWING_FIGURES.contains(&f) => Bound::Lower,
+            _ => Bound::Exact,
+        }
+    }
+
+    /// The figures that are bounds, with their kind (empty for a complete event).
+    pub fn bounds(&self) -> Vec<(&'static str, Bound)> {
+        GROWING_FIGURES
+            .iter()
+            .chain(&["arrester_margin_pct"])
+            .map(|f| (*f, self.bound(f)))
+            .filter(|(_, b)| *b != Bound::Exact)
+            .collect()
+    }
+}
+
+/// The verdict on one event (or a study's case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    /// Ended within its window; every check passed.
+    Pass,
+    /// A check failed on figures that decide it (final, or a bound already past the limit).
+    Fail,
+    /// Not ended within its window and no check decided against it: it cannot be judged.
+    Incomplete,
+}
+
+impl Verdict {
+    /// From the checks: a decided failure is FAIL; any other failed check
+    /// (undecided, or `complete`) INCOMPLETE; else PASS.
+    pub fn of(checks: &[Check]) -> Verdict {
+        if checks.iter().any(|c| !c.passed && c.decided && c.name != COMPLETE_CHECK) {
+            Verdict::Fail
+        } else if checks.iter().any(|c| !c.passed) {
+            Verdict::Incomplete
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Incomplete => "INCOMPLETE",
+        }
+    }
 }
 
 /// A pass/fail against a datasheet figure.
@@ -301,10 +420,21 @@ pub struct Check {
     pub unit: String,
     /// Why, in a sentence with the figures.
     pub reason: String,
+    /// The figure decides the check: it is final, or a bound already on the
+    /// failing side of the limit. An undecided check does not pass.
+    #[serde(default = "decided_by_default")]
+    pub decided: bool,
+}
+
+fn decided_by_default() -> bool {
+    true
 }
 
 /// Names of the checks, in report order.
-pub const CHECK_NAMES: [&str; 4] = ["peak_current", "shutdown", "arrester", "switch_voltage"];
+pub const CHECK_NAMES: [&str; 5] = ["peak_current", "shutdown", "arrester", "switch_voltage", COMPLETE_CHECK];
+
+/// The check that the event ended within its window (its verdict otherwise INCOMPLETE).
+pub const COMPLETE_CHECK: &str = "complete";
 
 /// Everything one event produced.
 #[derive(Clone, Debug, PartialEq)]
@@ -318,16 +448,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Every check passed.
+    /// Every check passed (the event ended in its window and nothing failed).
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
+    }
+
+    /// PASS, FAIL or INCOMPLETE.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(&self.checks)
     }
 }
 
 /// Runs one event: the circuit before it from `state` for `event.at_us`,
-/// the event, then until the current is zero with the switch off (plus
-/// `tail_us`) or `window_us` after the event (a load dump: at least until
-/// its pulse is over).
+/// the event, then until it has ended ([`Circuit::is_settled`]: the current
+/// zero with the switch off and no source left to drive the arrester, plus
+/// `tail_us` for the record; or a switch that stays on settled on its steady
+/// state) or `window_us` after the event, whichever comes first. An event
+/// that has not ended by then is INCOMPLETE ([`Metrics::complete`]).
 pub fn simulate(
     params: &TransientParams,
     variant: Variant,
@@ -398,11 +535,9 @@ impl EventRun {
         self.t_event_s
     }
 
-    /// The end of the window the event is followed in (s): `window_us` after
-    /// the event, for a load dump at least the end of its pulse.
+    /// The end of the window the event is followed in (s): `window_us` after the event.
     pub fn window_end_s(&self) -> f64 {
-        let window = self.t_event_s + self.params.solver.window_us * 1e-6;
-        self.circuit.pulse().map_or(window, |p| window.max(p.end_s() + self.params.solver.tail_us * 1e-6))
+        self.t_event_s + self.params.solver.window_us * 1e-6
     }
 
     /// Nothing more happens ([`Circuit::is_settled`]) or the window is over.
@@ -419,6 +554,8 @@ impl EventRun {
         let peaks = *c.peaks();
         let totals = *c.totals();
         let since = |t: f64| (t - t_event_s) * 1e6;
+        let complete = c.is_settled();
+        let followed_us = since(c.t_s());
         let pulse_s = if peaks.arrester_power_w > 0.0 { totals.arrester_j / peaks.arrester_power_w } else { 0.0 };
         let allowed = params.arrester.allowed_peak_power_w(variant, pulse_s);
         let metrics = Metrics {
@@ -433,7 +570,8 @@ impl EventRun {
             overcurrent_us: c
                 .overcurrent_at_s()
                 .map(|t0| c.switch_off_at_s().unwrap_or(c.t_s()).max(t0) * 1e6 - t0 * 1e6),
-            time_to_zero_us: c.zero_at_s().map(since),
+            // Incomplete: the zero is not before the end of what was followed (a lower bound).
+            time_to_zero_us: c.zero_at_s().map(since).or((!complete).then_some(followed_us)),
             final_current_a: c.discharge_current_a().abs(),
             arrester_energy_j: totals.arrester_j,
             arrester_peak_power_w: peaks.arrester_power_w,
@@ -449,27 +587,100 @@ impl EventRun {
             switch_i2t_a2s: totals.switch_i2t_a2s,
             switch_energy_j: totals.switch_j,
             magnetic_energy_at_trip_j: c.trip_current_a().map(|i| 0.5 * loop_l_h * i * i),
+            peak_bus_voltage_v: peaks.bus_voltage_v,
+            complete,
+            followed_us,
         };
-        let checks = check(&metrics, &params.limits, params.arrester.breakdown_v(variant));
+        let mut checks = check(&metrics, &params.limits, params.arrester.breakdown_v(variant));
+        checks.push(completeness(c, &metrics, &params.solver));
         let samples = c.take_samples();
         Outcome { metrics, checks, end: c.end_state(), totals, samples }
     }
 }
 
-/// The datasheet checks of one event's metrics.
-pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Vec<Check> {
-    let mk = |name: &str, passed, value, limit, unit: &str, reason: String| Check {
-        name: name.to_owned(),
-        passed,
-        value,
-        limit,
-        unit: unit.to_owned(),
+/// The `complete` check: the event ended within its window, or what was
+/// still happening when the window's bound was reached.
+fn completeness(c: &Circuit, m: &Metrics, solver: &SolverParams) -> Check {
+    let ms = m.followed_us * 1e-3;
+    let reason = if m.complete {
+        format!("ended {ms:.3} ms after the event (window {:.0} ms)", solver.window_us * 1e-3)
+    } else {
+        let mut what = Vec::new();
+        let i = c.discharge_current_a();
+        let i_tvs = c.arrester_current_a();
+        if i_tvs != 0.0 {
+            what.push(format!(
+                "arrester still conducting {:.1} A ({:.1} V across the switch) at {ms:.1} ms; its energy so far {:.3} J is a lower bound",
+                i_tvs.abs(),
+                c.switch_voltage_v().abs(),
+                m.arrester_energy_j
+            ));
+        } else if i != 0.0 {
+            let (i_inf, tau) = c.heading();
+            what.push(format!(
+                "current still {} through the switch: {:.1} A at {ms:.1} ms, heading for {:.1} A with τ = {:.3} ms",
+                if (i_inf - i) * i.signum() > 0.0 { "rising" } else { "falling" },
+                i.abs(),
+                i_inf.abs(),
+                tau * 1e3
+            ));
+        }
+        if let Some(p) = c.pulse().filter(|p| c.t_s() < p.end_s()) {
+            what.push(format!(
+                "the load-dump pulse still at {:.1} V (back at U_A {:.0} V only {:.1} ms after the event)",
+                p.voltage_v(c.t_s()),
+                p.supply_v(),
+                (p.end_s() - c.t_s()) * 1e3 + ms
+            ));
+        }
+        if what.is_empty() {
+            what.push(format!("not settled at {ms:.1} ms"));
+        }
+        format!(
+            "INCOMPLETE: {}; every peak, energy and time is a lower bound (raise solver.window_us, now {:.0} µs)",
+            what.join("; "),
+            solver.window_us
+        )
+    };
+    Check {
+        name: COMPLETE_CHECK.to_owned(),
+        passed: m.complete,
+        value: m.followed_us,
+        limit: solver.window_us,
+        unit: "µs".to_owned(),
         reason,
+        decided: true,
+    }
+}
+
+/// The datasheet checks of one event's metrics. For an incomplete event
+/// ([`Metrics::complete`] false) a check decides only on the failing side of
+/// a bound: a peak already above its limit, a margin already negative, an
+/// overcurrent already too long fail; a figure still within its limit is
+/// undecided (`decided` false) and does not pass.
+pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Vec<Check> {
+    let mk = |name: &str, ok: bool, bound: Bound, value, limit, unit: &str, reason: String| {
+        // A lower bound decides only a failure of a `≤ limit` check (an upper bound the `≥` margin).
+        let decided = bound == Bound::Exact || !ok;
+        Check {
+            name: name.to_owned(),
+            passed: ok && decided,
+            value,
+            limit,
+            unit: unit.to_owned(),
+            reason: if decided {
+                reason
+            } else {
+                format!("undecided: {reason}, but the event had not ended: the figure is a bound, not final")
+            },
+            decided,
+        }
     };
     let peak_ok = m.peak_current_a <= limits.peak_current_a;
     let peak = mk(
         "peak_current",
         peak_ok,
+        m.bound("peak_current_a"),
         m.peak_current_a,
         limits.peak_current_a,
         "A",
@@ -481,13 +692,17 @@ pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Ve
             limits.peak_current_a
         ),
     );
-    let zero = m
-        .time_to_zero_us
-        .map_or_else(|| "no current zero in the window".to_owned(), |t| format!("current zero at {t:.1} µs"));
+    let zero = match (m.time_to_zero_us, m.complete) {
+        (Some(t), true) => format!("current zero at {t:.1} µs"),
+        (Some(t), false) => format!("no current zero in the {t:.1} µs followed"),
+        (None, _) => "no current zero".to_owned(),
+    };
+    let switch_off_by_end = m.switch_off_us.is_some_and(|t| t <= m.followed_us);
     let shutdown = match (m.overcurrent_us, m.switch_off_us) {
         (None, _) => mk(
             "shutdown",
             true,
+            if switch_off_by_end { Bound::Exact } else { m.bound("overcurrent_us") },
             0.0,
             limits.shutdown_us,
             "µs",
@@ -501,6 +716,7 @@ pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Ve
             mk(
                 "shutdown",
                 ok,
+                m.bound("overcurrent_us"),
                 d,
                 limits.shutdown_us,
                 "µs",
@@ -515,19 +731,31 @@ pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Ve
         (Some(d), None) => mk(
             "shutdown",
             false,
+            Bound::Exact,
             d,
             limits.shutdown_us,
             "µs",
-            format!(
-                "no hardware shutdown: the comparator never tripped; the current settles at {:.0} A",
-                m.final_current_a
-            ),
+            if m.complete {
+                format!(
+                    "no hardware shutdown: the comparator never tripped; the current settles at {:.0} A",
+                    m.final_current_a
+                )
+            } else {
+                format!(
+                    "no hardware shutdown: the comparator never tripped in the {:.1} ms followed; above {:.0} A \
+                     for at least {d:.1} µs, {:.0} A at the end and not settled",
+                    m.followed_us * 1e-3,
+                    limits.continuous_current_a,
+                    m.final_current_a
+                )
+            },
         ),
     };
     let arrester = if m.source_v.abs() >= arrester_breakdown_v {
         mk(
             "arrester",
             false,
+            Bound::Exact,
             m.source_v.abs(),
             arrester_breakdown_v,
             "V",
@@ -541,6 +769,7 @@ pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Ve
         mk(
             "arrester",
             m.arrester_margin_pct >= 0.0,
+            m.bound("arrester_margin_pct"),
             m.arrester_peak_power_w,
             m.arrester_allowed_power_w,
             "W",
@@ -562,6 +791,7 @@ pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Ve
     let volt = mk(
         "switch_voltage",
         v_ok,
+        m.bound("peak_switch_voltage_v"),
         m.peak_switch_voltage_v,
         m.switch_voltage_rating_v,
         "V",

@@ -3,31 +3,44 @@
 //! switch opens.
 //!
 //! It is the load-dump test generator of ISO 16750-2 (§ 4.6.4): an
-//! open-circuit voltage `u(t)` behind an internal resistance `R_i`. `u`
-//! starts at the EMF `e0` that drives the charging current flowing at the
-//! event (`e0 = V_bus + I_charge·R_i`: the alternator's field cannot change
-//! at once), rises linearly to the pulse's peak `U_s` over `t_r`, then decays
-//! exponentially towards the generator's operating voltage `U_A`, reaching
-//! `U_A + 0.1·(U_s − U_A)` at the pulse duration `t_d`:
+//! open-circuit voltage `u(t)` behind an internal resistance `R_i`. Before
+//! the pulse the generator is in operation at `U_A` (ISO 16750-1: 14 V /
+//! 28 V, the charging bus); the pulse rises from `U_A` to its peak voltage
+//! `U_s` (the standard's `U_s` is the pulse's peak, measured from 0 V, not
+//! its amplitude above `U_A`: ISO 7637-2:2004 pulse 5a's 65–87 V amplitude
+//! plus 14 V is ISO 16750-2's 79–101 V), then decays exponentially back to
+//! `U_A`. The standard's times are taken at its measurement points: `t_r`
+//! from 10 % to 90 % of the amplitude `U_s − U_A` on the rise, `t_d` from
+//! 10 % on the rise to 10 % on the decay. With a linear rise the pulse
+//! therefore starts `t_r/8` before its 10 % point and peaks at `t_p = 1.25·t_r`:
 //!
 //! ```text
-//! u(t) = e0 + (U_s − e0)·t/t_r                       0 ≤ t < t_r
-//! u(t) = U_A + (U_s − U_A)·exp(−(t − t_r)/τ)          t ≥ t_r,   τ = (t_d − t_r)/ln 10
+//! u(t) = U_A + (U_s − U_A)·t/t_p                      0 ≤ t < t_p = 1.25·t_r
+//! u(t) = U_A + (U_s − U_A)·exp(−(t − t_p)/τ)          t ≥ t_p,   τ = (t_d − 1.125·t_r)/ln 10
 //! ```
 //!
 //! With centralized load-dump suppression (test B, the default) the
-//! generator's voltage is clipped at `U_s*`. The defaults are ISO 16750-2
-//! test B's: 12 V systems `U_s` 79 V, `R_i` 0.5 Ω, `t_d` 40 ms, `U_A` 14 V,
-//! `U_s*` 35 V; 24 V systems 151 V, 1 Ω, 100 ms, 28 V, 58 V; `t_r` 10 ms
-//! for both. Within the standard's ranges (`U_s` 79–101 V / 151–202 V,
-//! `R_i` 0.5–4 Ω / 1–8 Ω, `t_d` 40–400 ms / 100–350 ms) these are the lower
-//! ends, which the standard pairs ("lower voltage with lower resistance")
-//! and which give the largest current into the board's arrester. ISO 16750-2
-//! has no 48 V figures (ISO 21780 leaves load-dump control to the 48 V
-//! generator): the 48 V defaults are the 24 V ones doubled (`R_i` scales with
-//! the nominal voltage in the standard's formula for it) and clipped at
-//! 60 V, the 48-209's maximum operating voltage and the limit 48 V nets are
-//! designed to stay under.
+//! generator's voltage is clipped at `U_s*` (the standard's "supply voltage
+//! with load dump suppression", an absolute level). The table values
+//! (ISO 16750-2:2010/2023, § 4.6.4, tests A and B; `U_A` from ISO 16750-1):
+//!
+//! | | 12 V system | 24 V system |
+//! |---|---|---|
+//! | `U_s` | 79 ≤ U_s ≤ 101 V | 151 ≤ U_s ≤ 202 V |
+//! | `U_s*` (test B) | 35 V | as agreed, typically 58 V |
+//! | `R_i` | 0.5 ≤ R_i ≤ 4 Ω | 1 ≤ R_i ≤ 8 Ω |
+//! | `t_d` | 40 ≤ t_d ≤ 400 ms | 100 ≤ t_d ≤ 350 ms |
+//! | `t_r` | 10 (+0/−5) ms | 10 (+0/−5) ms |
+//! | `U_A` | 14 V | 28 V |
+//!
+//! The defaults take the lower ends, which the standard pairs ("the lower
+//! voltage level with the lower value of internal resistance") and which
+//! give the largest current into the board's arrester. ISO 16750-2 has no
+//! 48 V figures (ISO 21780 leaves load-dump control to the 48 V generator):
+//! the 48 V defaults are the 24 V ones doubled (`R_i` scales with the nominal
+//! voltage in the standard's formula for it) and clipped at 60 V, the
+//! 48-209's maximum operating voltage and the limit 48 V nets are designed
+//! to stay under.
 //!
 //! The solver holds `u` constant over sub-steps in which it changes by at
 //! most `solver.source_step_v` (the mid value; levels equally spaced in
@@ -41,8 +54,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{self, ParamError};
 use crate::variant::Variant;
 
-/// ISO 16750-2 load dump (test A/B): rise time `t_r` (ms), both 12 and 24 V systems.
+/// ISO 16750-2 load dump (test A/B): rise time `t_r` (ms, 10 % to 90 %), both 12 and 24 V systems.
 pub const ISO_RISE_MS: f64 = 10.0;
+/// The linear rise from `U_A` to `U_s` lasts this many `t_r` (10 % to 90 % is 0.8 of it).
+pub const RISE_PER_TR: f64 = 1.25;
+/// The pulse's 10 % point on the rise, where `t_d` starts, in `t_r` after its start.
+pub const TEN_PCT_PER_TR: f64 = 0.125;
 
 /// ISO 16750-2 test B defaults per variant: (U_s V, R_i Ω, t_d ms, U_A V, U_s* V);
 /// 48 V: the 24 V figures doubled, clipped at the 48-209's 60 V (see the module docs).
@@ -65,9 +82,9 @@ pub struct LoadDumpParams {
     pub source_resistance_ohm: Option<f64>,
     /// The generator's operating voltage the pulse decays to, U_A (V).
     pub supply_v: Option<f64>,
-    /// Rise time to the peak, t_r (ms).
+    /// Rise time, t_r (ms): from 10 % to 90 % of U_s − U_A (the linear rise from U_A to U_s lasts 1.25·t_r).
     pub rise_ms: f64,
-    /// Pulse duration, t_d (ms): from the start to the decay to 10 % of U_s − U_A.
+    /// Pulse duration, t_d (ms): from 10 % of U_s − U_A on the rise to 10 % on the decay.
     pub duration_ms: Option<f64>,
     /// Centralized suppression (ISO 16750-2 test B): the voltage is clipped at `suppression_v`.
     /// `false` is test A.
@@ -155,11 +172,11 @@ impl LoadDumpParams {
                 requirement: "above load_dump.supply_v (U_A)",
             });
         }
-        if self.duration_ms(variant) <= self.rise_ms {
+        if self.duration_ms(variant) <= (RISE_PER_TR - TEN_PCT_PER_TR) * self.rise_ms {
             return Err(ParamError {
                 name: "load_dump.duration_ms",
                 value: self.duration_ms(variant),
-                requirement: "longer than load_dump.rise_ms",
+                requirement: "longer than 1.125 × load_dump.rise_ms (the 10 % point of the rise to the peak)",
             });
         }
         Ok(())
@@ -171,8 +188,6 @@ impl LoadDumpParams {
 pub struct Pulse {
     /// Start of the pulse (s, circuit time).
     t0_s: f64,
-    /// EMF at the start (V).
-    e0_v: f64,
     surge_v: f64,
     supply_v: f64,
     clip_v: f64,
@@ -193,13 +208,13 @@ pub struct Pulse {
 }
 
 impl Pulse {
-    /// A pulse starting at `t0_s` from EMF `e0_v`, held in sub-steps of at most `step_v`.
-    pub fn new(params: &LoadDumpParams, variant: Variant, t0_s: f64, e0_v: f64, step_v: f64) -> Pulse {
+    /// A pulse starting at `t0_s` from `U_A`, held in sub-steps of at most `step_v`.
+    pub fn new(params: &LoadDumpParams, variant: Variant, t0_s: f64, step_v: f64) -> Pulse {
         let surge_v = params.surge_v(variant);
         let supply_v = params.supply_v(variant);
         let clip_v = params.clip_v(variant);
-        let rise_s = params.rise_ms * 1e-3;
-        let tau_s = (params.duration_ms(variant) - params.rise_ms) * 1e-3 / LN_10;
+        let rise_s = RISE_PER_TR * params.rise_ms * 1e-3;
+        let tau_s = (params.duration_ms(variant) - (RISE_PER_TR - TEN_PCT_PER_TR) * params.rise_ms) * 1e-3 / LN_10;
         let amplitude = surge_v - supply_v;
         let top_v = surge_v.min(clip_v);
         let top_s = rise_s + tau_s * (amplitude / (top_v - supply_v)).ln();
@@ -211,15 +226,15 @@ impl Pulse {
         let last_v = top_v - f64::from(levels) * step_v;
         let end_s =
             if last_v > supply_v { rise_s + tau_s * (amplitude / (last_v - supply_v)).ln() } else { f64::INFINITY };
-        let rise_steps = ((surge_v - e0_v).abs() / step_v).ceil().max(1.0) as u32;
-        Pulse { t0_s, e0_v, surge_v, supply_v, clip_v, rise_s, tau_s, step_v, rise_steps, top_v, top_s, levels, end_s }
+        let rise_steps = ((surge_v - supply_v).abs() / step_v).ceil().max(1.0) as u32;
+        Pulse { t0_s, surge_v, supply_v, clip_v, rise_s, tau_s, step_v, rise_steps, top_v, top_s, levels, end_s }
     }
 
     /// The exact (clipped) open-circuit voltage at circuit time `t_s` (V).
     pub fn voltage_v(&self, t_s: f64) -> f64 {
         let t = t_s - self.t0_s;
         let u = if t < self.rise_s {
-            self.e0_v + (self.surge_v - self.e0_v) * t / self.rise_s
+            self.supply_v + (self.surge_v - self.supply_v) * t / self.rise_s
         } else {
             self.supply_v + (self.surge_v - self.supply_v) * (-(t - self.rise_s) / self.tau_s).exp()
         };
@@ -238,7 +253,7 @@ impl Pulse {
                 k += 1.0;
             }
             let next = if k + 1.0 >= n { self.t0_s + self.rise_s } else { self.t0_s + (k + 1.0) * h };
-            let mid = self.e0_v + (self.surge_v - self.e0_v) * (k + 0.5) / n;
+            let mid = self.supply_v + (self.surge_v - self.supply_v) * (k + 0.5) / n;
             return (mid.min(self.clip_v), next);
         }
         if t_s < self.t0_s + self.top_s {
@@ -279,9 +294,9 @@ impl Pulse {
         self.supply_v
     }
 
-    /// The highest voltage of the pulse, max(e0, min(U_s, U_s*)) (V).
+    /// The highest voltage of the pulse, min(U_s, U_s*) (V).
     pub fn peak_v(&self) -> f64 {
-        self.e0_v.max(self.surge_v).min(self.clip_v)
+        self.surge_v.min(self.clip_v)
     }
 }
 
@@ -289,27 +304,67 @@ impl Pulse {
 mod tests {
     use super::*;
 
+    /// The first time (s) at which `f` crosses `level`, by bisection over a bracket on a 1 µs scan.
+    fn crossing(pulse: &Pulse, level: f64, from_s: f64, to_s: f64, rising: bool) -> f64 {
+        let above = |t: f64| (pulse.voltage_v(t) >= level) == rising;
+        let mut t = from_s;
+        while !above(t + 1e-6) {
+            t += 1e-6;
+            assert!(t < to_s, "no crossing of {level} V");
+        }
+        let (mut lo, mut hi) = (t, t + 1e-6);
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if above(mid) { hi = mid } else { lo = mid }
+        }
+        hi
+    }
+
     #[test]
-    fn pulse_shape_follows_iso_16750_2() {
-        let p = LoadDumpParams { suppressed: false, ..LoadDumpParams::default() };
-        let v = Variant::V12;
-        p.validate_for(v).unwrap();
-        let pulse = Pulse::new(&p, v, 0.0, 20.0, 0.1);
-        // linear rise from e0 to U_s over t_r
-        assert!((pulse.voltage_v(0.0) - 20.0).abs() < 1e-12);
-        assert!((pulse.voltage_v(5e-3) - (20.0 + 59.0 * 0.5)).abs() < 1e-9);
-        assert!((pulse.voltage_v(10e-3) - 79.0).abs() < 1e-9);
-        // 10 % of the amplitude left at t_d
-        assert!((pulse.voltage_v(40e-3) - (14.0 + 6.5)).abs() < 1e-9);
-        assert!((pulse.peak_v() - 79.0).abs() < 1e-12);
+    fn issue_16_pulse_shape_is_the_standards_from_u_a() {
+        // ISO 16750-2 § 4.6.4 test A (unsuppressed), as the standard measures it: from U_A,
+        // 10 % → 90 % of U_s − U_A in t_r, peak U_s, back to 10 % t_d after the 10 % point
+        // of the rise; test B the same, clipped at U_s*. Every variant, the standard's
+        // lower-end and upper-end figures (12 V: 79 V / 0.5 Ω / 40 ms and 101 V / 4 Ω / 400 ms).
+        let cases = [
+            (Variant::V12, None, None),
+            (Variant::V12, Some(101.0), Some(400.0)),
+            (Variant::V24, None, None),
+            (Variant::V24, Some(202.0), Some(350.0)),
+            (Variant::V48, None, None),
+        ];
+        for (v, us, td) in cases {
+            let p = LoadDumpParams { suppressed: false, surge_v: us, duration_ms: td, ..LoadDumpParams::default() };
+            p.validate_for(v).unwrap();
+            let (ua, us, td, tr) = (p.supply_v(v), p.surge_v(v), p.duration_ms(v) * 1e-3, p.rise_ms * 1e-3);
+            let pulse = Pulse::new(&p, v, 0.0, 0.1);
+            let amp = us - ua;
+            // starts at U_A (the generator in operation), never above U_s
+            assert!((pulse.voltage_v(0.0) - ua).abs() < 1e-12, "{v}: {}", pulse.voltage_v(0.0));
+            assert!((pulse.peak_v() - us).abs() < 1e-12);
+            let t10 = crossing(&pulse, ua + 0.1 * amp, 0.0, 1.0, true);
+            let t90 = crossing(&pulse, ua + 0.9 * amp, 0.0, 1.0, true);
+            let t10_down = crossing(&pulse, ua + 0.1 * amp, t90, 2.0, false);
+            assert!((t90 - t10 - tr).abs() < 1e-9, "{v}: t_r {} ms", (t90 - t10) * 1e3);
+            assert!((t10_down - t10 - td).abs() < 1e-9, "{v}: t_d {} ms", (t10_down - t10) * 1e3);
+            // the peak U_s at the end of the linear rise
+            assert!((pulse.voltage_v(RISE_PER_TR * tr) - us).abs() < 1e-9);
+            // test B: the same pulse clipped at U_s*
+            let b = LoadDumpParams { suppressed: true, ..p };
+            let clipped = Pulse::new(&b, v, 0.0, 0.1);
+            for k in 0..2000 {
+                let t = f64::from(k) * 1e-3 * td;
+                assert!((clipped.voltage_v(t) - pulse.voltage_v(t).min(b.clip_v(v))).abs() < 1e-12);
+            }
+            assert!((clipped.peak_v() - b.clip_v(v).min(us)).abs() < 1e-12);
+        }
     }
 
     #[test]
     fn held_values_stay_within_one_step_and_advance() {
         let p = LoadDumpParams::default();
         for v in Variant::ALL {
-            let e0 = p.supply_v(v) + 3.0;
-            let pulse = Pulse::new(&p, v, 1e-3, e0, 0.1);
+            let pulse = Pulse::new(&p, v, 1e-3, 0.1);
             let mut t = 1e-3;
             let mut steps = 0;
             while t < pulse.end_s() {

@@ -398,3 +398,228 @@ fn record_resolution_is_the_grid_and_metrics_do_not_depend_on_it() {
         assert!((s.current_a - expected).abs() < 1e-6 * i_inf, "{} µs", s.t_s * 1e6);
     }
 }
+
+// ---- issue 16: an event is judged only once it has ended -------------------------------
+
+/// 48 V design defaults, 250 A discharge, a load line of `l_uh` (measured value).
+fn issue_16_case(l_uh: f64) -> TransientParams {
+    let mut p = TransientParams::default();
+    p.battery.temperature_c = 20.0;
+    p.battery.current_a = -250.0;
+    p.load_line.inductance_uh = Some(l_uh);
+    p
+}
+
+fn switch_open() -> EventParams {
+    EventParams { kind: EventKind::SwitchOpen, ..EventParams::default() }
+}
+
+fn check_of<'a>(o: &'a Outcome, name: &str) -> &'a Check {
+    o.checks.iter().find(|c| c.name == name).unwrap()
+}
+
+/// Incomplete: never PASS, every growing figure a lower bound, the margin an upper bound.
+fn assert_incomplete_bounds(o: &Outcome) {
+    assert!(!o.metrics.complete && !o.passed() && o.verdict() != Verdict::Pass, "{:#?}", o.checks);
+    assert!(!check_of(o, COMPLETE_CHECK).passed);
+    for f in ["arrester_energy_j", "peak_current_a", "time_to_zero_us", "switch_i2t_a2s", "peak_bus_voltage_v"] {
+        assert_eq!(o.metrics.bound(f), Bound::Lower, "{f}");
+    }
+    assert_eq!(o.metrics.bound("arrester_margin_pct"), Bound::Upper);
+    assert!(o.metrics.time_to_zero_us.is_some_and(|t| t >= o.metrics.followed_us - 1e-6));
+}
+
+#[test]
+fn issue_16_switch_open_into_20_mh_is_followed_to_its_end() {
+    // Was: PASS, 39 J, margin 71 %, no time to zero (the 2 ms window ended the event).
+    let p = issue_16_case(20_000.0);
+    let o = run(&p, Variant::V48, &switch_open());
+    assert!(o.metrics.complete, "{}", check_of(&o, COMPLETE_CHECK).reason);
+    assert!(o.metrics.bounds().is_empty());
+    let m = &o.metrics;
+    assert!(m.arrester_energy_j > 900.0 && m.arrester_energy_j < 950.0, "{}", m.arrester_energy_j);
+    assert!(m.arrester_margin_pct < -35.0, "{}", m.arrester_margin_pct);
+    assert!(m.time_to_zero_us.is_some_and(|t| t > 100_000.0), "{:?}", m.time_to_zero_us);
+    assert_eq!(o.verdict(), Verdict::Fail);
+    assert!(!check_of(&o, "arrester").passed && check_of(&o, "arrester").decided);
+    // The old 2 ms window: INCOMPLETE, saying what was still happening; never PASS.
+    let mut short = p;
+    short.solver.window_us = 2000.0;
+    let o = run(&short, Variant::V48, &switch_open());
+    assert_incomplete_bounds(&o);
+    assert_eq!(o.verdict(), Verdict::Incomplete);
+    let a = check_of(&o, "arrester");
+    assert!(!a.passed && !a.decided && a.reason.starts_with("undecided"), "{}", a.reason);
+    let why = &check_of(&o, COMPLETE_CHECK).reason;
+    assert!(why.contains("arrester still conducting") && why.contains("lower bound"), "{why}");
+}
+
+#[test]
+fn issue_16_switch_open_into_5_mh_reports_the_whole_event() {
+    // Was: 37 J of a 231 J event.
+    let p = issue_16_case(5_000.0);
+    let o = run(&p, Variant::V48, &switch_open());
+    assert!(o.metrics.complete);
+    assert!(rel(o.metrics.arrester_energy_j, 231.0) < 0.02, "{}", o.metrics.arrester_energy_j);
+    let mut short = p;
+    short.solver.window_us = 2000.0;
+    let cut = run(&short, Variant::V48, &switch_open());
+    assert_incomplete_bounds(&cut);
+    assert!(cut.metrics.arrester_energy_j < 0.2 * o.metrics.arrester_energy_j);
+}
+
+#[test]
+fn issue_16_short_into_200_uh_is_not_said_to_settle_while_rising() {
+    // τ = L/R ≈ 19 ms: at 2 ms the current (starting on the 250 A rating) is still rising.
+    // Was: PASS "never above 250 A" with a peak of 771 A at the window's end.
+    let p = issue_16_case(200.0);
+    let mut short = p;
+    short.solver.window_us = 2000.0;
+    let o = run(&short, Variant::V48, &EventParams::default());
+    assert!(!o.metrics.complete);
+    let sd = check_of(&o, "shutdown");
+    // above 250 A for about the whole 2 ms: already too long, a decided failure
+    assert!(!sd.passed && sd.decided && !sd.reason.contains("settles"), "{}", sd.reason);
+    assert_eq!(o.verdict(), Verdict::Fail);
+    let why = &check_of(&o, COMPLETE_CHECK).reason;
+    assert!(why.contains("current still rising"), "{why}");
+    // Followed to its end: the comparator trips at 1000 A, the arrester takes the kick.
+    let o = run(&p, Variant::V48, &EventParams::default());
+    assert!(o.metrics.complete, "{}", check_of(&o, COMPLETE_CHECK).reason);
+    let trip = o.metrics.trip_us.unwrap();
+    let (i_inf, tau) = (o.metrics.prospective_current_a, o.metrics.loop_inductance_uh / o.metrics.loop_resistance_mohm);
+    // from 250 A: t = τ·ln((I∞ − 250)/(I∞ − 1000))
+    let expected = tau * 1e3 * ((i_inf - 250.0) / (i_inf - 1000.0)).ln();
+    assert!(rel(trip, expected) < 0.01, "{trip} vs {expected}");
+    assert!(!check_of(&o, "shutdown").passed && o.verdict() == Verdict::Fail);
+}
+
+#[test]
+fn issue_16_clamp_of_a_large_inductance_matches_closed_form() {
+    // Instant turn-off at I0 with the whole loop R = V/I0 (the load) and an ideal clamp Vc:
+    // i(t) = i∞ + (I0 − i∞)·e^(−t/τ), i∞ = (V − Vc)/R, τ = L/R; zero at
+    // t_z = τ·ln((I0 − i∞)/(−i∞)); E = Vc·∫i = Vc·(τ·I0 + i∞·t_z). 12, 24 and 48 V; 100 and 250 A.
+    for (variant, v, vc, i0, l_uh) in [
+        (Variant::V12, 13.0, 17.5, 100.0, 5_000.0),
+        (Variant::V24, 26.0, 35.0, 250.0, 2_000.0),
+        (Variant::V48, 52.0, 70.0, 250.0, 20_000.0),
+    ] {
+        let mut p = ideal(v, 1.0, l_uh, vc);
+        p.switch.turn_off_us = 0.0;
+        p.battery.current_a = -i0;
+        let o = run(&p, variant, &EventParams { at_us: 0.0, ..switch_open() });
+        let (r, l) = (v / i0, l_uh * 1e-6);
+        let (i_inf, tau) = ((v - vc) / r, l / r);
+        let tz = tau * ((i0 - i_inf) / -i_inf).ln();
+        let e = vc * (tau * i0 + i_inf * tz);
+        assert!(o.metrics.complete, "{variant}");
+        assert!(rel(o.metrics.arrester_energy_j, e) < 1e-3, "{variant}: {} vs {e}", o.metrics.arrester_energy_j);
+        assert!(rel(o.metrics.time_to_zero_us.unwrap() * 1e-6, tz) < 1e-3, "{variant}");
+        // a window shorter than t_z: INCOMPLETE, the energy so far a lower bound of e
+        p.solver.window_us = 0.5 * tz * 1e6;
+        let cut = run(&p, variant, &EventParams { at_us: 0.0, ..switch_open() });
+        assert_incomplete_bounds(&cut);
+        assert!(cut.metrics.arrester_energy_j < e);
+    }
+}
+
+#[test]
+fn issue_16_short_with_a_long_line_trips_late_and_is_judged_complete() {
+    // 48 V, a load line of 1 mH (a long harness with a choke): τ ≈ 90 ms, the comparator trips
+    // after ≈ 20 ms, the arrester takes ½·L·I²·Vc/(Vc − V) ≈ 0.9 kJ and fails — judged on the
+    // whole kick, not on a 2 ms window (which ended it before the trip, "never tripped").
+    let mut p = TransientParams::default();
+    p.load_line.inductance_uh = Some(1000.0);
+    let o = run(&p, Variant::V48, &EventParams::default());
+    assert!(o.metrics.complete && o.metrics.trip_us.is_some_and(|t| t > 10_000.0), "{:?}", o.metrics.trip_us);
+    let m = &o.metrics;
+    assert!(m.arrester_margin_pct < 0.0 && o.verdict() == Verdict::Fail, "{}", m.arrester_margin_pct);
+    let w = m.magnetic_energy_at_trip_j.unwrap();
+    assert!(m.arrester_energy_j > w, "{} vs {w}", m.arrester_energy_j);
+    let mut cut = p;
+    cut.solver.window_us = 0.5 * m.time_to_zero_us.unwrap();
+    let c = run(&cut, Variant::V48, &EventParams::default());
+    assert!(!c.metrics.complete && !c.passed());
+    assert!(c.metrics.arrester_energy_j < m.arrester_energy_j);
+}
+
+#[test]
+fn issue_16_resistive_short_without_shutdown_settles_on_its_steady_state() {
+    // A resistive short below the 1000 A threshold: the switch stays on, the current settles
+    // on V/R with τ = L/R; the event ends when it is within settle_pct (0.1 %) of it.
+    let p = ideal(48.0, 10.0, 200.0, 70.0);
+    let ev = EventParams { at_us: 0.0, fault_resistance_mohm: 90.0, ..EventParams::default() };
+    let o = run(&p, Variant::V48, &ev);
+    let (r, l) = (0.1 + 2e-12, 200e-6 + 1e-12);
+    let i_inf = 48.0 / r;
+    assert!(o.metrics.complete && o.metrics.trip_us.is_none(), "{}", check_of(&o, COMPLETE_CHECK).reason);
+    assert!((o.metrics.final_current_a - i_inf).abs() <= 1e-3 * i_inf + 1e-9, "{}", o.metrics.final_current_a);
+    // ended where |i − I∞| = 0.1 %·I∞: t = τ·ln(1/0.001)
+    let t_settle = l / r * (1e3f64).ln();
+    assert!(rel(o.metrics.followed_us * 1e-6, t_settle) < 1e-6, "{} vs {t_settle}", o.metrics.followed_us);
+    let sd = check_of(&o, "shutdown");
+    assert!(!sd.passed && sd.reason.contains("settles at 480 A"), "{}", sd.reason);
+    // below the continuous rating: no shutdown needed, PASS
+    let o = run(&ideal(20.0, 10.0, 200.0, 70.0), Variant::V48, &ev);
+    assert!(o.metrics.complete && o.passed(), "{:#?}", o.checks);
+}
+
+#[test]
+fn issue_16_load_dump_pulse_outlasting_the_window_is_incomplete() {
+    // 12 V test B (t_d 40 ms) followed for 20 ms only.
+    let mut p = TransientParams::default();
+    p.battery.soc = 0.95;
+    p.battery.current_a = 60.0;
+    p.solver.window_us = 20_000.0;
+    let o = run(&p, Variant::V12, &EventParams { kind: EventKind::LoadDump, ..EventParams::default() });
+    assert_incomplete_bounds(&o);
+    let why = &check_of(&o, COMPLETE_CHECK).reason;
+    assert!(why.contains("load-dump pulse still at"), "{why}");
+    assert_eq!(o.verdict(), Verdict::Incomplete);
+}
+
+#[test]
+fn issue_16_load_dump_rises_from_u_a_and_reports_the_bus() {
+    // 24 V test A (151 V, 1 Ω, 100 ms), 170 A charge when the switch opens. Was: the EMF
+    // started at 196 V (V_bus + 170 A·1 Ω), the arrester current only fell from ≈ 133 A.
+    // Now: after the line's kick the arrester current rises with the pulse, peaks at its
+    // peak (t_p = 1.25·t_r = 12.5 ms) at the quasi-static (U_s − V − V_C)/R.
+    let mut p = TransientParams::default();
+    p.battery.soc = 0.95;
+    p.battery.current_a = 170.0;
+    p.load_dump.suppressed = false;
+    let o = run(&p, Variant::V24, &EventParams { kind: EventKind::LoadDump, at_us: 0.0, ..EventParams::default() });
+    assert!(o.metrics.complete);
+    let at = |t_s: f64| o.samples.iter().min_by(|a, b| (a.t_s - t_s).abs().total_cmp(&(b.t_s - t_s).abs())).unwrap();
+    let early = at(1e-3).arrester_current_a.abs();
+    let top = o.samples.iter().max_by(|a, b| {
+        let key = |s: &Sample| if s.t_s > 1e-3 { s.arrester_current_a.abs() } else { 0.0 };
+        key(a).total_cmp(&key(b))
+    });
+    let top = top.unwrap();
+    assert!(early < 20.0, "{early} A at 1 ms");
+    assert!((top.t_s - 12.5e-3).abs() < 0.5e-3, "peak at {} ms", top.t_s * 1e3);
+    let state = p.battery.state(Variant::V24);
+    let vb = p.arrester.breakdown_v(Variant::V24);
+    let rd = p.arrester.dynamic_resistance_ohm(Variant::V24);
+    let r = state.r_internal_ohm + 1.0 + p.battery_line.resistance_ohm(25.0) + p.load_line.resistance_ohm(25.0) + 1e-4;
+    let i_qs = (151.0 - state.rest_voltage_v - vb) / (r + rd);
+    assert!(rel(top.arrester_current_a.abs(), i_qs) < 0.02, "{} vs {i_qs}", top.arrester_current_a);
+    // The load-side bus: the source less its drop, which is the battery plus the clamp.
+    let i = top.arrester_current_a.abs();
+    let bus = 151.0 - (1.0 + p.load_line.resistance_ohm(25.0)) * i;
+    assert!(rel(o.metrics.peak_bus_voltage_v, bus) < 0.01, "{} vs {bus}", o.metrics.peak_bus_voltage_v);
+    assert!(o.metrics.peak_bus_voltage_v > state.rest_voltage_v + vb);
+}
+
+#[test]
+fn issue_16_a_turn_off_late_in_a_long_event_makes_progress() {
+    // 20 mH short: the comparator trips ≈ 0.3 s after the fault. The gate ramp's 25 ns sub-steps
+    // were found from (t − t0)/h, whose rounding at t ≈ 0.3 s (ulp/h ≈ 2e-9) put a boundary time
+    // back into the sub-step it ends: a zero-length step, for ever. Now decided on absolute times.
+    let p = issue_16_case(20_000.0);
+    let o = run(&p, Variant::V48, &EventParams::default());
+    assert!(o.metrics.trip_us.is_some_and(|t| t > 100_000.0), "{:?}", o.metrics.trip_us);
+    assert!(o.metrics.switch_off_us.is_some());
+    assert_eq!(o.verdict(), Verdict::Fail);
+}

@@ -94,7 +94,13 @@ pub fn execute(cmd: &Cmd) -> u8 {
                 if !summary.passed {
                     for c in summary.expectations.iter().filter(|c| !c.passed) {
                         let value = c.value.map_or("never happened".to_owned(), |v| format!("{v:.4}"));
-                        eprintln!("  {}: {} = {value}, expected {}", scenario.name, c.metric, bounds(c.min, c.max));
+                        let note = c.note.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+                        eprintln!(
+                            "  {}: {} = {value}, expected {}{note}",
+                            scenario.name,
+                            c.metric,
+                            bounds(c.min, c.max)
+                        );
                     }
                     code = code.max(exit::EXPECTATION_FAILED);
                 }
@@ -140,7 +146,8 @@ fn write_junit(w: &mut dyn std::io::Write, runs: &[(String, Result<Summary, Stri
                             Outcome::Passed
                         } else {
                             let value = c.value.map_or("never happened".to_owned(), |v| format!("{v:.6}"));
-                            let msg = format!("{} = {value}, expected {}", c.metric, bounds(c.min, c.max));
+                            let note = c.note.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+                            let msg = format!("{} = {value}, expected {}{note}", c.metric, bounds(c.min, c.max));
                             Outcome::Failure(Problem::message(msg))
                         };
                         Case::new(name.clone(), c.metric.clone(), outcome)
@@ -302,6 +309,7 @@ mod tests {
                 max: Some(1.0),
                 value: Some(if passed { 0.5 } else { 2.0 }),
                 passed,
+                note: None,
             }],
             passed,
         };

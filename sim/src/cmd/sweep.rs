@@ -87,7 +87,7 @@ pub struct MergeArgs {
 }
 
 /// Text for `--help`.
-pub const EXIT_CODES_HELP: &str = "Outputs: results.csv, summary.md, summary.json, junit.xml, cases.jsonl, study.toml; plots as SVG and PNG (not for shards).\n\nExit codes:\n  0  every case passed every datasheet check\n  1  a case failed a check (peak current, shutdown, arrester, switch voltage)\n  2  bad input (study file, arguments, shards that do not fit together)\n  3  runtime failure (output not writable)";
+pub const EXIT_CODES_HELP: &str = "Outputs: results.csv, summary.md, summary.json, junit.xml, cases.jsonl, study.toml; plots as SVG and PNG (not for shards).\n\nExit codes:\n  0  every case passed every datasheet check\n  1  a case failed a check (peak current, shutdown, arrester, switch voltage) or is INCOMPLETE (its event had not ended within solver.window_us)\n  2  bad input (study file, arguments, shards that do not fit together)\n  3  runtime failure (output not writable)";
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cmd: &Cmd) -> u8 {
@@ -251,9 +251,9 @@ fn plot_all(out: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<Str
         let outcome = sweep::simulate_case(case, true).map_err(|e| e.to_string())?;
         let label = sweep::case_label(study, w);
         let title = if label.is_empty() {
-            format!("{} — {} V, {}", study.name, w.variant, if w.passed { "PASS" } else { "FAIL" })
+            format!("{} — {} V, {}", study.name, w.variant, w.verdict().as_str())
         } else {
-            format!("{} — worst case {}: {label} ({})", study.name, w.index, if w.passed { "PASS" } else { "FAIL" })
+            format!("{} — worst case {}: {label} ({})", study.name, w.index, w.verdict().as_str())
         };
         let stem = if study.len() == 1 { "waveform" } else { "waveform_worst" };
         files.extend(plot::waveform_figure(&title, &outcome, &case.params).render(out, stem, Formats::SVG_AND_PNG)?);

@@ -22,7 +22,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use models::transient::{self, Check, Metrics, Outcome};
+use models::transient::{self, Check, Metrics, Outcome, Verdict};
 use serde::{Deserialize, Serialize};
 
 pub use study::{Case, Study, StudyError};
@@ -42,6 +42,13 @@ pub struct CaseResult {
     pub passed: bool,
     /// Largest check value relative to its limit (> 1 fails); the worst case has the largest.
     pub utilisation: f64,
+}
+
+impl CaseResult {
+    /// PASS, FAIL or INCOMPLETE (the event had not ended in its window and no check decided against it).
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(&self.checks)
+    }
 }
 
 /// Simulates one case (with the waveform when `record`).
@@ -72,6 +79,8 @@ pub fn utilisation(m: &Metrics, checks: &[Check]) -> f64 {
     let mut u: f64 = 0.0;
     for c in checks {
         let r = match c.name.as_str() {
+            // an event not followed to its end ranks above everything judged
+            transient::COMPLETE_CHECK => f64::from(u8::from(!c.passed)) * 10.0,
             // margin: P/P_allowed; "source above breakdown" is in V/V
             "arrester" if c.unit == "W" && m.arrester_allowed_power_w > 0.0 => {
                 m.arrester_peak_power_w / m.arrester_allowed_power_w

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use models::transient::CHECK_NAMES;
+use models::transient::{Bound, CHECK_NAMES};
 use serde::Serialize;
 
 use super::region::{self, Boundary, plot_axes};
@@ -49,6 +49,16 @@ const COLUMNS: &[Column] = &[
     ("switch_voltage_rating_v", |r| format!("{:.0}", r.metrics.switch_voltage_rating_v)),
     ("switch_i2t_a2s", |r| format!("{:.4}", r.metrics.switch_i2t_a2s)),
     ("switch_energy_j", |r| format!("{:.4}", r.metrics.switch_energy_j)),
+    ("peak_bus_voltage_v", |r| format!("{:.2}", r.metrics.peak_bus_voltage_v)),
+    ("followed_us", |r| format!("{:.2}", r.metrics.followed_us)),
+    // An incomplete event's figures that are bounds: `name>=` lower, `name<=` upper (empty: all final).
+    ("bounds", |r| {
+        let b = r.metrics.bounds();
+        b.iter()
+            .map(|(f, b)| format!("{f}{}", if *b == Bound::Upper { "<=" } else { ">=" }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }),
     ("utilisation", |r| format!("{:.4}", r.utilisation)),
 ];
 
@@ -63,7 +73,7 @@ pub fn write_csv(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> st
     head.extend(["variant".into(), "event".into()]);
     head.extend(COLUMNS.iter().map(|(h, _)| (*h).to_owned()));
     head.extend(CHECK_NAMES.iter().map(|c| format!("{c}_ok")));
-    head.push("passed".into());
+    head.extend(["passed".into(), "verdict".into()]);
     writeln!(w, "{}", head.join(","))?;
     for r in results {
         let mut row = vec![r.index.to_string()];
@@ -73,7 +83,7 @@ pub fn write_csv(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> st
         row.extend(CHECK_NAMES.iter().map(|name| {
             r.checks.iter().find(|c| c.name == *name).map_or(String::new(), |c| u8::from(c.passed).to_string())
         }));
-        row.push(u8::from(r.passed).to_string());
+        row.extend([u8::from(r.passed).to_string(), r.verdict().as_str().to_owned()]);
         writeln!(w, "{}", row.join(","))?;
     }
     Ok(())
@@ -262,7 +272,7 @@ pub fn table(study: &Study, results: &[CaseResult], info: &RunInfo) -> String {
         let _ = writeln!(
             s,
             "{:<6} {:>6}  {:>8.0} {:>8} {:>8} {:>9} {:>8.3} {:>8.0} {:>8.1}  {}",
-            if r.passed { "PASS" } else { "FAIL" },
+            r.verdict().as_str(),
             r.index,
             m.peak_current_a,
             f(m.trip_us),

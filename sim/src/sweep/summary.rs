@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use models::transient::{CHECK_NAMES, Check};
+use models::transient::{CHECK_NAMES, COMPLETE_CHECK, Check, Verdict};
 
 use super::random::{Dist, round_significant};
 use super::region::{self, Param};
@@ -28,6 +28,16 @@ fn num(x: f64) -> String {
 /// A check's figure with its unit, W as kW.
 fn with_unit(x: f64, unit: &str) -> String {
     if unit == "W" && x.abs() >= 1e3 { format!("{} kW", num(x * 1e-3)) } else { format!("{} {unit}", num(x)) }
+}
+
+/// A check's verdict in a table: pass, **FAIL**, or **undecided** (a bound of an incomplete event within its limit).
+fn check_verdict(c: &Check) -> &'static str {
+    match (c.passed, c.decided) {
+        (true, _) => "pass",
+        (false, true) if c.name == COMPLETE_CHECK => "**INCOMPLETE**",
+        (false, true) => "**FAIL**",
+        (false, false) => "**undecided**",
+    }
 }
 
 /// How far a check is from failing: value/limit (> 1 fails).
@@ -95,6 +105,25 @@ pub fn markdown(study: &Study, results: &[CaseResult], shard: Option<(usize, usi
         let _ = write!(s, "; 95 % confidence interval {} … {} %, Wilson", num(100.0 * lo), num(100.0 * hi));
     }
     let _ = writeln!(s, ").\n");
+    let incomplete: Vec<&CaseResult> = results.iter().filter(|r| !r.metrics.complete).collect();
+    if !incomplete.is_empty() {
+        let undecided = incomplete.iter().filter(|r| r.verdict() == Verdict::Incomplete).count();
+        let _ = writeln!(
+            s,
+            "**{} case(s) INCOMPLETE**: the event had not ended when the window's bound (`solver.window_us`) was \
+             reached; their peaks, energies and times are lower bounds and their arrester margins upper bounds \
+             (results.csv: `bounds`). {undecided} of them cannot be judged (verdict INCOMPLETE), the others \
+             fail on a bound already past its limit. First: case {}: {}\n",
+            incomplete.len(),
+            incomplete[0].index,
+            incomplete[0]
+                .checks
+                .iter()
+                .find(|c| c.name == COMPLETE_CHECK)
+                .map_or("", |c| c.reason.as_str())
+                .replace('|', "\\|")
+        );
+    }
 
     // failures per check, worst value per check
     let _ = writeln!(s, "| check | failing cases | worst case | worst value | limit |");
@@ -145,7 +174,7 @@ pub fn markdown(study: &Study, results: &[CaseResult], shard: Option<(usize, usi
                 c.name,
                 with_unit(c.value, &c.unit),
                 with_unit(c.limit, &c.unit),
-                if c.passed { "pass" } else { "**FAIL**" },
+                check_verdict(c),
                 c.reason.replace('|', "\\|")
             );
         }
@@ -172,7 +201,7 @@ pub fn markdown(study: &Study, results: &[CaseResult], shard: Option<(usize, usi
                 r.index,
                 if params.is_empty() { "(the base case)".into() } else { params.replace('|', "\\|") },
                 with_unit(c.value, &c.unit),
-                if c.passed { "pass" } else { "**FAIL**" },
+                check_verdict(c),
                 c.reason.replace('|', "\\|")
             );
         }
