@@ -12,7 +12,7 @@
 //! resistance) → full-charge detection → protection (and the fault log, SOC
 //! sync to 0 % at LVP) → rest anchor → aux output → outputs.
 
-use crate::diag::{Anchor, CapacityTracker, FaultLog, LogEntry, ResistanceEstimator, Totals};
+use crate::diag::{Anchor, CapacityTracker, FaultLog, ResistanceEstimator, Totals};
 use crate::map::{self, RegDef, RegId, faults, status};
 use crate::measure::{self, Measurements};
 use crate::modbus::rtu::{RtuConfig, RtuSlave};
@@ -322,7 +322,7 @@ impl Board {
     /// (a protection delay expiring or a Modbus frame to finish).
     pub fn poll_at(&self) -> Option<Instant> {
         let c = &self.core;
-        [c.prot.next_deadline(&c.cond, &c.settings, c.now), self.rtu.poll_at()].into_iter().flatten().min()
+        [c.prot.next_deadline(&c.settings), self.rtu.poll_at()].into_iter().flatten().min()
     }
 
     pub fn variant(&self) -> Variant {
@@ -518,8 +518,11 @@ impl Core {
             aux_overcurrent: inputs.aux_overcurrent,
         };
         let mut tripped = 0u16;
-        self.prot.update(now, &self.cond, &s, |row| tripped |= row.fault);
-        self.log_trips(now, tripped);
+        let (time_s, log) = (self.clock_s(now), &mut self.log);
+        self.prot.update(now, &self.cond, &s, |row| {
+            tripped |= row.fault;
+            log.push(row.log_entry(time_s, &m));
+        });
         if tripped & faults::LVP != 0 {
             self.soc.set_soc(0);
             self.soc_synced = true;
@@ -544,24 +547,6 @@ impl Core {
         // 7. Outputs.
         self.outputs = self.decide();
         self.outputs
-    }
-
-    fn log_trips(&mut self, now: Instant, tripped: u16) {
-        let m = &self.meas;
-        for (bit, _) in faults::NAMES.iter().filter(|(b, _)| tripped & b != 0) {
-            let value = if bit & (faults::LVP | faults::OVP) != 0 {
-                m.voltage_mv() / 10
-            } else if bit & (faults::OTC | faults::UTC | faults::OTD | faults::UTD) != 0 {
-                i32::from(m.temperature_dc)
-            } else {
-                m.current_ma() / 100
-            };
-            self.log.push(LogEntry {
-                time_s: self.clock_s(now),
-                code: bit.trailing_zeros() as u16,
-                value: value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16,
-            });
-        }
     }
 
     /// Outputs from the protection state: every fault opens the path it protects.
@@ -836,7 +821,7 @@ impl RegisterBank for Core {
             self.log = FaultLog::default();
         }
         if st.clear_faults {
-            self.prot.clear(now, &self.cond, &self.settings);
+            self.prot.clear(&self.cond, &self.settings);
             self.outputs = self.decide();
         }
         Ok(())
