@@ -6,7 +6,7 @@
 //! arrival time (or frames through [`Board::rtu_accept`], from a bus monitor
 //! that framed the line); replies leave through [`Board::rtu_poll`]. The
 //! register face (the value of every register, register writes) is
-//! [`registers`]. Settings changed over the bus are flagged
+//! `board/registers.rs`. Settings changed over the bus are flagged
 //! ([`Board::take_settings_changed`]) for the main loop to save with
 //! [`crate::nvm::SettingsStore`].
 //!
@@ -385,7 +385,7 @@ impl Board {
     }
 
     /// Writes registers as a Modbus master would: all or nothing, on the board's
-    /// own clock (the time of its last poll; see [`registers`]).
+    /// own clock (the time of its last poll; see `board/registers.rs`).
     pub fn write_registers(&mut self, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
         self.core.write_registers(addr, values)
     }
