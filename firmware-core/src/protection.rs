@@ -1,12 +1,20 @@
-//! Protection: one table row per function (threshold, release, delay, the
-//! path it opens); every row is a [`DelayedTrip`]. A threshold must be
-//! crossed for longer than its delay to trip; a tripped function holds until
-//! its release condition (hysteresis, or a retry time) is met or a clear
-//! command finds its condition gone. The outputs are a pure function of which
-//! rows are tripped ([`Protection::paths_open`]): every fault opens the path it
-//! protects.
+//! Protection: one const row per function ([`TABLE`], after foxBMS's
+//! `diag_cfg.c`): what trips it (a quantity beyond a level, or a digital input),
+//! its delay, how it releases (a release level, a hysteresis, a retry time, a
+//! hardware latch), its severity, the value the fault log records, and the paths
+//! it opens. One state machine ([`Protection::update`], a [`DelayedTrip`] per row)
+//! acts on the rows and knows no function by name: a condition must hold for
+//! longer than its delay to trip; a tripped function holds until its release
+//! condition is met or a clear command finds its condition gone. The outputs are
+//! a pure function of which rows are tripped ([`Protection::paths_open`]): every
+//! fault opens the path it protects.
+//!
+//! Levels, delays and retry times are settings: a row names the setting (its
+//! register, [`RegId`]) and the factor from the register's unit to the
+//! quantity's, so the table reads like the settings table of the docs.
 
-use crate::map::faults;
+use crate::diag::LogEntry;
+use crate::map::{RegId, faults};
 use crate::measure::Measurements;
 use crate::settings::Settings;
 use crate::time::{Duration, Instant};
@@ -40,40 +48,173 @@ pub enum Function {
     AuxOvercurrent,
 }
 
-/// One row of the protection table: what a function is and what it opens.
+/// How grave a trip is (foxBMS's severity): what it does besides opening its paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The main switch opens too: the battery is cut off.
+    Fatal,
+    /// Only the row's control outputs (or the aux output) switch: the charger or the
+    /// load is told to stop, the main switch stays closed.
+    Warning,
+}
+
+/// A measured quantity, in the unit of its register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    /// Battery voltage, mV.
+    VoltageMv,
+    /// Battery current, mA, positive into the battery.
+    CurrentMa,
+    /// Battery temperature, 0.1 °C.
+    TemperatureDc,
+}
+
+/// A digital input that reports a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// The LiPro LVP control input lost its control voltage (a cell under-voltage).
+    LvpInputLost,
+    /// The LiPro OVP control input lost its control voltage (a cell over-voltage).
+    OvpInputLost,
+    /// The hardware short-circuit comparator latched the switch open.
+    ScLatched,
+    /// The aux output driver reports over-current.
+    AuxOvercurrent,
+}
+
+/// A level: a setting's raw register value times `scale`, in the quantity's unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    pub setting: RegId,
+    pub scale: i32,
+}
+
+/// A time: a setting times a unit, or a fixed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Time {
+    Setting(RegId, Duration),
+    Fixed(Duration),
+}
+
+/// What trips a function (once it has held for the row's delay).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trip {
+    Above(Quantity, Level),
+    Below(Quantity, Level),
+    Signal(Signal),
+}
+
+/// How a tripped function releases by itself (besides the clear command, which
+/// releases every function whose trip condition has gone). Releases are considered
+/// only while the trip condition is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// The quantity back above this level (a release level of its own).
+    Above(Level),
+    /// The quantity back below this level.
+    Below(Level),
+    /// The quantity this far back inside the trip level.
+    Hysteresis(Level),
+    /// As soon as the trip condition is gone.
+    Cleared,
+    /// This long after the trip; a setting of 0 means never (the clear command only).
+    After(Time),
+    /// A hardware latch holds it: a reset pulse releases it, sent by the clear
+    /// command, or automatically `retry` after the trip, at most `max` times in a row
+    /// (setting) while `enabled` (setting) is not 0.
+    Latch { enabled: RegId, retry: Time, max: RegId },
+}
+
+/// What the fault log records when a function trips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logged {
+    /// Battery voltage, 10 mV.
+    Voltage10mV,
+    /// Battery current, 0.1 A.
+    CurrentDa,
+    /// Battery temperature, 0.1 °C.
+    TemperatureDc,
+}
+
+/// One row of the protection table: everything about one function.
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
     pub function: Function,
     /// Its bit in the `faults` register (and its code in the fault log: the bit number).
     pub fault: u16,
-    /// The paths it opens while tripped ([`path`]).
+    pub severity: Severity,
+    pub trip: Trip,
+    /// How long the trip condition must hold.
+    pub delay: Time,
+    pub release: Release,
+    pub logged: Logged,
+    /// The control outputs it opens while tripped ([`path`]); a [`Severity::Fatal`]
+    /// row opens [`path::SWITCH`] as well ([`Row::paths`]).
     pub opens: u8,
 }
-
-/// The protection table.
-pub const TABLE: [Row; 12] = [
-    Row { function: Function::Lvp, fault: faults::LVP, opens: path::SWITCH | path::LOAD },
-    Row { function: Function::Ovp, fault: faults::OVP, opens: path::SWITCH | path::CHARGER },
-    Row { function: Function::LvpInput, fault: faults::LVP_INPUT, opens: path::LOAD },
-    Row { function: Function::OvpInput, fault: faults::OVP_INPUT, opens: path::CHARGER },
-    Row { function: Function::Occ, fault: faults::OCC, opens: path::SWITCH | path::CHARGER },
-    Row { function: Function::Ocd, fault: faults::OCD, opens: path::SWITCH | path::LOAD },
-    Row { function: Function::Otc, fault: faults::OTC, opens: path::CHARGER },
-    Row { function: Function::Utc, fault: faults::UTC, opens: path::CHARGER },
-    Row { function: Function::Otd, fault: faults::OTD, opens: path::SWITCH | path::LOAD | path::CHARGER },
-    Row { function: Function::Utd, fault: faults::UTD, opens: path::LOAD },
-    Row {
-        function: Function::ShortCircuit,
-        fault: faults::SHORT_CIRCUIT,
-        opens: path::SWITCH | path::LOAD | path::CHARGER,
-    },
-    Row { function: Function::AuxOvercurrent, fault: faults::AUX_OVERCURRENT, opens: path::AUX },
-];
 
 /// The LiPro control inputs are debounced this long.
 pub const INPUT_DEBOUNCE: Duration = Duration::from_millis(100);
 /// The aux driver's over-current latch is retried after this long.
 pub const AUX_RETRY: Duration = Duration::from_secs(10);
+
+const MS: Duration = Duration::from_millis(1);
+const S: Duration = Duration::from_secs(1);
+const fn setting(setting: RegId, scale: i32) -> Level {
+    Level { setting, scale }
+}
+const HYSTERESIS: Release = Release::Hysteresis(setting(RegId::TempHysteresis, 1));
+const TEMP_DELAY: Time = Time::Setting(RegId::TempDelay, MS);
+const OC_RETRY: Release = Release::After(Time::Setting(RegId::OcRetry, S));
+
+use Quantity::{CurrentMa, TemperatureDc, VoltageMv};
+use Severity::{Fatal, Warning};
+
+/// How many protection functions there are: [`TABLE`]'s rows.
+pub const FUNCTIONS: usize = 12;
+
+/// The protection table, in fault-bit order: one table in flash that every use refers to.
+#[rustfmt::skip]
+pub static TABLE: [Row; FUNCTIONS] = [
+    Row { function: Function::Lvp, fault: faults::LVP, severity: Fatal,
+          trip: Trip::Below(VoltageMv, setting(RegId::LvpThreshold, 1)), delay: Time::Setting(RegId::LvpDelay, MS),
+          release: Release::Above(setting(RegId::LvpRelease, 1)), logged: Logged::Voltage10mV, opens: path::LOAD },
+    Row { function: Function::Ovp, fault: faults::OVP, severity: Fatal,
+          trip: Trip::Above(VoltageMv, setting(RegId::OvpThreshold, 1)), delay: Time::Setting(RegId::OvpDelay, MS),
+          release: Release::Below(setting(RegId::OvpRelease, 1)), logged: Logged::Voltage10mV, opens: path::CHARGER },
+    Row { function: Function::LvpInput, fault: faults::LVP_INPUT, severity: Warning,
+          trip: Trip::Signal(Signal::LvpInputLost), delay: Time::Fixed(INPUT_DEBOUNCE),
+          release: Release::Cleared, logged: Logged::CurrentDa, opens: path::LOAD },
+    Row { function: Function::OvpInput, fault: faults::OVP_INPUT, severity: Warning,
+          trip: Trip::Signal(Signal::OvpInputLost), delay: Time::Fixed(INPUT_DEBOUNCE),
+          release: Release::Cleared, logged: Logged::CurrentDa, opens: path::CHARGER },
+    Row { function: Function::Occ, fault: faults::OCC, severity: Fatal,
+          trip: Trip::Above(CurrentMa, setting(RegId::OccThreshold, 100)), delay: Time::Setting(RegId::OccDelay, MS),
+          release: OC_RETRY, logged: Logged::CurrentDa, opens: path::CHARGER },
+    Row { function: Function::Ocd, fault: faults::OCD, severity: Fatal,
+          trip: Trip::Below(CurrentMa, setting(RegId::OcdThreshold, -100)), delay: Time::Setting(RegId::OcdDelay, MS),
+          release: OC_RETRY, logged: Logged::CurrentDa, opens: path::LOAD },
+    Row { function: Function::Otc, fault: faults::OTC, severity: Warning,
+          trip: Trip::Above(TemperatureDc, setting(RegId::OtcThreshold, 1)), delay: TEMP_DELAY,
+          release: HYSTERESIS, logged: Logged::TemperatureDc, opens: path::CHARGER },
+    Row { function: Function::Utc, fault: faults::UTC, severity: Warning,
+          trip: Trip::Below(TemperatureDc, setting(RegId::UtcThreshold, 1)), delay: TEMP_DELAY,
+          release: HYSTERESIS, logged: Logged::TemperatureDc, opens: path::CHARGER },
+    Row { function: Function::Otd, fault: faults::OTD, severity: Fatal,
+          trip: Trip::Above(TemperatureDc, setting(RegId::OtdThreshold, 1)), delay: TEMP_DELAY,
+          release: HYSTERESIS, logged: Logged::TemperatureDc, opens: path::LOAD | path::CHARGER },
+    Row { function: Function::Utd, fault: faults::UTD, severity: Warning,
+          trip: Trip::Below(TemperatureDc, setting(RegId::UtdThreshold, 1)), delay: TEMP_DELAY,
+          release: HYSTERESIS, logged: Logged::TemperatureDc, opens: path::LOAD },
+    // The latch is the hardware's: it trips at once (the switch opened in µs).
+    Row { function: Function::ShortCircuit, fault: faults::SHORT_CIRCUIT, severity: Fatal,
+          trip: Trip::Signal(Signal::ScLatched), delay: Time::Fixed(Duration::ZERO),
+          release: Release::Latch { enabled: RegId::ScAutoRetry, retry: Time::Setting(RegId::ScRetry, S), max: RegId::ScMaxRetries },
+          logged: Logged::CurrentDa, opens: path::LOAD | path::CHARGER },
+    Row { function: Function::AuxOvercurrent, fault: faults::AUX_OVERCURRENT, severity: Warning,
+          trip: Trip::Signal(Signal::AuxOvercurrent), delay: Time::Fixed(Duration::ZERO),
+          release: Release::After(Time::Fixed(AUX_RETRY)), logged: Logged::CurrentDa, opens: path::AUX },
+];
 
 /// What the protection functions look at in one poll.
 #[derive(Clone, Copy, Debug)]
@@ -85,61 +226,133 @@ pub struct Conditions {
     pub aux_overcurrent: bool,
 }
 
-/// A function's trip and release condition and delay for the present
-/// measurements and settings: (beyond the threshold, released, delay).
-fn condition(f: Function, c: &Conditions, s: &Settings, trip: &DelayedTrip, now: Instant) -> (bool, bool, Duration) {
-    let v = c.meas.voltage_mv();
-    let i_ma = c.meas.current_ma();
-    let t = i32::from(c.meas.temperature_dc);
-    let hyst = i32::from(s.temp_hysteresis_dc);
-    let ms = |d: u16| Duration::from_millis(u64::from(d));
-    let retry_s = |r: u16| r != 0 && trip.tripped_for(now) >= Duration::from_secs(u64::from(r));
-    match f {
-        Function::Lvp => (v < i32::from(s.lvp_mv), v > i32::from(s.lvp_release_mv), ms(s.lvp_delay_ms)),
-        Function::Ovp => (v > i32::from(s.ovp_mv), v < i32::from(s.ovp_release_mv), ms(s.ovp_delay_ms)),
-        Function::LvpInput => (!c.lvp_input_ok, c.lvp_input_ok, INPUT_DEBOUNCE),
-        Function::OvpInput => (!c.ovp_input_ok, c.ovp_input_ok, INPUT_DEBOUNCE),
-        Function::Occ => (i_ma > i32::from(s.occ_da) * 100, retry_s(s.oc_retry_s), ms(s.occ_delay_ms)),
-        Function::Ocd => (i_ma < -i32::from(s.ocd_da) * 100, retry_s(s.oc_retry_s), ms(s.ocd_delay_ms)),
-        Function::Otc => (t > i32::from(s.otc_dc), t < i32::from(s.otc_dc) - hyst, ms(s.temp_delay_ms)),
-        Function::Utc => (t < i32::from(s.utc_dc), t > i32::from(s.utc_dc) + hyst, ms(s.temp_delay_ms)),
-        Function::Otd => (t > i32::from(s.otd_dc), t < i32::from(s.otd_dc) - hyst, ms(s.temp_delay_ms)),
-        Function::Utd => (t < i32::from(s.utd_dc), t > i32::from(s.utd_dc) + hyst, ms(s.temp_delay_ms)),
-        // The latch is the hardware's: it trips at once; its release is the retry policy's.
-        Function::ShortCircuit => (c.sc_latched, false, Duration::ZERO),
-        Function::AuxOvercurrent => (c.aux_overcurrent, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
+impl Conditions {
+    fn quantity(&self, q: Quantity) -> i64 {
+        i64::from(match q {
+            VoltageMv => self.meas.voltage_mv(),
+            CurrentMa => self.meas.current_ma(),
+            TemperatureDc => i32::from(self.meas.temperature_dc),
+        })
+    }
+
+    fn signal(&self, s: Signal) -> bool {
+        match s {
+            Signal::LvpInputLost => !self.lvp_input_ok,
+            Signal::OvpInputLost => !self.ovp_input_ok,
+            Signal::ScLatched => self.sc_latched,
+            Signal::AuxOvercurrent => self.aux_overcurrent,
+        }
     }
 }
 
-/// The state of every protection function, and the short-circuit retry policy.
+impl Level {
+    /// The level for `s`, in the quantity's unit.
+    pub fn value(&self, s: &Settings) -> i64 {
+        s.get(self.setting).unwrap_or(0).saturating_mul(i64::from(self.scale))
+    }
+}
+
+impl Time {
+    /// The time for `s`.
+    pub fn value(&self, s: &Settings) -> Duration {
+        match *self {
+            Time::Setting(id, unit) => {
+                Duration(u64::try_from(s.get(id).unwrap_or(0)).unwrap_or(0).saturating_mul(unit.0))
+            }
+            Time::Fixed(d) => d,
+        }
+    }
+}
+
+impl Logged {
+    /// The value logged for `m`.
+    pub fn value(&self, m: &Measurements) -> i16 {
+        let v = match self {
+            Logged::Voltage10mV => m.voltage_mv() / 10,
+            Logged::CurrentDa => m.current_ma() / 100,
+            Logged::TemperatureDc => i32::from(m.temperature_dc),
+        };
+        v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
+    }
+}
+
+impl Row {
+    /// Every path it opens while tripped: `opens`, and the main switch if it is fatal.
+    pub const fn paths(&self) -> u8 {
+        match self.severity {
+            Fatal => self.opens | path::SWITCH,
+            Warning => self.opens,
+        }
+    }
+
+    /// The fault-log entry of a trip at board time `time_s` with measurements `m`.
+    pub fn log_entry(&self, time_s: u32, m: &Measurements) -> LogEntry {
+        LogEntry { time_s, code: self.fault.trailing_zeros() as u16, value: self.logged.value(m) }
+    }
+
+    /// Whether the trip condition holds.
+    fn beyond(&self, c: &Conditions, s: &Settings) -> bool {
+        match self.trip {
+            Trip::Above(q, level) => c.quantity(q) > level.value(s),
+            Trip::Below(q, level) => c.quantity(q) < level.value(s),
+            Trip::Signal(signal) => c.signal(signal),
+        }
+    }
+
+    /// Whether a tripped function releases by itself now (if its condition is gone).
+    fn released(&self, c: &Conditions, s: &Settings, trip: &DelayedTrip, now: Instant) -> bool {
+        let level = |l: &Level| l.value(s);
+        match (self.release, self.trip) {
+            (Release::Above(l), Trip::Above(q, _) | Trip::Below(q, _)) => c.quantity(q) > level(&l),
+            (Release::Below(l), Trip::Above(q, _) | Trip::Below(q, _)) => c.quantity(q) < level(&l),
+            (Release::Hysteresis(h), Trip::Above(q, l)) => c.quantity(q) < level(&l) - level(&h),
+            (Release::Hysteresis(h), Trip::Below(q, l)) => c.quantity(q) > level(&l) + level(&h),
+            (Release::Cleared, _) => true,
+            (Release::After(t), _) => {
+                let after = t.value(s);
+                after > Duration::ZERO && trip.tripped_for(now) >= after
+            }
+            // A level release of a digital input: never by itself.
+            (Release::Above(_) | Release::Below(_) | Release::Hysteresis(_), Trip::Signal(_)) => false,
+            (Release::Latch { .. }, _) => false,
+        }
+    }
+}
+
+/// The state of every protection function, and of the hardware latch's retries.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Protection {
-    trips: [DelayedTrip; TABLE.len()],
-    /// Automatic short-circuit retries since the last manual reset.
-    sc_retries: u16,
-    /// The hardware latch should be reset (a pulse on its reset line) this poll.
-    sc_reset: bool,
+    trips: [DelayedTrip; FUNCTIONS],
+    /// Automatic latch resets since the last clear command, per row ([`Release::Latch`]).
+    retries: [u16; FUNCTIONS],
+    /// A latch should be reset (a pulse on its reset line) this poll.
+    latch_reset: bool,
 }
 
 impl Protection {
     /// Evaluates every row; calls `on_trip` for each function that tripped in this poll.
     pub fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
-        self.sc_reset = false;
-        for (row, trip) in TABLE.iter().zip(self.trips.iter_mut()) {
+        self.latch_reset = false;
+        for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
             let was = trip.is_tripped();
-            let (beyond, released, delay) = condition(row.function, c, s, trip, now);
-            let mut beyond = beyond;
-            if row.function == Function::ShortCircuit && was && s.sc_auto_retry != 0 {
-                // Retry policy: after sc_retry_s, reset the hardware latch (up to sc_max_retries times).
-                if self.sc_retries < s.sc_max_retries
-                    && trip.tripped_for(now) >= Duration::from_secs(u64::from(s.sc_retry_s))
+            let mut beyond = row.beyond(c, s);
+            // What `DelayedTrip::update` reads: the release only of a tripped function whose
+            // condition is gone, the delay only while the condition holds.
+            let released = was && !beyond && row.released(c, s, trip, now);
+            if let Release::Latch { enabled, retry, max } = row.release {
+                let max = s.get(max).unwrap_or(0);
+                if was
+                    && s.get(enabled).unwrap_or(0) != 0
+                    && i64::from(*retries) < max
+                    && trip.tripped_for(now) >= retry.value(s)
                 {
-                    self.sc_retries += 1;
-                    self.sc_reset = true;
+                    *retries += 1;
+                    self.latch_reset = true;
                     *trip = DelayedTrip::default();
                     beyond = false;
                 }
             }
+            let delay = if beyond { row.delay.value(s) } else { Duration::ZERO };
             let now_tripped = trip.update(now, beyond, released, delay);
             if now_tripped && !was {
                 on_trip(row);
@@ -154,34 +367,38 @@ impl Protection {
 
     /// Paths opened by the tripped functions ([`path`] bits).
     pub fn paths_open(&self) -> u8 {
-        TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |p, (r, _)| p | r.opens)
+        TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |p, (r, _)| p | r.paths())
     }
 
     /// Whether the hardware short-circuit latch is to be reset now.
     pub fn sc_latch_reset(&self) -> bool {
-        self.sc_reset
+        self.latch_reset
     }
 
-    /// Clears every function whose condition has gone (a manual reset);
-    /// resets the short-circuit latch and its retry count.
-    pub fn clear(&mut self, now: Instant, c: &Conditions, s: &Settings) {
-        for (row, trip) in TABLE.iter().zip(self.trips.iter_mut()) {
-            if row.function == Function::ShortCircuit {
+    /// Clears every function whose condition has gone (a manual reset); resets a
+    /// tripped latch, whatever its condition, and its retry count.
+    pub fn clear(&mut self, c: &Conditions, s: &Settings) {
+        for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
+            if let Release::Latch { .. } = row.release {
                 if trip.is_tripped() {
-                    self.sc_reset = true;
-                    self.sc_retries = 0;
+                    self.latch_reset = true;
+                    *retries = 0;
                     *trip = DelayedTrip::default();
                 }
                 continue;
             }
-            let (beyond, _, _) = condition(row.function, c, s, trip, now);
-            trip.clear(beyond);
+            trip.clear(row.beyond(c, s));
         }
     }
 
     /// The earliest time a pending delay expires (for `poll_at`).
-    pub fn next_deadline(&self, c: &Conditions, s: &Settings, now: Instant) -> Option<Instant> {
-        TABLE.iter().zip(&self.trips).filter_map(|(row, t)| t.trips_at(condition(row.function, c, s, t, now).2)).min()
+    pub fn next_deadline(&self, s: &Settings) -> Option<Instant> {
+        // `trips_at(ZERO)`: when the pending excursion began, if one is pending.
+        TABLE
+            .iter()
+            .zip(&self.trips)
+            .filter_map(|(row, t)| Some(t.trips_at(Duration::ZERO)? + row.delay.value(s)))
+            .min()
     }
 }
 
@@ -335,11 +552,58 @@ mod table_tests {
     #[test]
     fn every_fault_bit_has_one_row_and_every_row_opens_something() {
         for (i, a) in TABLE.iter().enumerate() {
-            assert_ne!(a.opens, 0, "{:?}", a.function);
+            assert_ne!(a.paths(), 0, "{:?}", a.function);
             for b in &TABLE[i + 1..] {
                 assert_ne!(a.fault, b.fault);
             }
         }
+    }
+
+    #[test]
+    fn rows_are_in_fault_bit_order_and_name_settings_that_exist() {
+        let s = Settings::defaults(Variant::V12);
+        let is_setting = |id: RegId| assert!(s.get(id).is_some(), "{id:?} is not a setting");
+        for pair in TABLE.windows(2) {
+            assert!(pair[0].fault < pair[1].fault, "{:?} before {:?}", pair[0].function, pair[1].function);
+        }
+        for row in &TABLE {
+            assert_eq!(row.fault.count_ones(), 1, "{:?}", row.function);
+            match row.trip {
+                Trip::Above(_, l) | Trip::Below(_, l) => is_setting(l.setting),
+                Trip::Signal(_) => assert!(
+                    !matches!(row.release, Release::Above(_) | Release::Below(_) | Release::Hysteresis(_)),
+                    "{:?}: a digital input has no release level",
+                    row.function
+                ),
+            }
+            match row.release {
+                Release::Above(l) | Release::Below(l) | Release::Hysteresis(l) => is_setting(l.setting),
+                Release::After(Time::Setting(id, _)) => is_setting(id),
+                Release::Latch { enabled, retry, max } => {
+                    is_setting(enabled);
+                    is_setting(max);
+                    if let Time::Setting(id, _) = retry {
+                        is_setting(id);
+                    }
+                }
+                Release::Cleared | Release::After(Time::Fixed(_)) => {}
+            }
+            if let Time::Setting(id, _) = row.delay {
+                is_setting(id);
+            }
+            assert_eq!(row.paths() & path::SWITCH != 0, row.severity == Severity::Fatal, "{:?}", row.function);
+        }
+    }
+
+    #[test]
+    fn each_row_logs_its_own_quantity() {
+        let m =
+            Measurements { current_ua: -123_456_000, voltage_uv: 11_987_000, temperature_dc: -55, saturated: false };
+        let logged = |f: Function| TABLE.iter().find(|r| r.function == f).unwrap().log_entry(7, &m);
+        assert_eq!(logged(Function::Lvp), LogEntry { time_s: 7, code: 0, value: 1_198 });
+        assert_eq!(logged(Function::Ocd).value, -1_234);
+        assert_eq!(logged(Function::Utd), LogEntry { time_s: 7, code: 10, value: -55 });
+        assert_eq!(logged(Function::ShortCircuit).value, -1_234);
     }
 
     #[test]
@@ -382,7 +646,7 @@ mod table_tests {
         assert_eq!(p.paths_open(), path::SWITCH | path::LOAD | path::CHARGER);
         p.update(Instant::from_secs(100), &sc, &s, |_| {});
         assert!(!p.sc_latch_reset(), "manual policy: no automatic reset");
-        p.clear(Instant::from_secs(100), &sc, &s);
+        p.clear(&sc, &s);
         assert!(p.sc_latch_reset());
         assert_eq!(p.faults(), 0);
 
@@ -397,7 +661,65 @@ mod table_tests {
         assert_eq!(p.faults(), faults::SHORT_CIRCUIT);
     }
 
+    /// The table's rows as the match they replaced (issue 14): (beyond, released, delay).
+    fn condition_as_before(
+        f: Function,
+        c: &Conditions,
+        s: &Settings,
+        trip: &DelayedTrip,
+        now: Instant,
+    ) -> (bool, bool, Duration) {
+        let v = c.meas.voltage_mv();
+        let i_ma = c.meas.current_ma();
+        let t = i32::from(c.meas.temperature_dc);
+        let hyst = i32::from(s.temp_hysteresis_dc);
+        let ms = |d: u16| Duration::from_millis(u64::from(d));
+        let retry_s = |r: u16| r != 0 && trip.tripped_for(now) >= Duration::from_secs(u64::from(r));
+        match f {
+            Function::Lvp => (v < i32::from(s.lvp_mv), v > i32::from(s.lvp_release_mv), ms(s.lvp_delay_ms)),
+            Function::Ovp => (v > i32::from(s.ovp_mv), v < i32::from(s.ovp_release_mv), ms(s.ovp_delay_ms)),
+            Function::LvpInput => (!c.lvp_input_ok, c.lvp_input_ok, INPUT_DEBOUNCE),
+            Function::OvpInput => (!c.ovp_input_ok, c.ovp_input_ok, INPUT_DEBOUNCE),
+            Function::Occ => (i_ma > i32::from(s.occ_da) * 100, retry_s(s.oc_retry_s), ms(s.occ_delay_ms)),
+            Function::Ocd => (i_ma < -i32::from(s.ocd_da) * 100, retry_s(s.oc_retry_s), ms(s.ocd_delay_ms)),
+            Function::Otc => (t > i32::from(s.otc_dc), t < i32::from(s.otc_dc) - hyst, ms(s.temp_delay_ms)),
+            Function::Utc => (t < i32::from(s.utc_dc), t > i32::from(s.utc_dc) + hyst, ms(s.temp_delay_ms)),
+            Function::Otd => (t > i32::from(s.otd_dc), t < i32::from(s.otd_dc) - hyst, ms(s.temp_delay_ms)),
+            Function::Utd => (t < i32::from(s.utd_dc), t > i32::from(s.utd_dc) + hyst, ms(s.temp_delay_ms)),
+            Function::ShortCircuit => (c.sc_latched, false, Duration::ZERO),
+            Function::AuxOvercurrent => (c.aux_overcurrent, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
+        }
+    }
+
     proptest! {
+        /// The rows say what the `match` they replaced said, for any conditions and
+        /// settings (released only matters while the condition is gone).
+        #[test]
+        fn rows_agree_with_the_match_they_replaced(
+            mv in 0i32..70_000, ma in -400_000i32..400_000, t in -300i16..800,
+            inputs in any::<(bool, bool, bool, bool)>(),
+            tripped_s in 0u64..100,
+            retry_s in prop::sample::select(vec![0u16, 1, 30]),
+            hyst in 0u16..100,
+        ) {
+            let mut s = Settings::defaults(Variant::V48);
+            s.oc_retry_s = retry_s;
+            s.temp_hysteresis_dc = hyst;
+            let mut c = cond(mv, ma, t);
+            (c.lvp_input_ok, c.ovp_input_ok, c.sc_latched, c.aux_overcurrent) = inputs;
+            let mut trip = DelayedTrip::default();
+            trip.update(Instant::ZERO, true, false, Duration::ZERO);
+            let now = Instant::from_secs(tripped_s);
+            for row in &TABLE {
+                let (beyond, released, delay) = condition_as_before(row.function, &c, &s, &trip, now);
+                prop_assert_eq!(row.beyond(&c, &s), beyond, "{:?}", row.function);
+                prop_assert_eq!(row.delay.value(&s), delay, "{:?}", row.function);
+                if !beyond {
+                    prop_assert_eq!(row.released(&c, &s, &trip, now), released, "{:?}", row.function);
+                }
+            }
+        }
+
         /// For every function: if its condition holds longer than its delay, the
         /// path it protects is open; it is never re-closed while the condition holds.
         #[test]
@@ -408,7 +730,7 @@ mod table_tests {
             let v = Variant::V48;
             let s = Settings::defaults(v);
             let mut p = Protection::default();
-            let mut held: [Option<Instant>; TABLE.len()] = [None; TABLE.len()];
+            let mut held: [Option<Instant>; FUNCTIONS] = [None; FUNCTIONS];
             let mut now = Instant::ZERO;
             for (mv, ma, t, lvp_ok, ovp_ok) in steps {
                 now += Duration::from_millis(dt_ms);
@@ -417,12 +739,12 @@ mod table_tests {
                 c.ovp_input_ok = ovp_ok;
                 p.update(now, &c, &s, |_| {});
                 for (k, row) in TABLE.iter().enumerate() {
-                    let (beyond, _, delay) = condition(row.function, &c, &s, &p.trips[k], now);
+                    let (beyond, delay) = (row.beyond(&c, &s), row.delay.value(&s));
                     if beyond { held[k].get_or_insert(now); } else { held[k] = None; }
                     if let Some(since) = held[k] {
                         if now - since >= delay {
                             prop_assert!(p.faults() & row.fault != 0, "{:?} held {:?}", row.function, now - since);
-                            prop_assert_eq!(p.paths_open() & row.opens, row.opens);
+                            prop_assert_eq!(p.paths_open() & row.paths(), row.paths());
                         }
                     }
                 }

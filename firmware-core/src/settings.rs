@@ -22,15 +22,6 @@ pub enum Variant {
 }
 
 impl Variant {
-    /// The variant for a nominal system voltage of 12, 24 or 48 V.
-    pub const fn from_nominal_v(v: u16) -> Option<Variant> {
-        match v {
-            12 => Some(Variant::V12),
-            24 => Some(Variant::V24),
-            48 => Some(Variant::V48),
-            _ => None,
-        }
-    }
     /// Nominal system voltage (datasheet, "Electrical data").
     pub const fn nominal_v(self) -> u16 {
         match self {
@@ -53,18 +44,6 @@ impl Variant {
             Variant::V12 => 15_000,
             Variant::V24 => 30_000,
             Variant::V48 => 60_000,
-        }
-    }
-    /// Battery-voltage measuring range (datasheet, "Voltage measurement accuracy"), in mV.
-    pub const fn voltage_range_mv(self) -> u16 {
-        self.max_operating_mv()
-    }
-    /// Aux output max switching current (datasheet, "Additional (aux) output"), in mA.
-    pub const fn aux_max_current_ma(self) -> u16 {
-        match self {
-            Variant::V12 => 10_000,
-            Variant::V24 => 5_000,
-            Variant::V48 => 2_500,
         }
     }
     const fn index(self) -> usize {

@@ -10,7 +10,7 @@ const LFP_OCV_MV: [u16; 21] = [
     3400, 3600,
 ];
 
-/// SOC in 0.01 % from a resting cell voltage (interpolated in [`LFP_OCV_MV`]).
+/// SOC in 0.01 % from a resting cell voltage (interpolated in `LFP_OCV_MV`).
 pub fn soc_from_cell_ocv(cell_mv: i32) -> u16 {
     let first = i32::from(LFP_OCV_MV[0]);
     if cell_mv <= first {

@@ -21,10 +21,9 @@
 //! runs more.
 
 use firmware_core::map::{self, Access, RegDef};
-use firmware_core::modbus::MAX_ADU_LEN;
 use firmware_core::modbus::frame::{Frame, emit_frame};
-use firmware_core::modbus::pdu::MAX_PDU_LEN;
 use firmware_core::modbus::rtu::RtuConfig;
+use firmware_core::modbus::{MAX_ADU_LEN, MAX_PDU_LEN};
 use firmware_core::{Board, Duration, Instant, Settings, Variant};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -356,7 +355,7 @@ proptest! {
                 }
                 Event::Pdu { pdu } => {
                     let mut resp = [0u8; MAX_PDU_LEN];
-                    let n = rig.board.process_pdu(now, &pdu, &mut resp);
+                    let n = rig.board.process_pdu(&pdu, &mut resp);
                     let n = n.expect("a non-empty PDU always gets a response");
                     prop_assert!((2..=MAX_PDU_LEN).contains(&n));
                     prop_assert!(resp[0] == pdu[0] || resp[0] == pdu[0] | 0x80);
@@ -438,7 +437,7 @@ proptest! {
                     listen_only = true;
                 } else if is_write(&pdu) {
                     let mut resp = [0u8; MAX_PDU_LEN];
-                    tcp.process_pdu(now, &pdu, &mut resp);
+                    tcp.process_pdu(&pdu, &mut resp);
                 }
                 Expect::Nothing
             } else if is_force_listen_only(&pdu) {
@@ -470,7 +469,7 @@ proptest! {
                 (Expect::Diagnostic(Err(code)), Some(r)) => prop_assert_eq!(r, vec![0x88, code]),
                 (Expect::SameAsPdu, Some(r)) => {
                     let mut resp = [0u8; MAX_PDU_LEN];
-                    let n = tcp.process_pdu(now, &pdu, &mut resp).unwrap();
+                    let n = tcp.process_pdu(&pdu, &mut resp).unwrap();
                     prop_assert_eq!(&r[..], &resp[..n], "request {:02X?}", pdu);
                     if r[0] & 0x80 != 0 {
                         prop_assert!(matches!(r[1], 1..=4 | 6), "exception {:02X?}", r);

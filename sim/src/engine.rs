@@ -402,7 +402,7 @@ impl Engine {
         if def.ty.decode(&words[..n]) != value {
             return Err(refused(firmware_core::modbus::ExceptionCode::IllegalDataValue));
         }
-        self.board.write_registers(Instant(self.clock.t_ns), def.addr, &words[..n]).map_err(refused)?;
+        self.board.write_registers(def.addr, &words[..n]).map_err(refused)?;
         self.persist_settings()?;
         Ok(())
     }

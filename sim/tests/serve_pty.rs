@@ -311,3 +311,85 @@ fn a_non_root_client_reopens_the_pty_after_an_exclusive_client_died() {
         assert_eq!(report.unit(1).unwrap().replies, 3, "{report}");
     });
 }
+
+/// What came back for one request: the reply's bytes and how long after the request's last
+/// byte was written its last byte arrived.
+async fn timed_transaction(port: &mut tokio_serial::SerialStream, req: &[u8], want: usize) -> (Vec<u8>, Duration) {
+    port.write_all(req).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let reply = read_for(port, Duration::from_millis(50), want).await;
+    (reply, t0.elapsed())
+}
+
+/// Reads and drops whatever arrives within `wait` (a late or unexpected reply).
+async fn drain(port: &mut tokio_serial::SerialStream, wait: Duration) {
+    read_for(port, wait, usize::MAX).await;
+}
+
+/// Issue 14 (the burst defect): on a pty, garbage or a truncated frame, then at least 4 ms of
+/// silence, then a valid request: the request is answered, as a real slave answers it (t3.5 is
+/// 2 ms at 19200 baud, counted from the end of the last byte received). 200 tries of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_request_after_noise_or_a_truncated_frame_and_4_ms_of_silence_is_answered() {
+    const TRIES: usize = 200;
+    let server = start(Options::new(vec![1]), false).await;
+    let mut port = open(&server.path);
+    let req = read_req(1, 0x0000, 1);
+    let want = adu(1, &[0x03, 2, 0, 209]);
+    // SplitMix64: noise that is the same from run to run.
+    let mut state = 0x1234_5678_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut answered = [0usize; 2];
+    for (kind, count) in answered.iter_mut().enumerate() {
+        for i in 0..TRIES {
+            let lead: Vec<u8> = if kind == 0 {
+                (0..1 + next() % 8).map(|_| next() as u8).collect()
+            } else {
+                req[..1 + i % (req.len() - 1)].to_vec()
+            };
+            port.write_all(&lead).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(4)).await;
+            let (reply, _) = timed_transaction(&mut port, &req, want.len()).await;
+            if reply == want {
+                *count += 1;
+            } else {
+                drain(&mut port, Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let report = server.stop().await;
+    eprintln!("answered after noise {}/{TRIES}, after a truncated frame {}/{TRIES}", answered[0], answered[1]);
+    for (count, what) in answered.iter().zip(["noise", "a truncated frame"]) {
+        assert!(*count * 100 >= TRIES * 99, "after {what}: answered {count}/{TRIES}: {report}");
+    }
+}
+
+/// Issue 17 item 8: on a pty, where framing is by length, the reply goes out as soon as the
+/// request is provably complete (its function code gives its length, the CRC there is good),
+/// not t3.5 later: the median latency from the request's last byte is well under t3.5 (2 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_complete_request_is_answered_without_waiting_for_t3_5_on_a_pty() {
+    const REQUESTS: usize = 60;
+    let server = start(Options::new(vec![1]), false).await;
+    let mut port = open(&server.path);
+    let req = read_req(1, 0x0100, 10);
+    let mut latencies = Vec::new();
+    for _ in 0..REQUESTS {
+        let (reply, took) = timed_transaction(&mut port, &req, 25).await;
+        assert!(reply.len() == 25 && crc_ok(&reply), "{reply:02x?}");
+        latencies.push(took);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.stop().await;
+    latencies.sort();
+    let (p50, p90) = (latencies[REQUESTS / 2], latencies[REQUESTS * 9 / 10]);
+    eprintln!("latency on a pty: p50 {p50:?}, p90 {p90:?}, max {:?}", latencies[REQUESTS - 1]);
+    assert!(p50 < Duration::from_millis(1), "p50 {p50:?}: the reply waited for t3.5 ({T35:?})");
+}

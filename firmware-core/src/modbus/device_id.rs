@@ -37,7 +37,7 @@
 //!   truncated to fit, so that every object can be read.
 
 use super::ExceptionCode::{self, IllegalDataAddress, IllegalDataValue, IllegalFunction, ServerDeviceFailure};
-use super::RegisterBank;
+use super::{MAX_PDU_LEN, RegisterBank};
 
 /// FC43, Encapsulated Interface Transport (§6.19).
 pub const ENCAPSULATED_INTERFACE_TRANSPORT: u8 = 0x2B;
@@ -54,9 +54,9 @@ pub const CONFORMITY_EXTENDED: u8 = 0x83;
 const HEADER_LEN: usize = 7;
 /// Bytes before an object's value: object id, object length.
 const OBJECT_HEADER_LEN: usize = 2;
-/// Longest object value sent: what fits in a [`MAX_PDU_LEN`](super::pdu::MAX_PDU_LEN)
-/// response next to the header. Longer values are truncated.
-pub const MAX_OBJECT_LEN: usize = super::pdu::MAX_PDU_LEN - HEADER_LEN - OBJECT_HEADER_LEN;
+/// Longest object value sent: what fits in a [`MAX_PDU_LEN`] response next to the
+/// header. Longer values are truncated.
+pub const MAX_OBJECT_LEN: usize = MAX_PDU_LEN - HEADER_LEN - OBJECT_HEADER_LEN;
 
 /// More follows: `FF` if objects remain for another request, else `00`.
 const MORE_FOLLOWS: u8 = 0xFF;
@@ -166,94 +166,114 @@ impl ReadDeviceId {
         Some(Self::BUFFER_LEN)
     }
 
-    /// Server side: write the response PDU for `bank`'s objects into the front of
-    /// `out` (room for [`MAX_PDU_LEN`](super::pdu::MAX_PDU_LEN) bytes gives every
-    /// object a place; less only truncates harder); see the [module docs](self).
+    /// Server side: the response to this request from `bank`'s objects, laid out for a
+    /// response PDU of at most `capacity` bytes ([`MAX_PDU_LEN`] gives every object a
+    /// place; less only truncates harder); see the [module docs](self).
     ///
     /// `Err(IllegalFunction)` if the bank lacks a basic object, `Err(IllegalDataAddress)`
     /// for an individual access to an object the bank does not have,
-    /// `Err(ServerDeviceFailure)` if `out` cannot hold a header and one object header.
-    pub fn respond<B: RegisterBank + ?Sized>(&self, bank: &B, out: &mut [u8]) -> Result<usize, ExceptionCode> {
-        let basic = object::VENDOR_NAME..=object::LAST_BASIC;
-        if basic.into_iter().any(|id| bank.device_identification(id).is_none()) {
+    /// `Err(ServerDeviceFailure)` if `capacity` cannot hold a header and one object header.
+    pub fn response<'b, B: RegisterBank + ?Sized>(
+        &self,
+        bank: &'b B,
+        capacity: usize,
+    ) -> Result<DeviceIdResponse<'b>, ExceptionCode> {
+        let table = bank.device_identification();
+        let has = |id: u8| table.iter().any(|(i, _)| *i == id);
+        if !(object::VENDOR_NAME..=object::LAST_BASIC).all(has) {
             return Err(IllegalFunction);
         }
-        let extended = (object::FIRST_EXTENDED..=u8::MAX).any(|id| bank.device_identification(id).is_some());
+        let extended = table.iter().any(|(id, _)| *id >= object::FIRST_EXTENDED);
         let conformity = if extended { CONFORMITY_EXTENDED } else { CONFORMITY_REGULAR };
-        let (head, body) = out.split_at_mut_checked(HEADER_LEN).ok_or(ServerDeviceFailure)?;
-        if body.len() < OBJECT_HEADER_LEN {
-            return Err(ServerDeviceFailure);
-        }
-        let mut objects = Objects { body, used: 0, count: 0 };
-        let mut next = None;
-        match self.code.last_object() {
-            None => {
-                let value = bank.device_identification(self.object_id).ok_or(IllegalDataAddress)?;
-                objects.push(self.object_id, value, true);
-            }
+        let room = capacity.checked_sub(HEADER_LEN).filter(|r| *r >= OBJECT_HEADER_LEN).ok_or(ServerDeviceFailure)?;
+        let (first, last) = match self.code.last_object() {
+            None if has(self.object_id) => (self.object_id, self.object_id),
+            None => return Err(IllegalDataAddress),
             Some(last) => {
-                let known = self.object_id <= last && bank.device_identification(self.object_id).is_some();
-                let first = if known { self.object_id } else { object::VENDOR_NAME };
-                for id in first..=last {
-                    let Some(value) = bank.device_identification(id) else {
-                        continue;
-                    };
-                    // The first object always goes in (truncated if need be), so a
-                    // client following `next object id` always makes progress.
-                    if !objects.push(id, value, objects.count == 0) {
-                        next = Some(id);
-                        break;
-                    }
-                }
+                (if self.object_id <= last && has(self.object_id) { self.object_id } else { object::VENDOR_NAME }, last)
             }
+        };
+        let start = table.iter().position(|(id, _)| *id >= first).unwrap_or(table.len());
+        let candidates = table.get(start..).unwrap_or(&[]);
+        let mut r = DeviceIdResponse { code: self.code, conformity, objects: &[], first_len: 0, next: None };
+        let (mut used, mut count) = (0, 0);
+        for &(id, value) in candidates.iter().take_while(|(id, _)| *id <= last) {
+            let free = room - used;
+            let fits = free.checked_sub(OBJECT_HEADER_LEN).map(|f| f.min(usize::from(u8::MAX)));
+            // The first object always goes in (truncated if need be), so a client
+            // following `next object id` always makes progress.
+            let len = match fits {
+                Some(fits) if count == 0 => value.len().min(fits),
+                Some(fits) if value.len() <= fits => value.len(),
+                _ => {
+                    r.next = Some(id);
+                    break;
+                }
+            };
+            if count == 0 {
+                r.first_len = len;
+            }
+            used += OBJECT_HEADER_LEN + len;
+            count += 1;
         }
-        let (more, next_id) = match next {
+        r.objects = candidates.get(..count).unwrap_or(&[]);
+        Ok(r)
+    }
+}
+
+/// The response to a [`ReadDeviceId`] request: the Repr a reply is written from.
+/// Its objects are a run of the bank's table, the first one cut to `first_len` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceIdResponse<'b> {
+    code: ReadDeviceIdCode,
+    conformity: u8,
+    objects: &'b [(u8, &'b [u8])],
+    /// Length of the first object's value as sent (it may be truncated).
+    first_len: usize,
+    /// The first object left out, if any (more follows).
+    next: Option<u8>,
+}
+
+impl DeviceIdResponse<'_> {
+    /// The objects as sent: (object id, value).
+    fn sent(&self) -> impl Iterator<Item = (u8, &[u8])> {
+        self.objects.iter().enumerate().map(|(i, &(id, value))| {
+            let value = if i == 0 { value.get(..self.first_len).unwrap_or(value) } else { value };
+            (id, value)
+        })
+    }
+
+    /// Length of the response PDU, function code included.
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.sent().map(|(_, v)| OBJECT_HEADER_LEN + v.len()).sum::<usize>()
+    }
+
+    /// Write the response PDU into the front of `out`; `None` if it does not fit.
+    pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
+        let len = self.buffer_len();
+        let (head, mut body) = out.get_mut(..len)?.split_at_mut_checked(HEADER_LEN)?;
+        let (more, next_id) = match self.next {
             Some(id) => (MORE_FOLLOWS, id),
             None => (0, 0),
         };
+        let count = u8::try_from(self.objects.len()).ok()?;
         head.copy_from_slice(&[
             ENCAPSULATED_INTERFACE_TRANSPORT,
             MEI_READ_DEVICE_ID,
             self.code.code(),
-            conformity,
+            self.conformity,
             more,
             next_id,
-            objects.count,
+            count,
         ]);
-        Ok(HEADER_LEN + objects.used)
-    }
-}
-
-/// The object list of a response being written.
-struct Objects<'b> {
-    body: &'b mut [u8],
-    used: usize,
-    count: u8,
-}
-
-impl Objects<'_> {
-    /// Append `id | len | value`; with `truncate`, a value too long for the space
-    /// left (or for its length byte) is cut to fit. `false` (nothing written) if the
-    /// object does not fit.
-    fn push(&mut self, id: u8, value: &[u8], truncate: bool) -> bool {
-        let Some(free) = self.body.get_mut(self.used..) else {
-            return false;
-        };
-        let room = free.len().saturating_sub(OBJECT_HEADER_LEN).min(usize::from(u8::MAX));
-        let len = if truncate { value.len().min(room) } else { value.len() };
-        let (Some(value), Ok(len_byte)) = (value.get(..len), u8::try_from(len)) else {
-            return false;
-        };
-        let Some((obj_head, obj_value)) =
-            free.get_mut(..OBJECT_HEADER_LEN + len).and_then(|o| o.split_at_mut_checked(2))
-        else {
-            return false;
-        };
-        obj_head.copy_from_slice(&[id, len_byte]);
-        obj_value.copy_from_slice(value);
-        self.used += OBJECT_HEADER_LEN + len;
-        self.count = self.count.saturating_add(1);
-        true
+        for (id, value) in self.sent() {
+            let (obj_head, rest) = body.split_at_mut_checked(OBJECT_HEADER_LEN)?;
+            let (obj_value, rest) = rest.split_at_mut_checked(value.len())?;
+            obj_head.copy_from_slice(&[id, u8::try_from(value.len()).ok()?]);
+            obj_value.copy_from_slice(value);
+            body = rest;
+        }
+        Some(len)
     }
 }
 
@@ -265,8 +285,16 @@ mod tests {
     fn respond(bank: &TestBank, code: u8, object_id: u8) -> Result<Vec<u8>, ExceptionCode> {
         let req = ReadDeviceId::parse(&[MEI_READ_DEVICE_ID, code, object_id])?;
         let mut out = [0u8; 253];
-        let n = req.respond(bank, &mut out)?;
+        let n = emit(&req, bank, &mut out)?;
         Ok(out[..n].to_vec())
+    }
+
+    /// The response laid out for `out` and written into it.
+    fn emit(req: &ReadDeviceId, bank: &TestBank, out: &mut [u8]) -> Result<usize, ExceptionCode> {
+        let r = req.response(bank, out.len())?;
+        let n = r.emit(out).expect("the response fits the room it was laid out for");
+        assert_eq!(n, r.buffer_len());
+        Ok(n)
     }
 
     /// Splits a response into its header fields and its objects.
@@ -382,7 +410,7 @@ mod tests {
         let req = ReadDeviceId { code: ReadDeviceIdCode::Regular, object_id: 0 };
         for len in 0..40 {
             let mut out = vec![0u8; len];
-            match req.respond(&bank, &mut out) {
+            match emit(&req, &bank, &mut out) {
                 Ok(n) => {
                     assert!(n <= len);
                     let (_, more, next, objs) = objects(&out[..n]);

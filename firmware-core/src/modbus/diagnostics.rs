@@ -176,23 +176,64 @@ impl<'a> Diagnostic<'a> {
         emit_pdu(self.sub_function(), data, out)
     }
 
-    /// Server side: write the normal response PDU `08 | sub-function | value` into
-    /// the front of `out` for the data-returning sub-functions, where `value` is the
-    /// echoed request data, or the counter `count` for [`ReturnCounter`](Self::ReturnCounter)
-    /// (low 16 bits), or `00 00` for [`ClearCounters`](Self::ClearCounters).
-    /// `None` for [`ForceListenOnly`](Self::ForceListenOnly) (it is never answered)
-    /// or if `out` is too small.
-    pub fn emit_response(&self, count: u32, out: &mut [u8]) -> Option<usize> {
-        let value;
+    /// Server side: the normal response for the data-returning sub-functions: the
+    /// sub-function with the echoed request data, or the counter `count` for
+    /// [`ReturnCounter`](Self::ReturnCounter) (low 16 bits), or `00 00` for
+    /// [`ClearCounters`](Self::ClearCounters). `None` for
+    /// [`ForceListenOnly`](Self::ForceListenOnly): it is never answered.
+    pub const fn response(&self, count: u32) -> Option<DiagnosticResponse<'a>> {
         let data = match self {
             Diagnostic::ForceListenOnly => return None,
-            Diagnostic::ReturnCounter(_) => {
-                value = (count as u16).to_be_bytes();
-                &value[..]
-            }
-            _ => self.request_data(),
+            Diagnostic::ReturnCounter(_) => DiagnosticData::Word(count as u16),
+            _ => DiagnosticData::Bytes(self.request_data()),
         };
-        emit_pdu(self.sub_function(), data, out)
+        Some(DiagnosticResponse { sub_function: self.sub_function(), data })
+    }
+}
+
+/// The data field of an FC08 response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagnosticData<'a> {
+    /// Bytes as they go on the wire (an echo).
+    Bytes(&'a [u8]),
+    /// One 16-bit value, big-endian (a count).
+    Word(u16),
+}
+
+/// An FC08 normal response, `08 | sub-function | data`: the Repr a reply is written from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiagnosticResponse<'a> {
+    pub sub_function: u16,
+    pub data: DiagnosticData<'a>,
+}
+
+impl DiagnosticResponse<'_> {
+    /// A response carrying one count: what the counter sub-functions answer
+    /// (and serve's fault counters, sub-functions of its own).
+    pub const fn word(sub_function: u16, value: u16) -> DiagnosticResponse<'static> {
+        DiagnosticResponse { sub_function, data: DiagnosticData::Word(value) }
+    }
+
+    /// Length of the response PDU, function code included.
+    pub const fn buffer_len(&self) -> usize {
+        let data = match self.data {
+            DiagnosticData::Bytes(b) => b.len(),
+            DiagnosticData::Word(_) => 2,
+        };
+        data.saturating_add(3)
+    }
+
+    /// Write the response PDU into the front of `out`; `None` if it does not fit.
+    pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
+        let word;
+        let data = match self.data {
+            DiagnosticData::Bytes(b) => b,
+            DiagnosticData::Word(w) => {
+                word = w.to_be_bytes();
+                &word[..]
+            }
+        };
+        emit_pdu(self.sub_function, data, out)
     }
 }
 
@@ -244,19 +285,29 @@ mod tests {
         assert_eq!(Diagnostic::parse(&[0, 0x0A, 0, 1]), Err(IllegalDataValue));
     }
 
+    /// The response PDU of `d` for `count`, written into `out`.
+    fn emit_response(d: Diagnostic<'_>, count: u32, out: &mut [u8]) -> Option<usize> {
+        let r = d.response(count)?;
+        let n = r.emit(out)?;
+        assert_eq!(n, r.buffer_len());
+        Some(n)
+    }
+
     #[test]
     fn responses() {
         let mut out = [0u8; 8];
-        let n = Diagnostic::ReturnQueryData(&[0xA5, 0x37]).emit_response(9, &mut out).unwrap();
+        let n = emit_response(Diagnostic::ReturnQueryData(&[0xA5, 0x37]), 9, &mut out).unwrap();
         assert_eq!(&out[..n], &[0x08, 0, 0, 0xA5, 0x37]);
-        let n = Diagnostic::ReturnCounter(DiagnosticCounter::BusMessages).emit_response(0x1_0203, &mut out).unwrap();
+        let n = emit_response(Diagnostic::ReturnCounter(DiagnosticCounter::BusMessages), 0x1_0203, &mut out).unwrap();
         assert_eq!(&out[..n], &[0x08, 0, 0x0B, 0x02, 0x03]);
-        let n = Diagnostic::RestartCommunications { clear_event_log: true }.emit_response(0, &mut out).unwrap();
+        let n = emit_response(Diagnostic::RestartCommunications { clear_event_log: true }, 0, &mut out).unwrap();
         assert_eq!(&out[..n], &[0x08, 0, 1, 0xFF, 0]);
-        let n = Diagnostic::ClearCounters.emit_response(7, &mut out).unwrap();
+        let n = emit_response(Diagnostic::ClearCounters, 7, &mut out).unwrap();
         assert_eq!(&out[..n], &[0x08, 0, 0x0A, 0, 0]);
-        assert_eq!(Diagnostic::ForceListenOnly.emit_response(0, &mut out), None);
-        assert_eq!(Diagnostic::ClearCounters.emit_response(0, &mut out[..4]), None);
+        assert_eq!(emit_response(Diagnostic::ForceListenOnly, 0, &mut out), None);
+        assert_eq!(emit_response(Diagnostic::ClearCounters, 0, &mut out[..4]), None);
+        let n = DiagnosticResponse::word(0x0100, 0x4F).emit(&mut out).unwrap();
+        assert_eq!(&out[..n], &[0x08, 0x01, 0x00, 0x00, 0x4F]);
     }
 
     #[test]

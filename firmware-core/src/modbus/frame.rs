@@ -19,6 +19,7 @@ use core::fmt;
 
 use super::MAX_ADU_LEN;
 use super::crc::crc16;
+use super::pdu::Response;
 
 mod field {
     /// Unit id (slave address) byte.
@@ -167,16 +168,35 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for Frame<T> {
 /// `None` (and `out` untouched) if `pdu` is empty, if the ADU would exceed
 /// [`MAX_ADU_LEN`], or if it does not fit in `out`.
 pub fn emit_frame(unit: u8, pdu: &[u8], out: &mut [u8]) -> Option<usize> {
-    if pdu.is_empty() {
+    emit_with(unit, pdu.len(), out, |dst| {
+        let dst = dst.get_mut(..pdu.len())?;
+        dst.copy_from_slice(pdu);
+        Some(())
+    })
+}
+
+/// Write the reply ADU `unit` + `response` + CRC into the front of `out` and return its
+/// length: every RTU reply, the board's and any a test tool or fault injector makes,
+/// goes through here.
+///
+/// `None` if the ADU would exceed [`MAX_ADU_LEN`], does not fit in `out`, or the
+/// response cannot be written ([`Response::emit`]); `out` is unspecified then.
+pub fn emit_response(unit: u8, response: &Response<'_>, out: &mut [u8]) -> Option<usize> {
+    emit_with(unit, response.buffer_len(), out, |dst| (response.emit(dst)? == dst.len()).then_some(()))
+}
+
+/// The one ADU writer: unit id, a PDU of `pdu_len` bytes written by `pdu`, CRC.
+fn emit_with(unit: u8, pdu_len: usize, out: &mut [u8], pdu: impl FnOnce(&mut [u8]) -> Option<()>) -> Option<usize> {
+    if pdu_len == 0 {
         return None;
     }
-    let len = pdu.len().checked_add(field::PDU_START + field::CRC_LEN)?;
+    let len = pdu_len.checked_add(field::PDU_START + field::CRC_LEN)?;
     if len > MAX_ADU_LEN {
         return None;
     }
     let mut frame = Frame::new_unchecked(out.get_mut(..len)?);
+    pdu(frame.pdu_mut())?;
     frame.set_unit_id(unit);
-    frame.pdu_mut().copy_from_slice(pdu);
     frame.fill_crc();
     Some(len)
 }
@@ -228,6 +248,22 @@ mod tests {
         let mut big = [0u8; 300];
         assert_eq!(emit_frame(1, &[3; 253], &mut big), Some(256));
         assert_eq!(emit_frame(1, &[3; 254], &mut big), None);
+    }
+
+    #[test]
+    fn responses_are_framed_by_the_same_emitter() {
+        use crate::modbus::ExceptionCode;
+        let mut out = [0u8; 16];
+        let exception = Response::Exception { function: 0x03, code: ExceptionCode::ServerDeviceBusy };
+        let n = emit_response(0x11, &exception, &mut out).unwrap();
+        let mut by_hand = [0u8; 16];
+        let m = emit_frame(0x11, &[0x83, 0x06], &mut by_hand).unwrap();
+        assert_eq!(&out[..n], &by_hand[..m]);
+        let regs = Response::Registers { function: 0x03, values: &[0x1234] };
+        let n = emit_response(1, &regs, &mut out).unwrap();
+        assert!(Frame::new_checked(&out[..n]).is_ok());
+        assert_eq!(&out[..n - 2], &[1, 0x03, 2, 0x12, 0x34]);
+        assert_eq!(emit_response(1, &regs, &mut out[..6]), None);
     }
 
     #[test]

@@ -3,17 +3,23 @@
 //! Layers, bottom up:
 //!
 //! * [`crc`]: the CRC-16 of *Modbus over Serial Line V1.02*, §6.2.2 (Appendix B).
-//! * [`frame`]: a zero-copy view of an RTU ADU (unit id + PDU + CRC), §2.5.1.
-//! * [`pdu`]: request parsing ([`pdu::Request`]) and execution against a
-//!   [`RegisterBank`] (*Modbus Application Protocol V1.1b3*, §6) of function codes
+//! * [`frame`]: a zero-copy view of an RTU ADU (unit id + PDU + CRC), §2.5.1, and
+//!   the one ADU emitter ([`frame::emit_frame`], [`frame::emit_response`]).
+//! * [`framer`]: [`framer::RtuFramer`], the one place that decides where an RTU
+//!   frame ends in a timestamped byte stream (t3.5 of silence, §2.5.1.1, and, where
+//!   bytes arrive in bursts, the length the function code gives), with the line
+//!   settings it needs ([`framer::RtuConfig`]).
+//! * [`pdu`]: request parsing ([`pdu::Request`]), execution against a
+//!   [`RegisterBank`] ([`pdu::execute`]) and the response [`pdu::Response`] that
+//!   writes the reply (*Modbus Application Protocol V1.1b3*, §6) of function codes
 //!   03, 04, 06, 16, 23 (read/write multiple registers), 08 sub-function 00 (echo)
 //!   and 43/14 (read device identification), with the wire formats of FC08 in
 //!   [`diagnostics`] and of FC43/14 in [`device_id`]. This layer is transport
 //!   independent: [`pdu::process_request`] also serves Modbus TCP.
-//! * [`rtu`]: [`rtu::RtuSlave`], which frames a timestamped byte stream by line
-//!   silence (t3.5, §2.5.1.1), filters by unit id, executes broadcasts without
-//!   reply, keeps the serial-line diagnostic counters and listen-only mode, answers
-//!   the FC08 counter sub-functions and produces reply ADUs.
+//! * [`rtu`]: [`rtu::RtuSlave`], which takes the frames its framer (or a bus
+//!   monitor's) completes, filters by unit id, executes broadcasts without reply,
+//!   keeps the serial-line diagnostic counters and listen-only mode, answers the
+//!   FC08 counter sub-functions and produces reply ADUs.
 //!
 //! Exceptions (§7) are values ([`ExceptionCode`]): 01 for an unknown function code,
 //! MEI type or FC08 sub-function; 02 for addresses or objects the device lacks; 03
@@ -25,40 +31,80 @@
 
 use core::fmt;
 
-use crate::time::Instant;
-
 pub mod crc;
 pub mod device_id;
 pub mod diagnostics;
 pub mod frame;
+pub mod framer;
 pub mod pdu;
 pub mod rtu;
 
 /// Largest RTU ADU: unit id (1) + PDU (253) + CRC (2); *Modbus over Serial Line V1.02*, §2.5.1.
 pub const MAX_ADU_LEN: usize = 256;
+/// Largest PDU: the 256-byte RTU ADU minus unit id and CRC (*Modbus Application
+/// Protocol V1.1b3*, §4.1). Here, not in [`pdu`], so that every Modbus module can
+/// use it without importing another.
+pub const MAX_PDU_LEN: usize = MAX_ADU_LEN - 3;
 
 /// Exception codes a slave may answer with; *Modbus Application Protocol V1.1b3*, §7.
+///
+/// The board itself answers 01..=04 and 06; the rest are here so that a caller (a
+/// gateway, a fault injector) can build any exception reply with the same emitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 pub enum ExceptionCode {
-    /// The function code is not supported by this device.
-    IllegalFunction = 0x01,
-    /// The address range is not (fully) available.
-    IllegalDataAddress = 0x02,
-    /// A value in the request (quantity, byte count, length, register value) is not allowed.
-    IllegalDataValue = 0x03,
-    /// An unrecoverable error occurred while performing the action.
-    ServerDeviceFailure = 0x04,
-    /// Accepted, but it will take a long time to complete.
-    Acknowledge = 0x05,
-    /// The device is busy with a long-running command.
-    ServerDeviceBusy = 0x06,
+    /// 01: the function code is not supported by this device.
+    IllegalFunction,
+    /// 02: the address range is not (fully) available.
+    IllegalDataAddress,
+    /// 03: a value in the request (quantity, byte count, length, register value) is not allowed.
+    IllegalDataValue,
+    /// 04: an unrecoverable error occurred while performing the action.
+    ServerDeviceFailure,
+    /// 05: accepted, but it will take a long time to complete.
+    Acknowledge,
+    /// 06: the device is busy with a long-running command.
+    ServerDeviceBusy,
+    /// 08: a parity error in the extended memory (file record access).
+    MemoryParityError,
+    /// 0A: a gateway could not allocate a path to the target.
+    GatewayPathUnavailable,
+    /// 0B: a gateway's target device failed to respond.
+    GatewayTargetDeviceFailedToRespond,
+    /// Any other code, as it appears on the wire.
+    Custom(u8),
 }
 
 impl ExceptionCode {
     /// The code as it appears on the wire.
     pub const fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExceptionCode::IllegalFunction => 0x01,
+            ExceptionCode::IllegalDataAddress => 0x02,
+            ExceptionCode::IllegalDataValue => 0x03,
+            ExceptionCode::ServerDeviceFailure => 0x04,
+            ExceptionCode::Acknowledge => 0x05,
+            ExceptionCode::ServerDeviceBusy => 0x06,
+            ExceptionCode::MemoryParityError => 0x08,
+            ExceptionCode::GatewayPathUnavailable => 0x0A,
+            ExceptionCode::GatewayTargetDeviceFailedToRespond => 0x0B,
+            ExceptionCode::Custom(code) => code,
+        }
+    }
+
+    /// The exception for a wire value: a named one of §7, else [`Custom`](Self::Custom).
+    pub const fn from_code(code: u8) -> ExceptionCode {
+        match code {
+            0x01 => ExceptionCode::IllegalFunction,
+            0x02 => ExceptionCode::IllegalDataAddress,
+            0x03 => ExceptionCode::IllegalDataValue,
+            0x04 => ExceptionCode::ServerDeviceFailure,
+            0x05 => ExceptionCode::Acknowledge,
+            0x06 => ExceptionCode::ServerDeviceBusy,
+            0x08 => ExceptionCode::MemoryParityError,
+            0x0A => ExceptionCode::GatewayPathUnavailable,
+            0x0B => ExceptionCode::GatewayTargetDeviceFailedToRespond,
+            other => ExceptionCode::Custom(other),
+        }
     }
 }
 
@@ -71,6 +117,10 @@ impl fmt::Display for ExceptionCode {
             ExceptionCode::ServerDeviceFailure => "server device failure",
             ExceptionCode::Acknowledge => "acknowledge",
             ExceptionCode::ServerDeviceBusy => "server device busy",
+            ExceptionCode::MemoryParityError => "memory parity error",
+            ExceptionCode::GatewayPathUnavailable => "gateway path unavailable",
+            ExceptionCode::GatewayTargetDeviceFailedToRespond => "gateway target device failed to respond",
+            ExceptionCode::Custom(_) => "non-standard exception",
         };
         write!(f, "{} ({:02x})", name, self.code())
     }
@@ -108,11 +158,14 @@ pub trait RegisterBank {
     ///
     /// `Err(IllegalDataAddress)` for unknown/read-only addresses, `Err(IllegalDataValue)`
     /// for out-of-range values.
-    fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode>;
+    ///
+    /// No time is passed: a write takes effect on the bank's own clock (the board's: the
+    /// time of its last poll), whatever clock the transport that carried it runs on.
+    fn write_registers(&mut self, addr: u16, values: &[u16]) -> Result<(), ExceptionCode>;
 
-    /// The value of Read Device Identification object `object_id` (FC43 / MEI 14,
-    /// [`device_id`]), as the bytes sent on the wire (ASCII by convention), or `None`
-    /// if the device has no such object.
+    /// The Read Device Identification objects (FC43 / MEI 14, [`device_id`]): (object
+    /// id, value as the bytes sent on the wire, ASCII by convention), **sorted by
+    /// object id, each id once**: one table, as the register map is.
     ///
     /// Objects 0x00 VendorName, 0x01 ProductCode and 0x02 MajorMinorRevision are
     /// mandatory: a bank that lacks any of them does not support FC43/14 (exception
@@ -121,9 +174,8 @@ pub trait RegisterBank {
     /// optional. Values longer than [`device_id::MAX_OBJECT_LEN`] bytes are truncated.
     ///
     /// The default has no objects, so FC43/14 answers exception 01.
-    fn device_identification(&self, object_id: u8) -> Option<&[u8]> {
-        let _ = object_id;
-        None
+    fn device_identification(&self) -> &[(u8, &[u8])] {
+        &[]
     }
 }
 
@@ -134,7 +186,6 @@ pub trait RegisterBank {
 #[cfg(test)]
 pub(crate) mod test_bank {
     use super::{ExceptionCode, RegisterBank, RegisterKind};
-    use crate::time::Instant;
 
     #[derive(Debug, Clone)]
     pub struct TestBank {
@@ -142,8 +193,7 @@ pub(crate) mod test_bank {
         pub input_len: u16,
         /// Number of successful `write_registers` calls.
         pub writes: usize,
-        pub last_write: Option<Instant>,
-        /// Device identification objects: (object id, value).
+        /// Device identification objects: (object id, value), sorted by id.
         pub objects: &'static [(u8, &'static [u8])],
         /// Make every read and write fail with this exception (04, 06, ...).
         pub fail: Option<ExceptionCode>,
@@ -156,14 +206,7 @@ pub(crate) mod test_bank {
             &[(0, b"Test Vendor"), (1, b"TB-100"), (2, b"1.2"), (4, b"Test Bank"), (5, b"TB-100 rev")];
 
         pub fn new() -> Self {
-            TestBank {
-                holding: [0; 100],
-                input_len: 100,
-                writes: 0,
-                last_write: None,
-                objects: Self::OBJECTS,
-                fail: None,
-            }
+            TestBank { holding: [0; 100], input_len: 100, writes: 0, objects: Self::OBJECTS, fail: None }
         }
     }
 
@@ -190,7 +233,7 @@ pub(crate) mod test_bank {
             Ok(())
         }
 
-        fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+        fn write_registers(&mut self, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
             if let Some(e) = self.fail {
                 return Err(e);
             }
@@ -204,12 +247,11 @@ pub(crate) mod test_bank {
             }
             self.holding[start..end].copy_from_slice(values);
             self.writes += 1;
-            self.last_write = Some(now);
             Ok(())
         }
 
-        fn device_identification(&self, object_id: u8) -> Option<&[u8]> {
-            self.objects.iter().find(|(id, _)| *id == object_id).map(|(_, v)| *v)
+        fn device_identification(&self) -> &[(u8, &[u8])] {
+            self.objects
         }
     }
 }
@@ -222,5 +264,15 @@ mod tests {
     fn exception_code_display() {
         assert_eq!(ExceptionCode::IllegalDataAddress.to_string(), "illegal data address (02)");
         assert_eq!(ExceptionCode::ServerDeviceBusy.code(), 6);
+        assert_eq!(ExceptionCode::Custom(0x63).to_string(), "non-standard exception (63)");
+    }
+
+    #[test]
+    fn exception_codes_round_trip_through_the_wire_value() {
+        for code in 0..=u8::MAX {
+            assert_eq!(ExceptionCode::from_code(code).code(), code);
+        }
+        assert_eq!(ExceptionCode::from_code(0x0B), ExceptionCode::GatewayTargetDeviceFailedToRespond);
+        assert_eq!(ExceptionCode::from_code(0x07), ExceptionCode::Custom(0x07));
     }
 }

@@ -1,5 +1,13 @@
-//! The PDU layer: request parsing ([`Request`]) and execution against a
-//! [`RegisterBank`] ([`process_request`]).
+//! The PDU layer: request parsing ([`Request`]), execution against a
+//! [`RegisterBank`] ([`execute`]) and the response ([`Response`]) a reply is
+//! written from; [`process_request`] does all three for a transport that hands
+//! over PDUs (Modbus TCP).
+//!
+//! As smoltcp's `wire` module does it: a request is parsed once into its Repr
+//! ([`Request::parse`]), everything downstream works on that, and every reply,
+//! normal or exception, built by the board or by a test tool or fault injector,
+//! is a [`Response`] written by [`Response::emit`] (inside an RTU frame by
+//! [`super::frame::emit_response`]).
 //!
 //! *Modbus Application Protocol Specification V1.1b3*: §4.1 (PDU, at most 253 bytes),
 //! §6.3 (FC03), §6.4 (FC04), §6.6 (FC06), §6.8 (FC08, sub-function 00 only here: the
@@ -10,13 +18,9 @@
 //! This layer knows no transport: it serves RTU ([`super::rtu`]) and Modbus TCP
 //! alike.
 
-use super::device_id::{ENCAPSULATED_INTERFACE_TRANSPORT, ReadDeviceId};
-use super::diagnostics::{DIAGNOSTICS, Diagnostic};
-use super::{ExceptionCode, RegisterBank, RegisterKind};
-use crate::time::Instant;
-
-/// Largest PDU: 256-byte RTU ADU minus unit id and CRC (§4.1).
-pub const MAX_PDU_LEN: usize = 253;
+use super::device_id::{DeviceIdResponse, ENCAPSULATED_INTERFACE_TRANSPORT, ReadDeviceId};
+use super::diagnostics::{DIAGNOSTICS, Diagnostic, DiagnosticResponse};
+use super::{ExceptionCode, MAX_PDU_LEN, RegisterBank, RegisterKind};
 
 /// FC03, Read Holding Registers (§6.3).
 pub const READ_HOLDING_REGISTERS: u8 = 0x03;
@@ -231,81 +235,157 @@ fn check_range(addr: u16, qty: u16) -> Result<(), ExceptionCode> {
     if u32::from(addr) + u32::from(qty) > 0x1_0000 { Err(IllegalDataAddress) } else { Ok(()) }
 }
 
-/// Serve one request PDU (function code + data, no unit id, no CRC): parse it,
-/// execute it against `bank` at time `now`, and write the response PDU into
-/// `response`, returning its length (at most [`MAX_PDU_LEN`]).
-///
-/// Every request that has a function code gets a response: the normal one, or an
-/// exception response `[fc | 0x80, code]` (§7) with the code from [`Request::parse`]
-/// or from the bank. FC06's response echoes the request; FC16's echoes address and
-/// quantity; FC23 writes, then reads (a write the bank refuses changes nothing and
-/// its exception is the response; the read range is checked by a read before the
-/// write, so a refused read range changes nothing either).
-///
-/// FC08 is a serial-line function: here only sub-function 00 (Return Query Data,
-/// an echo) is answered; the others need the serial line's counters and state and
-/// get exception 01 (illegal function) from this transport-independent entry point.
-/// [`super::rtu::RtuSlave`] answers them before calling this.
-///
-/// `None` only if `request` is empty or `response` is shorter than [`MAX_PDU_LEN`].
-pub fn process_request<B: RegisterBank>(
-    bank: &mut B,
-    now: Instant,
-    request: &[u8],
-    response: &mut [u8],
-) -> Option<usize> {
-    let response = response.get_mut(..MAX_PDU_LEN)?;
-    let &fc = request.first()?;
-    match Request::parse(request).and_then(|req| execute(bank, now, req, response)) {
-        Ok(len) => Some(len),
-        Err(code) => exception_response(fc, code, response),
+/// A response PDU: the Repr of a reply, written by [`emit`](Self::emit).
+#[derive(Clone, Copy, Debug)]
+pub enum Response<'a> {
+    /// FC03, FC04 and FC23: `function | byte count | registers` (big-endian).
+    Registers { function: u8, values: &'a [u16] },
+    /// FC06: the request echoed.
+    WriteSingle { addr: u16, value: u16 },
+    /// FC16: the address and quantity written.
+    WriteMultiple { addr: u16, qty: u16 },
+    /// FC08 (§6.8).
+    Diagnostics(DiagnosticResponse<'a>),
+    /// FC43 / MEI 14 (§6.21).
+    DeviceIdentification(DeviceIdResponse<'a>),
+    /// Any function: `function | 0x80, code` (§7).
+    Exception { function: u8, code: ExceptionCode },
+}
+
+impl Response<'_> {
+    /// The function code as it goes on the wire (with [`EXCEPTION_FLAG`] for an exception).
+    pub const fn function_code(&self) -> u8 {
+        match self {
+            Response::Registers { function, .. } => *function,
+            Response::WriteSingle { .. } => WRITE_SINGLE_REGISTER,
+            Response::WriteMultiple { .. } => WRITE_MULTIPLE_REGISTERS,
+            Response::Diagnostics(_) => DIAGNOSTICS,
+            Response::DeviceIdentification(_) => ENCAPSULATED_INTERFACE_TRANSPORT,
+            Response::Exception { function, .. } => *function | EXCEPTION_FLAG,
+        }
+    }
+
+    /// The exception, if this is an exception response.
+    pub const fn exception(&self) -> Option<ExceptionCode> {
+        match self {
+            Response::Exception { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Length of the PDU that [`emit`](Self::emit) writes.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            Response::Registers { values, .. } => values.len().saturating_mul(2).saturating_add(2),
+            Response::WriteSingle { .. } | Response::WriteMultiple { .. } => 5,
+            Response::Diagnostics(d) => d.buffer_len(),
+            Response::DeviceIdentification(d) => d.buffer_len(),
+            Response::Exception { .. } => 2,
+        }
+    }
+
+    /// Write the response PDU into the front of `out` and return its length; `None` if
+    /// it does not fit, or (registers) if more than 127 registers make the byte count overflow.
+    pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
+        let len = self.buffer_len();
+        let fc = self.function_code();
+        match *self {
+            Response::Registers { values, .. } => {
+                let (head, body) = out.get_mut(..len)?.split_at_mut_checked(2)?;
+                head.copy_from_slice(&[fc, u8::try_from(len - 2).ok()?]);
+                for (dst, reg) in body.chunks_exact_mut(2).zip(values) {
+                    dst.copy_from_slice(&reg.to_be_bytes());
+                }
+            }
+            Response::WriteSingle { addr: a, value: b } | Response::WriteMultiple { addr: a, qty: b } => {
+                let [head @ .., _] = header(fc, a, b, None);
+                out.get_mut(..head.len())?.copy_from_slice(&head);
+            }
+            Response::Diagnostics(d) => return d.emit(out),
+            Response::DeviceIdentification(d) => return d.emit(out),
+            Response::Exception { code, .. } => {
+                let pdu = [fc, code.code()];
+                out.get_mut(..pdu.len())?.copy_from_slice(&pdu);
+            }
+        }
+        Some(len)
     }
 }
 
-/// Write the exception response `[fc | 0x80, code]` into the front of `response`.
-pub fn exception_response(fc: u8, code: ExceptionCode, response: &mut [u8]) -> Option<usize> {
-    let out = response.get_mut(..2)?;
-    out.copy_from_slice(&[fc | EXCEPTION_FLAG, code.code()]);
-    Some(2)
-}
+/// Room for the registers one request may read: FC03, FC04, FC23's read part.
+pub type Registers = [u16; MAX_READ_QUANTITY as usize];
 
-fn execute<B: RegisterBank>(
-    bank: &mut B,
-    now: Instant,
-    req: Request<'_>,
-    response: &mut [u8],
-) -> Result<usize, ExceptionCode> {
-    let fc = req.function_code();
-    let mut regs = [0u16; MAX_READ_QUANTITY as usize];
-    match req {
-        Request::ReadHolding { addr, qty } => read(bank, RegisterKind::Holding, fc, addr, qty, &mut regs, response),
-        Request::ReadInput { addr, qty } => read(bank, RegisterKind::Input, fc, addr, qty, &mut regs, response),
+/// Execute a parsed request against `bank`; the response borrows the read registers
+/// from `regs` (and, FC43, the object values from `bank`).
+///
+/// FC06's response echoes the request; FC16's echoes address and quantity; FC23
+/// writes, then reads (a write the bank refuses changes nothing and its exception is
+/// the result; the read range is checked by a read before the write, so a refused
+/// read range changes nothing either).
+///
+/// FC08 is a serial-line function: here only sub-function 00 (Return Query Data,
+/// an echo) is answered; the others need the serial line's counters and state and
+/// get exception 01 (illegal function) from this transport-independent layer.
+/// [`super::rtu::RtuSlave`] answers them itself.
+///
+/// `Err` is the exception to answer with, from the bank or (FC43 objects) the layout.
+pub fn execute<'a, B: RegisterBank>(
+    bank: &'a mut B,
+    request: &Request<'a>,
+    regs: &'a mut Registers,
+) -> Result<Response<'a>, ExceptionCode> {
+    let fc = request.function_code();
+    match *request {
+        Request::ReadHolding { addr, qty } => read(bank, RegisterKind::Holding, fc, addr, qty, regs),
+        Request::ReadInput { addr, qty } => read(bank, RegisterKind::Input, fc, addr, qty, regs),
         Request::WriteSingle { addr, value } => {
-            bank.write_registers(now, addr, &[value])?;
-            req.emit(response).ok_or(ServerDeviceFailure)
+            bank.write_registers(addr, &[value])?;
+            Ok(Response::WriteSingle { addr, value })
         }
         Request::WriteMultiple { addr, values } => {
-            let regs = decode_values(values, &mut regs)?;
-            bank.write_registers(now, addr, regs)?;
+            let regs = decode_values(values, regs)?;
+            bank.write_registers(addr, regs)?;
             let qty = u16::try_from(regs.len()).map_err(|_| ServerDeviceFailure)?;
-            let out = response.get_mut(..5).ok_or(ServerDeviceFailure)?;
-            out.copy_from_slice(&header(fc, addr, qty, None)[..5]);
-            Ok(5)
+            Ok(Response::WriteMultiple { addr, qty })
         }
         Request::ReadWriteMultiple { read_addr, read_qty, write_addr, values } => {
             // The read range first: if the bank refuses it, nothing has been written.
             let check = regs.get_mut(..usize::from(read_qty)).ok_or(ServerDeviceFailure)?;
             bank.read_registers(RegisterKind::Holding, read_addr, check)?;
-            let write = decode_values(values, &mut regs)?;
-            bank.write_registers(now, write_addr, write)?;
-            read(bank, RegisterKind::Holding, fc, read_addr, read_qty, &mut regs, response)
+            let write = decode_values(values, regs)?;
+            bank.write_registers(write_addr, write)?;
+            read(bank, RegisterKind::Holding, fc, read_addr, read_qty, regs)
         }
         Request::Diagnostics(d @ Diagnostic::ReturnQueryData(_)) => {
-            d.emit_response(0, response).ok_or(ServerDeviceFailure)
+            d.response(0).map(Response::Diagnostics).ok_or(ServerDeviceFailure)
         }
         Request::Diagnostics(_) => Err(IllegalFunction),
-        Request::ReadDeviceIdentification(r) => r.respond(bank, response),
+        Request::ReadDeviceIdentification(r) => {
+            let bank: &'a B = bank;
+            r.response(bank, MAX_PDU_LEN).map(Response::DeviceIdentification)
+        }
     }
+}
+
+/// Serve one request PDU (function code + data, no unit id, no CRC): parse it once,
+/// [`execute`] it against `bank`, and write the response PDU into `response`,
+/// returning its length (at most [`MAX_PDU_LEN`]).
+///
+/// Every request that has a function code gets a response: the normal one, or an
+/// exception response `[fc | 0x80, code]` (§7) with the code from [`Request::parse`]
+/// or from [`execute`].
+///
+/// `None` only if `request` is empty or `response` is shorter than [`MAX_PDU_LEN`].
+pub fn process_request<B: RegisterBank>(bank: &mut B, request: &[u8], response: &mut [u8]) -> Option<usize> {
+    let response = response.get_mut(..MAX_PDU_LEN)?;
+    let &function = request.first()?;
+    let mut regs = [0u16; MAX_READ_QUANTITY as usize];
+    let parsed = Request::parse(request);
+    let reply = match parsed.as_ref().map_err(|e| *e).and_then(|req| execute(bank, req, &mut regs)) {
+        Ok(r) => r,
+        Err(code) => Response::Exception { function, code },
+    };
+    reply.emit(response)
 }
 
 /// Big-endian register bytes into the front of `regs`.
@@ -319,26 +399,18 @@ fn decode_values<'r>(values: &[u8], regs: &'r mut [u16]) -> Result<&'r [u16], Ex
     Ok(regs)
 }
 
-/// Read `qty` registers into `regs` and write the response `fc | byte count | values`.
-fn read<B: RegisterBank>(
+/// Read `qty` registers into `regs`: the response `fc | byte count | values`.
+fn read<'a, B: RegisterBank>(
     bank: &mut B,
     kind: RegisterKind,
-    fc: u8,
+    function: u8,
     addr: u16,
     qty: u16,
-    regs: &mut [u16; MAX_READ_QUANTITY as usize],
-    response: &mut [u8],
-) -> Result<usize, ExceptionCode> {
-    let regs = regs.get_mut(..usize::from(qty)).ok_or(ServerDeviceFailure)?;
-    let byte_count = regs.len() * 2;
-    let len = 2 + byte_count;
-    let (head, body) = response.get_mut(..len).and_then(|r| r.split_at_mut_checked(2)).ok_or(ServerDeviceFailure)?;
-    bank.read_registers(kind, addr, regs)?;
-    head.copy_from_slice(&[fc, u8::try_from(byte_count).map_err(|_| ServerDeviceFailure)?]);
-    for (dst, reg) in body.chunks_exact_mut(2).zip(regs.iter()) {
-        dst.copy_from_slice(&reg.to_be_bytes());
-    }
-    Ok(len)
+    regs: &'a mut Registers,
+) -> Result<Response<'a>, ExceptionCode> {
+    let values = regs.get_mut(..usize::from(qty)).ok_or(ServerDeviceFailure)?;
+    bank.read_registers(kind, addr, values)?;
+    Ok(Response::Registers { function, values })
 }
 
 #[cfg(test)]
@@ -348,11 +420,9 @@ mod tests {
     use crate::modbus::test_bank::TestBank;
     use proptest::prelude::*;
 
-    const T: Instant = Instant(1_000);
-
     fn run(bank: &mut TestBank, req: &[u8]) -> Vec<u8> {
         let mut resp = [0u8; MAX_PDU_LEN];
-        let n = process_request(bank, T, req, &mut resp).expect("a response");
+        let n = process_request(bank, req, &mut resp).expect("a response");
         resp[..n].to_vec()
     }
 
@@ -428,8 +498,7 @@ mod tests {
         let mut bank = TestBank::new();
         let req = [0x06, 0x00, 0x05, 0x00, 0x2A];
         assert_eq!(run(&mut bank, &req), req);
-        assert_eq!(bank.holding[5], 42);
-        assert_eq!(bank.last_write, Some(T));
+        assert_eq!((bank.holding[5], bank.writes), (42, 1));
         assert_eq!(run(&mut bank, &[0x06, 0, 5, 0x03, 0xE9]), [0x86, 0x03]);
         assert_eq!(run(&mut bank, &[0x06, 0, 60, 0, 1]), [0x86, 0x02]);
         assert_eq!(bank.holding[5], 42);
@@ -492,7 +561,6 @@ mod tests {
         let resp = run(&mut bank, &fc23(1, 4, 2, &[0x0102, 0x0304]));
         assert_eq!(resp, [0x17, 8, 0, 2, 0x01, 0x02, 0x03, 0x04, 0, 0]);
         assert_eq!(bank.writes, 1);
-        assert_eq!(bank.last_write, Some(T));
         // The spec's example layout: read 6 from 3, write 3 at 14.
         let pdu = [0x17, 0x00, 0x03, 0x00, 0x06, 0x00, 0x0E, 0x00, 0x03, 0x06, 0, 0xFF, 0, 0xFF, 0, 0xFF];
         let resp = run(&mut bank, &pdu);
@@ -583,9 +651,9 @@ mod tests {
     fn no_response_without_function_code_or_room() {
         let mut bank = TestBank::new();
         let mut resp = [0u8; MAX_PDU_LEN];
-        assert_eq!(process_request(&mut bank, T, &[], &mut resp), None);
+        assert_eq!(process_request(&mut bank, &[], &mut resp), None);
         let mut small = [0u8; MAX_PDU_LEN - 1];
-        assert_eq!(process_request(&mut bank, T, &[0x03, 0, 0, 0, 1], &mut small), None);
+        assert_eq!(process_request(&mut bank, &[0x03, 0, 0, 0, 1], &mut small), None);
     }
 
     #[test]
@@ -629,7 +697,7 @@ mod tests {
             let mut bank = TestBank::new();
             let before = bank.holding;
             let mut resp = [0u8; 256];
-            match process_request(&mut bank, T, &pdu, &mut resp[..resp_len]) {
+            match process_request(&mut bank, &pdu, &mut resp[..resp_len]) {
                 None => prop_assert!(pdu.is_empty() || resp_len < MAX_PDU_LEN),
                 Some(n) => {
                     prop_assert!((2..=MAX_PDU_LEN).contains(&n));
@@ -646,7 +714,7 @@ mod tests {
         fn valid_reads_return_byte_count(addr in 0u16..100, qty in 1u16..=125) {
             let mut bank = TestBank::new();
             let mut resp = [0u8; MAX_PDU_LEN];
-            let n = process_request(&mut bank, T, &[3, 0, addr as u8, 0, qty as u8], &mut resp).unwrap();
+            let n = process_request(&mut bank, &[3, 0, addr as u8, 0, qty as u8], &mut resp).unwrap();
             if addr + qty <= 100 {
                 prop_assert_eq!(n, 2 + 2 * usize::from(qty));
                 prop_assert_eq!(usize::from(resp[1]), 2 * usize::from(qty));

@@ -1,17 +1,20 @@
-//! Modbus RTU slave: frames a timestamped byte stream by line silence and
-//! answers the requests addressed to it.
+//! Modbus RTU slave: takes the frames of its line and answers the requests
+//! addressed to it.
 //!
 //! *Modbus over Serial Line V1.02*: §2.2 (unicast and broadcast), §2.3 (addresses),
-//! §2.5.1 (RTU mode, 8-bit characters, 11-bit character frame), §2.5.1.1 (framing:
-//! a frame ends after a silence of at least 3.5 character times), §2.5.1.2 (CRC),
-//! §6.1 (Appendix A, diagnostic counters). *Modbus Application Protocol V1.1b3*,
-//! §6.8 (FC08 Diagnostics).
+//! §2.5.1.2 (CRC), §6.1 (Appendix A, diagnostic counters). *Modbus Application
+//! Protocol V1.1b3*, §6.8 (FC08 Diagnostics). Where a frame ends is the
+//! [framer](super::framer)'s decision: the slave frames bytes fed to
+//! [`RtuSlave::receive`] with its own [`RtuFramer`], and takes frames completed by
+//! another framer (a bus monitor's) through [`RtuSlave::accept`]: both count and
+//! execute a frame the same way.
 //!
 //! # Requests
 //!
-//! Requests are executed by [`pdu::process_request`] (FC03, 04, 06, 16, 23, 08/00,
-//! 43/14), except the FC08 sub-functions that belong to the serial line, which the
-//! slave answers itself (see [`diagnostics`](super::diagnostics)):
+//! Each request is parsed once ([`Request::parse`]) and executed by
+//! [`pdu::execute`] (FC03, 04, 06, 16, 23, 08/00, 43/14), except the FC08
+//! sub-functions that belong to the serial line, which the slave answers itself
+//! (see [`diagnostics`](super::diagnostics)):
 //!
 //! * 0x01 Restart Communications Option: answered (when not in listen-only mode),
 //!   then the diagnostic counters are cleared and listen-only mode is left;
@@ -22,126 +25,49 @@
 //! * 0x0B..=0x12: the [diagnostic counters](RtuSlave::diagnostic_counters)
 //!   ([`RtuCounters::get`]), low 16 bits.
 //!
+//! Every reply, normal or exception, is a [`Response`] written by
+//! [`emit_response`].
+//!
 //! Broadcasts (unit 0) are never answered. Of them, FC06, FC16 and FC23 are
 //! executed (an exception detected there counts in
 //! [`exceptions_sent`](RtuCounters::exceptions_sent), as CPT3 wants), as are FC08
 //! sub-functions 0x01, 0x04 and 0x0A (so a master can silence, wake or reset every
 //! slave at once); anything else is ignored.
 //!
-//! # Timing model
+//! # When the reply goes out
 //!
-//! The caller hands [`RtuSlave::receive`] chunks of bytes together with the arrival
-//! time of each chunk's *last* byte (the end of its stop bit), and treats the bytes of
-//! a chunk as back-to-back. The silence before a chunk is therefore estimated as
-//! `now - previous last byte - len × char_time`: a frame delivered in several
-//! contiguous chunks stays one frame even though its chunks' timestamps are further
-//! apart than t3.5. Timestamps that are later than the real arrival (read latency)
-//! overestimate the silence; keep such latency well below t3.5.
-//!
-//! A frame is complete once the line has been silent for t3.5 after its last byte.
-//! Gaps between t1.5 and t3.5 inside a frame are tolerated (§2.5.1.1 says such a
-//! frame "should be discarded"; with chunked, host-timestamped input that rule
-//! would drop good frames, and the CRC catches real breaks anyway).
+//! At the instant its request was complete ([`Completed::complete_at`]): on a line
+//! with [`Arrival::Paced`] bytes (a UART) that is t3.5 after the request's last
+//! byte, and [`poll`](RtuSlave::poll) never produces a reply while a newer frame is
+//! still arriving (RS-485 is half duplex); with [`Arrival::Burst`] bytes (a pty, TCP)
+//! a request whose function code gives its length is complete at its last byte and
+//! answered at once (see the [framer](super::framer)).
 //!
 //! # Buffering
 //!
-//! The slave holds the frame in progress plus at most one completed frame addressed
-//! to it (unicast or broadcast) that has not been [`poll`](RtuSlave::poll)ed yet.
-//! Frames that fail the CRC or are for other units are counted and dropped as soon as
-//! they complete, so they never occupy that slot. A caller that calls `poll` at
-//! [`poll_at`](RtuSlave::poll_at) never loses a frame; one that feeds two frames
-//! separated by ≥ t3.5 without polling in between still gets both served, the first
-//! at the first `poll` once the line is idle again. If a third completes before the
-//! first was polled, the *oldest* waiting frame is dropped and counted in
-//! [`RtuCounters::overruns`]: the master has given up on that request already, and
-//! answering it would put a stale reply on the bus while the master awaits the newer
-//! one.
-//!
-//! `poll` never produces a reply while a frame is being received (RS-485 is half
-//! duplex): only once the line has been silent for t3.5 after the last byte fed in.
+//! The slave holds at most one completed frame addressed to it (unicast or
+//! broadcast) that has not been [`poll`](RtuSlave::poll)ed yet, besides the frame
+//! its framer has in progress. Frames that fail the CRC or are for other units are
+//! counted and dropped as soon as they complete, so they never occupy that slot. A
+//! caller that calls `poll` at [`poll_at`](RtuSlave::poll_at) never loses a frame;
+//! one that feeds two frames separated by ≥ t3.5 without polling in between still
+//! gets both served, the first at the first `poll` once the line is idle again. If
+//! a third completes before the first was polled, the *oldest* waiting frame is
+//! dropped and counted in [`RtuCounters::overruns`]: the master has given up on that
+//! request already, and answering it would put a stale reply on the bus while the
+//! master awaits the newer one.
 
 use super::diagnostics::{Diagnostic, DiagnosticCounter};
-use super::frame::Frame;
-use super::pdu::{self, EXCEPTION_FLAG, MAX_PDU_LEN, Request};
+use super::frame::{Frame, emit_response};
+use super::framer::{Completed, Framed, RtuFramer};
+use super::pdu::{self, Request, Response};
 use super::{ExceptionCode, MAX_ADU_LEN, RegisterBank};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
+
+pub use super::framer::{Arrival, Parity, RtuConfig};
 
 /// The broadcast unit id (§2.2).
 pub const BROADCAST_UNIT_ID: u8 = 0;
-
-const NANOS_PER_SEC: u64 = 1_000_000_000;
-/// Above this baud rate the spec fixes t1.5 and t3.5 (§2.5.1.1).
-const FIXED_TIMING_ABOVE_BAUD: u32 = 19_200;
-const FIXED_T1_5: Duration = Duration::from_micros(750);
-const FIXED_T3_5: Duration = Duration::from_micros(1_750);
-
-/// Serial parity (§2.5.1: even parity is the default, no parity needs 2 stop bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-}
-
-/// Serial line settings and the slave's unit id.
-#[derive(Clone, Copy, Debug)]
-pub struct RtuConfig {
-    /// This slave's address, 1..=247 (§2.3). Frames for unit 0 are broadcasts.
-    pub unit_id: u8,
-    /// Bits per second; 0 is treated as 1.
-    pub baud: u32,
-    pub parity: Parity,
-    /// 1 or 2.
-    pub stop_bits: u8,
-    /// 8 for RTU; 7 is accepted for the character-time calculation only.
-    pub data_bits: u8,
-}
-
-impl Default for RtuConfig {
-    /// Unit 1, 19200 baud, 8E1: the spec's defaults (even parity: §2.5.1; 19200 baud
-    /// is the default rate every device must support).
-    fn default() -> Self {
-        RtuConfig { unit_id: 1, baud: 19_200, parity: Parity::Even, stop_bits: 1, data_bits: 8 }
-    }
-}
-
-impl RtuConfig {
-    /// Bits per character on the line: start + data + parity + stop (11 for 8E1).
-    pub const fn bits_per_char(&self) -> u64 {
-        let parity = match self.parity {
-            Parity::None => 0,
-            Parity::Even | Parity::Odd => 1,
-        };
-        1 + self.data_bits as u64 + parity + self.stop_bits as u64
-    }
-
-    /// The time one character occupies the line: `bits_per_char / baud`,
-    /// rounded **up** to whole nanoseconds (19200 8E1: 572 916.7 → 572 917 ns).
-    pub fn char_time(&self) -> Duration {
-        self.half_chars(2)
-    }
-
-    /// The inter-frame silence t3.5 (§2.5.1.1): 3.5 character times, rounded up to
-    /// whole nanoseconds (19200 8E1: 2 005 208.3 → 2 005 209 ns); fixed at 1750 µs
-    /// above 19200 baud.
-    pub fn t3_5(&self) -> Duration {
-        if self.baud > FIXED_TIMING_ABOVE_BAUD { FIXED_T3_5 } else { self.half_chars(7) }
-    }
-
-    /// The inter-character limit t1.5 (§2.5.1.1): 1.5 character times, rounded up
-    /// to whole nanoseconds; fixed at 750 µs above 19200 baud.
-    pub fn t1_5(&self) -> Duration {
-        if self.baud > FIXED_TIMING_ABOVE_BAUD { FIXED_T1_5 } else { self.half_chars(3) }
-    }
-
-    /// `halves / 2` character times, rounded up. Cannot overflow: at most
-    /// 512 bits × 7 × 10⁹.
-    fn half_chars(&self, halves: u64) -> Duration {
-        let baud = u64::from(self.baud.max(1));
-        let numerator = self.bits_per_char() * halves * NANOS_PER_SEC;
-        Duration(numerator.div_ceil(2 * baud))
-    }
-}
 
 /// Diagnostic counters of §6.1 (Appendix A), read by FC08 sub-functions 0x0B..=0x12
 /// ([`DiagnosticCounter`]). All counters wrap.
@@ -235,52 +161,73 @@ impl Link {
     }
 }
 
-/// A poll-driven Modbus RTU slave; see the [module docs](self) for the timing and
-/// buffering model.
+/// The completed frame for this unit (or broadcast) that waits for `poll`.
+#[derive(Debug, Clone)]
+struct Waiting {
+    adu: [u8; MAX_ADU_LEN],
+    len: usize,
+    /// When it became complete; `Some` iff a frame is waiting.
+    ready: Option<Instant>,
+}
+
+impl Waiting {
+    /// Count a completed frame and, if it is for `unit_id` (or broadcast), keep it,
+    /// dropping an older waiting one.
+    fn accept(&mut self, link: &mut Link, unit_id: u8, completed: Completed<'_>) {
+        let c = &mut link.counters;
+        let bytes = match completed.framed {
+            Framed::Overrun { .. } => return bump(&mut c.overruns),
+            Framed::Frame(bytes) => bytes,
+        };
+        let Ok(frame) = Frame::new_checked(bytes) else {
+            return bump(&mut c.crc_errors);
+        };
+        bump(&mut c.bus_messages);
+        let unit = frame.unit_id();
+        if unit != BROADCAST_UNIT_ID && unit != unit_id {
+            return bump(&mut c.ignored_other_unit);
+        }
+        bump(&mut c.slave_messages);
+        if self.ready.is_some() {
+            bump(&mut c.overruns);
+        }
+        if let Some(dst) = self.adu.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len = bytes.len();
+            self.ready = Some(completed.complete_at);
+        }
+    }
+}
+
+/// A poll-driven Modbus RTU slave; see the [module docs](self) for the reply timing
+/// and the buffering model.
 #[derive(Debug, Clone)]
 pub struct RtuSlave {
-    config: RtuConfig,
+    framer: RtuFramer,
     link: Link,
-    /// The frame in progress: `rx[..rx_len]`.
-    rx: [u8; MAX_ADU_LEN],
-    rx_len: usize,
-    /// Arrival time of the in-progress frame's last byte; `None` while idle.
-    rx_last: Option<Instant>,
-    /// The frame in progress has exceeded `MAX_ADU_LEN` (already counted).
-    rx_overrun: bool,
-    /// A completed, CRC-valid frame for this unit: `pending[..pending_len]`.
-    pending: [u8; MAX_ADU_LEN],
-    pending_len: usize,
-    /// When the waiting frame became complete; `Some` iff a frame is waiting.
-    pending_ready: Option<Instant>,
+    waiting: Waiting,
 }
 
 impl RtuSlave {
     /// An idle slave with zeroed counters.
     pub fn new(config: RtuConfig) -> Self {
         RtuSlave {
-            config,
+            framer: RtuFramer::new(config),
             link: Link::default(),
-            rx: [0; MAX_ADU_LEN],
-            rx_len: 0,
-            rx_last: None,
-            rx_overrun: false,
-            pending: [0; MAX_ADU_LEN],
-            pending_len: 0,
-            pending_ready: None,
+            waiting: Waiting { adu: [0; MAX_ADU_LEN], len: 0, ready: None },
         }
     }
 
     /// The current configuration.
     pub fn config(&self) -> &RtuConfig {
-        &self.config
+        self.framer.config()
     }
 
     /// Replace the configuration. Timing decisions from now on use the new one;
     /// buffered bytes are kept. A unit-id change does not affect a frame already
     /// waiting for `poll`.
     pub fn set_config(&mut self, config: RtuConfig) {
-        self.config = config;
+        self.framer.set_config(config);
     }
 
     /// A snapshot of the counters since power-up (FC08 clearing does not reset these).
@@ -301,63 +248,51 @@ impl RtuSlave {
         self.link.listen_only
     }
 
-    /// Bytes that arrived; `now` is the arrival time of the **last** byte of `bytes`,
-    /// and the bytes of one call are taken as contiguous on the line.
-    ///
-    /// If the silence before `bytes` is at least t3.5, the frame in progress (if any)
-    /// is completed first (see the module docs) and `bytes` start a new frame.
-    /// Bytes beyond [`MAX_ADU_LEN`] in one frame are dropped, and the frame is counted
-    /// as an overrun and discarded when it ends. Empty `bytes` are ignored.
+    /// Bytes that arrived at `now`, as the line's [`Arrival`] model says (with
+    /// [`Arrival::Paced`]: `now` is when the **last** byte of `bytes` ended, and the
+    /// bytes are taken as back to back on the line). The slave's framer decides where
+    /// frames end; each one it completes is [accepted](Self::accept). Bytes beyond
+    /// [`MAX_ADU_LEN`] in one frame are dropped, and the frame is counted as an
+    /// overrun when it ends. Empty `bytes` are ignored.
     pub fn receive(&mut self, now: Instant, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        if let Some(last) = self.rx_last {
-            let chunk_len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-            let span = self.config.char_time().0.saturating_mul(chunk_len);
-            let silence = Duration(now.saturating_since(last).0.saturating_sub(span));
-            if silence >= self.config.t3_5() {
-                self.complete_frame();
-            }
-        }
-        let start = self.rx_len.min(MAX_ADU_LEN);
-        let free = MAX_ADU_LEN - start;
-        let take = free.min(bytes.len());
-        let end = start + take;
-        if let (Some(dst), Some(src)) = (self.rx.get_mut(start..end), bytes.get(..take)) {
-            dst.copy_from_slice(src);
-            self.rx_len = end;
-        }
-        if take < bytes.len() && !self.rx_overrun {
-            self.rx_overrun = true;
-            self.link.counters.overruns = self.link.counters.overruns.wrapping_add(1);
-        }
-        self.rx_last = Some(now);
+        let RtuSlave { framer, link, waiting } = self;
+        let unit_id = framer.config().unit_id;
+        framer.receive(now, bytes, &mut |c| waiting.accept(link, unit_id, c));
     }
 
-    /// When to call [`poll`](Self::poll) next: the last byte received + t3.5 while
-    /// a frame is in progress, else when the waiting frame (if any) became complete;
-    /// `None` when there is nothing to do. The instant may already have passed: then
-    /// poll right away.
+    /// A frame completed by another framer (a bus monitor's, on the same line): counted
+    /// and, if it is for this unit, kept for [`poll`](Self::poll), exactly as one this
+    /// slave's own framer completed. Its reply goes out from `completed.complete_at` on.
+    ///
+    /// * overruns: `overruns`; shorter than 4 bytes or bad CRC: `crc_errors`;
+    /// * CRC-valid: `bus_messages`; for another unit: `ignored_other_unit`, dropped;
+    /// * for this unit or broadcast: `slave_messages`, kept (an older waiting frame is
+    ///   dropped: `overruns`).
+    pub fn accept(&mut self, completed: Completed<'_>) {
+        self.waiting.accept(&mut self.link, self.framer.config().unit_id, completed);
+    }
+
+    /// When to call [`poll`](Self::poll) next: when the frame in progress ends by
+    /// silence, else when the waiting frame (if any) became complete; `None` when
+    /// there is nothing to do. The instant may already have passed: then poll right away.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.rx_last.map(|last| last + self.config.t3_5()).or(self.pending_ready)
+        self.framer.poll_at().or(self.waiting.ready)
     }
 
     /// Handle complete frames and return the length of a reply ADU written to `tx`,
     /// if one is due. Feed all bytes received up to `now` before polling.
     ///
-    /// A frame is complete once `now >= last byte + t3.5`, and nothing is handled
-    /// while a newer frame is still arriving, so a reply is only ever produced after
-    /// t3.5 of silence following the last byte fed in. Complete frames, oldest first:
-    /// * shorter than 4 bytes or bad CRC: dropped (`crc_errors`);
-    /// * for another unit: dropped (`ignored_other_unit`);
+    /// A waiting frame is handled once `now` reaches the instant it was complete
+    /// (t3.5 after its last byte with [`Arrival::Paced`]; at its last byte for a frame
+    /// complete by length with [`Arrival::Burst`]); with [`Arrival::Paced`] nothing is
+    /// handled while a newer frame is still arriving. Frames, oldest first:
     /// * in listen-only mode: counted (`no_responses`), not executed; only FC08 0x01
     ///   is acted on (it leaves the mode), and never a reply;
     /// * broadcast (unit 0): FC06/FC16/FC23 and FC08 0x01/0x04/0x0A are executed,
     ///   anything else is ignored; never a reply (`no_responses`);
     /// * for this unit: the serial-line FC08 sub-functions are answered here (see the
-    ///   [module docs](self)), everything else by [`pdu::process_request`]; the reply
-    ///   ADU (unit id + PDU + CRC) is written to `tx`, except for FC08 0x04.
+    ///   [module docs](self)), everything else by [`pdu::execute`]; the reply ADU
+    ///   (unit id + PDU + CRC) is written to `tx`, except for FC08 0x04.
     ///
     /// Frames that need no reply are consumed silently; `poll` returns at the first
     /// reply, so call it again while [`poll_at`](Self::poll_at) is not in the future.
@@ -365,73 +300,35 @@ impl RtuSlave {
     pub fn poll<B: RegisterBank>(&mut self, now: Instant, bank: &mut B, tx: &mut [u8; MAX_ADU_LEN]) -> Option<usize> {
         // At most three rounds: the waiting frame, then the in-progress one, then idle.
         loop {
-            if let Some(last) = self.rx_last {
-                if now < last + self.config.t3_5() {
-                    return None; // the line is not idle
-                }
-                if self.pending_ready.is_none() {
-                    self.complete_frame();
-                }
+            if self.framer.line_busy(now) {
+                return None; // a frame is still arriving: the line is not idle
             }
-            let ready = self.pending_ready?;
+            if self.waiting.ready.is_none() {
+                let RtuSlave { framer, link, waiting } = &mut *self;
+                let unit_id = framer.config().unit_id;
+                framer.poll(now, &mut |c| waiting.accept(link, unit_id, c));
+            }
+            let ready = self.waiting.ready?;
             if now < ready {
                 return None;
             }
-            self.pending_ready = None;
-            let len = core::mem::take(&mut self.pending_len);
-            let adu = self.pending.get(..len).unwrap_or(&[]);
-            if let Some(n) = serve(&mut self.link, adu, now, bank, tx) {
+            self.waiting.ready = None;
+            let len = core::mem::take(&mut self.waiting.len);
+            let adu = self.waiting.adu.get(..len).unwrap_or(&[]);
+            if let Some(n) = serve(&mut self.link, adu, bank, tx) {
                 return Some(n);
             }
-        }
-    }
-
-    /// End the frame in progress: validate it and, if it is for this unit, move it to
-    /// the waiting slot (dropping an older waiting frame).
-    fn complete_frame(&mut self) {
-        let Some(last) = self.rx_last.take() else {
-            return;
-        };
-        let len = core::mem::take(&mut self.rx_len);
-        if core::mem::take(&mut self.rx_overrun) {
-            return; // counted when it overflowed
-        }
-        let c = &mut self.link.counters;
-        let Ok(frame) = Frame::new_checked(self.rx.get(..len).unwrap_or(&[])) else {
-            c.crc_errors = c.crc_errors.wrapping_add(1);
-            return;
-        };
-        c.bus_messages = c.bus_messages.wrapping_add(1);
-        let unit = frame.unit_id();
-        if unit != BROADCAST_UNIT_ID && unit != self.config.unit_id {
-            c.ignored_other_unit = c.ignored_other_unit.wrapping_add(1);
-            return;
-        }
-        c.slave_messages = c.slave_messages.wrapping_add(1);
-        if self.pending_ready.is_some() {
-            c.overruns = c.overruns.wrapping_add(1);
-        }
-        let adu = frame.into_inner();
-        if let Some(dst) = self.pending.get_mut(..adu.len()) {
-            dst.copy_from_slice(adu);
-            self.pending_len = adu.len();
-            self.pending_ready = Some(last + self.config.t3_5());
         }
     }
 }
 
 /// Execute one CRC-valid ADU addressed to this unit or broadcast; write the reply.
-fn serve<B: RegisterBank>(
-    link: &mut Link,
-    adu: &[u8],
-    now: Instant,
-    bank: &mut B,
-    tx: &mut [u8; MAX_ADU_LEN],
-) -> Option<usize> {
+fn serve<B: RegisterBank>(link: &mut Link, adu: &[u8], bank: &mut B, tx: &mut [u8; MAX_ADU_LEN]) -> Option<usize> {
     let frame = Frame::new_unchecked(adu);
     let unit = frame.unit_id();
-    let request = frame.pdu();
-    let parsed = Request::parse(request);
+    let pdu = frame.pdu();
+    let &function = pdu.first()?;
+    let parsed = Request::parse(pdu);
     let diagnostic = match parsed {
         Ok(Request::Diagnostics(d)) => Some(d),
         _ => None,
@@ -444,51 +341,45 @@ fn serve<B: RegisterBank>(
         }
         return None;
     }
+    let mut regs = [0u16; pdu::MAX_READ_QUANTITY as usize];
     if unit == BROADCAST_UNIT_ID {
         bump(&mut link.counters.no_responses);
         match parsed {
-            Ok(req) if req.is_write() => {
-                let mut scratch = [0u8; MAX_PDU_LEN];
-                let n = pdu::process_request(bank, now, request, &mut scratch);
-                if n.is_some() && scratch.first().is_some_and(|fc| fc & EXCEPTION_FLAG != 0) {
-                    bump(&mut link.counters.exceptions_sent);
-                }
+            Ok(req) if req.is_write() && pdu::execute(bank, &req, &mut regs).is_err() => {
+                bump(&mut link.counters.exceptions_sent);
             }
             Ok(Request::Diagnostics(d)) if d.acts_on_broadcast() => link.act(d),
             _ => {}
         }
         return None;
     }
-    let (unit_byte, body) = tx.split_first_mut()?;
-    let reply = match diagnostic {
-        None | Some(Diagnostic::ReturnQueryData(_)) => pdu::process_request(bank, now, request, body),
-        Some(d) => {
+    let response = match parsed {
+        Err(code) => Some(Response::Exception { function, code }),
+        Ok(Request::Diagnostics(d)) if !matches!(d, Diagnostic::ReturnQueryData(_)) => {
             let count = match d {
                 Diagnostic::ReturnCounter(counter) => link.diagnostic_counters().get(counter),
                 _ => 0,
             };
-            d.emit_response(count, body)
+            d.response(count).map(Response::Diagnostics)
+        }
+        Ok(req) => {
+            Some(pdu::execute(bank, &req, &mut regs).unwrap_or_else(|code| Response::Exception { function, code }))
         }
     };
     if let Some(d) = diagnostic {
         link.act(d); // after the response is made: 0x01 answers, then restarts
     }
-    let Some(n) = reply else {
+    let Some(response) = response else {
         bump(&mut link.counters.no_responses); // FC08 0x04
         return None;
     };
-    if let Some(&[fc, code]) = body.get(..2) {
-        if fc & EXCEPTION_FLAG != 0 {
-            bump(&mut link.counters.exceptions_sent);
-            if code == ExceptionCode::ServerDeviceBusy.code() {
-                bump(&mut link.counters.busy);
-            }
+    if let Some(code) = response.exception() {
+        bump(&mut link.counters.exceptions_sent);
+        if code == ExceptionCode::ServerDeviceBusy {
+            bump(&mut link.counters.busy);
         }
     }
-    *unit_byte = unit;
-    let len = n.checked_add(3)?;
-    Frame::new_unchecked(tx.get_mut(..len)?).fill_crc();
-    Some(len)
+    emit_response(unit, &response, tx)
 }
 
 fn bump(counter: &mut u32) {
@@ -500,6 +391,7 @@ mod tests {
     use super::*;
     use crate::modbus::frame::emit_frame;
     use crate::modbus::test_bank::TestBank;
+    use crate::time::Duration;
     use proptest::prelude::*;
 
     const UNIT: u8 = 1;
@@ -540,26 +432,6 @@ mod tests {
             let n = self.slave.poll(now, &mut self.bank, &mut self.tx)?;
             Some(self.tx[..n].to_vec())
         }
-    }
-
-    #[test]
-    fn character_timing() {
-        let c = RtuConfig::default();
-        assert_eq!(c.bits_per_char(), 11);
-        assert_eq!(c.char_time(), Duration(572_917)); // 572 916.67 ns rounded up
-        assert_eq!(c.t3_5(), Duration(2_005_209)); // 2005.208 µs rounded up
-        assert_eq!(c.t1_5(), Duration(859_375)); // exact
-        let fast = RtuConfig { baud: 115_200, ..c };
-        assert_eq!(fast.t3_5(), us(1_750));
-        assert_eq!(fast.t1_5(), us(750));
-        assert_eq!(fast.char_time(), Duration(95_487)); // 95 486.1 ns
-        let n81 = RtuConfig { baud: 9_600, parity: Parity::None, ..c };
-        assert_eq!(n81.bits_per_char(), 10);
-        assert_eq!(n81.t3_5(), Duration(3_645_834)); // 3 645 833.3 ns
-        let n82 = RtuConfig { parity: Parity::None, stop_bits: 2, ..c };
-        assert_eq!(n82.t3_5(), c.t3_5());
-        let zero = RtuConfig { baud: 0, ..c };
-        assert_eq!(zero.char_time(), Duration::from_secs(11));
     }
 
     #[test]
@@ -931,6 +803,85 @@ mod tests {
         let t = rig.send(t + us(10_000), &long);
         assert_eq!(rig.poll(t + rig.t35()), None);
         assert_eq!(rig.slave.counters().overruns, 1);
+    }
+
+    fn burst_rig() -> Rig {
+        let config = RtuConfig { arrival: Arrival::Burst, ..RtuConfig::default() };
+        Rig { slave: RtuSlave::new(config), ..Rig::new() }
+    }
+
+    /// Issue 17 item 8: where bytes arrive in bursts (a pty), a request whose function
+    /// code gives its length is answered at its last byte, not t3.5 later.
+    #[test]
+    fn issue_17_burst_request_is_answered_at_its_last_byte() {
+        let mut rig = burst_rig();
+        rig.bank.holding[0] = 0x1234;
+        let t = Instant::from_millis(10);
+        rig.slave.receive(t, &adu(UNIT, &[0x03, 0, 0, 0, 1]));
+        assert_eq!(rig.slave.poll_at(), Some(t));
+        assert_eq!(rig.poll(t), Some(adu(UNIT, &[0x03, 2, 0x12, 0x34])));
+        // The FC08 echo has no length of its own: answered after t3.5.
+        let t = t + us(10_000);
+        let echo = adu(UNIT, &[0x08, 0, 0, 0xA5, 0x37]);
+        rig.slave.receive(t, &echo);
+        assert_eq!(rig.poll(t), None);
+        assert_eq!(rig.poll(t + rig.t35()), Some(echo));
+    }
+
+    /// Issue 14, the burst defect: garbage or a truncated frame, then more than t3.5 of
+    /// silence after its last byte, then a request: answered.
+    #[test]
+    fn issue_14_burst_request_after_garbage_and_a_silence_is_answered() {
+        let req = adu(UNIT, &[0x06, 0, 4, 0, 4]);
+        let mut rig = burst_rig();
+        let mut t = Instant::from_millis(10);
+        for lead in [&[0xFF, 0x00, 0x13][..], &req[..5]] {
+            rig.slave.receive(t, lead);
+            t += us(2_500);
+            rig.slave.receive(t, &req);
+            assert_eq!(rig.poll(t), Some(req.clone()), "after {lead:02x?}");
+            t += us(10_000);
+        }
+        assert_eq!(rig.slave.counters().crc_errors, 2);
+    }
+
+    /// A slave handed the frames of another framer (a bus monitor's) counts and
+    /// answers exactly as one that frames the same bytes itself.
+    #[test]
+    fn frames_accepted_from_a_monitor_count_and_answer_as_if_framed_here() {
+        for arrival in [Arrival::Paced, Arrival::Burst] {
+            let config = RtuConfig { arrival, ..RtuConfig::default() };
+            let (mut own, mut fed) = (RtuSlave::new(config), RtuSlave::new(config));
+            let mut monitor = crate::modbus::framer::RtuFramer::new(config);
+            let (mut bank_a, mut bank_b) = (TestBank::new(), TestBank::new());
+            let (mut tx_a, mut tx_b) = ([0u8; MAX_ADU_LEN], [0u8; MAX_ADU_LEN]);
+            let mut bad = adu(UNIT, &[0x06, 0, 1, 0, 1]);
+            bad[3] ^= 1;
+            let traffic: [&[u8]; 7] = [
+                &adu(UNIT, &[0x06, 0, 1, 0, 7]),
+                &bad,
+                &adu(2, &[0x03, 0, 0, 0, 1]),
+                &[0xFF, 0x13],
+                &adu(0, &[0x06, 0, 2, 0, 9]),
+                &[0x00; 300],
+                &adu(UNIT, &[0x08, 0, 0x0B, 0, 0]),
+            ];
+            let mut t = Instant::from_secs(1);
+            for bytes in traffic {
+                t += Duration::from_millis(10) + config.line_time(bytes.len());
+                own.receive(t, bytes);
+                monitor.receive(t, bytes, &mut |c| fed.accept(c));
+                let done = t + config.t3_5();
+                monitor.poll(done, &mut |c| fed.accept(c));
+                let a = own.poll(done, &mut bank_a, &mut tx_a).map(|n| tx_a[..n].to_vec());
+                let b = fed.poll(done, &mut bank_b, &mut tx_b).map(|n| tx_b[..n].to_vec());
+                assert_eq!(a, b, "{arrival:?} {bytes:02x?}");
+            }
+            assert_eq!(own.counters(), fed.counters(), "{arrival:?}");
+            let c = own.counters();
+            assert_eq!((c.bus_messages, c.crc_errors, c.overruns), (4, 2, 1), "{arrival:?}");
+            assert_eq!(bank_a.holding[..3], bank_b.holding[..3]);
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@ use firmware_core::map::{self, by_name, status};
 use firmware_core::modbus::crc::crc16;
 use firmware_core::modbus::pdu::process_request;
 use firmware_core::modbus::{ExceptionCode, RegisterBank, RegisterKind};
-use firmware_core::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{SerialPort, SerialStream};
 
@@ -53,7 +52,7 @@ impl RegisterBank for FakeBoard {
         Ok(())
     }
 
-    fn write_registers(&mut self, _: Instant, _: u16, _: &[u16]) -> Result<(), ExceptionCode> {
+    fn write_registers(&mut self, _: u16, _: &[u16]) -> Result<(), ExceptionCode> {
         Err(ExceptionCode::IllegalFunction)
     }
 }
@@ -79,7 +78,7 @@ pub async fn serve(mut master: SerialStream, ignore: impl Fn(usize) -> bool) {
                 continue;
             }
             let mut pdu = [0u8; 253];
-            let len = process_request(&mut board, Instant(0), &req[1..6], &mut pdu).unwrap();
+            let len = process_request(&mut board, &req[1..6], &mut pdu).unwrap();
             let mut adu = vec![UNIT];
             adu.extend_from_slice(&pdu[..len]);
             let crc = crc16(&adu);

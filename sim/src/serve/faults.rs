@@ -51,6 +51,9 @@
 
 use std::path::Path;
 
+use firmware_core::modbus::ExceptionCode;
+use firmware_core::modbus::diagnostics::{DIAGNOSTICS, DiagnosticResponse};
+use firmware_core::modbus::pdu::Response;
 use serde::Deserialize;
 
 /// The `[faults]` section.
@@ -338,9 +341,6 @@ pub const FAULT_COUNTER_SUB_FUNCTIONS: [(u16, &str); 8] = [
     (0x0107, "replies with garbled bytes"),
 ];
 
-/// FC08, Diagnostics.
-const DIAGNOSTICS: u8 = 0x08;
-
 impl FaultCounters {
     /// The count that FC08 sub-function `sub` reads ([`FAULT_COUNTER_SUB_FUNCTIONS`]).
     pub fn by_sub_function(&self, sub: u16) -> Option<u64> {
@@ -399,22 +399,22 @@ impl std::fmt::Display for FaultCounters {
     }
 }
 
-/// The answer to a request PDU if it reads a fault counter: `Some(response
-/// PDU)` for FC08 with a sub-function of [`FAULT_COUNTER_SUB_FUNCTIONS`] (the
-/// count, saturating at 65535; exception 03 if the data is not `00 00`, as the
-/// board answers its own counter sub-functions), `None` for any other request
-/// (it is the board's).
-pub fn fault_counter_response(pdu: &[u8], counters: &FaultCounters) -> Option<Vec<u8>> {
+/// The answer to a request PDU if it reads a fault counter: `Some(response)` for
+/// FC08 with a sub-function of [`FAULT_COUNTER_SUB_FUNCTIONS`] (the count,
+/// saturating at 65535; exception 03 if the data is not `00 00`, as the board
+/// answers its own counter sub-functions), `None` for any other request (it is
+/// the board's). The response is written by the same emitter as the board's replies.
+pub fn fault_counter_response(pdu: &[u8], counters: &FaultCounters) -> Option<Response<'static>> {
     let [DIAGNOSTICS, s_hi, s_lo, data @ ..] = pdu else {
         return None;
     };
     let sub = u16::from_be_bytes([*s_hi, *s_lo]);
     let count = counters.by_sub_function(sub)?;
     if data != [0, 0] {
-        return Some(vec![DIAGNOSTICS | 0x80, 0x03]);
+        return Some(Response::Exception { function: DIAGNOSTICS, code: ExceptionCode::IllegalDataValue });
     }
-    let [c_hi, c_lo] = (count.min(u64::from(u16::MAX)) as u16).to_be_bytes();
-    Some(vec![DIAGNOSTICS, *s_hi, *s_lo, c_hi, c_lo])
+    let count = u16::try_from(count).unwrap_or(u16::MAX);
+    Some(Response::Diagnostics(DiagnosticResponse::word(sub, count)))
 }
 
 /// What happens to one reply after execution.
@@ -593,18 +593,23 @@ offline = [{ from_s = 1.0, to_s = 2.0 }]
             garbled_replies: 8,
         };
         let expected = [1u16, 2, 3, 4, 5, 6, 65_535, 8];
+        let bytes = |pdu: &[u8]| {
+            let r = fault_counter_response(pdu, &c)?;
+            let mut out = [0u8; 8];
+            let n = r.emit(&mut out).unwrap();
+            Some(out[..n].to_vec())
+        };
         for ((sub, name), want) in FAULT_COUNTER_SUB_FUNCTIONS.iter().zip(expected) {
             let [s_hi, s_lo] = sub.to_be_bytes();
-            let r = fault_counter_response(&[0x08, s_hi, s_lo, 0, 0], &c).unwrap();
             let [w_hi, w_lo] = want.to_be_bytes();
-            assert_eq!(r, [0x08, s_hi, s_lo, w_hi, w_lo], "{sub:#06x} {name}");
+            assert_eq!(bytes(&[0x08, s_hi, s_lo, 0, 0]).unwrap(), [0x08, s_hi, s_lo, w_hi, w_lo], "{sub:#06x} {name}");
         }
         // Other data: exception 03, as the board answers its own counters.
-        assert_eq!(fault_counter_response(&[0x08, 0x01, 0x00, 0, 1], &c).unwrap(), [0x88, 0x03]);
-        assert_eq!(fault_counter_response(&[0x08, 0x01, 0x00], &c).unwrap(), [0x88, 0x03]);
+        assert_eq!(bytes(&[0x08, 0x01, 0x00, 0, 1]).unwrap(), [0x88, 0x03]);
+        assert_eq!(bytes(&[0x08, 0x01, 0x00]).unwrap(), [0x88, 0x03]);
         // Not ours: the board's sub-functions, unassigned ones, other function codes, short PDUs.
         for pdu in [&[0x08, 0, 0x0B, 0, 0][..], &[0x08, 0x01, 0x08, 0, 0], &[0x03, 0x01, 0x00, 0, 1], &[0x08, 0x01]] {
-            assert_eq!(fault_counter_response(pdu, &c), None, "{pdu:02x?}");
+            assert_eq!(bytes(pdu), None, "{pdu:02x?}");
         }
     }
 

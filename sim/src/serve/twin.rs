@@ -5,24 +5,29 @@
 //!
 //! The board has one `now` per entry point, and two kinds of entry points:
 //! `Board::poll` (measurement, counting, protection) is fed **simulated** time,
-//! which runs `speed` times the wall clock; `rtu_receive`/`rtu_poll` and
-//! `process_pdu` are fed **wall-clock** time (ns since the server started), so
-//! that the RTU slave's 3.5-character framing holds at any speed. The two never
-//! meet inside firmware-core: the RTU slave keeps its own timestamps, and the
-//! register bank ignores the `now` of a request. At `--speed 1` the two time
-//! lines agree to within one batch (5 ms).
+//! which runs `speed` times the wall clock; the RTU line (`rtu_accept`,
+//! `rtu_poll`) is fed **wall-clock** time (ns since the server started), so that
+//! the 3.5-character framing holds at any speed. The two never meet inside
+//! firmware-core: the RTU slave keeps its own timestamps, and a register write
+//! carries no time at all (it takes effect on the board's own, simulated clock,
+//! the time of its last poll). At `--speed 1` the two time lines agree to within
+//! one batch (5 ms).
 //!
 //! # The bus
 //!
 //! Bytes arrive from the line with their arrival time. A line monitor frames
-//! them by the same rule as the board's RTU slave (a silence of t3.5, with the
-//! bytes of one read taken as back to back), and when a frame is complete it is
-//! handed, chunk by chunk with the original timestamps, to every unit that is
-//! on the bus, and each board is polled at the instant the frame became
-//! complete. Framing, CRC, unit filtering and the answer are the board's; the
-//! monitor only lets the injector decide before execution (an offline unit
-//! hears nothing, an injected exception replaces execution) and feeds the
-//! frame log. The boards' own counters therefore stay meaningful.
+//! them with firmware-core's one framer (`RtuFramer`): bytes arrive in bursts
+//! (`Arrival::Burst`) on a pty, TCP or a USB adapter, and back to back at the baud
+//! rate (`Arrival::Paced`) with line timing; the framer's module docs say when a
+//! frame is complete. Each complete frame goes to the frame log and the fault
+//! injector, and then to every unit on the bus, whose board's RTU slave counts
+//! and serves it exactly as if it had framed it itself (`Board::rtu_accept`);
+//! each board is polled at the instant the frame became complete, so a request
+//! complete by length on a pty is answered at once. CRC, unit filtering and the
+//! answer are the board's; the monitor only lets the injector decide before
+//! execution (an offline unit hears nothing, an injected exception replaces
+//! execution). The boards' own counters therefore stay meaningful. Every reply,
+//! the boards' and the injected ones, is written by firmware-core's emitter.
 //!
 //! With line timing, a chunk's last byte is taken to arrive `len` character
 //! times after the line became free (the master's write is instant on a pty),
@@ -43,9 +48,11 @@ use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 
 use firmware_core::Instant;
-use firmware_core::modbus::MAX_ADU_LEN;
-use firmware_core::modbus::frame::Frame;
+use firmware_core::modbus::frame::{Frame, emit_frame, emit_response};
+use firmware_core::modbus::framer::{Arrival, Completed, Framed, RtuFramer};
+use firmware_core::modbus::pdu::Response;
 use firmware_core::modbus::rtu::RtuConfig;
+use firmware_core::modbus::{ExceptionCode, MAX_ADU_LEN, MAX_PDU_LEN};
 
 use super::faults::{Injector, ReplyFate, UnitFaults, fault_counter_response};
 use super::framelog::{self, FrameLog};
@@ -58,14 +65,6 @@ use crate::stimulus::Stimulus;
 const BATCH: StdDuration = StdDuration::from_millis(5);
 /// At most this many engine steps per unit between two looks at the bus.
 const CHUNK_STEPS: u32 = 200;
-/// Largest PDU.
-const MAX_PDU: usize = 253;
-/// How much longer than t3.5 the line monitor waits before it hands an
-/// incomplete frame (bad CRC so far) to the boards: on a pty, a master's write
-/// split in two by its scheduler may arrive a few ms late, and the boards' own
-/// rule (the bytes of a read are back to back, ending when it returned) still
-/// joins it to the frame. A frame whose CRC is already good is handed over at t3.5.
-const INCOMPLETE_GRACE: firmware_core::Duration = firmware_core::Duration::from_millis(5);
 
 /// A message to the twin thread.
 #[derive(Debug)]
@@ -131,83 +130,105 @@ impl Unit {
     }
 }
 
-/// Frames the line by silence, as the board's RTU slave does.
+/// The line as a bus monitor sees it: firmware-core's framer decides where every
+/// frame ends; with line timing, the monitor also paces the line.
 struct Monitor {
-    cfg: RtuConfig,
+    framer: RtuFramer,
+    /// Line timing: bytes cross the line at the baud rate, one frame at a time.
     timing: bool,
-    chunks: Vec<(Instant, Vec<u8>)>,
-    len: usize,
-    last: Option<Instant>,
-    /// The frame in progress is longer than any ADU: its chunks go to the boards at once.
-    passthrough: bool,
     /// Line timing: when the line is free again.
     line_free: Instant,
-    /// The bytes so far form a frame with a good CRC.
-    valid: bool,
 }
 
-enum Completed {
-    Frame { chunks: Vec<(Instant, Vec<u8>)>, complete_at: Instant },
-    Overrun { len: usize, complete_at: Instant },
+/// A frame the monitor completed, owned: what `Completed` borrows.
+struct LineFrame {
+    /// The frame's bytes, or `Err(len)` for an overrun of `len` bytes.
+    bytes: Result<Vec<u8>, usize>,
+    last_byte_at: Instant,
+    complete_at: Instant,
+}
+
+impl LineFrame {
+    fn new(c: Completed<'_>) -> Self {
+        let bytes = match c.framed {
+            Framed::Frame(b) => Ok(b.to_vec()),
+            Framed::Overrun { len } => Err(len),
+        };
+        LineFrame { bytes, last_byte_at: c.last_byte_at, complete_at: c.complete_at }
+    }
+
+    /// The frame as the boards' slaves take it.
+    fn completed(&self) -> Completed<'_> {
+        let framed = match &self.bytes {
+            Ok(b) => Framed::Frame(b),
+            Err(len) => Framed::Overrun { len: *len },
+        };
+        Completed { framed, last_byte_at: self.last_byte_at, complete_at: self.complete_at }
+    }
 }
 
 impl Monitor {
-    fn t3_5(&self) -> firmware_core::Duration {
-        self.cfg.t3_5()
+    /// A monitor for `line`: bytes arrive in bursts, or paced at the baud with line timing.
+    fn new(line: RtuConfig, timing: bool) -> Self {
+        let arrival = if timing { Arrival::Paced } else { Arrival::Burst };
+        Monitor { framer: RtuFramer::new(RtuConfig { arrival, ..line }), timing, line_free: Instant::ZERO }
     }
-    fn span(&self, n: usize) -> u64 {
-        self.cfg.char_time().0.saturating_mul(n as u64)
-    }
-    /// The arrival time of the last byte of a chunk of `n` bytes read at `read_at`.
+    /// The arrival time of a chunk of `n` bytes read at `read_at`: then, or (line
+    /// timing) when its last byte has crossed the line.
     fn arrival(&mut self, read_at: Instant, n: usize) -> Instant {
         if !self.timing {
             return read_at;
         }
-        let at = Instant(read_at.0.max(self.line_free.0) + self.span(n));
+        let at = Instant(read_at.0.max(self.line_free.0)) + self.framer.config().line_time(n);
         self.line_free = at;
         at
     }
-    /// Takes a chunk; returns the frame it ended (silence before it ≥ t3.5) and
-    /// the chunks to hand to the boards right away (passthrough).
-    fn receive(&mut self, at: Instant, bytes: Vec<u8>) -> (Option<Completed>, Vec<(Instant, Vec<u8>)>) {
-        let mut done = None;
-        if let Some(last) = self.last {
-            let silence = at.0.saturating_sub(last.0).saturating_sub(self.span(bytes.len()));
-            if silence >= self.t3_5().0 {
-                done = self.take();
-            }
+    /// When a reply of `len` bytes produced at `at` has gone out: then, or (line
+    /// timing) when its last byte has left the line.
+    fn reply_due(&mut self, at: Instant, len: usize) -> Instant {
+        if !self.timing {
+            return at;
         }
-        self.len += bytes.len();
-        self.last = Some(at);
-        self.chunks.push((at, bytes));
-        let mut now = Vec::new();
-        if self.len > MAX_ADU_LEN {
-            self.passthrough = true;
-            now = std::mem::take(&mut self.chunks);
-        }
-        self.valid = !self.passthrough && {
-            let all: Vec<u8> = self.chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
-            Frame::new_checked(&all[..]).is_ok()
-        };
-        (done, now)
+        let due = Instant(at.0.max(self.line_free.0)) + self.framer.config().line_time(len);
+        self.line_free = due;
+        due
     }
-    /// When to hand the frame in progress to the boards (see [`INCOMPLETE_GRACE`]).
+    /// Takes a chunk; returns the frames it completed.
+    fn receive(&mut self, at: Instant, bytes: &[u8]) -> Vec<LineFrame> {
+        let mut done = Vec::new();
+        self.framer.receive(at, bytes, &mut |c| done.push(LineFrame::new(c)));
+        done
+    }
+    /// The frames that have ended by silence at `now`.
+    fn poll(&mut self, now: Instant) -> Vec<LineFrame> {
+        let mut done = Vec::new();
+        self.framer.poll(now, &mut |c| done.push(LineFrame::new(c)));
+        done
+    }
+    /// Whatever is in progress, ended (the server stops).
+    fn flush(&mut self) -> Vec<LineFrame> {
+        let mut done = Vec::new();
+        self.framer.flush(&mut |c| done.push(LineFrame::new(c)));
+        done
+    }
+    /// When the frame in progress ends by silence.
     fn due(&self) -> Option<Instant> {
-        let grace = if self.valid { firmware_core::Duration::ZERO } else { INCOMPLETE_GRACE };
-        self.last.map(|l| l + self.t3_5() + grace)
+        self.framer.poll_at()
     }
-    fn take(&mut self) -> Option<Completed> {
-        let last = self.last.take()?;
-        let complete_at = last + self.t3_5();
-        self.valid = false;
-        let len = std::mem::take(&mut self.len);
-        let chunks = std::mem::take(&mut self.chunks);
-        Some(if std::mem::take(&mut self.passthrough) {
-            Completed::Overrun { len, complete_at }
-        } else {
-            Completed::Frame { chunks, complete_at }
-        })
-    }
+}
+
+/// A response PDU's bytes.
+fn pdu_bytes(r: &Response<'_>) -> Vec<u8> {
+    let mut buf = [0u8; MAX_PDU_LEN];
+    let n = r.emit(&mut buf).unwrap_or(0);
+    buf[..n].to_vec()
+}
+
+/// A reply ADU's bytes: `unit` + `r` + CRC.
+fn adu_bytes(unit: u8, r: &Response<'_>) -> Vec<u8> {
+    let mut buf = [0u8; MAX_ADU_LEN];
+    let n = emit_response(unit, r, &mut buf).unwrap_or(0);
+    buf[..n].to_vec()
 }
 
 enum Dest {
@@ -268,7 +289,8 @@ pub(crate) fn start(
     for (i, (scenario, image)) in scenarios.iter().zip(images).enumerate() {
         let id = cfg.units[i];
         let mut engine = Engine::with_nvm(scenario, image).map_err(|source| ServeError::Engine { unit: id, source })?;
-        engine.board_mut().rtu_set_config(RtuConfig { unit_id: id, ..cfg.line });
+        let arrival = if cfg.line_timing { Arrival::Paced } else { Arrival::Burst };
+        engine.board_mut().rtu_set_config(RtuConfig { unit_id: id, arrival, ..cfg.line });
         let mut unit = Unit {
             id,
             engine,
@@ -293,16 +315,7 @@ pub(crate) fn start(
                 speed,
                 units,
                 stimuli,
-                monitor: Monitor {
-                    cfg: line,
-                    timing: line_timing,
-                    chunks: Vec::new(),
-                    len: 0,
-                    last: None,
-                    passthrough: false,
-                    line_free: Instant::ZERO,
-                    valid: false,
-                },
+                monitor: Monitor::new(line, line_timing),
                 pending: VecDeque::new(),
                 line_out,
                 log: frame_log,
@@ -343,8 +356,8 @@ impl Twin<'_> {
             let behind = self.step_engines()?;
             let now = self.clock.now();
             if self.monitor.due().is_some_and(|d| d <= now) {
-                if let Some(c) = self.monitor.take() {
-                    self.serve_frame(c)?;
+                for frame in self.monitor.poll(now) {
+                    self.serve_frame(frame)?;
                 }
             }
             self.release(self.clock.now());
@@ -361,14 +374,8 @@ impl Twin<'_> {
             ToTwin::Rx { at, bytes } => {
                 self.bytes_in += bytes.len() as u64;
                 let at = self.monitor.arrival(at, bytes.len());
-                let (done, now) = self.monitor.receive(at, bytes);
-                if let Some(c) = done {
-                    self.serve_frame(c)?;
-                }
-                for (at, b) in now {
-                    for u in self.units.iter_mut().filter(|u| !u.inj.offline_at(u.engine.t_s())) {
-                        u.engine.board_mut().rtu_receive(at, &b);
-                    }
+                for frame in self.monitor.receive(at, &bytes) {
+                    self.serve_frame(frame)?;
                 }
             }
             ToTwin::Pdu { link, tid, unit, pdu, reply } => self.serve_pdu(link, tid, unit, pdu, reply)?,
@@ -405,21 +412,24 @@ impl Twin<'_> {
         }
     }
 
-    fn serve_frame(&mut self, c: Completed) -> Result<(), ServeError> {
+    /// A frame the monitor completed: logged, offered to the injector, handed to
+    /// every unit on the bus, and each board polled at the instant it was complete.
+    fn serve_frame(&mut self, frame: LineFrame) -> Result<(), ServeError> {
         self.frames += 1;
-        let (chunks, complete_at) = match c {
-            Completed::Frame { chunks, complete_at } => (chunks, complete_at),
-            Completed::Overrun { len, complete_at } => {
+        let complete_at = frame.complete_at;
+        let bytes = match &frame.bytes {
+            Ok(bytes) => bytes,
+            Err(len) => {
                 self.log_line(complete_at, "rtu", "->", format!("  -  overrun: {len} bytes without a silence"));
-                self.poll_boards(complete_at)?;
-                return Ok(());
+                for u in self.units.iter_mut().filter(|u| !u.inj.offline_at(u.engine.t_s())) {
+                    u.engine.board_mut().rtu_accept(frame.completed());
+                }
+                return self.poll_boards(complete_at);
             }
         };
-        let bytes: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
-        let last = chunks.last().map_or(complete_at, |(t, _)| *t);
-        self.log_line(last, "rtu", "->", framelog::describe_rtu(&bytes, true));
+        self.log_line(frame.last_byte_at, "rtu", "->", framelog::describe_rtu(bytes, true));
         let target = Frame::new_checked(&bytes[..]).ok().map(|f| (f.unit_id(), f.pdu().first().copied().unwrap_or(0)));
-        if self.answer_fault_counter_read(&bytes, complete_at) {
+        if self.answer_fault_counter_read(bytes, complete_at) {
             return Ok(());
         }
         self.step_engines()?;
@@ -434,17 +444,15 @@ impl Twin<'_> {
                 }
                 continue;
             }
-            if let (true, Some((_, fc))) = (addressed, target) {
+            if let (true, Some((_, function))) = (addressed, target) {
                 if let Some(code) = u.inj.inject_exception() {
-                    let mut adu = vec![u.id, fc | 0x80, code, 0, 0];
-                    Frame::new_unchecked(&mut adu[..]).fill_crc();
+                    let reply = Response::Exception { function, code: ExceptionCode::from_code(code) };
+                    let adu = adu_bytes(u.id, &reply);
                     self.post_process(i, adu, complete_at, format!("injected exception {code:02x} (not executed)"));
                     continue;
                 }
             }
-            for (at, b) in &chunks {
-                u.engine.board_mut().rtu_receive(*at, b);
-            }
+            u.engine.board_mut().rtu_accept(frame.completed());
         }
         self.poll_boards(complete_at)
     }
@@ -454,19 +462,11 @@ impl Twin<'_> {
     fn answer_fault_counter_read(&mut self, adu: &[u8], complete_at: Instant) -> bool {
         let Ok(frame) = Frame::new_checked(adu) else { return false };
         let Some(u) = self.units.iter_mut().find(|u| u.id == frame.unit_id()) else { return false };
-        let Some(pdu) = fault_counter_response(frame.pdu(), &u.inj.diagnostic_counters()) else { return false };
+        let Some(response) = fault_counter_response(frame.pdu(), &u.inj.diagnostic_counters()) else { return false };
         u.fault_counter_reads += 1;
         let id = u.id;
-        let mut reply = Vec::with_capacity(pdu.len() + 3);
-        reply.push(id);
-        reply.extend_from_slice(&pdu);
-        reply.extend_from_slice(&[0, 0]);
-        Frame::new_unchecked(&mut reply[..]).fill_crc();
-        let mut due = complete_at;
-        if self.monitor.timing {
-            due = Instant(due.0.max(self.monitor.line_free.0) + self.monitor.span(reply.len()));
-            self.monitor.line_free = due;
-        }
+        let reply = adu_bytes(id, &response);
+        let due = self.monitor.reply_due(complete_at, reply.len());
         let note = "  (fault counters: answered by serve, not the board)".to_owned();
         self.enqueue(Pending { due, unit: id, note, dest: Dest::Line(reply), from_board: false });
         true
@@ -503,10 +503,11 @@ impl Twin<'_> {
             notes.push(std::mem::take(&mut note));
         }
         if let Some(w) = fate.wrong_unit {
-            if let Some(b) = adu.first_mut() {
-                *b = w;
+            // The same reply, framed for unit `w` by the same emitter.
+            let mut buf = [0u8; MAX_ADU_LEN];
+            if let Some(n) = Frame::new_checked(&adu[..]).ok().and_then(|f| emit_frame(w, f.pdu(), &mut buf)) {
+                adu = buf[..n].to_vec();
             }
-            Frame::new_unchecked(&mut adu[..]).fill_crc();
             notes.push(format!("sent as unit {w}"));
         }
         if fate.corrupt_crc {
@@ -525,11 +526,7 @@ impl Twin<'_> {
         if fate.delay_ns > 0 {
             notes.push(format!("delayed {:.1} ms", fate.delay_ns as f64 * 1e-6));
         }
-        let mut due = Instant(produced_at.0.saturating_add(fate.delay_ns));
-        if self.monitor.timing {
-            due = Instant(due.0.max(self.monitor.line_free.0) + self.monitor.span(adu.len()));
-            self.monitor.line_free = due;
-        }
+        let due = self.monitor.reply_due(Instant(produced_at.0.saturating_add(fate.delay_ns)), adu.len());
         let note = if notes.is_empty() { String::new() } else { format!("  (fault: {})", notes.join(", ")) };
         self.enqueue(Pending { due, unit: id, note, dest: Dest::Line(adu), from_board: true });
     }
@@ -557,7 +554,8 @@ impl Twin<'_> {
         };
         let Some(i) = index else {
             // Not behind this gateway: 0B, gateway target device failed to respond.
-            let r = vec![fc | 0x80, 0x0B];
+            let code = ExceptionCode::GatewayTargetDeviceFailedToRespond;
+            let r = pdu_bytes(&Response::Exception { function: fc, code });
             self.log_line(now, &link, "<-", framelog::describe_tcp(tid, unit, &r, false));
             let _ = reply.send(Some((unit, r)));
             return Ok(());
@@ -567,7 +565,7 @@ impl Twin<'_> {
             u.tcp_requests += 1;
             u.fault_counter_reads += 1;
             let (id, note) = (u.id, "  (fault counters: answered by serve, not the board)".to_owned());
-            let dest = Dest::Tcp { link, tid, reply, unit, pdu: r };
+            let dest = Dest::Tcp { link, tid, reply, unit, pdu: pdu_bytes(&r) };
             self.enqueue(Pending { due: now, unit: id, note, dest, from_board: false });
             return Ok(());
         }
@@ -583,11 +581,11 @@ impl Twin<'_> {
         let mut notes = Vec::new();
         let resp = if let Some(code) = u.inj.inject_exception() {
             notes.push(format!("injected exception {code:02x} (not executed)"));
-            vec![fc | 0x80, code]
+            pdu_bytes(&Response::Exception { function: fc, code: ExceptionCode::from_code(code) })
         } else {
-            let mut buf = [0u8; MAX_PDU];
-            match u.engine.board_mut().process_pdu(now, &pdu, &mut buf) {
-                Some(n) => buf[..n.min(MAX_PDU)].to_vec(),
+            let mut buf = [0u8; MAX_PDU_LEN];
+            match u.engine.board_mut().process_pdu(&pdu, &mut buf) {
+                Some(n) => buf[..n.min(MAX_PDU_LEN)].to_vec(),
                 None => {
                     let _ = reply.send(None);
                     return Ok(());
@@ -667,6 +665,10 @@ impl Twin<'_> {
     }
 
     fn finish(&mut self) -> TwinOutcome {
+        // A frame still in progress (held, short of its length) is counted as what it is.
+        for frame in self.monitor.flush() {
+            let _ = self.serve_frame(frame);
+        }
         // Replies still waiting (delays) are abandoned: the server is stopping.
         self.pending.clear();
         let units = self

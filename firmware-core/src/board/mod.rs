@@ -3,24 +3,30 @@
 //!
 //! `Board::poll(now, &inputs)` is called once per ADC conversion; it never
 //! reads a clock. Modbus bytes enter through [`Board::rtu_receive`] with their
-//! arrival time; replies leave through [`Board::rtu_poll`]. Settings changed
-//! over the bus are flagged ([`Board::take_settings_changed`]) for the main
-//! loop to save with [`crate::nvm::SettingsStore`].
+//! arrival time (or frames through [`Board::rtu_accept`], from a bus monitor
+//! that framed the line); replies leave through [`Board::rtu_poll`]. The
+//! register face (the value of every register, register writes) is
+//! `board/registers.rs`. Settings changed over the bus are flagged
+//! ([`Board::take_settings_changed`]) for the main loop to save with
+//! [`crate::nvm::SettingsStore`].
 //!
 //! Order of one poll: measure → average window for calibration → count
 //! (SOC methods, totals, capacity) → diagnostics (extremes, internal
 //! resistance) → full-charge detection → protection (and the fault log, SOC
 //! sync to 0 % at LVP) → rest anchor → aux output → outputs.
 
-use crate::diag::{Anchor, CapacityTracker, FaultLog, LogEntry, ResistanceEstimator, Totals};
-use crate::map::{self, RegDef, RegId, faults, status};
+use crate::diag::{Anchor, CapacityTracker, FaultLog, ResistanceEstimator, Totals};
+use crate::map::faults;
 use crate::measure::{self, Measurements};
+use crate::modbus::framer::Completed;
 use crate::modbus::rtu::{RtuConfig, RtuSlave};
 use crate::modbus::{ExceptionCode, MAX_ADU_LEN, RegisterBank, RegisterKind};
-use crate::protection::{self, Conditions, Protection, path};
-use crate::settings::{AuxMode, Settings, SettingsError, Variant, cal_kind, design};
+use crate::protection::{Conditions, Protection, path};
+use crate::settings::{AuxMode, Settings, SettingsError, Variant, design};
 use crate::soc::{self, SocEstimator};
 use crate::time::{Duration, Instant};
+
+mod registers;
 
 /// Firmware version reported in the register map: major × 256 + minor.
 pub const FIRMWARE_VERSION: u16 = 0x0100;
@@ -322,7 +328,7 @@ impl Board {
     /// (a protection delay expiring or a Modbus frame to finish).
     pub fn poll_at(&self) -> Option<Instant> {
         let c = &self.core;
-        [c.prot.next_deadline(&c.cond, &c.settings, c.now), self.rtu.poll_at()].into_iter().flatten().min()
+        [c.prot.next_deadline(&c.settings), self.rtu.poll_at()].into_iter().flatten().min()
     }
 
     pub fn variant(&self) -> Variant {
@@ -378,18 +384,26 @@ impl Board {
         self.core.read_registers(RegisterKind::Holding, addr, out)
     }
 
-    /// Writes registers as a Modbus master would: all or nothing.
-    pub fn write_registers(&mut self, now: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
-        self.core.write_registers(now, addr, values)
+    /// Writes registers as a Modbus master would: all or nothing, on the board's
+    /// own clock (the time of its last poll; see `board/registers.rs`).
+    pub fn write_registers(&mut self, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+        self.core.write_registers(addr, values)
     }
 
-    /// Bytes received on the serial line; `now` is the arrival time of the last one.
+    /// Bytes received on the serial line at `now`, as the line's
+    /// [`Arrival`](crate::modbus::framer::Arrival) model says (a UART: `now` is
+    /// when the last one ended). The board's own framer decides where frames end.
     pub fn rtu_receive(&mut self, now: Instant, bytes: &[u8]) {
         self.rtu.receive(now, bytes);
     }
 
-    /// Finishes a received frame once its silent interval has passed; returns
-    /// the reply to send, if any.
+    /// A frame that a bus monitor framed (see [`RtuSlave::accept`]): counted and
+    /// served exactly as one the board framed itself.
+    pub fn rtu_accept(&mut self, completed: Completed<'_>) {
+        self.rtu.accept(completed);
+    }
+
+    /// Serves a complete request once it is due; returns the reply to send, if any.
     pub fn rtu_poll(&mut self, now: Instant, tx: &mut [u8; MAX_ADU_LEN]) -> Option<usize> {
         self.rtu.poll(now, &mut self.core, tx)
     }
@@ -397,13 +411,8 @@ impl Board {
     /// Processes one Modbus request PDU (function code + data) that arrived by
     /// another transport (Modbus TCP: the MBAP header is the caller's); writes
     /// the response PDU into `response` (≥ 253 bytes) and returns its length.
-    pub fn process_pdu(&mut self, now: Instant, request: &[u8], response: &mut [u8]) -> Option<usize> {
-        crate::modbus::pdu::process_request(&mut self.core, now, request, response)
-    }
-
-    /// When [`Self::rtu_poll`] should be called next.
-    pub fn rtu_poll_at(&self) -> Option<Instant> {
-        self.rtu.poll_at()
+    pub fn process_pdu(&mut self, request: &[u8], response: &mut [u8]) -> Option<usize> {
+        crate::modbus::pdu::process_request(&mut self.core, request, response)
     }
 
     /// Changes the line settings (baud, parity) the frame timing is computed from.
@@ -518,8 +527,11 @@ impl Core {
             aux_overcurrent: inputs.aux_overcurrent,
         };
         let mut tripped = 0u16;
-        self.prot.update(now, &self.cond, &s, |row| tripped |= row.fault);
-        self.log_trips(now, tripped);
+        let (time_s, log) = (self.clock_s(now), &mut self.log);
+        self.prot.update(now, &self.cond, &s, |row| {
+            tripped |= row.fault;
+            log.push(row.log_entry(time_s, &m));
+        });
         if tripped & faults::LVP != 0 {
             self.soc.set_soc(0);
             self.soc_synced = true;
@@ -544,24 +556,6 @@ impl Core {
         // 7. Outputs.
         self.outputs = self.decide();
         self.outputs
-    }
-
-    fn log_trips(&mut self, now: Instant, tripped: u16) {
-        let m = &self.meas;
-        for (bit, _) in faults::NAMES.iter().filter(|(b, _)| tripped & b != 0) {
-            let value = if bit & (faults::LVP | faults::OVP) != 0 {
-                m.voltage_mv() / 10
-            } else if bit & (faults::OTC | faults::UTC | faults::OTD | faults::UTD) != 0 {
-                i32::from(m.temperature_dc)
-            } else {
-                m.current_ma() / 100
-            };
-            self.log.push(LogEntry {
-                time_s: self.clock_s(now),
-                code: bit.trailing_zeros() as u16,
-                value: value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16,
-            });
-        }
     }
 
     /// Outputs from the protection state: every fault opens the path it protects.
@@ -597,259 +591,13 @@ impl Core {
             faults: f,
         }
     }
-
-    fn status_bits(&self, now: Instant) -> u16 {
-        let o = &self.outputs;
-        let i = self.meas.current_ua;
-        [
-            (o.switch_on, status::SWITCH_ON),
-            (o.lvp_output, status::LVP_OUTPUT),
-            (o.ovp_output, status::OVP_OUTPUT),
-            (i > REST_CURRENT_UA, status::CHARGING),
-            (i < -REST_CURRENT_UA, status::DISCHARGING),
-            (self.soc_synced, status::SOC_SYNCED),
-            (o.aux_on, status::AUX_ON),
-            (self.cal_unlocked(now), status::CAL_UNLOCKED),
-            (self.full, status::FULL),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |s, (_, bit)| s | bit)
-    }
-
-    fn cal_unlocked(&self, now: Instant) -> bool {
-        self.cal_unlocked_until.is_some_and(|until| now < until)
-    }
-
-    /// The raw value of a register.
-    fn value(&self, id: RegId) -> i64 {
-        if let Some(v) = self.settings.get(id) {
-            return v;
-        }
-        let m = &self.meas;
-        let t = &self.totals;
-        let dah = |uah: u64| (uah / 100_000) as i64;
-        let wh = |mwh: u64| (mwh / 1_000) as i64;
-        let or0 = |x: i64, seen: bool| if seen { x } else { 0 };
-        let seen = t.max_voltage_mv >= t.min_voltage_mv;
-        match id {
-            RegId::DeviceType => i64::from(map::DEVICE_TYPE),
-            RegId::VariantV => i64::from(self.variant.nominal_v()),
-            RegId::FirmwareVersion => i64::from(FIRMWARE_VERSION),
-            RegId::SerialNumber => i64::from(self.serial_number),
-            RegId::BatteryVoltage => i64::from(m.voltage_mv()),
-            RegId::Current => i64::from(m.current_ma()),
-            RegId::Soc => i64::from(self.soc_selected()),
-            RegId::Temperature => i64::from(m.temperature_dc),
-            RegId::Status => i64::from(self.status_bits(self.now)),
-            RegId::Faults => i64::from(self.outputs.faults),
-            RegId::RemainingCharge => self.soc.remaining_uah() / 1_000,
-            RegId::Uptime => self.started.map_or(0, |s| self.now.saturating_since(s).as_secs() as i64),
-            RegId::Power => i64::from(soc::power_mw(m.current_ua, m.voltage_uv)) / 100,
-            RegId::Clock => i64::from(self.clock_s(self.now)),
-            RegId::SocAh => i64::from(self.soc.soc_ah()),
-            RegId::SocWh => i64::from(self.soc.soc_wh()),
-            RegId::SocTemperatureCompensated => i64::from(self.soc.soc_temperature_compensated(m.temperature_dc)),
-            RegId::RemainingEnergy => self.soc.remaining_mwh() / 1_000,
-            RegId::UsableCapacity => self.soc.usable_uah(m.temperature_dc) / 100_000,
-            RegId::Soh => i64::from(self.capacity.soh_centipct(self.soc.capacity_uah())),
-            RegId::CapacityEstimate => self.capacity.capacity_uah() / 100_000,
-            RegId::InternalResistance => i64::from(self.ir.resistance_uohm()),
-            RegId::InternalResistanceValid => i64::from(self.ir.valid()),
-            RegId::Efficiency => i64::from(self.capacity.efficiency_centipct()),
-            RegId::ChargedTotal => dah(t.charged.micro_hours()),
-            RegId::DischargedTotal => dah(t.discharged.micro_hours()),
-            RegId::ChargedEnergyTotal => wh(t.charged_energy.micro_hours()),
-            RegId::DischargedEnergyTotal => wh(t.discharged_energy.micro_hours()),
-            RegId::Cycles => {
-                let cap = self.soc.capacity_uah().max(1).unsigned_abs();
-                (u128::from(t.discharged.micro_hours()) * 100 / u128::from(cap)) as i64
-            }
-            RegId::MinVoltage => or0(i64::from(t.min_voltage_mv), seen),
-            RegId::MaxVoltage => or0(i64::from(t.max_voltage_mv), seen),
-            RegId::MinTemperature => or0(i64::from(t.min_temperature_dc), seen),
-            RegId::MaxTemperature => or0(i64::from(t.max_temperature_dc), seen),
-            RegId::MaxChargeCurrent => i64::from(t.max_charge_ma),
-            RegId::MaxDischargeCurrent => i64::from(t.max_discharge_ma),
-            RegId::TimeSinceFull => {
-                self.last_full.map_or(i64::from(u32::MAX), |f| self.now.saturating_since(f).as_secs() as i64)
-            }
-            RegId::FaultLogCount => i64::from(self.log.count()),
-            RegId::FaultLogTime(i) => i64::from(self.log.get(usize::from(i)).time_s),
-            RegId::FaultLogCode(i) => i64::from(self.log.get(usize::from(i)).code),
-            RegId::FaultLogValue(i) => i64::from(self.log.get(usize::from(i)).value),
-            // Settings were answered above; commands read as 0.
-            _ => 0,
-        }
-    }
-
-    /// Applies one range-checked raw value to the staged settings, or queues a command.
-    fn stage(&self, now: Instant, def: &RegDef, raw: i64, st: &mut Staged) -> Result<(), ExceptionCode> {
-        if raw < def.min || raw > def.max {
-            return Err(ExceptionCode::IllegalDataValue);
-        }
-        if def.id.protected() && !self.cal_unlocked(now) {
-            // Modbus: exception 01 also means "the server is in the wrong state for this request".
-            return Err(ExceptionCode::IllegalFunction);
-        }
-        let clock = self.clock_s(now);
-        match def.id {
-            RegId::SetSoc => st.set_soc = Some(raw as u16),
-            RegId::ClearFaults => st.clear_faults = true,
-            RegId::ResetCounters => st.reset_counters = true,
-            RegId::CalUnlock => st.unlock = true,
-            RegId::Clock => st.clock = Some(raw as u32),
-            RegId::CalZeroCurrent => {
-                let (i_code, _) = self.window.mean.ok_or(ExceptionCode::ServerDeviceBusy)?;
-                st.settings.calibration.current_offset_code = i_code;
-                st.stamp(clock, cal_kind::CURRENT_ZERO);
-            }
-            RegId::CalCurrent => {
-                let (i_code, _) = self.window.mean.ok_or(ExceptionCode::ServerDeviceBusy)?;
-                let net = i64::from(i_code) - i64::from(st.settings.calibration.current_offset_code);
-                if raw.abs() < i64::from(CAL_MIN_CURRENT_MA) || net == 0 || (net < 0) != (raw < 0) {
-                    return Err(ExceptionCode::IllegalDataValue);
-                }
-                // pA/code at the present temperature, referred back to 25 °C.
-                let gain = raw * 1_000_000_000 / net;
-                let ppm = i64::from(st.settings.calibration.current_gain_tc_ppm_per_k)
-                    * (i64::from(self.meas.temperature_dc) - 250)
-                    / 10;
-                let gain25 = gain * 1_000_000 / (1_000_000 + ppm).max(1);
-                if !st.settings.set(RegId::CurrentGain, gain25) {
-                    return Err(ExceptionCode::IllegalDataValue);
-                }
-                st.stamp(clock, cal_kind::CURRENT_GAIN);
-            }
-            RegId::CalVoltage => {
-                let (_, v_code) = self.window.mean.ok_or(ExceptionCode::ServerDeviceBusy)?;
-                if v_code <= 0 || !st.settings.set(RegId::VoltageGain, raw * 1_000_000_000 / i64::from(v_code)) {
-                    return Err(ExceptionCode::IllegalDataValue);
-                }
-                st.stamp(clock, cal_kind::VOLTAGE);
-            }
-            id => {
-                if !st.settings.set(id, raw) {
-                    return Err(ExceptionCode::IllegalDataAddress);
-                }
-            }
-        }
-        Ok(())
-    }
 }
-
-/// A write request's effect, applied only if the whole request is valid.
-struct Staged {
-    settings: Settings,
-    set_soc: Option<u16>,
-    clear_faults: bool,
-    reset_counters: bool,
-    unlock: bool,
-    clock: Option<u32>,
-}
-
-impl Staged {
-    fn stamp(&mut self, clock_s: u32, kind: u16) {
-        self.settings.last_cal_time_s = clock_s;
-        self.settings.last_cal_kind = kind;
-    }
-}
-
-impl RegisterBank for Core {
-    fn device_identification(&self, object_id: u8) -> Option<&[u8]> {
-        use crate::modbus::device_id::object;
-        let model: &[u8] = match self.variant {
-            Variant::V12 => b"SmartPro 12-209",
-            Variant::V24 => b"SmartPro 24-209",
-            Variant::V48 => b"SmartPro 48-209",
-        };
-        Some(match object_id {
-            object::VENDOR_NAME => VENDOR_NAME,
-            object::PRODUCT_CODE => model,
-            object::MAJOR_MINOR_REVISION => FIRMWARE_REVISION,
-            object::PRODUCT_NAME => b"SmartPro-209 battery management board",
-            object::MODEL_NAME => model,
-            _ => return None,
-        })
-    }
-
-    fn read_registers(&mut self, _kind: RegisterKind, addr: u16, out: &mut [u16]) -> Result<(), ExceptionCode> {
-        for (i, slot) in out.iter_mut().enumerate() {
-            let a = u16::try_from(i).ok().and_then(|i| addr.checked_add(i)).ok_or(ExceptionCode::IllegalDataAddress)?;
-            let def = map::find(a).ok_or(ExceptionCode::IllegalDataAddress)?;
-            let words = def.ty.encode(self.value(def.id));
-            *slot = words.get(usize::from(a - def.addr)).copied().unwrap_or(0);
-        }
-        Ok(())
-    }
-
-    fn write_registers(&mut self, _request_at: Instant, addr: u16, values: &[u16]) -> Result<(), ExceptionCode> {
-        // Time-dependent effects (the calibration window, the clock, the
-        // calibration stamp) run on the board's own clock, the time of its
-        // last poll, as reads do: on the real board the two agree within one
-        // 10 ms poll period; in a twin served at `--speed K` the request's
-        // time is the transport's wall clock, which is not the board's.
-        let now = self.now;
-        let mut st = Staged {
-            settings: self.settings,
-            set_soc: None,
-            clear_faults: false,
-            reset_counters: false,
-            unlock: false,
-            clock: None,
-        };
-        let mut i = 0usize;
-        while i < values.len() {
-            let a = u16::try_from(i).ok().and_then(|i| addr.checked_add(i)).ok_or(ExceptionCode::IllegalDataAddress)?;
-            let def = map::find(a).ok_or(ExceptionCode::IllegalDataAddress)?;
-            let n = usize::from(def.ty.words());
-            // A write must start at a register's first word and cover all its words.
-            if a != def.addr || !def.access.writable() {
-                return Err(ExceptionCode::IllegalDataAddress);
-            }
-            let words = values.get(i..i + n).ok_or(ExceptionCode::IllegalDataAddress)?;
-            self.stage(now, def, def.ty.decode(words), &mut st)?;
-            i += n;
-        }
-        st.settings.check(self.variant).map_err(|_| ExceptionCode::IllegalDataValue)?;
-
-        // All checked: apply.
-        let s = st.settings;
-        if s.capacity_dah != self.settings.capacity_dah {
-            self.soc.set_capacity(s.capacity_dah, self.variant.cells_in_series());
-        }
-        self.settings_changed |= s != self.settings;
-        self.settings = s;
-        if let Some(clock) = st.clock {
-            self.clock_base_s = clock;
-            self.clock_set_at = now;
-        }
-        if st.unlock {
-            self.cal_unlocked_until = Some(now + Duration::from_secs(map::CAL_UNLOCK_WINDOW_S));
-        }
-        if let Some(soc) = st.set_soc {
-            self.soc.set_soc(soc);
-            self.soc_synced = true;
-        }
-        if st.reset_counters {
-            self.totals = Totals::default();
-            self.log = FaultLog::default();
-        }
-        if st.clear_faults {
-            self.prot.clear(now, &self.cond, &self.settings);
-            self.outputs = self.decide();
-        }
-        Ok(())
-    }
-}
-
-// The protection table is this crate's; keep its module reachable from here for readers.
-pub use protection::TABLE as PROTECTION_TABLE;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::design;
+    use crate::map::{self, status};
+    use crate::settings::{cal_kind, design};
 
     const CODES_PER_A: f64 = 16_777.216;
 
@@ -894,7 +642,7 @@ mod tests {
         let out = run(&mut b, 3_001, 6_000, inputs(v, 12.4, 0.0));
         assert!(!out.switch_on);
         // Clear command with the condition gone re-enables the path.
-        b.write_registers(Instant::from_millis(6_000), 0x0401, &[1]).unwrap();
+        b.write_registers(0x0401, &[1]).unwrap();
         assert!(b.outputs().switch_on);
     }
 
@@ -912,7 +660,7 @@ mod tests {
     fn coulomb_counting_through_the_board() {
         let v = Variant::V24;
         let mut b = board(v);
-        b.write_registers(Instant::ZERO, 0x0400, &[10_000]).unwrap(); // set SOC 100 %
+        b.write_registers(0x0400, &[10_000]).unwrap(); // set SOC 100 %
         // 50 A discharge for 360 s at 1 kSPS: 5 Ah of 100 Ah.
         run(&mut b, 0, 360_001, inputs(v, 26.0, -50.0));
         assert_eq!(b.soc_centipct(), 9_500);
@@ -941,27 +689,26 @@ mod tests {
         let v = Variant::V12;
         let mut b = board(v);
         let before = *b.settings();
-        let t = Instant::ZERO;
         // Out of range capacity → 03.
-        assert_eq!(b.write_registers(t, 0x0200, &[5]), Err(ExceptionCode::IllegalDataValue));
+        assert_eq!(b.write_registers(0x0200, &[5]), Err(ExceptionCode::IllegalDataValue));
         // Valid capacity followed by an invalid LVP (above its release) in one request → 03, capacity unchanged.
-        assert_eq!(b.write_registers(t, 0x0200, &[2_000, 14_000]), Err(ExceptionCode::IllegalDataValue));
+        assert_eq!(b.write_registers(0x0200, &[2_000, 14_000]), Err(ExceptionCode::IllegalDataValue));
         // Read-only register → 02; half of a 32-bit register → 02; gap → 02.
-        assert_eq!(b.write_registers(t, 0x0100, &[1]), Err(ExceptionCode::IllegalDataAddress));
-        assert_eq!(b.write_registers(t, 0x0303, &[1]), Err(ExceptionCode::IllegalDataAddress));
-        assert_eq!(b.write_registers(t, 0x0302, &[1]), Err(ExceptionCode::IllegalDataAddress));
-        assert_eq!(b.write_registers(t, 0x0207, &[1]), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(b.write_registers(0x0100, &[1]), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(b.write_registers(0x0303, &[1]), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(b.write_registers(0x0302, &[1]), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(b.write_registers(0x0207, &[1]), Err(ExceptionCode::IllegalDataAddress));
         // OVP above the variant's 15 V max operating voltage → 03.
-        assert_eq!(b.write_registers(t, 0x0213, &[15_500]), Err(ExceptionCode::IllegalDataValue));
+        assert_eq!(b.write_registers(0x0213, &[15_500]), Err(ExceptionCode::IllegalDataValue));
         assert_eq!(*b.settings(), before);
         assert!(!b.take_settings_changed(), "refused writes change nothing");
         // A valid write lands and is flagged for saving once.
-        b.write_registers(t, 0x0200, &[2_000]).unwrap();
+        b.write_registers(0x0200, &[2_000]).unwrap();
         assert_eq!(b.settings().capacity_dah, 2_000);
         assert!(b.take_settings_changed());
         assert!(!b.take_settings_changed());
         // A command is not a settings change.
-        b.write_registers(t, 0x0400, &[5_000]).unwrap();
+        b.write_registers(0x0400, &[5_000]).unwrap();
         assert!(!b.take_settings_changed());
     }
 
@@ -981,10 +728,10 @@ mod tests {
         def.ty.decode(&w)
     }
 
-    fn write(b: &mut Board, t_ms: u64, name: &str, raw: i64) -> Result<(), ExceptionCode> {
+    fn write(b: &mut Board, name: &str, raw: i64) -> Result<(), ExceptionCode> {
         let def = map::by_name(name).unwrap();
         let w = def.ty.encode(raw);
-        b.write_registers(Instant::from_millis(t_ms), def.addr, &w[..usize::from(def.ty.words())])
+        b.write_registers(def.addr, &w[..usize::from(def.ty.words())])
     }
 
     #[test]
@@ -995,12 +742,12 @@ mod tests {
         let mut inp = inputs(v, 13.0, 0.0);
         inp.current_code += 500;
         run(&mut b, 0, 2_100, inp);
-        assert_eq!(write(&mut b, 2_100, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction), "locked");
-        assert_eq!(write(&mut b, 2_100, "current_offset_code", 5), Err(ExceptionCode::IllegalFunction));
-        write(&mut b, 2_100, "clock_s", 1_700_000_000).unwrap();
-        write(&mut b, 2_100, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY)).unwrap();
+        assert_eq!(write(&mut b, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction), "locked");
+        assert_eq!(write(&mut b, "current_offset_code", 5), Err(ExceptionCode::IllegalFunction));
+        write(&mut b, "clock_s", 1_700_000_000).unwrap();
+        write(&mut b, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY)).unwrap();
         assert_ne!(read_u(&mut b, "status") as u16 & status::CAL_UNLOCKED, 0);
-        write(&mut b, 2_100, "cal_zero_current", 1).unwrap();
+        write(&mut b, "cal_zero_current", 1).unwrap();
         assert_eq!(b.settings().calibration.current_offset_code, 500);
         assert_eq!(read_u(&mut b, "last_cal_kind"), i64::from(cal_kind::CURRENT_ZERO));
         assert_eq!(read_u(&mut b, "last_cal_time_s"), 1_700_000_000);
@@ -1010,21 +757,20 @@ mod tests {
         let mut inp = inputs(v, 13.0, 99.5);
         inp.current_code += 500;
         run(&mut b, 2_101, 4_300, inp);
-        write(&mut b, 4_300, "cal_current_ma", 100_000).unwrap();
+        write(&mut b, "cal_current_ma", 100_000).unwrap();
         assert_eq!(read_u(&mut b, "last_cal_kind"), i64::from(cal_kind::CURRENT_GAIN));
         b.poll(Instant::from_millis(4_301), &inp);
         assert!((b.measurements().current_ma() - 100_000).abs() <= 1, "{}", b.measurements().current_ma());
         // Too small a reference current is refused.
-        assert_eq!(write(&mut b, 4_302, "cal_current_ma", 5_000), Err(ExceptionCode::IllegalDataValue));
+        assert_eq!(write(&mut b, "cal_current_ma", 5_000), Err(ExceptionCode::IllegalDataValue));
 
         // Voltage: the divider reads 13.000 V where 13.050 V is applied.
-        write(&mut b, 4_302, "cal_voltage_mv", 13_050).unwrap();
+        write(&mut b, "cal_voltage_mv", 13_050).unwrap();
         b.poll(Instant::from_millis(4_303), &inp);
         assert!((b.measurements().voltage_mv() - 13_050).abs() <= 1);
-        // The unlock expires on the board's own clock (its polls), whatever
-        // time a transport stamps the request with.
+        // The unlock expires on the board's own clock (its polls): a write carries no time.
         b.poll(Instant::from_millis(63_000), &inp);
-        assert_eq!(write(&mut b, 0, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction));
+        assert_eq!(write(&mut b, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction));
     }
 
     #[test]
@@ -1032,15 +778,15 @@ mod tests {
         let v = Variant::V12;
         let mut b = board(v);
         b.poll(Instant::ZERO, &inputs(v, 13.0, 0.0));
-        write(&mut b, 0, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY)).unwrap();
-        assert_eq!(write(&mut b, 0, "cal_zero_current", 1), Err(ExceptionCode::ServerDeviceBusy));
+        write(&mut b, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY)).unwrap();
+        assert_eq!(write(&mut b, "cal_zero_current", 1), Err(ExceptionCode::ServerDeviceBusy));
     }
 
     #[test]
     fn full_charge_detection_synchronises_soc_to_100() {
         let v = Variant::V12;
         let mut b = board(v);
-        write(&mut b, 0, "set_soc_centipct", 9_000).unwrap();
+        write(&mut b, "set_soc_centipct", 9_000).unwrap();
         // 14.0 V (3.5 V/cell ≥ 3.45) with a 2 A tail for 30 s.
         run(&mut b, 0, 29_000, inputs(v, 14.0, 2.0));
         assert!(b.soc_centipct() < 10_000);
@@ -1055,8 +801,8 @@ mod tests {
         let v = Variant::V12;
         for (counted, expect_uah) in [(1, 100_000_000 - 7_692), (0, 100_000_000)] {
             let mut b = board(v);
-            write(&mut b, 0, "self_consumption_counted", counted).unwrap();
-            write(&mut b, 0, "set_soc_centipct", 10_000).unwrap();
+            write(&mut b, "self_consumption_counted", counted).unwrap();
+            write(&mut b, "set_soc_centipct", 10_000).unwrap();
             // One hour at rest at 13.0 V: 0.1 W / 13 V = 7.692 mA → 7 692 µAh.
             for t in 0..=3_600 {
                 b.poll(Instant::from_secs(t), &inputs(v, 13.0, 0.0));
@@ -1069,7 +815,7 @@ mod tests {
     fn aux_heating_thermostat_and_fault_mode() {
         let v = Variant::V24;
         let mut b = board(v);
-        write(&mut b, 0, "aux_mode", 2).unwrap();
+        write(&mut b, "aux_mode", 2).unwrap();
         let code_at = |t_c: f64| {
             let r = 10_000.0 * f64::exp(3435.0 * (1.0 / (t_c + 273.15) - 1.0 / 298.15));
             (r / (r + 10_000.0) * 8_388_608.0) as i32
@@ -1079,7 +825,7 @@ mod tests {
             inp.temperature_code = code_at(t_c);
             assert_eq!(b.poll(Instant::from_secs(1), &inp).aux_on, on, "{t_c} °C");
         }
-        write(&mut b, 0, "aux_mode", 5).unwrap();
+        write(&mut b, "aux_mode", 5).unwrap();
         inp.temperature_code = code_at(25.0);
         inp.lvp_input_ok = false;
         run(&mut b, 2_000, 2_200, inp);
@@ -1091,14 +837,14 @@ mod tests {
     fn trips_are_logged_with_time_code_and_value() {
         let v = Variant::V12;
         let mut b = board(v);
-        write(&mut b, 0, "set_soc_centipct", 500).unwrap();
+        write(&mut b, "set_soc_centipct", 500).unwrap();
         run(&mut b, 0, 2_200, inputs(v, 11.0, -20.0));
         assert_eq!(read_u(&mut b, "fault_log_count"), 1);
         assert_eq!(read_u(&mut b, "fault_log_0_code"), 0); // bit 0: LVP
         assert_eq!(read_u(&mut b, "fault_log_0_value"), 1_100); // 11.00 V in 10 mV
         assert_eq!(read_u(&mut b, "fault_log_0_time_s"), 2, "the 2 s LVP delay from t = 0");
         assert_eq!(b.soc_centipct(), 0, "LVP synchronises the SOC to 0 %");
-        write(&mut b, 2_200, "reset_counters", i64::from(map::RESET_COUNTERS_KEY)).unwrap();
+        write(&mut b, "reset_counters", i64::from(map::RESET_COUNTERS_KEY)).unwrap();
         assert_eq!(read_u(&mut b, "fault_log_count"), 0);
     }
 
@@ -1106,7 +852,7 @@ mod tests {
     fn soc_method_selects_the_register() {
         let v = Variant::V12;
         let mut b = board(v);
-        write(&mut b, 0, "set_soc_centipct", 5_000).unwrap();
+        write(&mut b, "set_soc_centipct", 5_000).unwrap();
         let code_at_0c = {
             let r = 10_000.0 * f64::exp(3435.0 * (1.0 / 273.15 - 1.0 / 298.15));
             (r / (r + 10_000.0) * 8_388_608.0) as i32
@@ -1115,7 +861,7 @@ mod tests {
         inp.temperature_code = code_at_0c;
         b.poll(Instant::ZERO, &inp);
         assert_eq!(read_u(&mut b, "soc_centipct"), 5_000);
-        write(&mut b, 0, "soc_method", 2).unwrap();
+        write(&mut b, "soc_method", 2).unwrap();
         assert_eq!(read_u(&mut b, "soc_centipct"), 4_118);
         assert_eq!(read_u(&mut b, "usable_capacity_dah"), 850);
     }
@@ -1125,7 +871,7 @@ mod tests {
         let v = Variant::V12;
         let (mut a, mut b) = (board(v), board(v));
         for x in [&mut a, &mut b] {
-            write(x, 0, "set_soc_centipct", 8_000).unwrap();
+            write(x, "set_soc_centipct", 8_000).unwrap();
         }
         // A wobbly discharge: every sample different.
         for t in 0..60_000u64 {
@@ -1186,7 +932,7 @@ mod tests {
         let mut b = board(Variant::V48);
         // FC43 / MEI 14, basic stream from object 0.
         let mut resp = [0u8; 253];
-        let n = b.process_pdu(Instant::ZERO, &[0x2B, 0x0E, 0x01, 0x00], &mut resp).unwrap();
+        let n = b.process_pdu(&[0x2B, 0x0E, 0x01, 0x00], &mut resp).unwrap();
         let text = &resp[..n];
         let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
         assert!(has(VENDOR_NAME) && has(b"SmartPro 48-209") && has(FIRMWARE_REVISION));
@@ -1212,10 +958,10 @@ mod tests {
                 t += 500;
                 b.poll(Instant::from_millis(t), &inputs(v, 52.0, -10.0));
                 if unlock {
-                    let _ = write(&mut b, t, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY));
+                    let _ = write(&mut b, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY));
                 }
                 let before = *b.settings();
-                let r = b.write_registers(Instant::from_millis(t), addr, &values);
+                let r = b.write_registers(addr, &values);
                 proptest::prop_assert!(b.settings().check(v).is_ok(), "{:?}", b.settings().check(v));
                 if r.is_err() {
                     proptest::prop_assert_eq!(*b.settings(), before, "a refused write changed the settings");
