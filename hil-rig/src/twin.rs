@@ -1,4 +1,4 @@
-//! The twin of `hil-rig compare`: `smartpro_sim`'s engine (battery, chain,
+//! The twin of `hil-rig compare` and `hil-rig test`: `smartpro_sim`'s engine (battery, chain,
 //! the board's firmware) built from a scenario, stepped in lock-step with
 //! the board: between two board samples by the elapsed board time.
 
@@ -7,8 +7,8 @@ use firmware_core::map::REGISTERS;
 use smartpro_sim::engine::{Engine, EngineError, Stimulus, Truth};
 use smartpro_sim::scenario::{Scenario, SegmentKind, secs_to_ns};
 
-use super::source::Registers;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::source::Registers;
 
 /// What drives the twin's battery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

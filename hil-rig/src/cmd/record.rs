@@ -22,11 +22,11 @@ use firmware_core::map::{REGISTERS, RegDef};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
-use super::poll::{CsvLog, Reading, Sample, interrupted, plural, summary};
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
+use crate::session::{CsvLog, Reading, Sample, interrupted, plural, summary};
 
 #[derive(Args, Debug)]
 pub struct Cmd {
@@ -85,7 +85,7 @@ impl Cmd {
         let (header, regs) = columns()?;
         let blocks = decode::plan(REGISTERS, &regs, MAX_REGS_PER_REQUEST);
         let mut link = Link::open(&self.link).map_err(|e| Failure::Usage(e.into()))?;
-        let mut log = CsvLog::create(&self.out, &header, &regs).map_err(Failure::Usage)?;
+        let mut log = CsvLog::create(&self.out, &header, &regs).map_err(|e| Failure::Usage(e.into()))?;
         let until = match self.duration {
             Some(d) => format!("for {d} s"),
             None => "until Ctrl-C".to_string(),
@@ -151,16 +151,16 @@ impl Cmd {
             // The current is the first register (see `LEADING`).
             let has_current = matches!(sample.readings.first(), Some(Reading::Value(_)));
             if has_current {
-                log.line(&line).map_err(Failure::Device)?;
+                log.line(&line).map_err(|e| Failure::Device(e.into()))?;
             } else {
-                log.line(&format!("# {line}")).map_err(Failure::Device)?;
+                log.line(&format!("# {line}")).map_err(|e| Failure::Device(e.into()))?;
                 rows.no_current += 1;
             }
             rows.written += 1;
             if sample.readings.iter().any(|r| matches!(r, Reading::Failed(_))) {
                 rows.incomplete += 1;
             }
-            sample.verdict(rows.written, &self.link, blocks)?;
+            sample.verdict(rows.written, &self.link, blocks).map_err(|e| Failure::Device(e.into()))?;
         }
     }
 }
