@@ -11,8 +11,10 @@
 //! | [`source`] | the board's samples for a comparison: live or from a recording |
 //! | [`twin`] | `smartpro_sim`'s engine stepped in lock-step with a board |
 //! | [`tolerance`] | board-vs-twin tolerances: the datasheet's, or from a file |
+//! | [`estimate`] | the equivalent-circuit fit, its least-squares solver, the SOC tracking filter |
 
 pub mod decode;
+pub mod estimate;
 pub mod link;
 pub mod recording;
 pub mod session;

@@ -17,7 +17,7 @@ mod cmd {
     pub mod record;
     pub mod test_plan;
 }
-pub use hil_rig::{decode, link, recording, session, source, tolerance, twin};
+pub use hil_rig::{decode, estimate, link, recording, session, source, tolerance, twin};
 
 /// Shown at the end of `hil-rig --help`: the codes all subcommands share.
 const ROOT_EXIT_CODES: &str = "\

@@ -3,7 +3,7 @@
 //! parameter file the twin loads (`ecm_file = "…"` in a scenario,
 //! `hil-rig compare --ecm`).
 //!
-//! The fit itself is [`models::fit`]: the pack's equations (n identical
+//! The fit itself is [`crate::estimate::fit`]: the pack's equations (n identical
 //! cells, the chemistry's OCV table plus an offset, R0 and two RC pairs with
 //! the exact zero-order hold over each sample interval, resistances scaled
 //! with the recorded temperature), Levenberg–Marquardt over capacity, R0,
@@ -25,12 +25,13 @@ use clap::{Args, ValueEnum, value_parser};
 use firmware_core::map::by_name;
 use models::cell::DEFAULT_R_ACTIVATION_J_PER_MOL;
 use models::ecm::{self, EcmParams};
-use models::fit::{self, EcmFit, EcmFitConfig, FitError, FitSample, LmOptions, Param, ParamStatus, SeriesModel};
 use models::ocv::Chemistry;
 use models::variant::Variant;
 
 use crate::Failure;
 use crate::decode;
+use crate::estimate::fit::{self, EcmFit, EcmFitConfig, FitError, FitSample, Param, ParamStatus, SeriesModel};
+use crate::estimate::lm::LmOptions;
 use crate::recording::{self, Recording};
 
 /// Shown at the end of `fit --help`.

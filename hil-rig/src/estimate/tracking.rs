@@ -1,7 +1,7 @@
 //! Twin tracking: a Kalman filter that corrects the twin's battery state
 //! from a board's measured current and battery voltage.
 //!
-//! The filter runs the same equivalent circuit as [`crate::pack::Pack`]
+//! The filter runs the same equivalent circuit as [`models::pack::Pack`]
 //! (built from the same [`PackParams`] + [`Variant`] or [`EcmParams`],
 //! through the same compiled tables), at pack level:
 //!
@@ -33,15 +33,14 @@
 //! and the measured convergence: `docs/models.md`, "Tracking (Kalman
 //! filter)".
 
+use models::cell::SECONDS_PER_HOUR;
+use models::decay::decay_factor;
+use models::ecm::{self, EcmParams, Tables};
+use models::error::{self, ParamError};
+use models::pack::PackParams;
+use models::table::{self, Table};
+use models::variant::{self, Variant};
 use nalgebra::{SMatrix, SVector};
-
-use crate::cell::SECONDS_PER_HOUR;
-use crate::decay::decay_factor;
-use crate::ecm::{self, EcmParams, Tables};
-use crate::error::ParamError;
-use crate::pack::PackParams;
-use crate::table::{self, Table};
-use crate::variant::{self, Variant};
 
 /// Number of filter states.
 pub const STATES: usize = 5;
@@ -60,7 +59,7 @@ type Vector = SVector<f64, STATES>;
 type Matrix = SMatrix<f64, STATES, STATES>;
 
 /// A datasheet "total maximum error" is taken as a 3σ limit, the
-/// convention of [`crate::chain`] ("σ = limit/3").
+/// convention of [`models::chain`] ("σ = limit/3").
 pub const LIMIT_SIGMAS: f64 = 3.0;
 /// Voltage measurement accuracy table: total maximum error 0.1 % FS, as a
 /// fraction of the variant's measuring range (15 / 30 / 60 V).
@@ -78,8 +77,8 @@ pub const DEFAULT_VOLTAGE_BIAS_CORRELATION_S: f64 = 3600.0;
 /// this time equals the drift of a 1σ bias (a modelling choice).
 pub const DEFAULT_CURRENT_CORRELATION_S: f64 = 3600.0;
 /// 1σ relative uncertainty of the capacity the filter counts with: the
-/// pack's default cell capacity spread ([`crate::pack::DEFAULT_CAPACITY_SPREAD_REL`]).
-pub const DEFAULT_CAPACITY_SIGMA_REL: f64 = crate::pack::DEFAULT_CAPACITY_SPREAD_REL;
+/// pack's default cell capacity spread ([`models::pack::DEFAULT_CAPACITY_SPREAD_REL`]).
+pub const DEFAULT_CAPACITY_SIGMA_REL: f64 = models::pack::DEFAULT_CAPACITY_SPREAD_REL;
 /// 1σ relative uncertainty of the resistances R0, R1, R2 of a real
 /// battery against the twin's (a modelling choice: cell-to-cell spread
 /// is 3 %, fitted ECM parameters are rarely better than ±10 %).
@@ -169,13 +168,13 @@ impl TrackerNoise {
     /// Checks that every field is usable: `voltage_sigma_v` and the
     /// correlation times finite and > 0, the rest finite and ≥ 0.
     pub fn validate(&self) -> Result<(), ParamError> {
-        crate::error::positive("tracker.voltage_sigma_v", self.voltage_sigma_v)?;
-        crate::error::non_negative("tracker.voltage_bias_sigma_v", self.voltage_bias_sigma_v)?;
-        crate::error::positive("tracker.voltage_bias_correlation_s", self.voltage_bias_correlation_s)?;
-        crate::error::non_negative("tracker.current_sigma_a", self.current_sigma_a)?;
-        crate::error::positive("tracker.current_correlation_s", self.current_correlation_s)?;
-        crate::error::non_negative("tracker.capacity_sigma_rel", self.capacity_sigma_rel)?;
-        crate::error::non_negative("tracker.resistance_sigma_rel", self.resistance_sigma_rel)
+        error::positive("tracker.voltage_sigma_v", self.voltage_sigma_v)?;
+        error::non_negative("tracker.voltage_bias_sigma_v", self.voltage_bias_sigma_v)?;
+        error::positive("tracker.voltage_bias_correlation_s", self.voltage_bias_correlation_s)?;
+        error::non_negative("tracker.current_sigma_a", self.current_sigma_a)?;
+        error::positive("tracker.current_correlation_s", self.current_correlation_s)?;
+        error::non_negative("tracker.capacity_sigma_rel", self.capacity_sigma_rel)?;
+        error::non_negative("tracker.resistance_sigma_rel", self.resistance_sigma_rel)
     }
 }
 
@@ -261,14 +260,14 @@ pub struct TrackerModel {
 }
 
 impl TrackerModel {
-    /// The model of a pack built by [`crate::pack::Pack::new`] from the
+    /// The model of a pack built by [`models::pack::Pack::new`] from the
     /// same `params` and `variant` (the built-in cell `params.cell`).
     pub fn from_pack_params(params: &PackParams, variant: Variant) -> Result<Self, ParamError> {
         params.validate()?;
         Self::from_ecm(&EcmParams::from_cell(&params.cell), params, variant)
     }
 
-    /// The model of a pack built by [`crate::pack::Pack::from_ecm`] from
+    /// The model of a pack built by [`models::pack::Pack::from_ecm`] from
     /// the same arguments: the cells of `ecm` (its `cells_in_series`, or
     /// `params.cells_for(variant)` when that is 0), the initial ageing of
     /// `params`. Cell spread is not modelled (the filter tracks the mean
@@ -564,7 +563,7 @@ impl SocTracker {
         if !(0.0..=1.0).contains(&initial_soc) {
             return Err(ParamError { name: "initial_soc", value: initial_soc, requirement: "within 0..=1" });
         }
-        crate::error::positive("initial_soc_sigma", initial_soc_sigma)?;
+        error::positive("initial_soc_sigma", initial_soc_sigma)?;
         noise.validate()?;
         Ok(Self::new(model, initial_soc, initial_soc_sigma, noise))
     }
@@ -939,14 +938,14 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     use super::*;
-    use crate::cell::CellParams;
-    use crate::ocv;
-    use crate::pack::Pack;
-    use crate::profile::{CurrentProfile, Interpolation};
-    use crate::rng::{ModelRng, SeedStreams};
+    use models::cell::CellParams;
+    use models::ocv;
+    use models::pack::Pack;
+    use models::profile::{CurrentProfile, Interpolation};
+    use models::rng::{ModelRng, SeedStreams};
 
-    const DRIVE_CYCLE: &str = include_str!("../../scenarios/data/drive-cycle.csv");
-    const LFP_ECM: &str = include_str!("../../scenarios/data/lfp-100ah-ecm.toml");
+    const DRIVE_CYCLE: &str = include_str!("../../../scenarios/data/drive-cycle.csv");
+    const LFP_ECM: &str = include_str!("../../../scenarios/data/lfp-100ah-ecm.toml");
 
     /// Settling times to 2 points: measured 42 s (LFP) and 0 s (NMC,
     /// docs/models.md), with a margin for other seeds and polling.
@@ -1381,7 +1380,7 @@ mod tests {
         )
     }
 
-    /// `cargo test --release -p smartpro-models -- --ignored --nocapture convergence_figures`
+    /// `cargo test --release -p hil-rig --lib -- --ignored --nocapture convergence_figures`
     #[test]
     #[ignore = "prints the convergence table of docs/models.md"]
     fn convergence_figures() {

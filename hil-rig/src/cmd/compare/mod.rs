@@ -19,7 +19,6 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use clap::{Args, value_parser};
 use firmware_core::map::{REGISTERS, RegId};
-use models::tracking::{SocTracker, TrackerModel, TrackerNoise};
 use models::variant::Variant;
 use smartpro_sim::scenario::Scenario;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
@@ -28,6 +27,7 @@ use self::checks::{Judge, Q, Setup, Tracked, TwinState};
 use self::report::{Csv, Meta, Trace};
 use crate::Failure;
 use crate::decode::{self, MAX_REGS_PER_REQUEST};
+use crate::estimate::tracking::{SocTracker, TrackerModel, TrackerNoise};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
 use crate::session::{Reading, SILENT_SAMPLES, Sample, interrupted, summary};
@@ -647,7 +647,7 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The twin's tracking filter (`models::tracking`): its SOC corrected from
+/// The twin's tracking filter ([`crate::estimate::tracking`]): its SOC corrected from
 /// the board's measured voltage, predicted with the current held between
 /// samples, as the twin.
 struct Tracker {
