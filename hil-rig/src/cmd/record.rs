@@ -117,9 +117,10 @@ impl Cmd {
         outcome
     }
 
-    /// The end of `--duration` for a recording started at `t0`.
+    /// The end of `--duration` for a recording started at `t0` (none for a
+    /// duration beyond what the clock can count: until Ctrl-C).
     fn deadline(&self, t0: Instant) -> Option<Instant> {
-        self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).map(|d| t0 + d)
+        self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).and_then(|d| t0.checked_add(d))
     }
 
     /// Samples every `--interval-ms` and writes each sample at once; ends
@@ -200,5 +201,22 @@ mod tests {
         assert!(seconds("-1").is_err());
         assert!(seconds("inf").is_err());
         assert!(seconds("1s").is_err());
+    }
+
+    #[test]
+    fn issue_21_a_duration_beyond_the_clock_is_no_deadline() {
+        // `t0 + d` panicked ("overflow when adding duration to instant") for a
+        // --duration that Duration holds but Instant cannot reach.
+        use clap::Parser;
+        let parse = |d: &str| {
+            let cli = crate::Cli::try_parse_from(["hil-rig", "record", "--port", "p", "--out", "f", "--duration", d]);
+            match cli.unwrap().command {
+                crate::Command::Record(cmd) => cmd,
+                other => panic!("not record: {other:?}"),
+            }
+        };
+        let t0 = Instant::now();
+        assert_eq!(parse("1e19").deadline(t0), None);
+        assert_eq!(parse("2.5").deadline(t0), Some(t0 + Duration::from_millis(2500)));
     }
 }

@@ -12,7 +12,7 @@
 //! column-scaled Jacobian below `1e-9` of the largest) give an infinite
 //! standard error.
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::{DMatrix, DVector, Dyn, SVD};
 
 /// Settings of [`levenberg_marquardt`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,7 +87,7 @@ pub enum LmError {
         /// Parameters to determine (`n`).
         parameters: usize,
     },
-    /// A residual (or a derivative) is not finite at the starting point.
+    /// A residual, their cost or a derivative is not finite at the starting point.
     #[error("the model gives a non-finite residual at sample {index} at the starting point")]
     NonFiniteStart {
         /// 0-based index of the residual.
@@ -120,6 +120,11 @@ where
         return Err(LmError::NonFiniteStart { index });
     }
     let mut cost = half_norm2(&r);
+    if !cost.is_finite() {
+        // Finite residuals whose squares overflow.
+        let index = r.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).map_or(0, |(k, _)| k);
+        return Err(LmError::NonFiniteStart { index });
+    }
     let mut scratch = (vec![0.0; m], vec![0.0; m]);
     let mut jac = DMatrix::zeros(m, n);
     if !jacobian(&mut residuals, &theta, opts.diff_step, &mut jac, &mut scratch) {
@@ -249,7 +254,36 @@ pub struct Uncertainty {
 /// are directions the data do not determine.
 const RANK_TOLERANCE: f64 = 1e-9;
 
-/// [`Uncertainty`] at `sol` (see the module doc).
+/// At most this many iterations of nalgebra's SVD (QR sweeps of the
+/// bidiagonal form; a few per singular value converge a well-scaled matrix).
+/// nalgebra's own `svd`/`pseudo_inverse` iterate without a bound.
+const SVD_MAX_ITERATIONS: usize = 10_000;
+
+/// The SVD of `m` (singular values in descending order when `sorted`), or
+/// `None` where nalgebra's would panic or not return: an empty matrix, a
+/// non-finite entry, or no convergence within [`SVD_MAX_ITERATIONS`]. With
+/// `sorted`, the same decomposition as `m.svd(…)`, else as the one
+/// `m.pseudo_inverse(…)` uses.
+pub fn checked_svd(m: DMatrix<f64>, compute_u: bool, compute_v: bool, sorted: bool) -> Option<SVD<f64, Dyn, Dyn>> {
+    if m.is_empty() || !m.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    if sorted {
+        SVD::try_new(m, compute_u, compute_v, f64::EPSILON, SVD_MAX_ITERATIONS)
+    } else {
+        SVD::try_new_unordered(m, compute_u, compute_v, f64::EPSILON, SVD_MAX_ITERATIONS)
+    }
+}
+
+/// The pseudo-inverse of `m` (singular values up to `eps` taken as 0), or
+/// `None` for a matrix [`checked_svd`] refuses or a negative `eps`.
+pub fn pseudo_inverse(m: DMatrix<f64>, eps: f64) -> Option<DMatrix<f64>> {
+    checked_svd(m, true, true, false)?.pseudo_inverse(eps).ok()
+}
+
+/// [`Uncertainty`] at `sol` (see the module doc). Never panics: without
+/// parameters it is empty; a Jacobian with a non-finite entry (or one the
+/// SVD cannot decompose) leaves every parameter undetermined.
 pub fn uncertainty(sol: &LmSolution) -> Uncertainty {
     let (m, n) = sol.jacobian.shape();
     let r = &sol.residuals;
@@ -268,9 +302,9 @@ pub fn uncertainty(sol: &LmSolution) -> Uncertainty {
     }
     let mut undetermined: Vec<bool> = scale.iter().map(|&c| !(c > 0.0 && c.is_finite())).collect();
     let mut cs = DMatrix::<f64>::zeros(n, n);
-    let svd = js.svd(false, true);
-    let sigma_max = svd.singular_values.iter().copied().fold(0.0, f64::max);
-    if let Some(v_t) = &svd.v_t {
+    let svd = checked_svd(js, false, true, true);
+    let sigma_max = svd.as_ref().map_or(0.0, |s| s.singular_values.iter().copied().fold(0.0, f64::max));
+    if let Some((svd, v_t)) = svd.as_ref().and_then(|s| Some((s, s.v_t.as_ref()?))) {
         for (i, &sv) in svd.singular_values.iter().enumerate() {
             let v = v_t.row(i).transpose();
             if sv > RANK_TOLERANCE * sigma_max && sv > 0.0 {
@@ -432,6 +466,10 @@ mod tests {
         assert!(matches!(e, LmError::TooFewResiduals { residuals: 1, parameters: 2 }), "{e}");
         let e = levenberg_marquardt(|_, o| o[1] = f64::NAN, &[1.0], 3, &LmOptions::default()).unwrap_err();
         assert_eq!(e, LmError::NonFiniteStart { index: 1 });
+        // Finite residuals whose cost overflows.
+        let e = levenberg_marquardt(|_, o| o.copy_from_slice(&[1.0, -1e200, 0.0]), &[1.0], 3, &LmOptions::default())
+            .unwrap_err();
+        assert_eq!(e, LmError::NonFiniteStart { index: 1 });
         let opts = LmOptions { max_iterations: 1, ..LmOptions::default() };
         let sol = levenberg_marquardt(
             |p, out| {
@@ -444,5 +482,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sol.termination, Termination::MaxIterations);
+    }
+
+    /// A solution of `n` parameters with Jacobian `jac` and residuals `r`.
+    fn solution(jac: DMatrix<f64>, r: Vec<f64>) -> LmSolution {
+        LmSolution {
+            theta: vec![0.0; jac.ncols()],
+            cost: half_norm2(&r),
+            residuals: r,
+            jacobian: jac,
+            iterations: 0,
+            termination: Termination::SmallGradient,
+        }
+    }
+
+    #[test]
+    fn issue_21_degenerate_matrices_are_refused_not_panicked_on() {
+        // nalgebra's SVD asserts on an empty matrix ("Cannot compute the SVD of
+        // an empty matrix") and iterates without bound on NaN.
+        assert!(checked_svd(DMatrix::zeros(0, 0), true, true, true).is_none());
+        assert!(checked_svd(DMatrix::zeros(5, 0), false, true, true).is_none());
+        assert!(checked_svd(DMatrix::from_element(2, 2, f64::NAN), true, true, false).is_none());
+        assert!(checked_svd(DMatrix::from_row_slice(1, 2, &[1.0, f64::INFINITY]), true, true, false).is_none());
+        assert!(pseudo_inverse(DMatrix::zeros(0, 0), 0.0).is_none());
+        assert!(pseudo_inverse(DMatrix::identity(2, 2), -1.0).is_none(), "a negative eps");
+        // Singular but finite: the pseudo-inverse of [[1, 1], [1, 1]] is [[¼, ¼], [¼, ¼]].
+        let inv = pseudo_inverse(DMatrix::from_element(2, 2, 1.0), 1e-12).unwrap();
+        assert!(inv.iter().all(|v| (v - 0.25).abs() < 1e-12), "{inv}");
+        // The same decomposition as nalgebra's where nalgebra's works.
+        let m = DMatrix::from_row_slice(3, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 7.0]);
+        let ours = checked_svd(m.clone(), false, true, true).unwrap();
+        assert_eq!(ours.singular_values, m.clone().svd(false, true).singular_values);
+        assert_eq!(pseudo_inverse(m.clone(), 1e-12).unwrap(), m.pseudo_inverse(1e-12).unwrap());
+    }
+
+    #[test]
+    fn issue_21_uncertainty_of_degenerate_solutions() {
+        // No parameter: nothing to report, no SVD of a 10 × 0 matrix.
+        let u = uncertainty(&solution(DMatrix::zeros(10, 0), vec![0.1; 10]));
+        assert!(u.std_err.is_empty() && u.correlation.is_empty());
+        assert!(u.residual_sigma.is_finite());
+        // No residual: every parameter undetermined.
+        let u = uncertainty(&solution(DMatrix::zeros(0, 2), Vec::new()));
+        assert_eq!(u.std_err, [f64::INFINITY; 2]);
+        // A non-finite Jacobian: undetermined, not a hang.
+        let mut jac = DMatrix::from_element(6, 2, 1.0);
+        jac[(3, 1)] = f64::NAN;
+        let u = uncertainty(&solution(jac, vec![0.01; 6]));
+        assert!(u.std_err.iter().all(|s| s.is_infinite()), "{:?}", u.std_err);
+        assert!(u.correlation.iter().all(|c| c.is_nan()));
+        // A zero column (a parameter with no effect) and a singular pair.
+        let jac = DMatrix::from_fn(8, 3, |i, j| match j {
+            0 => 0.0,
+            _ => 1.0 + i as f64,
+        });
+        let u = uncertainty(&solution(jac, (0..8).map(|i| 1e-3 * f64::from(i % 2)).collect()));
+        assert!(u.std_err.iter().all(|s| s.is_infinite()), "{:?}", u.std_err);
     }
 }

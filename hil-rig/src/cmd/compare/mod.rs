@@ -364,7 +364,8 @@ impl Cmd {
     ) -> Result<(), Stop> {
         let blocks = decode::plan(REGISTERS, &session.regs.list, MAX_REGS_PER_REQUEST);
         let t0 = Instant::now();
-        let deadline = self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).map(|d| t0 + d);
+        // A duration beyond what the clock can count: until Ctrl-C.
+        let deadline = self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).and_then(|d| t0.checked_add(d));
         let mut ticker = interval_at(t0, Duration::from_millis(self.interval_ms));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let (mut n, mut silent) = (0u64, 0u32);
