@@ -610,13 +610,6 @@ pub struct EcmFitConfig {
     pub lm: LmOptions,
 }
 
-impl EcmFitConfig {
-    /// A configuration with nothing fixed and no priors.
-    pub fn new(model: SeriesModel) -> Self {
-        Self { model, fixed: Vec::new(), rated_capacity_ah: None, initial_soc_hint: None, lm: LmOptions::default() }
-    }
-}
-
 /// The result of [`fit_ecm`].
 #[derive(Clone, Debug)]
 pub struct EcmFit {
@@ -1492,6 +1485,17 @@ mod tests {
         assert_eq!(Param::from_name("r3_ohm"), None);
     }
 
+    /// A configuration with nothing fixed and no priors.
+    fn config_of(model: SeriesModel) -> EcmFitConfig {
+        EcmFitConfig {
+            model,
+            fixed: Vec::new(),
+            rated_capacity_ah: None,
+            initial_soc_hint: None,
+            lm: LmOptions::default(),
+        }
+    }
+
     const LFP4: SeriesModel =
         SeriesModel { chemistry: Chemistry::Lfp, cells_in_series: 4, r_activation_j_per_mol: 20_000.0 };
 
@@ -1587,7 +1591,7 @@ mod tests {
         let est = known_cell();
         // 0.97 → ≈ 0.05 over the two knees of LFP at a mean ≈ 30 A.
         let samples = with_voltage(&LFP4, &est, pulse_profile(11_300.0, 30.0));
-        let config = EcmFitConfig::new(LFP4);
+        let config = config_of(LFP4);
         let fit = fit_ecm(&samples, &config).unwrap();
         for p in Param::ALL {
             assert_eq!(*fit.status_of(p), ParamStatus::Fitted, "{}", p.name());
@@ -1608,8 +1612,7 @@ mod tests {
         // identifiable; they are held at the rating and the hint, with a reason.
         let est = CellEstimate { initial_soc: 0.6, ..known_cell() };
         let samples = with_voltage(&LFP4, &est, pulse_profile(2400.0, 15.0));
-        let config =
-            EcmFitConfig { rated_capacity_ah: Some(100.0), initial_soc_hint: Some(0.58), ..EcmFitConfig::new(LFP4) };
+        let config = EcmFitConfig { rated_capacity_ah: Some(100.0), initial_soc_hint: Some(0.58), ..config_of(LFP4) };
         let fit = fit_ecm(&samples, &config).unwrap();
         let ParamStatus::NotIdentifiable { reason, prior, .. } = fit.status_of(Param::CapacityAh) else {
             panic!("capacity: {:?}", fit.status_of(Param::CapacityAh));
@@ -1630,7 +1633,7 @@ mod tests {
             .map(|k| FitSample { t_s: f64::from(k) * 10.0, current_a: -25.0, voltage_v: 0.0, temp_c: 25.0 })
             .collect();
         let samples = with_voltage(&model, &est, samples);
-        let fit = fit_ecm(&samples, &EcmFitConfig::new(model)).unwrap();
+        let fit = fit_ecm(&samples, &config_of(model)).unwrap();
         let not = |p: Param| matches!(fit.status_of(p), ParamStatus::NotIdentifiable { .. });
         assert!(not(Param::R0Ohm) || not(Param::OcvOffsetV), "{:?}", fit.status);
         let ParamStatus::NotIdentifiable { reason, .. } = fit.status_of(Param::R1Ohm) else {
@@ -1644,14 +1647,14 @@ mod tests {
         let model = SeriesModel { chemistry: Chemistry::Nmc, cells_in_series: 3, r_activation_j_per_mol: 0.0 };
         let est = CellEstimate { r2_ohm: 0.0, ..CellEstimate::builtin(Chemistry::Nmc, 0.95) };
         let samples = with_voltage(&model, &est, pulse_profile(6000.0, 12.0));
-        let config = EcmFitConfig { fixed: vec![(Param::R2Ohm, 0.0)], ..EcmFitConfig::new(model) };
+        let config = EcmFitConfig { fixed: vec![(Param::R2Ohm, 0.0)], ..config_of(model) };
         let fit = fit_ecm(&samples, &config).unwrap();
         assert_eq!(fit.estimate.r2_ohm, 0.0);
         assert_eq!(*fit.status_of(Param::Tau2S), ParamStatus::Unused);
         assert!((fit.estimate.capacity_ah / 50.0 - 1.0).abs() < 1e-4, "{}", fit.estimate.capacity_ah);
         let ecm = fit.to_ecm_params("one pair");
         assert!(ecm.r1_ohm.is_some() && ecm.r2_ohm.is_none());
-        let bad = EcmFitConfig { fixed: vec![(Param::InitialSoc, 1.5)], ..EcmFitConfig::new(model) };
+        let bad = EcmFitConfig { fixed: vec![(Param::InitialSoc, 1.5)], ..config_of(model) };
         let e = fit_ecm(&samples, &bad).unwrap_err();
         assert!(e.to_string().contains("initial_soc = 1.5"), "{e}");
         let e = fit_ecm(&samples[..5], &config).unwrap_err();
@@ -1685,7 +1688,7 @@ mod tests {
         assert!(!grid_costs(&prep, &est, &status, &rows).is_empty());
         // And the whole fit, as `--fix` gives it.
         let fixed = [Param::OcvOffsetV, Param::R0Ohm, Param::R1Ohm, Param::R2Ohm].map(|p| (p, est.get(p))).to_vec();
-        let fit = fit_ecm(&samples, &EcmFitConfig { fixed, ..EcmFitConfig::new(LFP4) }).unwrap();
+        let fit = fit_ecm(&samples, &EcmFitConfig { fixed, ..config_of(LFP4) }).unwrap();
         assert!(fit.rmse_v < 1e-6, "{}", fit.rmse_v);
         assert!((fit.estimate.capacity_ah / est.capacity_ah - 1.0).abs() < 1e-4, "{}", fit.estimate.capacity_ah);
     }
@@ -1695,7 +1698,7 @@ mod tests {
         let est = known_cell();
         let samples = with_voltage(&LFP4, &est, pulse_profile(3000.0, 20.0));
         let fixed = Param::ALL.map(|p| (p, est.get(p))).to_vec();
-        let fit = fit_ecm(&samples, &EcmFitConfig { fixed, ..EcmFitConfig::new(LFP4) }).unwrap();
+        let fit = fit_ecm(&samples, &EcmFitConfig { fixed, ..config_of(LFP4) }).unwrap();
         assert!(fit.status.iter().all(|s| *s == ParamStatus::Fixed));
         assert_eq!((fit.estimate, fit.iterations), (est, 0));
         assert!(fit.rmse_v < 1e-9 && fit.correlations.is_empty());
@@ -1712,7 +1715,7 @@ mod tests {
                 rated_capacity_ah: Some(100.0),
                 initial_soc_hint: Some(0.6),
                 fixed: fixed.clone(),
-                ..EcmFitConfig::new(LFP4)
+                ..config_of(LFP4)
             };
             let fit = fit_ecm(&samples, &config).unwrap();
             let (lo, hi) = fit.soc_range;
@@ -1763,7 +1766,7 @@ mod tests {
         for (k, s) in samples.iter_mut().enumerate() {
             s.voltage_v -= 4.0 * (est.r1_ohm * 0.5 * i0 * short[k] + est.r2_ohm * 0.9 * i0 * long[k]);
         }
-        let fit = fit_ecm(&samples, &EcmFitConfig::new(LFP4)).unwrap();
+        let fit = fit_ecm(&samples, &config_of(LFP4)).unwrap();
         assert!(fit.loaded_start);
         assert!(fit.rmse_v < 1e-5, "{}", fit.rmse_v);
         for p in [Param::CapacityAh, Param::R0Ohm, Param::R1Ohm, Param::Tau1S] {
@@ -1776,12 +1779,12 @@ mod tests {
     fn issue_21_bad_priors_are_errors() {
         let samples = with_voltage(&LFP4, &known_cell(), pulse_profile(3000.0, 20.0));
         for (config, name) in [
-            (EcmFitConfig { initial_soc_hint: Some(f64::NAN), ..EcmFitConfig::new(LFP4) }, "initial_soc_hint"),
-            (EcmFitConfig { rated_capacity_ah: Some(0.0), ..EcmFitConfig::new(LFP4) }, "rated_capacity_ah"),
+            (EcmFitConfig { initial_soc_hint: Some(f64::NAN), ..config_of(LFP4) }, "initial_soc_hint"),
+            (EcmFitConfig { rated_capacity_ah: Some(0.0), ..config_of(LFP4) }, "rated_capacity_ah"),
             (
                 EcmFitConfig {
                     model: SeriesModel { r_activation_j_per_mol: f64::INFINITY, ..LFP4 },
-                    ..EcmFitConfig::new(LFP4)
+                    ..config_of(LFP4)
                 },
                 "r_activation_j_per_mol",
             ),
