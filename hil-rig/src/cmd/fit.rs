@@ -46,6 +46,9 @@ Exit codes:
      variant (neither --variant, --cells nor a variant_v column), or FILE
      cannot be written";
 
+/// Resolution of `voltage_V` in a recording: the board's `battery_voltage_mv`
+/// register, 1 mV.
+const VOLTAGE_RESOLUTION_V: f64 = crate::tolerance::VOLTAGE_RESOLUTION_V;
 /// Correlations at least this strong are reported.
 const STRONG_CORRELATION: f64 = 0.95;
 /// Residuals this autocorrelated (lag 1) mean the model misses part of the dynamics.
@@ -317,6 +320,7 @@ impl Cmd {
             fixed: self.fix.clone(),
             rated_capacity_ah: data.rated_capacity_ah,
             initial_soc_hint: data.soc_hint,
+            voltage_resolution_v: VOLTAGE_RESOLUTION_V,
             lm: LmOptions { max_iterations: self.max_iterations as usize, ..LmOptions::default() },
         };
         let fitted = fit::fit_ecm(&data.samples, &config).map_err(|e| match e {

@@ -606,6 +606,11 @@ pub struct EcmFitConfig {
     /// A guess of the SOC at the first sample (e.g. the board's own): the
     /// prior of an initial SOC the recording does not determine.
     pub initial_soc_hint: Option<f64>,
+    /// Resolution of the recorded voltage (V; 0: exact): the variance of
+    /// its quantisation, q²/12 per sample, is the least by which two
+    /// explanations must differ for the recording to tell them apart
+    /// ([`fit_ecm`], step 3).
+    pub voltage_resolution_v: f64,
     /// Solver settings.
     pub lm: LmOptions,
 }
@@ -979,6 +984,10 @@ fn check_config(config: &EcmFitConfig) -> Result<(), FitError> {
     if let Some(q) = config.rated_capacity_ah.filter(|q| !(q.is_finite() && *q > 0.0)) {
         return Err(FitError::BadFixedValue { name: "rated_capacity_ah", value: q, requirement: "finite and > 0" });
     }
+    let q = config.voltage_resolution_v;
+    if !(q.is_finite() && q >= 0.0) {
+        return Err(FitError::BadFixedValue { name: "voltage_resolution_v", value: q, requirement: "finite and >= 0" });
+    }
     if let Some(s) = config.initial_soc_hint.filter(|s| !(0.0..=1.0).contains(s)) {
         return Err(FitError::BadFixedValue { name: "initial_soc_hint", value: s, requirement: "within 0..=1" });
     }
@@ -1109,17 +1118,23 @@ fn alternative_explanation(
     let dof = prep.len().saturating_sub(free.len()).max(1) as f64;
     let rho = unc.lag1_autocorrelation;
     let variance = 2.0 * sol.cost / dof * (1.0 + rho) / (1.0 - rho);
-    // Costs are ½·Σr².
-    let allowed = 0.5 * CHI2_99_1DOF * variance;
+    // Costs are ½·Σr². Explanations whose residuals differ by less than the
+    // recording's own quantisation noise are not told apart by it, however
+    // many samples it has (a model that misses part of the battery fits such
+    // differences).
+    let quantisation = 0.5 * prep.len() as f64 * config.voltage_resolution_v.powi(2) / 12.0;
+    let allowed = (0.5 * CHI2_99_1DOF * variance).max(quantisation);
     let rows = grid_rows(prep);
     let grid = grid_costs(prep, est, status, &rows);
     let rmse_mv = |cost: f64| 1e3 * (2.0 * cost / prep.len() as f64).sqrt();
-    for p in checked {
+    for (p, below) in checked.iter().flat_map(|p| [(*p, true), (*p, false)]) {
+        // The best grid point beyond the limit, on either side of the estimate.
         let limit = p.identifiable_std_err();
-        let far = |e: &CellEstimate| match p {
-            Param::CapacityAh => (e.capacity_ah / est.capacity_ah).ln().abs() > limit,
-            _ => (e.initial_soc - est.initial_soc).abs() > limit,
+        let distance = |e: &CellEstimate| match p {
+            Param::CapacityAh => (e.capacity_ah / est.capacity_ah).ln(),
+            _ => e.initial_soc - est.initial_soc,
         };
+        let far = |e: &CellEstimate| if below { distance(e) < -limit } else { distance(e) > limit };
         let Some((_, start)) = grid.iter().find(|(_, e)| far(e)) else { continue };
         let others: Vec<Param> = free.iter().copied().filter(|q| *q != p).collect();
         let (alt, alt_sol) = refit(prep, start, &others, &config.lm)?;
@@ -1492,6 +1507,7 @@ mod tests {
             fixed: Vec::new(),
             rated_capacity_ah: None,
             initial_soc_hint: None,
+            voltage_resolution_v: 0.0,
             lm: LmOptions::default(),
         }
     }
@@ -1781,6 +1797,7 @@ mod tests {
         for (config, name) in [
             (EcmFitConfig { initial_soc_hint: Some(f64::NAN), ..config_of(LFP4) }, "initial_soc_hint"),
             (EcmFitConfig { rated_capacity_ah: Some(0.0), ..config_of(LFP4) }, "rated_capacity_ah"),
+            (EcmFitConfig { voltage_resolution_v: f64::NAN, ..config_of(LFP4) }, "voltage_resolution_v"),
             (
                 EcmFitConfig {
                     model: SeriesModel { r_activation_j_per_mol: f64::INFINITY, ..LFP4 },
