@@ -2,8 +2,9 @@
 //! twin served by `smartpro-sim serve`), reading the register map defined once
 //! in `firmware_core::map`.
 //!
-//! One file per subcommand in `cmd/`; `link` is the serial link (port,
-//! timed requests, retries); `decode` plans requests and formats values.
+//! One module per subcommand in `cmd/`; a subcommand imports only the
+//! library's modules (`hil_rig`: the link, decoding, the session, the twin,
+//! tolerances, estimation), never another subcommand.
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ mod cmd {
     pub mod record;
     pub mod test_plan;
 }
-pub use hil_rig::{decode, link, recording};
+pub use hil_rig::{decode, estimate, link, recording, session, source, tolerance, twin};
 
 /// Shown at the end of `hil-rig --help`: the codes all subcommands share.
 const ROOT_EXIT_CODES: &str = "\
@@ -104,13 +105,6 @@ impl Failure {
             Failure::Device(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Runtime(_) => 3,
-        }
-    }
-
-    /// The error, whatever the exit code.
-    pub fn into_error(self) -> anyhow::Error {
-        match self {
-            Failure::Device(e) | Failure::Usage(e) | Failure::Runtime(e) => e,
         }
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{run_fit, temp_dir, text};
-use models::fit::{CellEstimate, FitSample, SeriesModel};
+use hil_rig::estimate::fit::{CellEstimate, FitSample, SeriesModel};
 use models::ocv::Chemistry;
 
 /// Three NMC cells of 50 Ah pulsed from 90 % to ≈ 20 % every 10 s, as the

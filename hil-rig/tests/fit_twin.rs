@@ -74,6 +74,13 @@ fn known_cell() -> EcmParams {
 /// A 12 V twin of the known pack at `initial_soc`: no cell spread, no
 /// ageing, the board told the SOC.
 fn twin(initial_soc: f64) -> Engine {
+    known_twin(initial_soc, Some(known_cell()))
+}
+
+/// A 12 V twin at `initial_soc` of `cells`, or of the built-in LFP cell
+/// (hysteresis, resistances over SOC) without: no cell spread, no ageing,
+/// the board told the SOC.
+fn known_twin(initial_soc: f64, cells: Option<EcmParams>) -> Engine {
     let text = format!(
         "name = \"fit-truth\"\nvariant = 12\nseed = 8\ninitial_soc = {initial_soc}\nadc_rate_hz = 10\n\
          [pack]\ncapacity_spread_rel = 0.0\nr0_spread_rel = 0.0\nsoc_spread = 0.0\n\
@@ -83,7 +90,7 @@ fn twin(initial_soc: f64) -> Engine {
         100.0 * initial_soc
     );
     let mut scenario = Scenario::parse(&text, Path::new("fit-truth.toml")).unwrap();
-    scenario.ecm = Some(known_cell());
+    scenario.ecm = cells;
     Engine::new(&scenario).unwrap()
 }
 
@@ -167,11 +174,16 @@ fn at_25c(ecm: &EcmParams, t: &TableValues) -> f64 {
 /// Writes `csv` as `recording.csv` in a fresh folder `name`, fits it into
 /// `params.toml` there and expects success: (folder, params file, stdout).
 fn fit_recording(name: &str, csv: &str) -> (PathBuf, PathBuf, String) {
+    fit_recording_with(name, csv, &[])
+}
+
+/// [`fit_recording`] with more arguments.
+fn fit_recording_with(name: &str, csv: &str, args: &[&str]) -> (PathBuf, PathBuf, String) {
     let dir = temp_dir(&format!("hil-rig-fit-{name}"));
     let rec = dir.join("recording.csv");
     let out = dir.join("params.toml");
     std::fs::write(&rec, csv).unwrap();
-    let run = run_fit(&[rec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let run = run_fit(&[&[rec.to_str().unwrap(), "--out", out.to_str().unwrap()], args].concat());
     let stdout = text(&run.stdout);
     eprintln!("{stdout}");
     assert_eq!(run.status.code(), Some(0), "{stdout}\n{}", text(&run.stderr));
@@ -242,5 +254,93 @@ fn a_short_recording_on_the_lfp_plateau_does_not_claim_a_capacity() {
     assert_eq!(ecm.capacity_ah, 100.0);
     let r0 = at_25c(&ecm, &ecm.r0_ohm);
     assert!((r0 / R0_OHM - 1.0).abs() < 0.05, "R0 is still found: {r0}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A recording of the built-in twin (the issue's: hysteresis, resistances
+/// over SOC) discharged at a constant 40 A from 60 %, sampled from its first
+/// conversion at that current, as `hil-rig record` of a twin served with
+/// that scenario gives it.
+fn constant_40a_recording() -> String {
+    let mut engine = known_twin(0.60, None);
+    let mut profile = Vec::new();
+    hold(&mut profile, -40.0, 1200.0);
+    record(&mut engine, &profile).0
+}
+
+/// What a report must never show: a figure spelled out over ten digits or
+/// more (`τ ≈ 79378307636023570…`), a non-finite value.
+fn assert_sane_figures(stdout: &str) {
+    let mut run = 0;
+    for c in stdout.chars() {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        assert!(run < 10, "a figure of {run} digits in:\n{stdout}");
+    }
+    for bad in ["NaN", "inf"] {
+        assert!(!stdout.contains(bad), "{bad} in:\n{stdout}");
+    }
+}
+
+/// Every `SOC a–b %` of the warnings is the fitted range of the `fit:` line.
+fn assert_warnings_agree_with_the_fitted_range(stdout: &str) {
+    let fit_line = stdout.lines().find(|l| l.starts_with("fit: ")).expect("a fit: line");
+    let range = fit_line.split("(range ").nth(1).and_then(|r| r.split(" %)").next()).expect("the fitted range");
+    let warnings = stdout.split("warnings:").nth(1).unwrap_or("");
+    let mut seen = 0;
+    for part in warnings.split("(SOC ").skip(1) {
+        let given = part.split(" % at").next().unwrap();
+        assert_eq!(given, range, "a warning's SOC range differs from the fit's:\n{stdout}");
+        seen += 1;
+    }
+    eprintln!("{seen} SOC ranges in the warnings, all {range} %");
+}
+
+#[test]
+fn issue_21_fit_of_a_constant_current_recording_does_not_panic() {
+    let csv = constant_40a_recording();
+    let (dir, out, stdout) = fit_recording("issue-21-cc", &csv);
+    assert_sane_figures(&stdout);
+    assert_warnings_agree_with_the_fitted_range(&stdout);
+    // No current step: R0 and the RC resistances cannot be told apart from
+    // the OCV offset, which carries the voltage level; on the LFP plateau
+    // capacity and initial SOC explain it equally well over a wide range
+    // (held at the board's rating and SOC).
+    for name in ["r0_ohm", "r1_ohm", "r2_ohm", "capacity_ah", "initial_soc"] {
+        let line = stdout.lines().find(|l| l.trim_start().starts_with(name)).unwrap();
+        assert!(line.contains("NOT IDENTIFIABLE"), "{line}");
+    }
+    assert!(stdout.contains("the current never changes by more than"), "{stdout}");
+    assert!(stdout.contains("the recording does not start at rest"), "{stdout}");
+    let ecm = EcmParams::from_toml_str(&std::fs::read_to_string(&out).unwrap()).expect("the file loads");
+    ecm.validate().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn issue_21_fit_with_r2_fixed_at_zero_prints_sane_figures() {
+    let csv = constant_40a_recording();
+    let (dir, out, stdout) = fit_recording_with("issue-21-cc-r2", &csv, &["--fix", "r2_ohm=0"]);
+    assert_sane_figures(&stdout);
+    assert_warnings_agree_with_the_fitted_range(&stdout);
+    assert!(stdout.contains("unused (its pair's resistance is fixed at 0)"), "{stdout}");
+    // Every time constant named is the one shown for it.
+    for tau in stdout.split("τ ≈ ").skip(1) {
+        let s: f64 = tau.split(" s").next().unwrap().parse().expect("a plain number of seconds");
+        assert!((0.1..1e5).contains(&s), "τ ≈ {s} s in:\n{stdout}");
+    }
+    let ecm = EcmParams::from_toml_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(ecm.r2_ohm.is_none(), "one RC pair");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn issue_21_fit_with_every_linear_parameter_fixed() {
+    // Offset, R0, R1 and R2 all given: no linear parameter left for the grid
+    // (the SVD of an empty matrix that panicked).
+    let csv = constant_40a_recording();
+    let fix = ["--fix", "ocv_offset_v=0", "--fix", "r0_ohm=0.5e-3", "--fix", "r1_ohm=0.3e-3", "--fix", "r2_ohm=0"];
+    let (dir, _, stdout) = fit_recording_with("issue-21-cc-linear", &csv, &fix);
+    assert_sane_figures(&stdout);
+    assert_warnings_agree_with_the_fitted_range(&stdout);
     std::fs::remove_dir_all(&dir).unwrap();
 }

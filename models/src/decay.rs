@@ -1,4 +1,6 @@
-//! Cached exponential decay factor for fixed-step loops.
+//! The exponential decay factor of an RC pair or first-order lag over one
+//! step, `exp(−dt/τ)` ([`decay_factor`], public: estimators that run the
+//! models' equations use the same one), and its cache for fixed-step loops.
 
 /// `exp(-dt / tau)` for the last `dt` seen, so that a loop with a fixed step
 /// evaluates `exp` once, not once per step.
@@ -32,7 +34,7 @@ impl Decay {
 
 /// `exp(-dt/tau)`, with `tau <= 0` treated as an instantaneous response.
 #[inline]
-pub(crate) fn decay_factor(dt_s: f64, tau_s: f64) -> f64 {
+pub fn decay_factor(dt_s: f64, tau_s: f64) -> f64 {
     if tau_s > 0.0 {
         (-dt_s / tau_s).exp()
     } else if dt_s > 0.0 {

@@ -284,8 +284,10 @@ impl EcmParams {
         self.compile().map(|_| ())
     }
 
-    /// The tables, checked.
-    pub(crate) fn compile(&self) -> Result<Tables, ParamError> {
+    /// The tables, checked: what [`crate::pack::Pack::from_ecm`] runs on,
+    /// and what an estimator that runs the pack's equations (`hil-rig`'s
+    /// tracking filter) reads. The error names the first bad field.
+    pub fn compile(&self) -> Result<Tables, ParamError> {
         error::positive("capacity_ah", self.capacity_ah)?;
         table::check_axis("soc", &self.soc)?;
         table::check_axis("temp_c", &self.temp_c)?;
@@ -493,25 +495,48 @@ pub fn capacity_temperature_factor(chem: Chemistry, temp_c: f64) -> f64 {
 }
 
 /// One RC pair's tables: resistance and either capacitance or time constant.
+///
+/// Read-only outside this crate (`#[non_exhaustive]`): made by
+/// [`EcmParams::compile`] only, so every table in it is checked.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct RcTables {
+#[non_exhaustive]
+pub struct RcTables {
+    /// Resistance of one cell's pair (Ω) over (T, I, SOC).
     pub r: Table,
+    /// Capacitance (F) or, when `x_is_tau`, time constant (s) over (T, I, SOC).
     pub x: Table,
+    /// `x` is the time constant τ; else the capacitance C, and τ = R·C.
     pub x_is_tau: bool,
 }
 
-/// A checked parameter set, ready to slice.
+/// A checked parameter set of one cell, ready to slice: what
+/// [`EcmParams::compile`] makes of it, each table over its own
+/// (temperature, current, SOC) axes ([`Table::eval`]).
+///
+/// Read-only outside this crate (`#[non_exhaustive]`): made by
+/// [`EcmParams::compile`] only, so every table in it is checked.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Tables {
+#[non_exhaustive]
+pub struct Tables {
+    /// Nominal capacity at 25 °C (Ah).
     pub capacity_ah: f64,
+    /// Open-circuit voltage (V).
     pub ocv: Table,
+    /// Series resistance (Ω).
     pub r0: Table,
+    /// The RC pairs, 0 to 2, in order.
     pub rc: Vec<RcTables>,
+    /// Entropic coefficient dOCV/dT (V/K) for the reversible heat, if given.
     pub entropic: Option<Table>,
+    /// Hysteresis half-width M (V), if given.
     pub hysteresis: Option<Table>,
+    /// Hysteresis rate γ: `h` moves by 1 − e⁻¹ of the way to ±1 per 1/γ of SOC throughput.
     pub hysteresis_rate: f64,
+    /// Share of the charge current that is stored (0, 1].
     pub coulombic_efficiency: f64,
+    /// Self-discharge at 25 °C (SOC per second).
     pub self_discharge_per_s: f64,
+    /// Usable capacity relative to 25 °C over temperature: (temperatures °C, factors).
     pub capacity_factor: Option<(Vec<f64>, Vec<f64>)>,
 }
 

@@ -14,8 +14,8 @@ pub struct ParamError {
     pub requirement: &'static str,
 }
 
-/// `Err` unless `value` is finite and `> 0`.
-pub(crate) fn positive(name: &'static str, value: f64) -> Result<(), ParamError> {
+/// `Err` unless `value` is finite and `> 0` (the check every `validate()` uses).
+pub fn positive(name: &'static str, value: f64) -> Result<(), ParamError> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
@@ -24,7 +24,7 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<(), ParamError>
 }
 
 /// `Err` unless `value` is finite and `>= 0`.
-pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<(), ParamError> {
+pub fn non_negative(name: &'static str, value: f64) -> Result<(), ParamError> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {

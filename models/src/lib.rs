@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`variant`] | the 12/24/48 V versions and their datasheet figures |
 //! | [`rng`] | named, independently seeded random streams |
+//! | [`decay`] | `exp(−dt/τ)` over one step (also used by the estimators in `hil-rig`) |
 //! | [`ocv`] | open-circuit voltage tables (LiFePO4, NMC) |
 //! | [`table`] | piecewise-linear tables over temperature, current and SOC |
 //! | [`ecm`] | equivalent-circuit parameter sets: built-in and external (TOML/JSON) |
@@ -25,15 +26,17 @@
 //! | [`switch`] | back-to-back MOSFET banks with body diodes |
 //! | [`loads`] | loads, CC-CV charger, self-consumption, aux heater |
 //!
-//! Equations, parameters and sources: `docs/models.md`.
+//! Equations, parameters and sources: `docs/models.md`. Estimation from
+//! measurements (the equivalent-circuit fit, the SOC tracking filter) is
+//! `hil-rig`'s (`hil_rig::estimate`); it runs these models' equations
+//! through [`ecm::Tables`] and [`decay::decay_factor`].
 
 pub mod accuracy;
 pub mod cell;
 pub mod chain;
-mod decay;
+pub mod decay;
 pub mod ecm;
 pub mod error;
-pub mod fit;
 pub mod loads;
 pub mod ocv;
 pub mod pack;
@@ -42,7 +45,6 @@ pub mod rng;
 pub mod switch;
 pub mod table;
 pub mod thermal;
-pub mod tracking;
 pub mod transient;
 pub mod variant;
 

@@ -3,7 +3,7 @@
 //! parameter file the twin loads (`ecm_file = "…"` in a scenario,
 //! `hil-rig compare --ecm`).
 //!
-//! The fit itself is [`models::fit`]: the pack's equations (n identical
+//! The fit itself is [`crate::estimate::fit`]: the pack's equations (n identical
 //! cells, the chemistry's OCV table plus an offset, R0 and two RC pairs with
 //! the exact zero-order hold over each sample interval, resistances scaled
 //! with the recorded temperature), Levenberg–Marquardt over capacity, R0,
@@ -25,12 +25,13 @@ use clap::{Args, ValueEnum, value_parser};
 use firmware_core::map::by_name;
 use models::cell::DEFAULT_R_ACTIVATION_J_PER_MOL;
 use models::ecm::{self, EcmParams};
-use models::fit::{self, EcmFit, EcmFitConfig, FitError, FitSample, LmOptions, Param, ParamStatus, SeriesModel};
 use models::ocv::Chemistry;
 use models::variant::Variant;
 
 use crate::Failure;
 use crate::decode;
+use crate::estimate::fit::{self, EcmFit, EcmFitConfig, FitError, FitSample, Param, ParamStatus, SeriesModel, figure};
+use crate::estimate::lm::LmOptions;
 use crate::recording::{self, Recording};
 
 /// Shown at the end of `fit --help`.
@@ -45,6 +46,9 @@ Exit codes:
      variant (neither --variant, --cells nor a variant_v column), or FILE
      cannot be written";
 
+/// Resolution of `voltage_V` in a recording: the board's `battery_voltage_mv`
+/// register, 1 mV.
+const VOLTAGE_RESOLUTION_V: f64 = crate::tolerance::VOLTAGE_RESOLUTION_V;
 /// Correlations at least this strong are reported.
 const STRONG_CORRELATION: f64 = 0.95;
 /// Residuals this autocorrelated (lag 1) mean the model misses part of the dynamics.
@@ -316,6 +320,7 @@ impl Cmd {
             fixed: self.fix.clone(),
             rated_capacity_ah: data.rated_capacity_ah,
             initial_soc_hint: data.soc_hint,
+            voltage_resolution_v: VOLTAGE_RESOLUTION_V,
             lm: LmOptions { max_iterations: self.max_iterations as usize, ..LmOptions::default() },
         };
         let fitted = fit::fit_ecm(&data.samples, &config).map_err(|e| match e {
@@ -373,18 +378,19 @@ struct Report<'a> {
 /// A parameter's value as shown: number and unit.
 fn show_value(p: Param, v: f64) -> String {
     match p {
-        Param::CapacityAh => format!("{v:.2} Ah"),
-        Param::InitialSoc => format!("{:.1} %", 100.0 * v),
-        Param::R0Ohm | Param::R1Ohm | Param::R2Ohm => format!("{:.4} mΩ", 1e3 * v),
-        Param::Tau1S | Param::Tau2S => format!("{v:.1} s"),
-        Param::OcvOffsetV => format!("{:+.1} mV", 1e3 * v),
+        Param::CapacityAh => format!("{} Ah", figure(v, 2)),
+        Param::InitialSoc => format!("{} %", figure(100.0 * v, 1)),
+        Param::R0Ohm | Param::R1Ohm | Param::R2Ohm => format!("{} mΩ", figure(1e3 * v, 4)),
+        Param::Tau1S | Param::Tau2S => format!("{} s", figure(v, 1)),
+        Param::OcvOffsetV => format!("{}{} mV", if v.is_sign_negative() { "" } else { "+" }, figure(1e3 * v, 1)),
     }
 }
 
-/// `x` with two significant digits (at least one decimal), small values in
-/// scientific notation.
+/// `x` with two significant digits (at least one decimal), small and large
+/// values in scientific notation.
 fn two_digits(x: f64) -> String {
     match x.abs() {
+        a if a >= 1e4 => format!("{x:.1e}"),
         a if a >= 10.0 => format!("{x:.0}"),
         a if a >= 1.0 => format!("{x:.1}"),
         a if a >= 0.1 => format!("{x:.2}"),
@@ -394,7 +400,8 @@ fn two_digits(x: f64) -> String {
     }
 }
 
-/// A standard error as shown.
+/// A standard error `se` of a parameter at `v` as shown (natural units;
+/// relative to `v` but for the initial SOC and the offset).
 fn show_std_err(p: Param, v: f64, se: f64) -> String {
     if !se.is_finite() {
         return "± ∞".into();
@@ -410,7 +417,7 @@ impl Report<'_> {
     fn samples_line(&self) -> String {
         let s = &self.data.samples;
         let span = s[s.len() - 1].t_s - s[0].t_s;
-        format!("{} samples over {:.0} s ({:.2} h)", s.len(), span, span / 3600.0)
+        format!("{} samples over {} s ({} h)", s.len(), figure(span, 0), figure(span / 3600.0, 2))
     }
 
     fn model_line(&self) -> String {
@@ -469,7 +476,8 @@ impl Report<'_> {
                     "{} is not identifiable from this recording (local 1σ {}): {reason}. It is held at {} \
                      ({prior}) and the other parameters are fitted with it there; give --fix {}=VALUE if you know it",
                     p.name(),
-                    show_std_err(p, fit.estimate.get(p), *std_err).replace("± ", "±"),
+                    // In the units of the limit: relative but for the initial SOC and the offset.
+                    show_std_err(p, 1.0, *std_err).replace("± ", "±"),
                     show_value(p, fit.estimate.get(p)),
                     p.name()
                 ));
@@ -490,15 +498,16 @@ impl Report<'_> {
         let (lo, hi) = fit.soc_range;
         if lo < -0.005 || hi > 1.005 {
             w.push(format!(
-                "the fitted SOC runs over {:.1}–{:.1} %, outside 0–100 %: the capacity or initial SOC is off, or the \
+                "the fitted SOC runs over {}–{} %, outside 0–100 %: the capacity or initial SOC is off, or the \
                  chemistry's OCV table does not suit this battery",
-                100.0 * lo,
-                100.0 * hi
+                figure(100.0 * lo, 1),
+                figure(100.0 * hi, 1)
             ));
         }
-        if fit.steady_start {
+        if fit.loaded_start {
             w.push(
-                "the recording does not start at rest: the RC pairs are assumed in steady state at the first current"
+                "the recording does not start at rest: the RC pairs' voltages at the first sample are unknown and \
+                 were fitted too (a recording that starts at rest determines more)"
                     .to_string(),
             );
         }
@@ -524,8 +533,10 @@ impl Report<'_> {
         if let Some((k, g)) = gap {
             if g > GAP_FACTOR * median {
                 w.push(format!(
-                    "a gap of {g:.0} s after line {} (median interval {median:.2} s): the current is held over it",
-                    self.data.lines[k]
+                    "a gap of {} s after line {} (median interval {} s): the current is held over it",
+                    figure(g, 0),
+                    self.data.lines[k],
+                    figure(median, 2)
                 ));
             }
         }
@@ -545,22 +556,29 @@ impl Report<'_> {
             s.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x.temp_c), b.max(x.temp_c)));
         let (ilo, ihi) =
             s.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x.current_a), b.max(x.current_a)));
-        let _ = writeln!(out, "recording: current {ilo:.1} … {ihi:.1} A, temperature {tlo:.1} … {thi:.1} °C");
+        let _ = writeln!(
+            out,
+            "recording: current {} … {} A, temperature {} … {} °C",
+            figure(ilo, 1),
+            figure(ihi, 1),
+            figure(tlo, 1),
+            figure(thi, 1)
+        );
         let _ = writeln!(out, "model: {}", self.model_line());
         let (k, worst) = fit.max_residual;
         let _ = writeln!(
             out,
-            "fit: RMSE {:.2} mV, max |residual| {:.2} mV at {:.1} s (line {}), {} iterations, fitted SOC {:.1} → \
-             {:.1} % (range {:.1}–{:.1} %)",
-            1e3 * fit.rmse_v,
-            1e3 * worst.abs(),
-            s[k].t_s - s[0].t_s,
+            "fit: RMSE {} mV, max |residual| {} mV at {} s (line {}), {} iterations, fitted SOC {} → \
+             {} % (range {}–{} %)",
+            figure(1e3 * fit.rmse_v, 2),
+            figure(1e3 * worst.abs(), 2),
+            figure(s[k].t_s - s[0].t_s, 1),
             self.data.lines[k],
             fit.iterations,
-            100.0 * fit.estimate.initial_soc,
-            100.0 * (fit.estimate.initial_soc + charge_ah(s) / fit.estimate.capacity_ah),
-            100.0 * fit.soc_range.0,
-            100.0 * fit.soc_range.1,
+            figure(100.0 * fit.estimate.initial_soc, 1),
+            figure(100.0 * (fit.estimate.initial_soc + charge_ah(s) / fit.estimate.capacity_ah), 1),
+            figure(100.0 * fit.soc_range.0, 1),
+            figure(100.0 * fit.soc_range.1, 1),
         );
         let _ = writeln!(out, "parameters (per cell; ± 1σ from the Jacobian at the optimum):");
         for line in self.parameter_lines() {
@@ -583,7 +601,7 @@ impl Report<'_> {
             writeln!(h, "# Equivalent-circuit parameters fitted by `hil-rig fit` to {}", self.cmd.recording.display());
         let _ = writeln!(h, "# ({}; time axis: {}).", self.samples_line(), self.data.axis.describe());
         let _ = writeln!(h, "# Model: {}.", self.model_line());
-        let _ = writeln!(h, "# Fit RMSE {:.2} mV per pack. Values per cell (± 1σ):", 1e3 * self.fit.rmse_v);
+        let _ = writeln!(h, "# Fit RMSE {} mV per pack. Values per cell (± 1σ):", figure(1e3 * self.fit.rmse_v, 2));
         for line in self.parameter_lines() {
             let _ = writeln!(h, "#{line}");
         }
@@ -680,5 +698,19 @@ time_s,current_A,voltage_V,temp_C,soc_pct,uptime_s[s],capacity_dah[Ah],variant_v
         let rec = Recording::parse("time_s,current_A\n0,1\n", Path::new("r.csv")).unwrap();
         let Err(Failure::Usage(e)) = extract(&rec) else { panic!("a usage error") };
         assert!(e.to_string().contains("r.csv:1: no column \"voltage_V\""), "{e}");
+    }
+
+    #[test]
+    fn issue_21_figures_are_never_spelled_out_over_hundreds_of_digits() {
+        // `τ ≈ 79378307636023570…` (300 digits) came from `{:.0}` of a drifted value.
+        assert_eq!(show_value(Param::Tau2S, 7.9e299), "7.90e299 s");
+        assert_eq!(show_value(Param::Tau2S, 600.0), "600.0 s");
+        assert_eq!(show_value(Param::CapacityAh, 1e300), "1.00e300 Ah");
+        assert_eq!(show_value(Param::R0Ohm, 0.5e-3), "0.5000 mΩ");
+        assert_eq!(show_value(Param::OcvOffsetV, -0.0123), "-12.3 mV");
+        assert_eq!(show_value(Param::OcvOffsetV, 1e300), "+1.00e303 mV");
+        assert_eq!(show_std_err(Param::Tau1S, 1.0, 2301.78), "± 2.3e5 %");
+        assert_eq!(show_std_err(Param::Tau1S, 30.0, 0.3), "± 1.0 %");
+        assert_eq!(show_std_err(Param::R0Ohm, 1.0, f64::INFINITY), "± ∞");
     }
 }

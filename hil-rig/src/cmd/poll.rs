@@ -1,9 +1,8 @@
 //! `hil-rig poll`: read the board's registers periodically, print each poll as
 //! a table, optionally log physical values to CSV.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -14,8 +13,8 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
-use crate::link::{self, Counters, Link, LinkArgs, LinkError, ReadResult};
-use crate::recording;
+use crate::link::{Link, LinkArgs};
+use crate::session::{CsvLog, Reading, Sample, interrupted, plural, summary};
 
 /// Width of the value column of the table.
 const VALUE_WIDTH: usize = 14;
@@ -60,7 +59,7 @@ impl Cmd {
             Some(path) => {
                 let header: Vec<String> =
                     std::iter::once("t_s".to_string()).chain(regs.iter().map(|r| decode::column_name(r))).collect();
-                Some(CsvLog::create(path, &header, &regs).map_err(Failure::Usage)?)
+                Some(CsvLog::create(path, &header, &regs).map_err(|e| Failure::Usage(e.into()))?)
             }
             None => None,
         };
@@ -83,7 +82,7 @@ impl Cmd {
         outcome
     }
 
-    /// Polls until `--count` is reached or the device fails (see [`Failure`]).
+    /// Polls until `--count` is reached or the device fails ([`Sample::verdict`]: exit 1).
     async fn poll_loop<T>(
         &self,
         link: &mut Link<T>,
@@ -108,9 +107,9 @@ impl Cmd {
             write_table(out, *polls, t_s, regs, &sample.readings)
                 .map_err(|e| Failure::Device(anyhow!("cannot write to stdout: {e}")))?;
             if let Some(csv) = csv.as_deref_mut() {
-                csv.row(t_s, &sample.readings).map_err(Failure::Device)?;
+                csv.row(t_s, &sample.readings).map_err(|e| Failure::Device(e.into()))?;
             }
-            sample.verdict(*polls, &self.link, blocks)?;
+            sample.verdict(*polls, &self.link, blocks).map_err(|e| Failure::Device(e.into()))?;
         }
         Ok(())
     }
@@ -145,120 +144,6 @@ fn select(names: &[String]) -> Result<Vec<&'static RegDef>, Failure> {
     Ok(out)
 }
 
-/// One register's value in one poll.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Reading {
-    /// Raw integer, before scaling.
-    Value(i64),
-    /// Why there is no value (exception, no reply, ...).
-    Failed(String),
-}
-
-/// One poll of the selected registers (a request per block) and what it read;
-/// shared by `poll` and `record`.
-#[derive(Debug)]
-pub(crate) struct Sample {
-    results: Vec<ReadResult>,
-    /// One per selected register, in the order they were given.
-    pub(crate) readings: Vec<Reading>,
-}
-
-impl Sample {
-    /// Reads every block once and picks each register's value out of its reply.
-    pub(crate) async fn read<T>(link: &mut Link<T>, regs: &[&'static RegDef], blocks: &[Block]) -> Self
-    where
-        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let mut results = Vec::with_capacity(blocks.len());
-        for b in blocks {
-            results.push(link.read_holding(b.start, b.count).await);
-        }
-        let poll = Poll { blocks, results: &results };
-        let readings = regs.iter().map(|r| poll.reading(r)).collect();
-        Self { results, readings }
-    }
-
-    /// Whether the session may go on after this, its `n`-th (1-based) sample:
-    /// a first sample that read nothing, or a port that failed on every
-    /// request, ends it with [`Failure::Device`] (exit 1). Later timeouts,
-    /// exceptions and bad frames are only counted.
-    pub(crate) fn verdict(&self, n: u64, args: &LinkArgs, blocks: &[Block]) -> Result<(), Failure> {
-        let poll = Poll { blocks, results: &self.results };
-        if n == 1 && !self.readings.iter().any(|r| matches!(r, Reading::Value(_))) {
-            return Err(Failure::Device(first_poll_failure(args, &poll)));
-        }
-        if let Some(e) = poll.port_lost() {
-            return Err(Failure::Device(anyhow!("lost {}: {e}", args.port)));
-        }
-        Ok(())
-    }
-}
-
-/// The replies of one poll, one per block.
-struct Poll<'a> {
-    blocks: &'a [Block],
-    results: &'a [ReadResult],
-}
-
-impl Poll<'_> {
-    fn reading(&self, reg: &RegDef) -> Reading {
-        let found = self.blocks.iter().zip(self.results).find(|(b, _)| b.regs.iter().any(|r| r.addr == reg.addr));
-        match found {
-            Some((b, Ok(Ok(words)))) => match b.words_of(reg, words) {
-                Some(w) => Reading::Value(reg.ty.decode(w)),
-                None => Reading::Failed("short reply".into()),
-            },
-            Some((b, Ok(Err(code)))) => Reading::Failed(link::describe_exception(*code, b.start)),
-            Some((_, Err(e))) => Reading::Failed(e.to_string()),
-            None => Reading::Failed("not read".into()),
-        }
-    }
-
-    /// An I/O error of the port itself on every request: the adapter is gone.
-    fn port_lost(&self) -> Option<&io::Error> {
-        let mut first = None;
-        for r in self.results {
-            match r {
-                Err(LinkError::Io { source, .. }) => {
-                    first.get_or_insert(source);
-                }
-                _ => return None,
-            }
-        }
-        first
-    }
-}
-
-/// Why the first poll read nothing, with a hint at the likely cause.
-fn first_poll_failure(args: &LinkArgs, poll: &Poll<'_>) -> anyhow::Error {
-    let who = args.describe();
-    let errors = poll.results.iter().filter_map(|r| r.as_ref().err());
-    if let Some(source) = errors.clone().find_map(|e| match e {
-        LinkError::Io { source, .. } => Some(source),
-        _ => None,
-    }) {
-        return anyhow!("I/O error talking to {who}: {source}");
-    }
-    if let Some(message) = errors.clone().find_map(|e| match e {
-        LinkError::BadFrame { message, .. } => Some(message),
-        _ => None,
-    }) {
-        return anyhow!("unusable replies from {who} ({message}): check the baud rate, parity and stop bits");
-    }
-    let exception = poll.blocks.iter().zip(poll.results).find_map(|(b, r)| match r {
-        Ok(Err(code)) => Some(link::describe_exception(*code, b.start)),
-        _ => None,
-    });
-    if let Some(first) = exception {
-        return anyhow!("{who} answered with exceptions only (first: {first}): is it a SmartPro-209?");
-    }
-    anyhow!(
-        "no reply from {who} after {} tries (timeout {} ms): is the device connected and the unit id right?",
-        args.tries(),
-        args.timeout_ms
-    )
-}
-
 /// One poll as a table: name, physical value, unit, set bits.
 fn write_table(
     out: &mut impl Write,
@@ -291,76 +176,9 @@ fn write_table(
     out.flush()
 }
 
-/// A CSV log: one row of physical values per poll, flushed at once (shared
-/// by `poll --csv` and `record`).
-#[derive(Debug)]
-pub(crate) struct CsvLog {
-    path: PathBuf,
-    out: BufWriter<File>,
-    regs: Vec<&'static RegDef>,
-}
-
-impl CsvLog {
-    /// Creates (overwrites) `path` and writes `header`: the time column's
-    /// name, then one name per register of `regs`.
-    pub(crate) fn create(path: &Path, header: &[String], regs: &[&'static RegDef]) -> anyhow::Result<Self> {
-        debug_assert_eq!(header.len(), regs.len() + 1);
-        let file = File::create(path).map_err(|e| anyhow!("cannot create CSV file {}: {e}", path.display()))?;
-        let mut log = Self { path: path.to_owned(), out: BufWriter::new(file), regs: regs.to_vec() };
-        log.line(&header.join(","))?;
-        Ok(log)
-    }
-
-    /// Writes [`CsvLog::format_row`].
-    pub(crate) fn row(&mut self, t_s: f64, readings: &[Reading]) -> anyhow::Result<()> {
-        let line = self.format_row(t_s, readings);
-        self.line(&line)
-    }
-
-    /// The time with ms resolution, then each value; a failed read is an
-    /// empty cell ([`recording::format_row`]).
-    pub(crate) fn format_row(&self, t_s: f64, readings: &[Reading]) -> String {
-        let raws: Vec<Option<i64>> = readings
-            .iter()
-            .map(|r| match r {
-                Reading::Value(raw) => Some(*raw),
-                Reading::Failed(_) => None,
-            })
-            .collect();
-        recording::format_row(t_s, &self.regs, &raws)
-    }
-
-    /// Writes one line and flushes it to the file.
-    pub(crate) fn line(&mut self, line: &str) -> anyhow::Result<()> {
-        writeln!(self.out, "{line}")
-            .and_then(|()| self.out.flush())
-            .map_err(|e| anyhow!("cannot write CSV file {}: {e}", self.path.display()))
-    }
-}
-
-/// `polls 3  requests 12  ...` (`what` names the count), printed at exit.
-pub(crate) fn summary(what: &str, n: u64, c: &Counters) -> String {
-    format!(
-        "{what} {n}  requests {}  replies {}  timeouts {}  exceptions {}  io errors {}  bad frames {}  stray bytes {}",
-        c.requests, c.replies, c.timeouts, c.exceptions, c.io_errors, c.bad_frames, c.stray_bytes
-    )
-}
-
-pub(crate) fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
-}
-
-/// Completes on Ctrl-C; never, if the signal cannot be watched.
-pub(crate) async fn interrupted() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_modbus::ExceptionCode;
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -415,62 +233,5 @@ mod tests {
         assert_eq!(lines[3], "  status                      0x0023 bits  switch_on lvp_output soc_synced");
         assert_eq!(lines[4], "  faults                      0x0000 bits");
         assert_eq!(lines[5], "  uptime_s            no reply after 3 tries (timeout 500 ms)");
-    }
-
-    #[test]
-    fn readings_come_from_their_block_and_exceptions_name_the_address() {
-        let regs = regs(&["battery_voltage_mv", "current_ma", "serial_number"]);
-        let blocks = decode::plan(REGISTERS, &regs, MAX_REGS_PER_REQUEST);
-        assert_eq!(blocks.len(), 2);
-        let results: Vec<ReadResult> =
-            vec![Ok(Err(ExceptionCode::IllegalDataAddress)), Ok(Ok(vec![13284, 0xFFFF, 0xFB2E]))];
-        let poll = Poll { blocks: &blocks, results: &results };
-        assert_eq!(poll.reading(regs[0]), Reading::Value(13284));
-        assert_eq!(poll.reading(regs[1]), Reading::Value(-1234));
-        assert_eq!(poll.reading(regs[2]), Reading::Failed("exception 02 illegal data address at 0x0003".into()));
-        assert!(poll.port_lost().is_none());
-    }
-
-    #[test]
-    fn first_poll_messages_name_unit_port_and_line() {
-        let args = LinkArgs {
-            port: "/dev/pts/7".into(),
-            baud: 19_200,
-            parity: link::Parity::Even,
-            stop_bits: 1,
-            unit: 1,
-            timeout_ms: 500,
-            retries: 2,
-        };
-        let blocks = decode::plan(REGISTERS, &regs(&["status"]), MAX_REGS_PER_REQUEST);
-        let results: Vec<ReadResult> = vec![Err(LinkError::NoReply { tries: 3, timeout_ms: 500 })];
-        let poll = Poll { blocks: &blocks, results: &results };
-        assert_eq!(
-            first_poll_failure(&args, &poll).to_string(),
-            "no reply from unit 1 on /dev/pts/7 at 19200 8E1 after 3 tries (timeout 500 ms): \
-             is the device connected and the unit id right?"
-        );
-        let results: Vec<ReadResult> = vec![Ok(Err(ExceptionCode::IllegalFunction))];
-        let poll = Poll { blocks: &blocks, results: &results };
-        let msg = first_poll_failure(&args, &poll).to_string();
-        assert!(msg.contains("exception 01 illegal function at 0x0105"), "{msg}");
-    }
-
-    #[test]
-    fn csv_rows_hold_physical_values_and_empty_cells_for_failures() {
-        let dir = std::env::temp_dir().join(format!("hil-rig-csv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("poll.csv");
-        let regs = regs(&["current_ma", "status", "temperature_dc"]);
-        let header: Vec<String> =
-            ["t_s".to_string()].into_iter().chain(regs.iter().map(|r| decode::column_name(r))).collect();
-        let mut log = CsvLog::create(&path, &header, &regs).unwrap();
-        log.row(0.0, &[Reading::Value(-1234), Reading::Value(3), Reading::Failed("x".into())]).unwrap();
-        log.row(1.0004, &[Reading::Value(5), Reading::Value(0), Reading::Value(-105)]).unwrap();
-        // Flushed after each row: readable before the log is dropped.
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "t_s,current_ma[A],status[bits],temperature_dc[°C]\n0.000,-1.234,3,\n1.000,0.005,0,-10.5\n");
-        drop(log);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

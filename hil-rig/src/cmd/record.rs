@@ -22,11 +22,11 @@ use firmware_core::map::{REGISTERS, RegDef};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
-use super::poll::{CsvLog, Reading, Sample, interrupted, plural, summary};
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
+use crate::session::{CsvLog, Reading, Sample, interrupted, plural, summary};
 
 #[derive(Args, Debug)]
 pub struct Cmd {
@@ -85,7 +85,7 @@ impl Cmd {
         let (header, regs) = columns()?;
         let blocks = decode::plan(REGISTERS, &regs, MAX_REGS_PER_REQUEST);
         let mut link = Link::open(&self.link).map_err(|e| Failure::Usage(e.into()))?;
-        let mut log = CsvLog::create(&self.out, &header, &regs).map_err(Failure::Usage)?;
+        let mut log = CsvLog::create(&self.out, &header, &regs).map_err(|e| Failure::Usage(e.into()))?;
         let until = match self.duration {
             Some(d) => format!("for {d} s"),
             None => "until Ctrl-C".to_string(),
@@ -117,9 +117,10 @@ impl Cmd {
         outcome
     }
 
-    /// The end of `--duration` for a recording started at `t0`.
+    /// The end of `--duration` for a recording started at `t0` (none for a
+    /// duration beyond what the clock can count: until Ctrl-C).
     fn deadline(&self, t0: Instant) -> Option<Instant> {
-        self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).map(|d| t0 + d)
+        self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).and_then(|d| t0.checked_add(d))
     }
 
     /// Samples every `--interval-ms` and writes each sample at once; ends
@@ -151,16 +152,16 @@ impl Cmd {
             // The current is the first register (see `LEADING`).
             let has_current = matches!(sample.readings.first(), Some(Reading::Value(_)));
             if has_current {
-                log.line(&line).map_err(Failure::Device)?;
+                log.line(&line).map_err(|e| Failure::Device(e.into()))?;
             } else {
-                log.line(&format!("# {line}")).map_err(Failure::Device)?;
+                log.line(&format!("# {line}")).map_err(|e| Failure::Device(e.into()))?;
                 rows.no_current += 1;
             }
             rows.written += 1;
             if sample.readings.iter().any(|r| matches!(r, Reading::Failed(_))) {
                 rows.incomplete += 1;
             }
-            sample.verdict(rows.written, &self.link, blocks)?;
+            sample.verdict(rows.written, &self.link, blocks).map_err(|e| Failure::Device(e.into()))?;
         }
     }
 }
@@ -200,5 +201,22 @@ mod tests {
         assert!(seconds("-1").is_err());
         assert!(seconds("inf").is_err());
         assert!(seconds("1s").is_err());
+    }
+
+    #[test]
+    fn issue_21_a_duration_beyond_the_clock_is_no_deadline() {
+        // `t0 + d` panicked ("overflow when adding duration to instant") for a
+        // --duration that Duration holds but Instant cannot reach.
+        use clap::Parser;
+        let parse = |d: &str| {
+            let cli = crate::Cli::try_parse_from(["hil-rig", "record", "--port", "p", "--out", "f", "--duration", d]);
+            match cli.unwrap().command {
+                crate::Command::Record(cmd) => cmd,
+                other => panic!("not record: {other:?}"),
+            }
+        };
+        let t0 = Instant::now();
+        assert_eq!(parse("1e19").deadline(t0), None);
+        assert_eq!(parse("2.5").deadline(t0), Some(t0 + Duration::from_millis(2500)));
     }
 }

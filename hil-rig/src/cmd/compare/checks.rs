@@ -3,14 +3,13 @@
 //! trips; the registers' documented ranges.
 
 use firmware_core::map::{RegId, faults, status};
-use firmware_core::soc::usable_permille;
 use models::variant::{CURRENT_OFFSET_ERROR_PCT_FS, CURRENT_RESOLUTION_A, CURRENT_TOTAL_ERROR_PCT_FS};
 use smartpro_sim::engine::Truth;
 
-use super::source::Registers;
-use super::tolerance::{CURRENT_FS_A, STEP_A, Tolerances};
-use super::twin::Drive;
 use crate::decode;
+use crate::source::Registers;
+use crate::tolerance::{CURRENT_FS_A, STEP_A, Tolerances, soc_temp_term};
+use crate::twin::Drive;
 
 /// A quantity compared board vs twin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -888,18 +887,6 @@ impl Judge {
     }
 }
 
-/// The extra SOC tolerance of the temperature-compensated method (points):
-/// its SOC is `1 − (1 − SOC_Ah)/u(T)` with `u` the usable share of the
-/// capacity at the board's temperature (`firmware_core::soc::usable_permille`),
-/// so a temperature error `δ` moves it by `(1 − SOC_Ah)/u²·|Δu|`.
-pub fn soc_temp_term(soc_ah_pct: Option<f64>, temp_c: Option<f64>, delta_k: f64) -> f64 {
-    let (Some(soc), Some(t)) = (soc_ah_pct, temp_c) else { return 0.0 };
-    let u = |c: f64| f64::from(usable_permille((c * 10.0).round().clamp(-32768.0, 32767.0) as i16)) / 1000.0;
-    let u0 = u(t).max(0.01);
-    let du = (u(t + delta_k) - u0).abs().max((u(t - delta_k) - u0).abs());
-    (1.0 - soc / 100.0).max(0.0) / (u0 * u0) * du * 100.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1069,15 +1056,5 @@ mod tests {
             f[0].message,
             "register soc_centipct = 100.50 % outside [0.00, 100.00] (first at t = 0.0 s, 2 samples)"
         );
-    }
-
-    #[test]
-    fn the_temperature_compensated_term_follows_the_usable_capacity() {
-        // 25 °C: flat usable share, no term; 5 °C: 1 %/K, at 60 % SOC.
-        assert_eq!(soc_temp_term(Some(60.0), Some(30.0), 0.6), 0.0);
-        let u: f64 = 0.9;
-        let want = 0.4 / (u * u) * 0.006 * 100.0;
-        assert!((soc_temp_term(Some(60.0), Some(5.0), 0.6) - want).abs() < 0.02, "{want}");
-        assert_eq!(soc_temp_term(None, Some(5.0), 0.6), 0.0);
     }
 }

@@ -2,18 +2,16 @@
 //! a recording) and compares them quantity by quantity within the
 //! datasheet's tolerances. See `docs/hil-rig.md`, "compare".
 //!
-//! - [`source`]: the board's samples (every readable register);
-//! - [`twin`]: `smartpro_sim`'s engine from a scenario, stepped by the
-//!   elapsed board time, in measured or scenario drive;
-//! - [`tolerance`]: the datasheet's figures and the `--tolerances` file;
+//! From the library: [`source`] (the board's samples, every readable
+//! register), [`twin`] (`smartpro_sim`'s engine from a scenario, stepped by
+//! the elapsed board time, in measured or scenario drive), [`tolerance`]
+//! (the datasheet's figures and the `--tolerances` file). Here:
+//!
 //! - [`checks`]: per quantity board vs twin, the named findings;
 //! - [`report`]: `compare.csv`, `report.md`, `junit.xml`, plots.
 
 pub mod checks;
 pub mod report;
-pub mod source;
-pub mod tolerance;
-pub mod twin;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,21 +19,21 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use clap::{Args, value_parser};
 use firmware_core::map::{REGISTERS, RegId};
-use models::tracking::{SocTracker, TrackerModel, TrackerNoise};
 use models::variant::Variant;
 use smartpro_sim::scenario::Scenario;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
 use self::checks::{Judge, Q, Setup, Tracked, TwinState};
 use self::report::{Csv, Meta, Trace};
-use self::source::{BoardSample, Registers};
-use self::tolerance::Tolerances;
-use self::twin::{Drive, Twin};
-use super::poll::{Reading, Sample, interrupted};
 use crate::Failure;
 use crate::decode::{self, MAX_REGS_PER_REQUEST};
+use crate::estimate::tracking::{SocTracker, TrackerModel, TrackerNoise};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
+use crate::session::{Reading, SILENT_SAMPLES, Sample, interrupted, summary};
+use crate::source::{self, BoardSample, Registers};
+use crate::tolerance::Tolerances;
+use crate::twin::{self, Drive, Twin};
 
 /// Shown at the end of `compare --help`.
 pub const EXIT_CODES: &str = "\
@@ -47,10 +45,6 @@ Exit codes:
   3  runtime failure: the port vanished, the board fell silent, the twin failed,
      a report could not be written. What was compared so far is kept: compare.csv
      is written as samples come, and the reports are written before exiting";
-
-/// Consecutive live samples without measurements after which the board is
-/// taken to have fallen silent.
-pub const SILENT_SAMPLES: u32 = 3;
 
 /// The board's `uptime_s` counts whole seconds (it truncates): a sample read
 /// at uptime `u` was taken at board time `u..u + 1`, estimated as its middle.
@@ -273,7 +267,7 @@ impl Cmd {
             ));
         }
         if let Some((link, _)) = &link {
-            meta.notes.push(super::poll::summary("link: samples", session.judge.samples, &link.counters()));
+            meta.notes.push(summary("link: samples", session.judge.samples, &link.counters()));
         }
         meta.error = stop.as_ref().map(|s| match s {
             Stop::BadInput(e) | Stop::Runtime(e) => format!("{e:#}"),
@@ -370,7 +364,8 @@ impl Cmd {
     ) -> Result<(), Stop> {
         let blocks = decode::plan(REGISTERS, &session.regs.list, MAX_REGS_PER_REQUEST);
         let t0 = Instant::now();
-        let deadline = self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).map(|d| t0 + d);
+        // A duration beyond what the clock can count: until Ctrl-C.
+        let deadline = self.duration.and_then(|d| Duration::try_from_secs_f64(d).ok()).and_then(|d| t0.checked_add(d));
         let mut ticker = interval_at(t0, Duration::from_millis(self.interval_ms));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let (mut n, mut silent) = (0u64, 0u32);
@@ -384,15 +379,8 @@ impl Cmd {
                 let time_s = t0.elapsed().as_secs_f64();
                 let sample = Sample::read(link, &regs, &blocks).await;
                 n += 1;
-                sample.verdict(n, args, &blocks).map_err(|f| Stop::Runtime(f.into_error()))?;
-                let raw: Vec<Option<i64>> = sample
-                    .readings
-                    .iter()
-                    .map(|r| match r {
-                        Reading::Value(v) => Some(*v),
-                        Reading::Failed(_) => None,
-                    })
-                    .collect();
+                sample.verdict(n, args, &blocks).map_err(|e| Stop::Runtime(e.into()))?;
+                let raw = sample.raw();
                 let measured = session.measured(&raw);
                 silent = if measured { 0 } else { silent + 1 };
                 if silent >= SILENT_SAMPLES {
@@ -660,7 +648,7 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The twin's tracking filter (`models::tracking`): its SOC corrected from
+/// The twin's tracking filter ([`crate::estimate::tracking`]): its SOC corrected from
 /// the board's measured voltage, predicted with the current held between
 /// samples, as the twin.
 struct Tracker {

@@ -16,13 +16,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep};
 use tokio_modbus::ExceptionCode;
 
-use super::super::compare::SILENT_SAMPLES;
-use super::super::compare::source::Registers;
 use super::lockstep::{self, LockStep, StartError};
 use super::plan::{Action, Calibration, Expect, Plan, Step, Tolerance, full_scale, unit_suffix};
 use super::report::Verdict;
 use crate::decode::{self, MAX_REGS_PER_REQUEST};
 use crate::link::{Link, LinkArgs, LinkError, describe_exception};
+use crate::session::SILENT_SAMPLES;
+use crate::source::Registers;
 
 /// A wait gives up when the board's uptime has not covered the wait after
 /// this many times its length in wall time, plus [`WALL_GUARD_S`]: a board

@@ -8,12 +8,11 @@ use firmware_core::map::{Access, RegDef, RegId, by_id};
 use models::variant::Variant;
 use smartpro_sim::scenario::Scenario;
 
-use super::super::compare::checks::soc_temp_term;
-use super::super::compare::source::Registers;
-use super::super::compare::tolerance::{TOTAL_AH_RESOLUTION, Tolerances};
-use super::super::compare::twin::{self, Drive, Twin};
 use super::plan::{Plan, Tolerance};
 use crate::decode;
+use crate::source::Registers;
+use crate::tolerance::{TOTAL_AH_RESOLUTION, Tolerances, soc_temp_term};
+use crate::twin::{self, Drive, Twin};
 
 /// Resolution of `remaining_mah` (Ah).
 const REMAINING_RESOLUTION_AH: f64 = 0.001;

@@ -24,9 +24,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use self::bench::{Abort, Bench};
 use self::plan::{Plan, Step};
 use self::report::{Meta, StepReport, Verdict};
-use super::poll::interrupted;
 use crate::Failure;
 use crate::link::{Link, LinkArgs};
+use crate::session::interrupted;
 
 /// Shown at the end of `test --help`.
 pub const EXIT_CODES: &str = "\

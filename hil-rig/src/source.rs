@@ -55,11 +55,12 @@ impl Registers {
 /// raw register values (`value / scale`, rounded).
 pub fn from_recording(path: &Path, header: &[String], regs: &Registers) -> Result<Vec<BoardSample>, RecordingError> {
     let rec = Recording::read(path)?;
-    let columns: Vec<Option<usize>> = header[1..].iter().map(|name| rec.column(name)).collect();
+    let names = header.get(1..).unwrap_or_default();
+    let columns: Vec<Option<usize>> = names.iter().map(|name| rec.column(name)).collect();
+    // The measurements must be there, matched to their registers or not.
     let needed = [(RegId::Current, crate::recording::CURRENT), (RegId::BatteryVoltage, crate::recording::VOLTAGE)];
     for (id, name) in needed {
-        let k = regs.index(id).expect("the record columns hold the measurements");
-        if columns[k].is_none() {
+        if regs.index(id).and_then(|k| columns.get(k).copied().flatten()).is_none() {
             rec.require(name)?;
         }
     }

@@ -1,4 +1,4 @@
-//! The twin of `hil-rig compare`: `smartpro_sim`'s engine (battery, chain,
+//! The twin of `hil-rig compare` and `hil-rig test`: `smartpro_sim`'s engine (battery, chain,
 //! the board's firmware) built from a scenario, stepped in lock-step with
 //! the board: between two board samples by the elapsed board time.
 
@@ -8,8 +8,8 @@ use smartpro_sim::engine::{Engine, EngineError, HeldCurrent, Truth};
 use smartpro_sim::scenario::{Scenario, secs_to_ns};
 use smartpro_sim::stimulus::Stimulus;
 
-use super::source::Registers;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::source::Registers;
 
 /// What drives the twin's battery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,4 +1,4 @@
-//! Tolerances of `hil-rig compare`: the datasheet's figures by default,
+//! Board-vs-twin tolerances of `hil-rig compare` and `test`: the datasheet's figures by default,
 //! per-quantity overrides from a TOML file (`--tolerances FILE`).
 //!
 //! Every default is a named constant citing its source; the derivations
@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use firmware_core::soc::usable_permille;
 use models::chain::{NTC_BETA_TOLERANCE_REL, NTC_PULLUP_TOLERANCE_REL, NTC_TOLERANCE_REL, nominal};
 use models::variant::{
     ACCURACY_TEMP_RANGE_C, CURRENT_OFFSET_ERROR_PCT_FS, CURRENT_RANGE_A, CURRENT_RESOLUTION_A,
@@ -298,6 +299,18 @@ pub fn ntc_error_limit_k() -> f64 {
     (0..=60).map(|k| at(lo + (hi - lo) * f64::from(k) / 60.0)).fold(0.0, f64::max)
 }
 
+/// The extra SOC tolerance of the temperature-compensated method (points):
+/// its SOC is `1 − (1 − SOC_Ah)/u(T)` with `u` the usable share of the
+/// capacity at the board's temperature (`firmware_core::soc::usable_permille`),
+/// so a temperature error `δ` moves it by `(1 − SOC_Ah)/u²·|Δu|`.
+pub fn soc_temp_term(soc_ah_pct: Option<f64>, temp_c: Option<f64>, delta_k: f64) -> f64 {
+    let (Some(soc), Some(t)) = (soc_ah_pct, temp_c) else { return 0.0 };
+    let u = |c: f64| f64::from(usable_permille((c * 10.0).round().clamp(-32768.0, 32767.0) as i16)) / 1000.0;
+    let u0 = u(t).max(0.01);
+    let du = (u(t + delta_k) - u0).abs().max((u(t - delta_k) - u0).abs());
+    (1.0 - soc / 100.0).max(0.0) / (u0 * u0) * du * 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +365,15 @@ mod tests {
         }
         let e = Tolerances::load(Path::new("/nonexistent/tol.toml"), Variant::V12).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/tol.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_temperature_compensated_term_follows_the_usable_capacity() {
+        // 25 °C: flat usable share, no term; 5 °C: 1 %/K, at 60 % SOC.
+        assert_eq!(soc_temp_term(Some(60.0), Some(30.0), 0.6), 0.0);
+        let u: f64 = 0.9;
+        let want = 0.4 / (u * u) * 0.006 * 100.0;
+        assert!((soc_temp_term(Some(60.0), Some(5.0), 0.6) - want).abs() < 0.02, "{want}");
+        assert_eq!(soc_temp_term(None, Some(5.0), 0.6), 0.0);
     }
 }
