@@ -199,7 +199,8 @@ impl UserModel for SmartPro {
             log_error(context, format_args!("SmartPro: fmi3DoStep without a plant (its parameters were refused)"));
             return Err(Fmi3Error::Error);
         };
-        if config != *built_with {
+        // (The ambient is an input: the plant checks it.)
+        if (PlantConfig { ambient_c: built_with.ambient_c, ..config.clone() }) != *built_with {
             log_error(
                 context,
                 format_args!(

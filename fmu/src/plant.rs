@@ -6,7 +6,7 @@
 //! [`PlantInputs`] and [`PlantOutputs`]; when the engine's API changes, this
 //! module is the one to change.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use smartpro_sim::engine::{Engine, EngineError};
 use smartpro_sim::scenario::{Scenario, SegmentKind};
@@ -39,7 +39,7 @@ pub enum PlantError {
     BadCurrent(f64),
     #[error(
         "ambient temperature changed from {from_c} °C to {to_c} °C after initialisation: the engine takes the \
-         ambient only at its start (set it before fmi3ExitInitializationMode)"
+         ambient only at its start (set it before fmi3ExitInitializationMode; fmi3Reset to change it)"
     )]
     AmbientChanged { from_c: f64, to_c: f64 },
     #[error("time {target_s} s lies before the plant's time {now_s} s")]
@@ -92,6 +92,11 @@ pub struct Plant {
     lipro: (bool, bool),
 }
 
+/// How far the ambient input may stray from its value at initialisation (K):
+/// an importer that interpolates a constant input rounds it by an ulp or so
+/// (FMPy gives 25.000000000000004 for a table of 25.0).
+pub const AMBIENT_TOLERANCE_K: f64 = 1e-6;
+
 /// Resistance of the short the trigger starts (mΩ): bolted, as a scenario event's default.
 pub const SHORT_CIRCUIT_RESISTANCE_MOHM: f64 = 0.0;
 /// Where on the load line the trigger's short is (0 board terminals … 1 far end), as a scenario event's default.
@@ -122,7 +127,7 @@ impl Plant {
         if !inputs.current_a.is_finite() {
             return Err(PlantError::BadCurrent(inputs.current_a));
         }
-        if inputs.ambient_c.to_bits() != self.ambient_c.to_bits() {
+        if (inputs.ambient_c - self.ambient_c).abs() > AMBIENT_TOLERANCE_K || inputs.ambient_c.is_nan() {
             return Err(PlantError::AmbientChanged { from_c: self.ambient_c, to_c: inputs.ambient_c });
         }
         if target_ns < self.engine.t_ns() {
@@ -196,8 +201,11 @@ fn scenario_for(config: &PlantConfig) -> Result<Scenario, PlantError> {
     if !config.ambient_c.is_finite() {
         return Err(bad(format!("ambient_c = {}: the ambient temperature must be a finite number", config.ambient_c)));
     }
+    if ![12, 24, 48].contains(&config.variant) {
+        return Err(bad(format!("variant = {}: the SmartPro comes as 12, 24 or 48 (V)", config.variant)));
+    }
     let (mut table, path) = if config.config_file.is_empty() {
-        (toml::Table::new(), PathBuf::from("<built-in defaults>"))
+        (toml::Table::new(), PathBuf::from("<the FMU's parameters>"))
     } else {
         let path = PathBuf::from(&config.config_file);
         let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("config_file {}: {e}", path.display())))?;
@@ -236,18 +244,14 @@ fn scenario_for(config: &PlantConfig) -> Result<Scenario, PlantError> {
         )));
     }
     let text = toml::to_string(&table).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-    Scenario::parse(&text, &scenario_path(&path)).map_err(|e| bad(e.to_string()))
-}
-
-/// The path a scenario's files (`ecm_file`, CSVs) are read relative to.
-fn scenario_path(path: &Path) -> PathBuf {
-    if path.as_os_str() == "<built-in defaults>" { PathBuf::from("./fmu.toml") } else { path.to_owned() }
+    Scenario::parse(&text, &path).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use smartpro_sim::engine::Stimulus;
+    use std::path::Path;
 
     fn config() -> PlantConfig {
         PlantConfig {
