@@ -109,7 +109,7 @@ pub struct SmartPro {
     /// Aux output on.
     #[variable(causality = Output, variability = Discrete)]
     pub aux_on: bool,
-    /// The board's fault bit word (register `faults`; bits in docs/registers.md).
+    /// The board's fault bit word (register `faults`; bits in docs/register-map.md).
     #[variable(causality = Output, variability = Discrete)]
     pub faults: u16,
 

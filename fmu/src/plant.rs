@@ -308,7 +308,7 @@ mod tests {
         let mut engine = Engine::new(&scenario).unwrap();
         let mut stim = Stimulus::new(&scenario);
         let mut plant = Plant::new(&config()).unwrap();
-        let mut compared = 0;
+        let (mut compared, mut charged) = (0, false);
         // Communication points every 10 ms, as the runner's ticks every 1 ms.
         for k in 0..800u64 {
             let t_ns = k * 10_000_000;
@@ -325,10 +325,12 @@ mod tests {
             assert_eq!(bits(&plant_out), bits(&reference.outputs()), "at t = {} s", plant_out.t_s);
             engine = reference.engine;
             compared += 1;
+            charged |= plant_out.pack_current_a > 0.0;
         }
         assert_eq!(compared, 800);
+        // It charged, until the OVP input dropped: the board's OVP output then gates the charge.
         let end = plant.outputs();
-        assert!(end.pack_current_a > 0.0 && !end.ovp_output, "charging, OVP output dropped: {end:?}");
+        assert!(charged && end.pack_current_a == 0.0 && !end.ovp_output, "{end:?}");
     }
 
     #[test]
