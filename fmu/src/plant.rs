@@ -8,8 +8,8 @@
 
 use std::path::PathBuf;
 
-use smartpro_sim::engine::{Engine, EngineError};
-use smartpro_sim::scenario::{Scenario, SegmentKind};
+use smartpro_sim::engine::{Engine, EngineError, HeldCurrent};
+use smartpro_sim::scenario::Scenario;
 
 /// The FMU's structural parameters, as the importer set them.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,11 +37,8 @@ pub enum PlantError {
     Engine(#[from] EngineError),
     #[error("current demand {0} A is not a finite number")]
     BadCurrent(f64),
-    #[error(
-        "ambient temperature changed from {from_c} °C to {to_c} °C after initialisation: the engine takes the \
-         ambient only at its start (set it before fmi3ExitInitializationMode; fmi3Reset to change it)"
-    )]
-    AmbientChanged { from_c: f64, to_c: f64 },
+    #[error("ambient temperature {0} °C is not a finite number")]
+    BadAmbient(f64),
     #[error("time {target_s} s lies before the plant's time {now_s} s")]
     TimeBackwards { target_s: f64, now_s: f64 },
 }
@@ -84,7 +81,7 @@ pub struct PlantOutputs {
 #[derive(Debug)]
 pub struct Plant {
     engine: Engine,
-    /// The ambient the engine was built with (°C).
+    /// The ambient last given to the engine (°C).
     ambient_c: f64,
     /// The trigger's level at the last step (for its rising edge).
     short_circuit: bool,
@@ -92,8 +89,8 @@ pub struct Plant {
     lipro: (bool, bool),
 }
 
-/// How far the ambient input may stray from its value at initialisation (K):
-/// an importer that interpolates a constant input rounds it by an ulp or so
+/// A change of the ambient input smaller than this (K) is not applied: an
+/// importer that interpolates a constant input rounds it by an ulp or so
 /// (FMPy gives 25.000000000000004 for a table of 25.0).
 pub const AMBIENT_TOLERANCE_K: f64 = 1e-6;
 
@@ -127,8 +124,14 @@ impl Plant {
         if !inputs.current_a.is_finite() {
             return Err(PlantError::BadCurrent(inputs.current_a));
         }
-        if (inputs.ambient_c - self.ambient_c).abs() > AMBIENT_TOLERANCE_K || inputs.ambient_c.is_nan() {
-            return Err(PlantError::AmbientChanged { from_c: self.ambient_c, to_c: inputs.ambient_c });
+        if !inputs.ambient_c.is_finite() {
+            return Err(PlantError::BadAmbient(inputs.ambient_c));
+        }
+        // An importer that interpolates a constant input rounds it by an ulp or so
+        // (FMPy gives 25.000000000000004 for a table of 25.0): only a real change is applied.
+        if (inputs.ambient_c - self.ambient_c).abs() > AMBIENT_TOLERANCE_K {
+            self.engine.set_ambient_c(inputs.ambient_c);
+            self.ambient_c = inputs.ambient_c;
         }
         if target_ns < self.engine.t_ns() {
             return Err(PlantError::TimeBackwards { target_s: target_ns as f64 * 1e-9, now_s: self.engine.t_s() });
@@ -147,10 +150,10 @@ impl Plant {
             )?;
         }
         self.short_circuit = inputs.short_circuit;
-        let (kind, magnitude_a) = stimulus(inputs.current_a);
+        let mut demand = HeldCurrent::new(inputs.current_a);
         let step_ns = self.engine.step_ns();
         while self.engine.t_ns() + step_ns <= target_ns {
-            self.engine.step(kind, magnitude_a)?;
+            self.engine.tick(&mut demand)?;
         }
         Ok(())
     }
@@ -177,17 +180,6 @@ impl Plant {
             aux_on: o.aux_on,
             faults: o.faults,
         }
-    }
-}
-
-/// Today's engine takes a kind and a magnitude; the FMU's input is signed (> 0 charges).
-fn stimulus(current_a: f64) -> (SegmentKind, f64) {
-    if current_a > 0.0 {
-        (SegmentKind::Charge, current_a)
-    } else if current_a < 0.0 {
-        (SegmentKind::Discharge, -current_a)
-    } else {
-        (SegmentKind::Rest, 0.0)
     }
 }
 
@@ -250,7 +242,7 @@ fn scenario_for(config: &PlantConfig) -> Result<Scenario, PlantError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smartpro_sim::engine::Stimulus;
+    use smartpro_sim::stimulus::Stimulus;
     use std::path::Path;
 
     fn config() -> PlantConfig {
@@ -313,13 +305,7 @@ mod tests {
         for k in 0..800u64 {
             let t_ns = k * 10_000_000;
             plant.advance_to(t_ns + 10_000_000, &inputs_at(t_ns as f64 * 1e-9)).unwrap();
-            while engine.t_ns() < t_ns + 10_000_000 {
-                if stim.events_due(engine.t_ns()) {
-                    stim.apply_due_events(&mut engine).unwrap();
-                }
-                let (kind, amps) = stim.current(&engine);
-                engine.step(kind, amps).unwrap();
-            }
+            engine.advance_to(t_ns + 10_000_000, &mut stim).unwrap();
             let plant_out = plant.outputs();
             let reference = Plant { engine, ambient_c: 25.0, short_circuit: false, lipro: (true, true) };
             assert_eq!(bits(&plant_out), bits(&reference.outputs()), "at t = {} s", plant_out.t_s);
@@ -358,8 +344,8 @@ mod tests {
         let mut plant = Plant::new(&config()).unwrap();
         let nan = PlantInputs { current_a: f64::NAN, ..inputs_at(0.0) };
         assert!(matches!(plant.advance_to(1_000_000, &nan), Err(PlantError::BadCurrent(_))));
-        let warm = PlantInputs { ambient_c: 30.0, ..inputs_at(0.0) };
-        assert!(matches!(plant.advance_to(1_000_000, &warm), Err(PlantError::AmbientChanged { .. })));
+        let hot = PlantInputs { ambient_c: f64::INFINITY, ..inputs_at(0.0) };
+        assert!(matches!(plant.advance_to(1_000_000, &hot), Err(PlantError::BadAmbient(_))));
     }
 
     #[test]

@@ -574,6 +574,14 @@ impl Engine {
         }
     }
 
+    /// Sets the ambient temperature (°C) from now on, in place of the
+    /// scenario's ambient and its profile (a co-simulation's input); the
+    /// thermal network takes it at its next step.
+    pub fn set_ambient_c(&mut self, ambient_c: f64) {
+        self.ambient.profile.clear();
+        self.ambient.now_c = ambient_c;
+    }
+
     /// Sets the LiPro loop's control inputs (true: control voltage present).
     pub fn set_lipro_inputs(&mut self, lvp_input: Option<bool>, ovp_input: Option<bool>) {
         if let Some(ok) = lvp_input {
