@@ -139,6 +139,11 @@ pub fn simulate(ecm: &EcmParams, profile: &CurrentProfile, run: &EcmRun) -> Resu
     let rows: Vec<(f64, f64)> = profile.rows().collect();
     let mut out = Vec::with_capacity(rows.len());
     let mut hint = 0;
+    let (mut cell_c, mut jig_c) = temps(&thermal);
+    pack.set_temperature_c(cell_c);
+    // The current the pack's elements were last evaluated at: a
+    // re-evaluation at the same current, state and temperature is skipped.
+    let mut evaluated_at: Option<f64> = None;
     for (k, &(t_k, i_k)) in rows.iter().enumerate() {
         if k > 0 {
             let t_prev = rows[k - 1].0;
@@ -147,9 +152,9 @@ pub fn simulate(ecm: &EcmParams, profile: &CurrentProfile, run: &EcmRun) -> Resu
                 let a = t_prev + (t_k - t_prev) * j as f64 / n;
                 let b = if j + 1 == n as u64 { t_k } else { t_prev + (t_k - t_prev) * (j + 1) as f64 / n };
                 let i_mean = profile.mean_current_a(a, b, &mut hint);
-                let (cell_c, _) = temps(&thermal);
-                pack.set_temperature_c(cell_c);
-                pack.step(0.0, i_mean); // the elements at this substep's current
+                if evaluated_at.map(f64::to_bits) != Some(i_mean.to_bits()) {
+                    pack.step(0.0, i_mean); // the elements at this substep's current
+                }
                 let heat0_w = run.heat.of(&pack, i_mean);
                 // A ramp's I² exceeds Ī² by ΔI²/12; ΔI from the means of the
                 // two halves (exact on a linear piece, 0 on a held one).
@@ -157,16 +162,22 @@ pub fn simulate(ecm: &EcmParams, profile: &CurrentProfile, run: &EcmRun) -> Resu
                 let di = 2.0 * (profile.mean_current_a(mid, b, &mut hint) - profile.mean_current_a(a, mid, &mut hint));
                 let ripple_w = pack.r0_total_ohm() * di * di / 12.0;
                 pack.step(b - a, i_mean);
+                evaluated_at = None;
                 if let Some(th) = thermal.as_mut() {
                     let heat1_w = run.heat.of(&pack, i_mean);
                     let cells_w = 0.5 * (heat0_w + heat1_w) + ripple_w;
                     th.step(b - a, &HeatInputs { cells_w, ambient_c: run.ambient_c, ..HeatInputs::default() });
+                    (cell_c, jig_c) = temps(&thermal);
+                    // the elements at the new temperature, the substep's current
+                    pack.set_temperature_c(cell_c);
+                    evaluated_at = Some(i_mean);
                 }
             }
         }
-        let (cell_c, jig_c) = temps(&thermal);
-        pack.set_temperature_c(cell_c);
-        pack.step(0.0, i_k); // R0 at this row's current
+        if evaluated_at.map(f64::to_bits) != Some(i_k.to_bits()) {
+            pack.step(0.0, i_k); // R0 at this row's current
+            evaluated_at = Some(i_k);
+        }
         let row = Row {
             time_s: t_k,
             current_a: i_k,

@@ -70,6 +70,9 @@ pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
     if let Err(e) = transient_figures() {
         println!("transient: skipped ({e:#})");
     }
+    if let Err(e) = ecm_figures() {
+        println!("ecm: skipped ({e:#})");
+    }
     let rss_before_kib = peak_rss_kib();
     let cpu_before_ns = thread_cpu_ns();
     let summary = match &cmd.trace {
@@ -232,6 +235,39 @@ fn transient_figures() -> anyhow::Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// PyBaMM's `ECM_Example` (`tools/pybamm/export_ecm.py`).
+const ECM_EXAMPLE: &str = include_str!("../../../scenarios/data/pybamm/ecm_example.toml");
+
+/// Issue 18's pack-model figure: the pack alone (`smartpro-sim ecm`) on the
+/// built-in 1 h drive profile at 1 s rows, held between rows, one cell of
+/// `ECM_Example` coupled to its cell–jig thermal model with PyBaMM's heat.
+/// Repeated for ≥ 0.25 s (and ≥ 20 runs): CPU time of this thread per run.
+fn ecm_figures() -> anyhow::Result<()> {
+    use models::ecm::run::{EcmRun, Heat, simulate};
+    use models::profile::{Interpolation, builtin::Builtin};
+    let ecm = models::ecm::EcmParams::from_toml_str(ECM_EXAMPLE)?;
+    let profile = Builtin::Drive.profile(Interpolation::Hold);
+    let run = EcmRun { initial_soc: Builtin::Drive.initial_soc(), heat: Heat::Bernardi, ..EcmRun::default() };
+    let (mut reps, mut rows) = (0u32, 0);
+    let cpu0 = thread_cpu_ns();
+    let t0 = std::time::Instant::now();
+    while reps < 20 || t0.elapsed().as_secs_f64() < 0.25 {
+        rows = simulate(&ecm, &profile, &run)?.len();
+        reps += 1;
+    }
+    let wall_s = t0.elapsed().as_secs_f64() / f64::from(reps);
+    let cpu_s = thread_cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a) as f64 * 1e-9 / f64::from(reps));
+    let per_run_s = cpu_s.filter(|&s| s > 0.0).unwrap_or(wall_s);
+    println!("ecm_ns_per_row: {:.1}", per_run_s * 1e9 / rows as f64);
+    println!(
+        "ecm_speed: {:.0} x realtime ({:.3} ms per simulated hour: PyBaMM ECM_Example, built-in 1 h drive profile, \
+         {rows} rows held 1 s, coupled cell–jig thermal model, Bernardi heat; one core, CPU time of {reps} runs)",
+        profile.end_s() / per_run_s,
+        per_run_s * 1e3 * 3600.0 / profile.end_s()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
