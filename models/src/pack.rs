@@ -268,8 +268,60 @@ struct Elements {
     entropic: Entropic,
     inv_cap_factor: f64,
     /// Nothing depends on current and every τ is constant: the step's
-    /// update of the RC pairs runs in its pack-wide form.
-    pack_wide: bool,
+    /// update of the RC pairs runs in its pack-wide form, and reads the
+    /// elements from these per-segment rows.
+    segments: Option<SegmentRows>,
+}
+
+/// Values per row of [`SegmentRows`].
+const SEGMENT_WIDTH: usize = 10;
+
+/// For each SOC segment in use, the elements at the present temperature
+/// packed into one row, `[ocv, Δocv, M, ΔM, R0, ΔR0, R1, ΔR1, R2, ΔR2]` (Δ:
+/// the value at the segment's end minus its start), filled when a cell
+/// first reads it after a temperature change (`value = v + f·Δ`, the same
+/// bits as the tables' own interpolation). The pack-wide step reads one
+/// cache line per cell.
+#[derive(Clone, Debug)]
+struct SegmentRows {
+    rows: Vec<[f64; SEGMENT_WIDTH]>,
+    /// The temperature generation each row was filled at.
+    filled_at: Vec<u64>,
+    generation: u64,
+}
+
+impl SegmentRows {
+    /// The row of SOC segment `j` at the present temperature, filled from
+    /// the element tables if it is older.
+    #[inline]
+    fn row(
+        &mut self,
+        j: usize,
+        ocv: &Quantity,
+        hyst: &Quantity,
+        r0: &Quantity,
+        rc: &[RcQuantity],
+    ) -> &[f64; SEGMENT_WIDTH] {
+        if self.filled_at[j] != self.generation {
+            let pair = |q: Option<&Quantity>| {
+                q.map_or([0.0; 2], |q| [q.table.at_point(q.temp, 0, j), q.table.at_point(q.temp, 0, j + 1)])
+            };
+            let cols = [
+                pair(Some(ocv)),
+                pair(Some(hyst)),
+                pair(Some(r0)),
+                pair(rc.first().map(|k| &k.r)),
+                pair(rc.get(1).map(|k| &k.r)),
+            ];
+            let row = &mut self.rows[j];
+            for (k, [a, b]) in cols.into_iter().enumerate() {
+                row[2 * k] = a;
+                row[2 * k + 1] = b - a;
+            }
+            self.filled_at[j] = self.generation;
+        }
+        &self.rows[j]
+    }
 }
 
 impl Elements {
@@ -297,12 +349,20 @@ impl Elements {
         let r0 = q(&tables.r0);
         let pack_wide = [&ocv, &hyst, &r0].into_iter().chain(rc.iter().map(|k| &k.r)).all(|q| q.table.rows() == 1)
             && rc.iter().all(|k| k.tau_const.is_some());
-        let inv_ds = soc.windows(2).map(|w| 1.0 / (w[1] - w[0])).collect();
-        Self { soc, inv_ds, current_a, ocv, r0, rc, hyst, entropic, inv_cap_factor: 1.0, pack_wide }
+        let inv_ds: Vec<f64> = soc.windows(2).map(|w| 1.0 / (w[1] - w[0])).collect();
+        let segments = pack_wide.then(|| SegmentRows {
+            rows: vec![[0.0; SEGMENT_WIDTH]; inv_ds.len()],
+            filled_at: vec![u64::MAX; inv_ds.len()],
+            generation: 0,
+        });
+        Self { soc, inv_ds, current_a, ocv, r0, rc, hyst, entropic, inv_cap_factor: 1.0, segments }
     }
 
     /// Locates `temp_c` on every table's temperature axis.
     fn set_temperature_c(&mut self, temp_c: f64) {
+        if let Some(seg) = &mut self.segments {
+            seg.generation += 1;
+        }
         self.ocv.set_temperature_c(temp_c);
         self.r0.set_temperature_c(temp_c);
         self.hyst.set_temperature_c(temp_c);
@@ -540,11 +600,12 @@ impl Pack {
         self.age_eq_s += dt_s * self.age_rate;
         let c = self.locate_current(current_a);
         let n_rc = self.n_rc;
-        let e = &self.elements;
         let mut rest_v = 0.0;
         let mut r0_total = 0.0;
-        if e.pack_wide {
-            // Every τ constant: the decay and input factors are the pack's.
+        let e = &mut self.elements;
+        if let Some(seg) = e.segments.as_mut() {
+            // Every τ constant, nothing depends on current: the decay and
+            // input factors are the pack's, the elements one row per segment.
             let (a1, a2) = (a_const[0].unwrap_or(1.0), a_const[1].unwrap_or(1.0));
             let (b1, b2) = ((1.0 - a1) * current_a, (1.0 - a2) * current_a);
             let bh = (1.0 - ah) * target;
@@ -553,7 +614,16 @@ impl Pack {
                 cell.v_rc2_v = a2 * cell.v_rc2_v + b2 * cell.r2_ohm;
                 cell.hysteresis = ah * cell.hysteresis + bh;
                 cell.soc = (cell.soc + stored_c * cell.soc_per_coulomb - dsoc_leak).clamp(0.0, 1.0);
-                evaluate_cell(e, cell, c);
+                let x = 1.0 - (1.0 - cell.soc) * e.inv_cap_factor; // cell_x
+                let is = table::locate_segment(&e.soc, x, cell.hint);
+                cell.hint = is;
+                let fs = ((x - e.soc[is]) * e.inv_ds[is]).clamp(0.0, 1.0);
+                let row = seg.row(is, &e.ocv, &e.hyst, &e.r0, &e.rc);
+                cell.ocv_v = row[0] + fs * row[1];
+                cell.hyst_v = row[2] + fs * row[3];
+                cell.r0_ohm = (row[4] + fs * row[5]) * cell.r_scale;
+                cell.r1_ohm = (row[6] + fs * row[7]) * cell.r_scale;
+                cell.r2_ohm = (row[8] + fs * row[9]) * cell.r_scale;
                 rest_v += cell.ocv_v + cell.hyst_v * cell.hysteresis + cell.v_rc1_v + cell.v_rc2_v;
                 r0_total += cell.r0_ohm;
             }
@@ -884,6 +954,28 @@ mod tests {
             }
             let got = p.terminal_voltage_v(i);
             assert!((got - v).abs() < 1e-6, "t {mark} ms: {got} vs {v}");
+        }
+    }
+
+    #[test]
+    fn segment_rows_give_the_tables_values_to_the_bit() {
+        // The pack-wide step reads the elements from per-segment rows; a
+        // re-evaluation (refresh_ageing) reads the tables. Across SOC
+        // segments and temperature changes they must agree to the bit
+        // (without ageing, which a refresh would apply).
+        let p = PackParams { ageing: AgeingParams::none(), ..PackParams::default() };
+        let mut pk = pack(&p, Variant::V48, 0.95, 3);
+        assert!(pk.elements.segments.is_some());
+        for (k, temp_c) in [25.0, 24.97, 10.0, -12.5, 41.0].into_iter().enumerate() {
+            pk.set_temperature_c(temp_c);
+            for _ in 0..40 {
+                pk.step(10.0, if k % 2 == 0 { -150.0 } else { 60.0 });
+                let stepped = pk.cells().to_vec();
+                let v = pk.terminal_voltage_v(0.0);
+                pk.refresh_ageing();
+                assert_eq!(pk.cells(), &stepped[..], "{temp_c} °C");
+                assert_eq!(pk.terminal_voltage_v(0.0).to_bits(), v.to_bits());
+            }
         }
     }
 
