@@ -692,21 +692,10 @@ impl Pack {
         &self.cells
     }
 
-    /// Terminal voltage of cell `i` while `current_a` flows (V); what a
-    /// LiPro module would measure.
-    pub fn cell_voltage_v(&self, i: usize, current_a: f64) -> Option<f64> {
-        self.cells.get(i).map(|c| c.terminal_voltage_v(current_a))
-    }
-
     /// Capacity of the series string at 25 °C with ageing: that of its
     /// smallest cell (Ah).
     pub fn capacity_ah(&self) -> f64 {
         self.cells.iter().map(|c| c.capacity_ah).fold(f64::INFINITY, f64::min) * self.health
-    }
-
-    /// Capacity usable at the present temperature (Ah).
-    pub fn usable_capacity_ah(&self) -> f64 {
-        self.capacity_ah() / self.elements.inv_cap_factor
     }
 
     /// Σ R0 of the cells at their present state (Ω).

@@ -160,11 +160,6 @@ impl Adc {
         self.noise_rms_lsb
     }
 
-    /// Codes for +Vref: 2^(bits − 1).
-    pub fn full_scale_codes(&self) -> f64 {
-        self.full_scale
-    }
-
     /// This unit's reference voltage (V).
     pub fn vref_v(&self) -> f64 {
         self.vref_v
@@ -189,12 +184,5 @@ impl Adc {
     #[inline]
     pub fn convert<R: Rng + ?Sized>(&self, v_in: f64, rng: &mut R) -> i32 {
         self.convert_at(v_in, self.ref_temp_c, rng)
-    }
-
-    /// Converts a ratio of the reference (ratiometric input: the reference
-    /// cancels), with one noise draw from `rng`.
-    #[inline]
-    pub fn convert_ratio<R: Rng + ?Sized>(&self, ratio: f64, rng: &mut R) -> i32 {
-        self.quantize(self.transfer_ratio(ratio, self.ref_temp_c) + self.noise_rms_lsb * gaussian(rng))
     }
 }

@@ -662,11 +662,6 @@ impl MeasurementChain {
         self.adc.transfer(self.divider.output_v(pack_voltage_v, board_temp_c), board_temp_c)
     }
 
-    /// The temperature channel's noise-free transfer (code, unrounded).
-    pub fn temperature_code_noiseless(&self, temp_c: f64) -> f64 {
-        self.adc.transfer_ratio(self.ntc.ratio(temp_c), self.adc.ref_temp_c)
-    }
-
     /// Conduction loss of the shunt (W) at `current_a` and `shunt_temp_c`.
     pub fn shunt_power_w(&self, current_a: f64, shunt_temp_c: f64) -> f64 {
         self.shunt.power_w(current_a, shunt_temp_c)
