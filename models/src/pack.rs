@@ -216,15 +216,17 @@ impl PackParams {
 struct Quantity {
     table: Resampled,
     temp: Bracket,
+    /// Its temperature axis is R0's: the bracket is R0's (located once).
+    follows_r0: bool,
 }
 
 impl Quantity {
     fn new(table: &Table, soc_axis: &[f64]) -> Self {
-        Self { table: Resampled::new(table, soc_axis), temp: Bracket::default() }
+        Self { table: Resampled::new(table, soc_axis), temp: Bracket::default(), follows_r0: false }
     }
 
-    fn set_temperature_c(&mut self, temp_c: f64) {
-        self.temp = Bracket::locate(self.table.temp_axis(), temp_c, self.temp.i);
+    fn set_temperature_c(&mut self, temp_c: f64, r0: Bracket) {
+        self.temp = if self.follows_r0 { r0 } else { Bracket::locate(self.table.temp_axis(), temp_c, self.temp.i) };
     }
 
     /// The value at the present temperature, current `c` and SOC `s`.
@@ -326,7 +328,9 @@ impl SegmentRows {
 
 impl Elements {
     fn new(tables: &Tables, soc: Vec<f64>, current_a: Vec<f64>) -> Self {
-        let q = |t: &Table| Quantity::new(t, &soc);
+        let r0 = Quantity::new(&tables.r0, &soc);
+        // A table on R0's temperature axis takes R0's bracket (located once).
+        let q = |t: &Table| Quantity { follows_r0: t.temp_axis() == tables.r0.temp_axis(), ..Quantity::new(t, &soc) };
         let rc: Vec<RcQuantity> = tables
             .rc
             .iter()
@@ -346,7 +350,6 @@ impl Elements {
             None => Entropic::OcvSlope { hi: Bracket::default(), lo: Bracket::default() },
         };
         let ocv = q(&tables.ocv);
-        let r0 = q(&tables.r0);
         let pack_wide = [&ocv, &hyst, &r0].into_iter().chain(rc.iter().map(|k| &k.r)).all(|q| q.table.rows() == 1)
             && rc.iter().all(|k| k.tau_const.is_some());
         let inv_ds: Vec<f64> = soc.windows(2).map(|w| 1.0 / (w[1] - w[0])).collect();
@@ -363,15 +366,16 @@ impl Elements {
         if let Some(seg) = &mut self.segments {
             seg.generation += 1;
         }
-        self.ocv.set_temperature_c(temp_c);
-        self.r0.set_temperature_c(temp_c);
-        self.hyst.set_temperature_c(temp_c);
+        self.r0.set_temperature_c(temp_c, Bracket::default());
+        let r0 = self.r0.temp;
+        self.ocv.set_temperature_c(temp_c, r0);
+        self.hyst.set_temperature_c(temp_c, r0);
         for rc in &mut self.rc {
-            rc.r.set_temperature_c(temp_c);
-            rc.x.set_temperature_c(temp_c);
+            rc.r.set_temperature_c(temp_c, r0);
+            rc.x.set_temperature_c(temp_c, r0);
         }
         match &mut self.entropic {
-            Entropic::Table(q) => q.set_temperature_c(temp_c),
+            Entropic::Table(q) => q.set_temperature_c(temp_c, r0),
             Entropic::OcvSlope { hi, lo } => {
                 let axis = self.ocv.table.temp_axis();
                 *hi = Bracket::locate(axis, temp_c + 0.5, hi.i);
@@ -511,6 +515,14 @@ impl Pack {
     /// (re-evaluating the cells). No table is re-sliced: a call costs about
     /// one step.
     pub fn set_temperature_c(&mut self, temp_c: f64) {
+        self.set_temperature_at(temp_c, self.last_current_a);
+    }
+
+    /// [`Pack::set_temperature_c`] with the elements evaluated at
+    /// `current_a` instead of the last step's current: what
+    /// `set_temperature_c(temp_c)` followed by `step(0.0, current_a)` leaves,
+    /// in one evaluation.
+    pub fn set_temperature_at(&mut self, temp_c: f64, current_a: f64) {
         if temp_c.to_bits() != self.temp_c.to_bits() {
             self.temp_c = temp_c;
             let t = &self.tables;
@@ -536,6 +548,7 @@ impl Pack {
                 self.age_rate = 1.0 / ecm::arrhenius(a.calendar_activation_j_per_mol, temp_c);
             }
         }
+        self.last_current_a = current_a;
         self.refresh_ageing();
     }
 
@@ -965,6 +978,29 @@ mod tests {
                 assert_eq!(pk.cells(), &stepped[..], "{temp_c} °C");
                 assert_eq!(pk.terminal_voltage_v(0.0).to_bits(), v.to_bits());
             }
+        }
+    }
+
+    #[test]
+    fn set_temperature_at_is_set_temperature_then_a_zero_step() {
+        // The external set's tables depend on current and τ = R·C: the per-cell path.
+        let text = HAND.replace(
+            "r0_ohm = 0.010",
+            "current_a = [-100.0, 0.0, 100.0]\ntemp_c = [0.0, 40.0]\nr0_ohm = [[[0.012, 0.011], [0.010, 0.009], [0.012, 0.013]], [[0.006, 0.005], [0.005, 0.004], [0.006, 0.007]]]",
+        );
+        let ecm = EcmParams::from_toml_str(&text).unwrap();
+        let params = PackParams::uniform(CellParams::default());
+        let build = || Pack::from_ecm(&ecm, &params, Variant::V12, 0.6, &mut SeedStreams::new(0).stream("p")).unwrap();
+        let (mut a, mut b) = (build(), build());
+        for (k, temp_c) in [12.0, 12.5, 30.0].into_iter().enumerate() {
+            let i = [-40.0, 75.0, 0.0][k];
+            a.step(5.0, -20.0);
+            b.step(5.0, -20.0);
+            a.set_temperature_c(temp_c);
+            a.step(0.0, i);
+            b.set_temperature_at(temp_c, i);
+            assert_eq!(a.cells(), b.cells());
+            assert_eq!(a.terminal_voltage_v(i).to_bits(), b.terminal_voltage_v(i).to_bits());
         }
     }
 

@@ -168,9 +168,11 @@ pub fn simulate(ecm: &EcmParams, profile: &CurrentProfile, run: &EcmRun) -> Resu
                     let cells_w = 0.5 * (heat0_w + heat1_w) + ripple_w;
                     th.step(b - a, &HeatInputs { cells_w, ambient_c: run.ambient_c, ..HeatInputs::default() });
                     (cell_c, jig_c) = temps(&thermal);
-                    // the elements at the new temperature, the substep's current
-                    pack.set_temperature_c(cell_c);
-                    evaluated_at = Some(i_mean);
+                    // The elements at the new temperature and the current they
+                    // are read at next: the row's after the last substep.
+                    let next_a = if j + 1 == n as u64 { i_k } else { i_mean };
+                    pack.set_temperature_at(cell_c, next_a);
+                    evaluated_at = Some(next_a);
                 }
             }
         }
