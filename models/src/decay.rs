@@ -35,7 +35,10 @@ impl Decay {
 /// `exp(-dt/tau)`, with `tau <= 0` treated as an instantaneous response.
 #[inline]
 pub fn decay_factor(dt_s: f64, tau_s: f64) -> f64 {
-    if tau_s > 0.0 {
+    if dt_s == 0.0 {
+        // exp(−0/τ) is exactly 1 (and so is the τ ≤ 0 case): no `exp` call.
+        1.0
+    } else if tau_s > 0.0 {
         (-dt_s / tau_s).exp()
     } else if dt_s > 0.0 {
         0.0

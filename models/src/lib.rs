@@ -15,15 +15,15 @@
 //! | [`rng`] | named, independently seeded random streams |
 //! | [`decay`] | `exp(−dt/τ)` over one step (also used by the estimators in `hil-rig`) |
 //! | [`ocv`] | open-circuit voltage tables (LiFePO4, NMC) |
-//! | [`table`] | piecewise-linear tables over temperature, current and SOC |
-//! | [`ecm`] | equivalent-circuit parameter sets: built-in and external (TOML/JSON) |
+//! | [`table`] | piecewise-linear tables over temperature, current and SOC; resampled for the hot path |
+//! | [`ecm`] | equivalent-circuit parameter sets: built-in and external (TOML/JSON); one set alone on a profile |
 //! | [`cell`] | one cell's parameters and state |
 //! | [`pack`] | series string: two RC pairs, hysteresis, temperature, ageing, spread; exact ZOH |
-//! | [`profile`] | current profiles from CSV text |
+//! | [`profile`] | current profiles from CSV text; the built-in one-hour profiles |
 //! | [`thermal`] | lumped node; cells–board–shunt network with exact discretisation |
-//! | [`chain`] | shunt, amplifier, ADC, divider, NTCs: what the board's ADC sees |
+//! | [`chain`] | shunt, amplifier, ADC, divider, NTCs (one file each): what the board's ADC sees |
 //! | [`accuracy`] | Monte Carlo of the chain against the datasheet's accuracy table |
-//! | [`switch`] | back-to-back MOSFET banks with body diodes |
+//! | [`switch`] | back-to-back MOSFET banks with body diodes; the switch's one parameter set |
 //! | [`loads`] | loads, CC-CV charger, self-consumption, aux heater |
 //!
 //! Equations, parameters and sources: `docs/models.md`. Estimation from

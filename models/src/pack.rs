@@ -29,9 +29,16 @@
 //! (constant τ, the built-in cells) or per cell and step (τ from R·C
 //! tables).
 //!
-//! Temperature enters through [`Pack::set_temperature_c`], which re-slices
-//! the tables at the new temperature (call it at the thermal model's rate);
-//! ageing through [`AgeingParams`] and the counters the step keeps.
+//! The element tables are resampled once, when the pack is built, onto
+//! the union of their SOC breakpoints ([`crate::table::Resampled`]); a
+//! lookup is then one interpolation in temperature, SOC and current from
+//! brackets kept per axis (the cell's SOC segment, the pack's current and
+//! temperature segments), with the arithmetic of slicing the tables at the
+//! temperature, so the values are those of a slice to the last bit.
+//! Temperature enters through [`Pack::set_temperature_c`], which locates it
+//! on the tables' temperature axes (about the cost of a step, however
+//! often it is called); ageing through [`AgeingParams`] and the counters
+//! the step keeps.
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -41,7 +48,7 @@ use crate::cell::{Cell, CellParams, SECONDS_PER_HOUR};
 use crate::decay::{Decay, decay_factor};
 use crate::ecm::{self, EcmParams, Tables};
 use crate::error::{self, ParamError};
-use crate::table::{self, Table};
+use crate::table::{self, Bracket, Resampled, Table};
 use crate::variant::Variant;
 
 /// Default 1σ relative spread of cell capacity within a pack (1 %, typical
@@ -203,101 +210,189 @@ impl PackParams {
     }
 }
 
-/// A table sliced at one temperature: values on the pack's SOC axis, one
-/// row per current breakpoint (one row if it does not depend on current).
-#[derive(Clone, Debug, Default)]
+/// One element table on the pack's SOC axis, and where the present
+/// temperature sits on its temperature axis.
+#[derive(Clone, Debug)]
 struct Quantity {
-    rows: usize,
-    v: Vec<f64>,
+    table: Resampled,
+    temp: Bracket,
+    /// Its temperature axis is R0's: the bracket is R0's (located once).
+    follows_r0: bool,
 }
 
 impl Quantity {
-    fn fill(&mut self, t: &Table, temp_c: f64, soc_axis: &[f64]) {
-        t.slice_at_temp(temp_c, soc_axis, &mut self.v);
-        self.rows = t.current_axis().len();
+    fn new(table: &Table, soc_axis: &[f64]) -> Self {
+        Self { table: Resampled::new(table, soc_axis), temp: Bracket::default(), follows_r0: false }
     }
 
+    fn set_temperature_c(&mut self, temp_c: f64, r0: Bracket) {
+        self.temp = if self.follows_r0 { r0 } else { Bracket::locate(self.table.temp_axis(), temp_c, self.temp.i) };
+    }
+
+    /// The value at the present temperature, current `c` and SOC `s`.
     #[inline(always)]
-    fn at(&self, n: usize, loc: &Loc) -> f64 {
-        let s = loc.is;
-        if self.rows == 1 {
-            let a = self.v[s];
-            a + loc.fs * (self.v[s + 1] - a)
-        } else {
-            let r0 = loc.ic * n;
-            let r1 = (loc.ic + 1).min(self.rows - 1) * n;
-            let lo = self.v[r0 + s] + loc.fs * (self.v[r0 + s + 1] - self.v[r0 + s]);
-            let hi = self.v[r1 + s] + loc.fs * (self.v[r1 + s + 1] - self.v[r1 + s]);
-            lo + loc.fc * (hi - lo)
-        }
+    fn at(&self, c: Bracket, s: Bracket) -> f64 {
+        self.table.eval(self.temp, c, s)
     }
 }
 
-/// Where a cell sits in the slice.
-#[derive(Clone, Copy, Debug)]
-struct Loc {
-    is: usize,
-    fs: f64,
-    ic: usize,
-    fc: f64,
+/// One RC pair's tables: resistance, and capacitance (τ = R·C) or τ.
+#[derive(Clone, Debug)]
+struct RcQuantity {
+    r: Quantity,
+    x: Quantity,
+    x_is_c: bool,
+    /// τ, when its table is a constant τ.
+    tau_const: Option<f64>,
 }
 
-/// The tables at the present temperature.
+/// dOCV/dT for the reversible heat: a table of its own, or the OCV
+/// table's central difference over ±0.5 K (the temperatures located).
 #[derive(Clone, Debug)]
-struct Slice {
+enum Entropic {
+    Table(Quantity),
+    OcvSlope { hi: Bracket, lo: Bracket },
+}
+
+/// The element tables on the pack's SOC axis (the union of the tables'
+/// SOC breakpoints, so each is the same function of SOC there) and the
+/// present temperature's place on each: a lookup is one interpolation in
+/// temperature, SOC and current from brackets found once per axis.
+#[derive(Clone, Debug)]
+struct Elements {
     soc: Vec<f64>,
     inv_ds: Vec<f64>,
     current_a: Vec<f64>,
     ocv: Quantity,
     r0: Quantity,
-    rc_r: [Quantity; 2],
-    rc_x: [Quantity; 2],
+    rc: Vec<RcQuantity>,
     hyst: Quantity,
-    entropic: Quantity,
-    /// Constant τ of each RC pair, if its table is a constant τ.
-    tau_const: [Option<f64>; 2],
-    /// The second table of each RC pair is C (τ = R·C), not τ.
-    x_is_c: [bool; 2],
+    entropic: Entropic,
     inv_cap_factor: f64,
-    /// The common case, packed per SOC segment for one cache line per
-    /// lookup: `[ocv, Δocv, M, ΔM, R0, ΔR0, R1, ΔR1, R2, ΔR2]` (Δ = value at
-    /// the segment's end minus its start). Present when nothing depends on
-    /// current and every τ is constant.
-    fast: Vec<[f64; FAST_WIDTH]>,
-    use_fast: bool,
+    /// Nothing depends on current and every τ is constant: the step's
+    /// update of the RC pairs runs in its pack-wide form, and reads the
+    /// elements from these per-segment rows.
+    segments: Option<SegmentRows>,
 }
 
-/// Values per segment in [`Slice::fast`].
-const FAST_WIDTH: usize = 10;
+/// Values per row of [`SegmentRows`].
+const SEGMENT_WIDTH: usize = 10;
 
-impl Slice {
-    /// Fills [`Slice::fast`] if the slice qualifies.
-    fn build_fast(&mut self, n_rc: usize) {
-        let mut qs: Vec<&Quantity> = vec![&self.ocv, &self.hyst, &self.r0];
-        for k in 0..n_rc {
-            qs.push(&self.rc_r[k]);
-        }
-        self.use_fast = qs.iter().all(|q| q.rows == 1) && (0..n_rc).all(|k| self.tau_const[k].is_some());
-        self.fast.clear();
-        if !self.use_fast {
-            return;
-        }
-        let n = self.soc.len();
-        let zero = Quantity { rows: 1, v: vec![0.0; n] };
-        let cols = [
-            &self.ocv,
-            &self.hyst,
-            &self.r0,
-            if n_rc > 0 { &self.rc_r[0] } else { &zero },
-            if n_rc > 1 { &self.rc_r[1] } else { &zero },
-        ];
-        for i in 0..n - 1 {
-            let mut row = [0.0; FAST_WIDTH];
-            for (k, q) in cols.iter().enumerate() {
-                row[2 * k] = q.v[i];
-                row[2 * k + 1] = q.v[i + 1] - q.v[i];
+/// For each SOC segment in use, the elements at the present temperature
+/// packed into one row, `[ocv, Δocv, M, ΔM, R0, ΔR0, R1, ΔR1, R2, ΔR2]` (Δ:
+/// the value at the segment's end minus its start), filled when a cell
+/// first reads it after a temperature change (`value = v + f·Δ`, the same
+/// bits as the tables' own interpolation). The pack-wide step reads one
+/// cache line per cell.
+#[derive(Clone, Debug)]
+struct SegmentRows {
+    rows: Vec<[f64; SEGMENT_WIDTH]>,
+    /// The temperature generation each row was filled at.
+    filled_at: Vec<u64>,
+    generation: u64,
+}
+
+impl SegmentRows {
+    /// The row of SOC segment `j` at the present temperature, filled from
+    /// the element tables if it is older.
+    #[inline]
+    fn row(
+        &mut self,
+        j: usize,
+        ocv: &Quantity,
+        hyst: &Quantity,
+        r0: &Quantity,
+        rc: &[RcQuantity],
+    ) -> &[f64; SEGMENT_WIDTH] {
+        if self.filled_at[j] != self.generation {
+            let pair = |q: Option<&Quantity>| {
+                q.map_or([0.0; 2], |q| [q.table.at_point(q.temp, 0, j), q.table.at_point(q.temp, 0, j + 1)])
+            };
+            let cols = [
+                pair(Some(ocv)),
+                pair(Some(hyst)),
+                pair(Some(r0)),
+                pair(rc.first().map(|k| &k.r)),
+                pair(rc.get(1).map(|k| &k.r)),
+            ];
+            let row = &mut self.rows[j];
+            for (k, [a, b]) in cols.into_iter().enumerate() {
+                row[2 * k] = a;
+                row[2 * k + 1] = b - a;
             }
-            self.fast.push(row);
+            self.filled_at[j] = self.generation;
+        }
+        &self.rows[j]
+    }
+}
+
+impl Elements {
+    fn new(tables: &Tables, soc: Vec<f64>, current_a: Vec<f64>) -> Self {
+        let r0 = Quantity::new(&tables.r0, &soc);
+        // A table on R0's temperature axis takes R0's bracket (located once).
+        let q = |t: &Table| Quantity { follows_r0: t.temp_axis() == tables.r0.temp_axis(), ..Quantity::new(t, &soc) };
+        let rc: Vec<RcQuantity> = tables
+            .rc
+            .iter()
+            .map(|rc| RcQuantity {
+                r: q(&rc.r),
+                x: q(&rc.x),
+                x_is_c: !rc.x_is_tau,
+                tau_const: (rc.x_is_tau && rc.x.is_constant()).then(|| rc.x.eval(0.0, 0.0, 0.0)),
+            })
+            .collect();
+        let hyst = match &tables.hysteresis {
+            Some(h) => q(h),
+            None => q(&Table::constant(0.0)),
+        };
+        let entropic = match &tables.entropic {
+            Some(e) => Entropic::Table(q(e)),
+            None => Entropic::OcvSlope { hi: Bracket::default(), lo: Bracket::default() },
+        };
+        let ocv = q(&tables.ocv);
+        let pack_wide = [&ocv, &hyst, &r0].into_iter().chain(rc.iter().map(|k| &k.r)).all(|q| q.table.rows() == 1)
+            && rc.iter().all(|k| k.tau_const.is_some());
+        let inv_ds: Vec<f64> = soc.windows(2).map(|w| 1.0 / (w[1] - w[0])).collect();
+        let segments = pack_wide.then(|| SegmentRows {
+            rows: vec![[0.0; SEGMENT_WIDTH]; inv_ds.len()],
+            filled_at: vec![u64::MAX; inv_ds.len()],
+            generation: 0,
+        });
+        Self { soc, inv_ds, current_a, ocv, r0, rc, hyst, entropic, inv_cap_factor: 1.0, segments }
+    }
+
+    /// Locates `temp_c` on every table's temperature axis.
+    fn set_temperature_c(&mut self, temp_c: f64) {
+        if let Some(seg) = &mut self.segments {
+            seg.generation += 1;
+        }
+        self.r0.set_temperature_c(temp_c, Bracket::default());
+        let r0 = self.r0.temp;
+        self.ocv.set_temperature_c(temp_c, r0);
+        self.hyst.set_temperature_c(temp_c, r0);
+        for rc in &mut self.rc {
+            rc.r.set_temperature_c(temp_c, r0);
+            rc.x.set_temperature_c(temp_c, r0);
+        }
+        match &mut self.entropic {
+            Entropic::Table(q) => q.set_temperature_c(temp_c, r0),
+            Entropic::OcvSlope { hi, lo } => {
+                let axis = self.ocv.table.temp_axis();
+                *hi = Bracket::locate(axis, temp_c + 0.5, hi.i);
+                *lo = Bracket::locate(axis, temp_c - 0.5, lo.i);
+            }
+        }
+    }
+
+    /// dOCV/dT at current `c` and SOC `s` (V/K).
+    #[inline]
+    fn entropic_v_per_k(&self, c: Bracket, s: Bracket) -> f64 {
+        match &self.entropic {
+            Entropic::Table(q) => q.at(c, s),
+            Entropic::OcvSlope { hi, lo } => {
+                let ocv = &self.ocv.table;
+                table::interpolate(ocv.rows(), c, s, |row, j| ocv.at_point(*hi, row, j) - ocv.at_point(*lo, row, j))
+            }
         }
     }
 }
@@ -307,7 +402,7 @@ impl Slice {
 pub struct Pack {
     cells: Vec<Cell>,
     tables: Tables,
-    slice: Slice,
+    elements: Elements,
     n_rc: usize,
     has_hysteresis: bool,
     temp_c: f64,
@@ -383,24 +478,9 @@ impl Pack {
         if soc_axis.len() < 2 {
             soc_axis = vec![0.0, 1.0];
         }
-        let inv_ds = soc_axis.windows(2).map(|w| 1.0 / (w[1] - w[0])).collect();
         let n_rc = tables.rc.len();
-        let slice = Slice {
-            soc: soc_axis,
-            inv_ds,
-            current_a: ecm.current_a.clone(),
-            ocv: Quantity::default(),
-            r0: Quantity::default(),
-            rc_r: Default::default(),
-            rc_x: Default::default(),
-            hyst: Quantity::default(),
-            entropic: Quantity::default(),
-            tau_const: [None; 2],
-            x_is_c: [false; 2],
-            inv_cap_factor: 1.0,
-            fast: Vec::new(),
-            use_fast: false,
-        };
+        let elements = Elements::new(&tables, soc_axis, ecm.current_a.clone());
+        let decay = [0, 1].map(|k| Decay::new(elements.rc.get(k).and_then(|rc| rc.tau_const).unwrap_or(0.0)));
         let (efc0, age0) = (params.ageing.initial_efc, params.ageing.initial_age_days);
         let mut pack = Pack {
             has_hysteresis: tables.hysteresis.is_some() && tables.hysteresis_rate > 0.0,
@@ -410,10 +490,10 @@ impl Pack {
             age_eq_s: age0 * 86_400.0,
             cells,
             tables,
-            slice,
+            elements,
             n_rc,
             temp_c: f64::NAN,
-            decay: [Decay::new(0.0), Decay::new(0.0)],
+            decay,
             hyst_cache: (f64::NAN.to_bits(), 1.0),
             cur_hint: 0,
             self_discharge_per_s: 0.0,
@@ -429,42 +509,25 @@ impl Pack {
         Ok(pack)
     }
 
-    /// Sets the cell temperature (°C, common to the string): re-slices the
-    /// tables, the usable capacity, self-discharge and calendar-ageing
-    /// rates, and applies the ageing accumulated so far. Costs O(table
-    /// size) when the temperature changed; call it at the thermal rate.
+    /// Sets the cell temperature (°C, common to the string): locates it on
+    /// the tables' temperature axes, sets the usable capacity, self-discharge
+    /// and calendar-ageing rates, and applies the ageing accumulated so far
+    /// (re-evaluating the cells). No table is re-sliced: a call costs about
+    /// one step.
     pub fn set_temperature_c(&mut self, temp_c: f64) {
+        self.set_temperature_at(temp_c, self.last_current_a);
+    }
+
+    /// [`Pack::set_temperature_c`] with the elements evaluated at
+    /// `current_a` instead of the last step's current: what
+    /// `set_temperature_c(temp_c)` followed by `step(0.0, current_a)` leaves,
+    /// in one evaluation.
+    pub fn set_temperature_at(&mut self, temp_c: f64, current_a: f64) {
         if temp_c.to_bits() != self.temp_c.to_bits() {
             self.temp_c = temp_c;
             let t = &self.tables;
-            let s = &mut self.slice;
-            s.ocv.fill(&t.ocv, temp_c, &s.soc);
-            s.r0.fill(&t.r0, temp_c, &s.soc);
-            for (k, rc) in t.rc.iter().enumerate() {
-                s.rc_r[k].fill(&rc.r, temp_c, &s.soc);
-                s.rc_x[k].fill(&rc.x, temp_c, &s.soc);
-                s.x_is_c[k] = !rc.x_is_tau;
-                s.tau_const[k] = (rc.x_is_tau && rc.x.is_constant()).then(|| rc.x.eval(0.0, 0.0, 0.0));
-                if let Some(tau) = s.tau_const[k] {
-                    self.decay[k] = Decay::new(tau);
-                }
-            }
-            match &t.hysteresis {
-                Some(h) => s.hyst.fill(h, temp_c, &s.soc),
-                None => s.hyst.fill(&Table::constant(0.0), temp_c, &s.soc),
-            }
-            match &t.entropic {
-                Some(e) => s.entropic.fill(e, temp_c, &s.soc),
-                None => {
-                    // dOCV/dT of the OCV table, central difference over ±0.5 K.
-                    let mut hi = Vec::new();
-                    let mut lo = Vec::new();
-                    t.ocv.slice_at_temp(temp_c + 0.5, &s.soc, &mut hi);
-                    t.ocv.slice_at_temp(temp_c - 0.5, &s.soc, &mut lo);
-                    s.entropic.v = hi.iter().zip(&lo).map(|(a, b)| a - b).collect();
-                    s.entropic.rows = t.ocv.current_axis().len();
-                }
-            }
+            let e = &mut self.elements;
+            e.set_temperature_c(temp_c);
             let cap_factor = match &t.capacity_factor {
                 Some((temps, f)) => {
                     let (i, fr) = table::locate(temps, temp_c, 0);
@@ -473,11 +536,19 @@ impl Pack {
                 }
                 None => 1.0,
             };
-            s.inv_cap_factor = 1.0 / cap_factor;
-            s.build_fast(self.n_rc);
-            self.self_discharge_per_s = t.self_discharge_per_s * 2f64.powf((temp_c - ecm::T_REF_C) / 10.0);
-            self.age_rate = 1.0 / ecm::arrhenius(self.ageing.calendar_activation_j_per_mol, temp_c);
+            e.inv_cap_factor = 1.0 / cap_factor;
+            self.self_discharge_per_s = if t.self_discharge_per_s == 0.0 {
+                0.0
+            } else {
+                t.self_discharge_per_s * 2f64.powf((temp_c - ecm::T_REF_C) / 10.0)
+            };
+            let a = &self.ageing;
+            // Calendar time matters only through the √time terms.
+            if a.capacity_fade_per_sqrt_day != 0.0 || a.resistance_growth_per_sqrt_day != 0.0 {
+                self.age_rate = 1.0 / ecm::arrhenius(a.calendar_activation_j_per_mol, temp_c);
+            }
         }
+        self.last_current_a = current_a;
         self.refresh_ageing();
     }
 
@@ -494,24 +565,24 @@ impl Pack {
         self.evaluate(self.last_current_a);
     }
 
-    /// Index and fraction of `current_a` on the tables' current axis (0, 0 without one).
-    fn locate_current(&mut self, current_a: f64) -> (usize, f64) {
-        if self.slice.current_a.len() > 1 {
-            let (i, f) = table::locate(&self.slice.current_a, current_a, self.cur_hint);
-            self.cur_hint = i;
-            (i, f)
+    /// `current_a` on the tables' current axis (segment 0, fraction 0 without one).
+    fn locate_current(&mut self, current_a: f64) -> Bracket {
+        if self.elements.current_a.len() > 1 {
+            let c = Bracket::locate(&self.elements.current_a, current_a, self.cur_hint);
+            self.cur_hint = c.i;
+            c
         } else {
-            (0, 0.0)
+            Bracket::default()
         }
     }
 
     /// Re-evaluates every cell's elements at its state and `current_a`.
     fn evaluate(&mut self, current_a: f64) {
-        let (ic, fc) = self.locate_current(current_a);
+        let c = self.locate_current(current_a);
         let mut rest_v = 0.0;
         let mut r0_total = 0.0;
         for cell in &mut self.cells {
-            evaluate_cell(&self.slice, self.n_rc, cell, ic, fc);
+            evaluate_cell(&self.elements, cell, c);
             rest_v += cell.ocv_v + cell.hyst_v * cell.hysteresis + cell.v_rc1_v + cell.v_rc2_v;
             r0_total += cell.r0_ohm;
         }
@@ -535,18 +606,19 @@ impl Pack {
         } else {
             (1.0, 0.0)
         };
-        let a_const = [
-            self.slice.tau_const[0].map(|_| self.decay[0].factor(dt_s)),
-            self.slice.tau_const[1].map(|_| self.decay[1].factor(dt_s)),
-        ];
+        let tau_const = |k: usize| self.elements.rc.get(k).and_then(|rc| rc.tau_const);
+        let a_const =
+            [tau_const(0).map(|_| self.decay[0].factor(dt_s)), tau_const(1).map(|_| self.decay[1].factor(dt_s))];
         self.throughput_ah += charge_c.abs() / SECONDS_PER_HOUR;
         self.age_eq_s += dt_s * self.age_rate;
-        let (ic, fc) = self.locate_current(current_a);
+        let c = self.locate_current(current_a);
         let n_rc = self.n_rc;
         let mut rest_v = 0.0;
         let mut r0_total = 0.0;
-        if self.slice.use_fast {
-            let s = &self.slice;
+        let e = &mut self.elements;
+        if let Some(seg) = e.segments.as_mut() {
+            // Every τ constant, nothing depends on current: the decay and
+            // input factors are the pack's, the elements one row per segment.
             let (a1, a2) = (a_const[0].unwrap_or(1.0), a_const[1].unwrap_or(1.0));
             let (b1, b2) = ((1.0 - a1) * current_a, (1.0 - a2) * current_a);
             let bh = (1.0 - ah) * target;
@@ -555,11 +627,11 @@ impl Pack {
                 cell.v_rc2_v = a2 * cell.v_rc2_v + b2 * cell.r2_ohm;
                 cell.hysteresis = ah * cell.hysteresis + bh;
                 cell.soc = (cell.soc + stored_c * cell.soc_per_coulomb - dsoc_leak).clamp(0.0, 1.0);
-                let x = 1.0 - (1.0 - cell.soc) * s.inv_cap_factor;
-                let is = table::locate_segment(&s.soc, x, cell.hint);
+                let x = 1.0 - (1.0 - cell.soc) * e.inv_cap_factor; // cell_x
+                let is = table::locate_segment(&e.soc, x, cell.hint);
                 cell.hint = is;
-                let fs = ((x - s.soc[is]) * s.inv_ds[is]).clamp(0.0, 1.0);
-                let row = &s.fast[is];
+                let fs = ((x - e.soc[is]) * e.inv_ds[is]).clamp(0.0, 1.0);
+                let row = seg.row(is, &e.ocv, &e.hyst, &e.r0, &e.rc);
                 cell.ocv_v = row[0] + fs * row[1];
                 cell.hyst_v = row[2] + fs * row[3];
                 cell.r0_ohm = (row[4] + fs * row[5]) * cell.r_scale;
@@ -568,25 +640,22 @@ impl Pack {
                 rest_v += cell.ocv_v + cell.hyst_v * cell.hysteresis + cell.v_rc1_v + cell.v_rc2_v;
                 r0_total += cell.r0_ohm;
             }
-            self.rest_v = rest_v;
-            self.r0_total_ohm = r0_total;
-            self.last_current_a = current_a;
-            return;
-        }
-        for cell in &mut self.cells {
-            if n_rc > 0 {
-                let a1 = a_const[0].unwrap_or_else(|| decay_factor(dt_s, cell.tau1_s));
-                cell.v_rc1_v = a1 * cell.v_rc1_v + (1.0 - a1) * cell.r1_ohm * current_a;
+        } else {
+            for cell in &mut self.cells {
+                if n_rc > 0 {
+                    let a1 = a_const[0].unwrap_or_else(|| decay_factor(dt_s, cell.tau1_s));
+                    cell.v_rc1_v = a1 * cell.v_rc1_v + (1.0 - a1) * cell.r1_ohm * current_a;
+                }
+                if n_rc > 1 {
+                    let a2 = a_const[1].unwrap_or_else(|| decay_factor(dt_s, cell.tau2_s));
+                    cell.v_rc2_v = a2 * cell.v_rc2_v + (1.0 - a2) * cell.r2_ohm * current_a;
+                }
+                cell.hysteresis = ah * cell.hysteresis + (1.0 - ah) * target;
+                cell.soc = (cell.soc + stored_c * cell.soc_per_coulomb - dsoc_leak).clamp(0.0, 1.0);
+                evaluate_cell(e, cell, c);
+                rest_v += cell.ocv_v + cell.hyst_v * cell.hysteresis + cell.v_rc1_v + cell.v_rc2_v;
+                r0_total += cell.r0_ohm;
             }
-            if n_rc > 1 {
-                let a2 = a_const[1].unwrap_or_else(|| decay_factor(dt_s, cell.tau2_s));
-                cell.v_rc2_v = a2 * cell.v_rc2_v + (1.0 - a2) * cell.r2_ohm * current_a;
-            }
-            cell.hysteresis = ah * cell.hysteresis + (1.0 - ah) * target;
-            cell.soc = (cell.soc + stored_c * cell.soc_per_coulomb - dsoc_leak).clamp(0.0, 1.0);
-            evaluate_cell(&self.slice, n_rc, cell, ic, fc);
-            rest_v += cell.ocv_v + cell.hyst_v * cell.hysteresis + cell.v_rc1_v + cell.v_rc2_v;
-            r0_total += cell.r0_ohm;
         }
         self.rest_v = rest_v;
         self.r0_total_ohm = r0_total;
@@ -636,21 +705,10 @@ impl Pack {
         &self.cells
     }
 
-    /// Terminal voltage of cell `i` while `current_a` flows (V); what a
-    /// LiPro module would measure.
-    pub fn cell_voltage_v(&self, i: usize, current_a: f64) -> Option<f64> {
-        self.cells.get(i).map(|c| c.terminal_voltage_v(current_a))
-    }
-
     /// Capacity of the series string at 25 °C with ageing: that of its
     /// smallest cell (Ah).
     pub fn capacity_ah(&self) -> f64 {
         self.cells.iter().map(|c| c.capacity_ah).fold(f64::INFINITY, f64::min) * self.health
-    }
-
-    /// Capacity usable at the present temperature (Ah).
-    pub fn usable_capacity_ah(&self) -> f64 {
-        self.capacity_ah() / self.slice.inv_cap_factor
     }
 
     /// Σ R0 of the cells at their present state (Ω).
@@ -695,17 +753,18 @@ impl Pack {
         self.cells.iter().map(|c| c.irreversible_heat_w(current_a)).sum()
     }
 
-    /// The reversible (entropic) part of [`Pack::heat_w`] (W).
+    /// The reversible (entropic) part of [`Pack::heat_w`] (W). dOCV/dT is
+    /// taken on the current axis's first row (the entropic coefficient
+    /// depends on SOC and temperature; a current axis is not used).
     pub fn reversible_heat_w(&self, current_a: f64) -> f64 {
         let t_k = self.temp_c + ecm::ZERO_C_K;
-        let n = self.slice.soc.len();
+        let e = &self.elements;
         self.cells
             .iter()
             .map(|c| {
-                let x = cell_x(&self.slice, c);
-                let fs = ((x - self.slice.soc[c.hint]) * self.slice.inv_ds[c.hint]).clamp(0.0, 1.0);
-                let loc = Loc { is: c.hint, fs, ic: 0, fc: 0.0 };
-                current_a * t_k * self.slice.entropic.at(n, &loc)
+                let x = cell_x(e, c);
+                let fs = ((x - e.soc[c.hint]) * e.inv_ds[c.hint]).clamp(0.0, 1.0);
+                current_a * t_k * e.entropic_v_per_k(Bracket::default(), Bracket { i: c.hint, f: fs })
             })
             .sum()
     }
@@ -744,45 +803,42 @@ fn exp_neg(x: f64) -> f64 {
 /// The SOC the tables are read at: the charge below (1 − f_Q) is out of
 /// reach at this temperature.
 #[inline]
-fn cell_x(s: &Slice, c: &Cell) -> f64 {
-    1.0 - (1.0 - c.soc) * s.inv_cap_factor
+fn cell_x(e: &Elements, c: &Cell) -> f64 {
+    1.0 - (1.0 - c.soc) * e.inv_cap_factor
 }
 
-/// Looks up a cell's elements at its state (SOC via its hint, current via
-/// `ic`/`fc`).
+/// Looks up a cell's elements at its state (SOC via its hint) and the
+/// current `c`.
 #[inline]
-fn evaluate_cell(s: &Slice, n_rc: usize, cell: &mut Cell, ic: usize, fc: f64) {
-    let x = cell_x(s, cell);
-    let is = table::locate_segment(&s.soc, x, cell.hint);
+fn evaluate_cell(e: &Elements, cell: &mut Cell, c: Bracket) {
+    let x = cell_x(e, cell);
+    let is = table::locate_segment(&e.soc, x, cell.hint);
     cell.hint = is;
-    let fs = ((x - s.soc[is]) * s.inv_ds[is]).clamp(0.0, 1.0);
-    let loc = Loc { is, fs, ic, fc };
-    let n = s.soc.len();
-    cell.ocv_v = s.ocv.at(n, &loc);
-    cell.hyst_v = s.hyst.at(n, &loc);
-    cell.r0_ohm = s.r0.at(n, &loc) * cell.r_scale;
-    if n_rc > 0 {
-        cell.r1_ohm = s.rc_r[0].at(n, &loc) * cell.r_scale;
-        cell.tau1_s = match s.tau_const[0] {
-            Some(t) => t,
-            None => rc_tau(&s.rc_x[0], n, &loc, cell.r1_ohm, s.x_is_c[0]),
-        };
+    let s = Bracket { i: is, f: ((x - e.soc[is]) * e.inv_ds[is]).clamp(0.0, 1.0) };
+    cell.ocv_v = e.ocv.at(c, s);
+    cell.hyst_v = e.hyst.at(c, s);
+    cell.r0_ohm = e.r0.at(c, s) * cell.r_scale;
+    if let Some(rc) = e.rc.first() {
+        cell.r1_ohm = rc.r.at(c, s) * cell.r_scale;
+        cell.tau1_s = rc_tau(rc, c, s, cell.r1_ohm);
     }
-    if n_rc > 1 {
-        cell.r2_ohm = s.rc_r[1].at(n, &loc) * cell.r_scale;
-        cell.tau2_s = match s.tau_const[1] {
-            Some(t) => t,
-            None => rc_tau(&s.rc_x[1], n, &loc, cell.r2_ohm, s.x_is_c[1]),
-        };
+    if let Some(rc) = e.rc.get(1) {
+        cell.r2_ohm = rc.r.at(c, s) * cell.r_scale;
+        cell.tau2_s = rc_tau(rc, c, s, cell.r2_ohm);
     }
 }
 
-/// τ of an RC pair from its second table: R·C for a capacitance table,
-/// the value itself for a τ table.
+/// τ of an RC pair: the constant, R·C for a capacitance table, the value
+/// itself for a τ table.
 #[inline]
-fn rc_tau(x: &Quantity, n: usize, loc: &Loc, r_ohm: f64, is_c: bool) -> f64 {
-    let v = x.at(n, loc);
-    if is_c { v * r_ohm } else { v }
+fn rc_tau(rc: &RcQuantity, c: Bracket, s: Bracket, r_ohm: f64) -> f64 {
+    match rc.tau_const {
+        Some(t) => t,
+        None => {
+            let v = rc.x.at(c, s);
+            if rc.x_is_c { v * r_ohm } else { v }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -900,6 +956,51 @@ mod tests {
             }
             let got = p.terminal_voltage_v(i);
             assert!((got - v).abs() < 1e-6, "t {mark} ms: {got} vs {v}");
+        }
+    }
+
+    #[test]
+    fn segment_rows_give_the_tables_values_to_the_bit() {
+        // The pack-wide step reads the elements from per-segment rows; a
+        // re-evaluation (refresh_ageing) reads the tables. Across SOC
+        // segments and temperature changes they must agree to the bit
+        // (without ageing, which a refresh would apply).
+        let p = PackParams { ageing: AgeingParams::none(), ..PackParams::default() };
+        let mut pk = pack(&p, Variant::V48, 0.95, 3);
+        assert!(pk.elements.segments.is_some());
+        for (k, temp_c) in [25.0, 24.97, 10.0, -12.5, 41.0].into_iter().enumerate() {
+            pk.set_temperature_c(temp_c);
+            for _ in 0..40 {
+                pk.step(10.0, if k % 2 == 0 { -150.0 } else { 60.0 });
+                let stepped = pk.cells().to_vec();
+                let v = pk.terminal_voltage_v(0.0);
+                pk.refresh_ageing();
+                assert_eq!(pk.cells(), &stepped[..], "{temp_c} °C");
+                assert_eq!(pk.terminal_voltage_v(0.0).to_bits(), v.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn set_temperature_at_is_set_temperature_then_a_zero_step() {
+        // The external set's tables depend on current and τ = R·C: the per-cell path.
+        let text = HAND.replace(
+            "r0_ohm = 0.010",
+            "current_a = [-100.0, 0.0, 100.0]\ntemp_c = [0.0, 40.0]\nr0_ohm = [[[0.012, 0.011], [0.010, 0.009], [0.012, 0.013]], [[0.006, 0.005], [0.005, 0.004], [0.006, 0.007]]]",
+        );
+        let ecm = EcmParams::from_toml_str(&text).unwrap();
+        let params = PackParams::uniform(CellParams::default());
+        let build = || Pack::from_ecm(&ecm, &params, Variant::V12, 0.6, &mut SeedStreams::new(0).stream("p")).unwrap();
+        let (mut a, mut b) = (build(), build());
+        for (k, temp_c) in [12.0, 12.5, 30.0].into_iter().enumerate() {
+            let i = [-40.0, 75.0, 0.0][k];
+            a.step(5.0, -20.0);
+            b.step(5.0, -20.0);
+            a.set_temperature_c(temp_c);
+            a.step(0.0, i);
+            b.set_temperature_at(temp_c, i);
+            assert_eq!(a.cells(), b.cells());
+            assert_eq!(a.terminal_voltage_v(i).to_bits(), b.terminal_voltage_v(i).to_bits());
         }
     }
 

@@ -13,9 +13,16 @@
 //! discharge bank's diodes) and a discharge current is blocked — the
 //! charge-only state a BMS uses after LVP.
 //!
-//! The total on-resistance at 25 °C is the variant's datasheet figure
-//! ([`Variant::switch_on_resistance_typ_ohm`], a typical unit below the
-//! "< 0.45/0.55/0.6 mΩ" bound).
+//! One parameter set, [`SwitchParams`], for both models of the switch:
+//! this one (the engine's, at the ADC rate) and the µs one of transient
+//! events ([`crate::transient`]: the channel conductance falling over
+//! `turn_off_us`), which takes its on-resistance from the same
+//! [`SwitchParams::on_resistance_ohm`].
+//!
+//! The total on-resistance at 25 °C defaults to a typical unit of the
+//! variant, [`Variant::switch_on_resistance_typ_ohm`]:
+//! [`SWITCH_TYP_FRACTION`](crate::variant::SWITCH_TYP_FRACTION) of the datasheet bound (Electrical data, "Switch-on resistance
+//! < 0.45 / 0.55 / 0.6 mΩ"), 0.36 / 0.44 / 0.48 mΩ.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -35,15 +42,21 @@ pub const DEFAULT_RDS_SPREAD_REL: f64 = 0.10;
 pub const DEFAULT_DIODE_VF_V: f64 = 0.7;
 /// Body-diode slope resistance per FET (Ω).
 pub const DEFAULT_DIODE_R_OHM: f64 = 2e-3;
+/// Gate-driver turn-off time (µs): the Miller plateau and the fall of the
+/// gate below threshold, lumped.
+pub const DEFAULT_TURN_OFF_US: f64 = 1.0;
 
-/// Parameters of the main switch.
+/// Parameters of the main switch, for the engine's model ([`Switch`]) and
+/// the µs model of transient events alike (`[switch]` in a scenario and in
+/// a what-if study).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "SwitchTable")]
 pub struct SwitchParams {
     /// MOSFETs in parallel in each of the two banks.
     pub mosfets_per_bank: usize,
-    /// Total on-resistance (both banks) at 25 °C (Ω); 0: the variant's typical value.
-    pub r_on_total_25c_ohm: f64,
+    /// Total on-resistance of both banks at 25 °C (mΩ); absent: a typical
+    /// unit of the variant ([`SwitchParams::on_resistance_ohm`]).
+    pub on_resistance_mohm: Option<f64>,
     /// Rds(on) temperature coefficient (1/K).
     pub rds_tempco_per_k: f64,
     /// Per-FET Rds(on) spread limit (relative, ±).
@@ -52,32 +65,139 @@ pub struct SwitchParams {
     pub diode_vf_v: f64,
     /// Body-diode slope resistance per FET (Ω).
     pub diode_r_ohm: f64,
+    /// Gate-driver turn-off (µs model): time for the channel conductance to
+    /// fall from on to 0.
+    pub turn_off_us: f64,
+    /// Drain–source voltage rating (V), the limit of the µs model's
+    /// switch-voltage check; absent: [`default_v_ds_rating_v`].
+    pub v_ds_rating_v: Option<f64>,
+    /// Shunt and board copper in series with the switch in the µs model's
+    /// loop (mΩ); the shunt is `chain::nominal::SHUNT_R_OHM`.
+    pub series_resistance_mohm: f64,
 }
 
 impl Default for SwitchParams {
     fn default() -> Self {
         Self {
             mosfets_per_bank: DEFAULT_MOSFETS_PER_BANK,
-            r_on_total_25c_ohm: 0.0,
+            on_resistance_mohm: None,
             rds_tempco_per_k: DEFAULT_RDS_TEMPCO_PER_K,
             rds_spread_rel: DEFAULT_RDS_SPREAD_REL,
             diode_vf_v: DEFAULT_DIODE_VF_V,
             diode_r_ohm: DEFAULT_DIODE_R_OHM,
+            turn_off_us: DEFAULT_TURN_OFF_US,
+            v_ds_rating_v: None,
+            series_resistance_mohm: crate::chain::nominal::SHUNT_R_OHM * 1e3,
         }
     }
 }
 
 impl SwitchParams {
+    /// Total on-resistance of both banks at 25 °C for `variant` (Ω):
+    /// `on_resistance_mohm`, or a typical unit,
+    /// [`Variant::switch_on_resistance_typ_ohm`]. The engine's switch draws
+    /// its FETs around it; the µs model uses it as it is.
+    pub fn on_resistance_ohm(&self, variant: Variant) -> f64 {
+        self.on_resistance_mohm.map_or_else(|| variant.switch_on_resistance_typ_ohm(), |r| r * 1e-3)
+    }
+
+    /// V_DS rating for `variant` (V).
+    pub fn v_ds_rating_v(&self, variant: Variant) -> f64 {
+        self.v_ds_rating_v.unwrap_or(default_v_ds_rating_v(variant))
+    }
+
     /// Checks that every field is physical.
     pub fn validate(&self) -> Result<(), ParamError> {
         if self.mosfets_per_bank == 0 {
             return Err(ParamError { name: "switch.mosfets_per_bank", value: 0.0, requirement: ">= 1" });
         }
-        error::non_negative("switch.r_on_total_25c_ohm", self.r_on_total_25c_ohm)?;
+        if let Some(r) = self.on_resistance_mohm {
+            error::positive("switch.on_resistance_mohm", r)?;
+        }
         error::finite("switch.rds_tempco_per_k", self.rds_tempco_per_k)?;
         error::non_negative("switch.rds_spread_rel", self.rds_spread_rel)?;
         error::non_negative("switch.diode_vf_v", self.diode_vf_v)?;
-        error::non_negative("switch.diode_r_ohm", self.diode_r_ohm)
+        error::non_negative("switch.diode_r_ohm", self.diode_r_ohm)?;
+        error::non_negative("switch.turn_off_us", self.turn_off_us)?;
+        if let Some(v) = self.v_ds_rating_v {
+            error::positive("switch.v_ds_rating_v", v)?;
+        }
+        error::non_negative("switch.series_resistance_mohm", self.series_resistance_mohm)
+    }
+}
+
+/// The switch's drain–source voltage rating per variant (V): the smallest
+/// standard MOSFET voltage class above the arrester's clamp voltage at the
+/// 1300 A peak rating with the default arrester (30.5 / 61 / 122 V; see
+/// [`crate::transient::ArresterParams`]). A design choice, not a datasheet figure.
+pub const fn default_v_ds_rating_v(variant: Variant) -> f64 {
+    match variant {
+        Variant::V12 => 40.0,
+        Variant::V24 => 80.0,
+        Variant::V48 => 150.0,
+    }
+}
+
+/// `[switch]` as written: [`SwitchParams`]' keys, and the engine model's
+/// former on-resistance key, which is refused with what to write instead.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SwitchTable {
+    mosfets_per_bank: usize,
+    on_resistance_mohm: Option<f64>,
+    rds_tempco_per_k: f64,
+    rds_spread_rel: f64,
+    diode_vf_v: f64,
+    diode_r_ohm: f64,
+    turn_off_us: f64,
+    v_ds_rating_v: Option<f64>,
+    series_resistance_mohm: f64,
+    r_on_total_25c_ohm: Option<f64>,
+}
+
+impl Default for SwitchTable {
+    fn default() -> Self {
+        let d = SwitchParams::default();
+        Self {
+            mosfets_per_bank: d.mosfets_per_bank,
+            on_resistance_mohm: d.on_resistance_mohm,
+            rds_tempco_per_k: d.rds_tempco_per_k,
+            rds_spread_rel: d.rds_spread_rel,
+            diode_vf_v: d.diode_vf_v,
+            diode_r_ohm: d.diode_r_ohm,
+            turn_off_us: d.turn_off_us,
+            v_ds_rating_v: d.v_ds_rating_v,
+            series_resistance_mohm: d.series_resistance_mohm,
+            r_on_total_25c_ohm: None,
+        }
+    }
+}
+
+impl TryFrom<SwitchTable> for SwitchParams {
+    type Error = String;
+
+    fn try_from(t: SwitchTable) -> Result<Self, String> {
+        if let Some(r) = t.r_on_total_25c_ohm {
+            let instead = if r > 0.0 {
+                format!("write on_resistance_mohm = {}", r * 1e3)
+            } else {
+                "remove it: absent, on_resistance_mohm is the variant's typical value".to_owned()
+            };
+            return Err(format!(
+                "r_on_total_25c_ohm (Ω) is now on_resistance_mohm (mΩ, one key for the engine's and the µs model): {instead}"
+            ));
+        }
+        Ok(SwitchParams {
+            mosfets_per_bank: t.mosfets_per_bank,
+            on_resistance_mohm: t.on_resistance_mohm,
+            rds_tempco_per_k: t.rds_tempco_per_k,
+            rds_spread_rel: t.rds_spread_rel,
+            diode_vf_v: t.diode_vf_v,
+            diode_r_ohm: t.diode_r_ohm,
+            turn_off_us: t.turn_off_us,
+            v_ds_rating_v: t.v_ds_rating_v,
+            series_resistance_mohm: t.series_resistance_mohm,
+        })
     }
 }
 
@@ -132,11 +252,7 @@ pub struct Switch {
 impl Switch {
     /// Builds a unit for `variant`, drawing each FET's Rds(on) within the spread.
     pub fn new<R: Rng + ?Sized>(params: &SwitchParams, variant: Variant, rng: &mut R) -> Self {
-        let total = if params.r_on_total_25c_ohm > 0.0 {
-            params.r_on_total_25c_ohm
-        } else {
-            variant.switch_on_resistance_typ_ohm()
-        };
+        let total = params.on_resistance_ohm(variant);
         let n = params.mosfets_per_bank.max(1);
         // Each bank is half the total; each FET n × the bank's.
         let rds_nominal = total / 2.0 * n as f64;
@@ -210,6 +326,33 @@ mod tests {
                 assert!(s.r_on_ohm(85.0) > 1.25 * r);
             }
         }
+    }
+
+    #[test]
+    fn issue_14_one_parameter_set_for_the_engine_and_the_us_model() {
+        // One table carries both models' keys.
+        let p: SwitchParams =
+            toml::from_str("mosfets_per_bank = 6\non_resistance_mohm = 0.4\nrds_spread_rel = 0.0\nturn_off_us = 2.0\n")
+                .unwrap();
+        assert_eq!((p.mosfets_per_bank, p.turn_off_us), (6, 2.0));
+        assert_eq!(p.on_resistance_ohm(Variant::V48), 0.4e-3);
+        let unit = Switch::new(&p, Variant::V48, &mut SeedStreams::new(1).stream("switch"));
+        assert!((unit.r_on_ohm(25.0) - 0.4e-3).abs() < 1e-15);
+        // Defaults: a typical unit, 80 % of the datasheet's bound, for both models.
+        let d = SwitchParams::default();
+        for (v, bound_mohm) in [(Variant::V12, 0.45), (Variant::V24, 0.55), (Variant::V48, 0.6)] {
+            assert_eq!(d.on_resistance_ohm(v), v.switch_on_resistance_typ_ohm());
+            assert!((d.on_resistance_ohm(v) - 0.8 * bound_mohm * 1e-3).abs() < 1e-18);
+        }
+        assert_eq!(toml::from_str::<SwitchParams>("").unwrap(), d);
+        // The engine model's former key is refused with what to write instead.
+        let e = toml::from_str::<SwitchParams>("r_on_total_25c_ohm = 0.0004\n").unwrap_err().to_string();
+        assert!(e.contains("on_resistance_mohm = 0.4"), "{e}");
+        let e = toml::from_str::<SwitchParams>("r_on_total_25c_ohm = 0.0\n").unwrap_err().to_string();
+        assert!(e.contains("remove it"), "{e}");
+        let e = toml::from_str::<SwitchParams>("on_resistance = 0.3\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field `on_resistance`"), "{e}");
+        assert_eq!(SwitchParams { turn_off_us: -1.0, ..d }.validate().unwrap_err().name, "switch.turn_off_us");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! The hot path never searches a whole axis: [`locate`] takes a hint (the
 //! segment found last time) and walks from there, which is O(1) while the
 //! argument moves slowly (SOC changes by < 1e-5 per millisecond step).
+//! [`Resampled`] is a table prepared for the hot path: on a finer SOC axis
+//! shared by a cell's tables, evaluated from [`Bracket`]s found once per
+//! axis, with no work when the temperature moves.
 
 use serde::{Deserialize, Serialize};
 
@@ -125,20 +128,6 @@ impl Table {
         Ok(Self { temp_c: t_axis, current_a: c_axis, soc: s_axis, values: flat })
     }
 
-    /// A table over SOC only.
-    pub fn over_soc(soc: Vec<f64>, values: Vec<f64>) -> Self {
-        assert_eq!(soc.len(), values.len());
-        Self { temp_c: vec![0.0], current_a: vec![0.0], soc, values }
-    }
-
-    /// A table over temperature × SOC; `values[it][is]`.
-    pub fn over_temp_soc(temp_c: Vec<f64>, soc: Vec<f64>, values: &[Vec<f64>]) -> Self {
-        assert_eq!(temp_c.len(), values.len());
-        let flat: Vec<f64> = values.iter().flat_map(|r| r.iter().copied()).collect();
-        assert_eq!(flat.len(), temp_c.len() * soc.len());
-        Self { temp_c, current_a: vec![0.0], soc, values: flat }
-    }
-
     /// The SOC breakpoints.
     pub fn soc_axis(&self) -> &[f64] {
         &self.soc
@@ -159,38 +148,174 @@ impl Table {
         self.values.iter().copied().fold(f64::INFINITY, f64::min)
     }
 
+    /// The temperature breakpoints (`[0]` when the table does not depend on temperature).
+    pub fn temp_axis(&self) -> &[f64] {
+        &self.temp_c
+    }
+
     /// Value at (temperature, current, SOC), multilinear, clamped.
     pub fn eval(&self, temp_c: f64, current_a: f64, soc: f64) -> f64 {
         let (it, ft) = locate(&self.temp_c, temp_c, 0);
-        let (ic, fc) = locate(&self.current_a, current_a, 0);
-        let (is, fs) = locate(&self.soc, soc, 0);
-        let nt = self.temp_c.len();
-        let nc = self.current_a.len();
-        let ns = self.soc.len();
-        let at = |t: usize, c: usize, s: usize| self.values[(t * nc + c) * ns + s];
-        let lerp = |a: f64, b: f64, f: f64| a + f * (b - a);
-        let t1 = (it + 1).min(nt - 1);
-        let c1 = (ic + 1).min(nc - 1);
-        let s1 = (is + 1).min(ns - 1);
-        let plane = |t: usize| {
-            let lo = lerp(at(t, ic, is), at(t, ic, s1), fs);
-            let hi = lerp(at(t, c1, is), at(t, c1, s1), fs);
-            lerp(lo, hi, fc)
-        };
-        lerp(plane(it), plane(t1), ft)
+        let c = locate(&self.current_a, current_a, 0);
+        let s = locate(&self.soc, soc, 0);
+        let t1 = (it + 1).min(self.temp_c.len() - 1);
+        lerp(self.plane(it, c, s), self.plane(t1, c, s), ft)
     }
 
-    /// The table at a fixed temperature, on `soc_axis` (which must contain
-    /// every SOC breakpoint of this table, so that the result is exactly
-    /// the same piecewise-linear function of SOC): `out[ic * n + is]` for
-    /// each of this table's current breakpoints.
-    pub fn slice_at_temp(&self, temp_c: f64, soc_axis: &[f64], out: &mut Vec<f64>) {
-        out.clear();
-        for &c in &self.current_a {
-            for &s in soc_axis {
-                out.push(self.eval(temp_c, c, s));
+    /// The bilinear interpolation over (current, SOC) on the temperature
+    /// breakpoint `t`, at the located current `(ic, fc)` and SOC `(is, fs)`.
+    #[inline]
+    fn plane(&self, t: usize, (ic, fc): (usize, f64), (is, fs): (usize, f64)) -> f64 {
+        let nc = self.current_a.len();
+        let ns = self.soc.len();
+        let at = |c: usize, s: usize| self.values[(t * nc + c) * ns + s];
+        let c1 = (ic + 1).min(nc - 1);
+        let s1 = (is + 1).min(ns - 1);
+        let lo = lerp(at(ic, is), at(ic, s1), fs);
+        let hi = lerp(at(c1, is), at(c1, s1), fs);
+        lerp(lo, hi, fc)
+    }
+}
+
+/// `a + f·(b − a)`: the one linear interpolation every table lookup uses
+/// (the same operations in the same order everywhere, so that two paths
+/// to one value give the same bits).
+#[inline(always)]
+fn lerp(a: f64, b: f64, f: f64) -> f64 {
+    a + f * (b - a)
+}
+
+/// Where an argument sits on an axis: the segment `[axis[i], axis[i+1]]`
+/// and the fraction `f` (0..1) of the way along it, as [`locate`] finds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bracket {
+    /// Segment index.
+    pub i: usize,
+    /// Fraction along the segment, clamped to 0..1.
+    pub f: f64,
+}
+
+impl Bracket {
+    /// `x` on `axis`, walking from the segment `hint` (the one found last
+    /// time: O(1) while `x` moves slowly).
+    #[inline]
+    pub fn locate(axis: &[f64], x: f64, hint: usize) -> Bracket {
+        let (i, f) = locate(axis, x, hint);
+        Bracket { i, f }
+    }
+}
+
+/// A [`Table`] on a finer SOC axis, evaluated in the hot path from
+/// brackets found once per axis: no re-slicing when the temperature moves,
+/// no allocation.
+///
+/// The axis holds every SOC breakpoint of the table (the union of the
+/// axes of a cell's tables), so the table is the same piecewise-linear
+/// function of SOC on it. Stored per point of the axis, current breakpoint
+/// and temperature breakpoint: the table's bilinear (current, SOC) value
+/// there. [`Resampled::eval`] interpolates linearly in temperature at the
+/// corners of the SOC segment, then in SOC, then in current — the
+/// arithmetic of slicing the table at the temperature on that axis and
+/// interpolating the slice, so its results are the same to the last bit
+/// (pinned by a test), at the cost of one trilinear lookup.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resampled {
+    /// The table's temperature breakpoints (one: no temperature dependence).
+    temp_c: Vec<f64>,
+    /// Current breakpoints of the table (1: no current dependence).
+    rows: usize,
+    /// Points of the SOC axis.
+    n: usize,
+    /// `values[(row · n + j) · nt + it]`, temperature innermost (the two
+    /// temperatures of a lookup share a cache line). Without a temperature
+    /// axis the interpolation in temperature is already applied.
+    values: Vec<f64>,
+}
+
+impl Resampled {
+    /// `table` on `soc_axis`, which must hold every SOC breakpoint of the
+    /// table (for the result to be the same function of SOC).
+    pub fn new(table: &Table, soc_axis: &[f64]) -> Self {
+        let nt = table.temp_c.len();
+        let rows = table.current_a.len();
+        let n = soc_axis.len();
+        let ns = table.soc.len();
+        // `plane` at every (current breakpoint, SOC point, temperature), its
+        // arithmetic unrolled: this runs once per pack, over every value.
+        let soc_at: Vec<(usize, usize, f64)> = soc_axis
+            .iter()
+            .map(|&s| {
+                let (is, fs) = locate(&table.soc, s, 0);
+                (is, (is + 1).min(ns - 1), fs)
+            })
+            .collect();
+        let mut values = vec![0.0; rows * n * nt];
+        for (r, &c) in table.current_a.iter().enumerate() {
+            let (ic, fc) = locate(&table.current_a, c, 0);
+            let c1 = (ic + 1).min(rows - 1);
+            for (j, &(is, s1, fs)) in soc_at.iter().enumerate() {
+                let out = &mut values[(r * n + j) * nt..(r * n + j + 1) * nt];
+                for (t, o) in out.iter_mut().enumerate() {
+                    let lo_row = &table.values[(t * rows + ic) * ns..][..ns];
+                    let hi_row = &table.values[(t * rows + c1) * ns..][..ns];
+                    let lo = lerp(lo_row[is], lo_row[s1], fs);
+                    let hi = lerp(hi_row[is], hi_row[s1], fs);
+                    *o = lerp(lo, hi, fc);
+                }
+                if nt == 1 {
+                    // One temperature breakpoint: what `eval` does with it.
+                    out[0] = lerp(out[0], out[0], 0.0);
+                }
             }
         }
+        Self { temp_c: table.temp_c.clone(), rows, n, values }
+    }
+
+    /// The temperature breakpoints to locate the temperature on.
+    pub fn temp_axis(&self) -> &[f64] {
+        &self.temp_c
+    }
+
+    /// Number of current breakpoints (1: the table does not depend on current).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The value at SOC point `j` and current breakpoint `row`, interpolated
+    /// in temperature at `t`.
+    #[inline(always)]
+    pub fn at_point(&self, t: Bracket, row: usize, j: usize) -> f64 {
+        let nt = self.temp_c.len();
+        let k = (row * self.n + j) * nt;
+        if nt == 1 {
+            self.values[k]
+        } else {
+            let t1 = (t.i + 1).min(nt - 1);
+            lerp(self.values[k + t.i], self.values[k + t1], t.f)
+        }
+    }
+
+    /// The value at temperature `t` (on [`Self::temp_axis`]), current `c` (on
+    /// the table's current axis; ignored without one) and SOC `s` (on the
+    /// SOC axis it was resampled on).
+    #[inline(always)]
+    pub fn eval(&self, t: Bracket, c: Bracket, s: Bracket) -> f64 {
+        interpolate(self.rows, c, s, |row, j| self.at_point(t, row, j))
+    }
+}
+
+/// Linear in SOC between the points `s.i` and `s.i + 1`, then (with more
+/// than one row) linear in current between the rows `c.i` and `c.i + 1`,
+/// of the values `point(row, j)`.
+#[inline(always)]
+pub fn interpolate(rows: usize, c: Bracket, s: Bracket, point: impl Fn(usize, usize) -> f64) -> f64 {
+    let j = s.i;
+    let along = |row: usize| lerp(point(row, j), point(row, j + 1), s.f);
+    if rows == 1 {
+        along(0)
+    } else {
+        let r1 = (c.i + 1).min(rows - 1);
+        lerp(along(c.i), along(r1), c.f)
     }
 }
 
@@ -287,15 +412,68 @@ mod tests {
         assert!(check_axis("soc", &[]).is_err());
     }
 
+    /// A 3-D table with axes of its own, on a SOC axis with extra points.
+    fn table_3d() -> (Table, Vec<f64>) {
+        let temps = [-10.0, 0.0, 25.0, 40.0];
+        let currents = [-100.0, 0.0, 50.0];
+        let soc = [0.0, 0.3, 0.7, 1.0];
+        let v = TableValues::TempCurrentSoc(
+            temps
+                .iter()
+                .map(|t| {
+                    currents
+                        .iter()
+                        .map(|c| soc.iter().map(|s| 1e-3 * (1.0 + 0.01 * t + 0.002 * c * c / 100.0 + s * s)).collect())
+                        .collect()
+                })
+                .collect(),
+        );
+        let t = Table::from_values("r", &v, &temps, &currents, &soc).unwrap();
+        (t, union_axis(&[&soc, &[0.0, 0.05, 0.5, 0.95, 1.0]]))
+    }
+
     #[test]
-    fn slice_keeps_the_curve() {
-        let t = Table::over_temp_soc(vec![0.0, 50.0], vec![0.0, 0.3, 1.0], &[vec![1.0, 2.0, 5.0], vec![2.0, 3.0, 7.0]]);
-        let axis = union_axis(&[&[0.0, 0.3, 1.0], &[0.0, 0.5, 1.0]]);
-        assert_eq!(axis, vec![0.0, 0.3, 0.5, 1.0]);
-        let mut out = Vec::new();
-        t.slice_at_temp(25.0, &axis, &mut out);
-        for (k, s) in axis.iter().enumerate() {
-            assert!((out[k] - t.eval(25.0, 0.0, *s)).abs() < 1e-15);
+    fn resampled_is_the_table_sliced_at_the_temperature_to_the_bit() {
+        // The reference: the table sliced at the temperature on the axis
+        // (one value per current breakpoint and SOC point), then the slice
+        // interpolated in SOC and current — how the pack evaluated before.
+        let (t, axis) = table_3d();
+        let r = Resampled::new(&t, &axis);
+        let n = axis.len();
+        for temp_c in [-20.0, -10.0, -3.7, 0.0, 12.5, 25.0, 39.99, 40.0, 55.0] {
+            let slice: Vec<f64> = t
+                .current_axis()
+                .iter()
+                .flat_map(|&c| axis.iter().map(move |&s| (c, s)))
+                .map(|(c, s)| t.eval(temp_c, c, s))
+                .collect();
+            let tb = Bracket::locate(r.temp_axis(), temp_c, 0);
+            for current_a in [-150.0, -100.0, -20.0, 0.0, 49.0, 50.0, 80.0] {
+                let cb = Bracket::locate(t.current_axis(), current_a, 0);
+                for soc in [0.0, 0.01, 0.05, 0.29, 0.3, 0.5, 0.66, 0.951, 1.0] {
+                    let sb = Bracket::locate(&axis, soc, 0);
+                    let q = |row: usize, j: usize| slice[row * n + j];
+                    let expected = interpolate(t.current_axis().len(), cb, sb, q);
+                    let got = r.eval(tb, cb, sb);
+                    assert_eq!(got.to_bits(), expected.to_bits(), "T {temp_c}, I {current_a}, SOC {soc}");
+                    // and the same function as the table, to rounding
+                    assert!((got - t.eval(temp_c, current_a, soc)).abs() < 1e-18, "{got}");
+                }
+            }
         }
+    }
+
+    #[test]
+    fn resampled_without_temperature_or_current_axes() {
+        let t = Table::from_values("ocv", &TableValues::Soc(vec![3.0, 3.5, 4.0]), &[0.0], &[0.0], &[0.0, 0.5, 1.0])
+            .unwrap();
+        let axis = [0.0, 0.25, 0.5, 1.0];
+        let r = Resampled::new(&t, &axis);
+        assert_eq!(r.rows(), 1);
+        let any = Bracket { i: 3, f: 0.7 };
+        assert_eq!(r.eval(any, any, Bracket::locate(&axis, 0.375, 0)), 3.375);
+        assert_eq!(r.eval(any, any, Bracket::locate(&axis, 1.0, 0)), 4.0);
+        let c = Resampled::new(&Table::constant(0.25), &axis);
+        assert_eq!(c.eval(any, any, Bracket { i: 2, f: 0.5 }), 0.25);
     }
 }

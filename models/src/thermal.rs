@@ -384,11 +384,6 @@ impl ThermalNetwork {
         self.params.shunt_terminal_coupling * (self.temps[1] - self.temps[0])
     }
 
-    /// Sets every node's temperature (°C).
-    pub fn set_all_c(&mut self, temp_c: f64) {
-        self.temps = Vector4::repeat(temp_c);
-    }
-
     /// The parameters.
     pub fn params(&self) -> &NetworkParams {
         &self.params

@@ -280,6 +280,8 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| crate::tomlfile::toml_error(text, path, &e))?;
         scenario.check().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
+        // One switch: `[switch]` drives the engine's model and the µs model of transient events.
+        scenario.transient.switch = scenario.switch;
         scenario.load_files(path)?;
         scenario.thermal_params().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
         Ok(scenario)
@@ -419,6 +421,11 @@ impl Scenario {
         self.pack.validate().map_err(|e| format!("[pack]: {e}"))?;
         self.chain.validate().map_err(|e| format!("[chain]: {e}"))?;
         self.switch.validate().map_err(|e| format!("[switch]: {e}"))?;
+        if self.transient.switch != models::switch::SwitchParams::default() {
+            return Err("[transient.switch]: the switch has one parameter set, [switch], for the engine and for \
+                        transient events alike: move these keys there"
+                .into());
+        }
         self.transient.validate().map_err(|e| format!("[transient]: {e}"))?;
         for (i, ev) in self.events.iter().enumerate() {
             let physical = ev.fault_resistance_mohm.is_finite() && ev.fault_resistance_mohm >= 0.0;
@@ -729,5 +736,24 @@ mod tests {
         let text = format!("{}[transient.load_dump]\nsupply_v = 80.0\n", ev("transient = \"load_dump\"\n"));
         let err = Scenario::parse(&text, Path::new("t.toml")).unwrap_err().to_string();
         assert!(err.contains("load_dump.surge_v"), "{err}");
+    }
+
+    #[test]
+    fn issue_14_one_switch_for_the_engine_and_transient_events() {
+        let s = Scenario::parse(
+            &format!("{MINIMAL}[switch]\non_resistance_mohm = 0.3\nturn_off_us = 2.0\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.transient.switch, s.switch);
+        assert_eq!(s.transient.switch.on_resistance_ohm(s.variant), 0.3e-3);
+        let err = Scenario::parse(&format!("{MINIMAL}[transient.switch]\nturn_off_us = 2.0\n"), Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[transient.switch]") && err.contains("[switch]"), "{err}");
+        let err = Scenario::parse(&format!("{MINIMAL}[switch]\nr_on_total_25c_ohm = 0.0004\n"), Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("on_resistance_mohm = 0.4"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 
 Each file is `time_s,current_A` in the project's convention (+ = charge,
 - = discharge), one row a second; a step in current is two rows at the same
-time (the profile format of models/src/profile.rs, linear between rows).
+time (the profile format of models/src/profile/mod.rs, linear between rows).
 Sized for one 100 Ah cell of PyBaMM's `ECM_Example` (OCV 3.2 V at 0 % SOC,
 4.19 V at 100 %), kept inside its 3.2..4.2 V cut-offs. The first comment
 line names the initial SOC the profile is meant to start from.

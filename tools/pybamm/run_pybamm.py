@@ -4,7 +4,7 @@
     python run_pybamm.py PROFILE.csv --out reference.csv [--initial-soc X] [--until-s T]
 
 PROFILE.csv is `time_s,current_A` with + = charge (the project's
-convention; see models/src/profile.rs): linear between rows, a step is two
+convention; see models/src/profile/mod.rs): linear between rows, a step is two
 rows at the same time. `--initial-soc` defaults to the profile's
 `# initial_soc = X` comment line, else ECM_Example's "Initial SoC".
 

@@ -539,11 +539,6 @@ impl Circuit {
         &self.peaks
     }
 
-    /// Magnetic energy in the loop now, ½·L·i² (J).
-    pub fn magnetic_energy_j(&self) -> f64 {
-        0.5 * self.l * self.i * self.i
-    }
-
     /// The recorded waveform (empty unless built with `record`).
     pub fn samples(&self) -> &[Sample] {
         self.record.as_deref().unwrap_or(&[])

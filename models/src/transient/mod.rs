@@ -530,11 +530,6 @@ impl EventRun {
         &mut self.circuit
     }
 
-    /// When the event was applied (s).
-    pub fn event_at_s(&self) -> f64 {
-        self.t_event_s
-    }
-
     /// The end of the window the event is followed in (s): `window_us` after the event.
     pub fn window_end_s(&self) -> f64 {
         self.t_event_s + self.params.solver.window_us * 1e-6

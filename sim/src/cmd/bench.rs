@@ -80,7 +80,13 @@ pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
         None => runner::run(&scenario, None)?,
     };
     let cpu_ns = thread_cpu_ns().zip(cpu_before_ns).map(|(after, before)| after.saturating_sub(before));
+    let rss_after_kib = peak_rss_kib();
     let speed = summary.simulated_s / summary.wall_s;
+    // After the run (its memory and caches undisturbed), printed before its figures.
+    match ecm_figures() {
+        Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+        Err(e) => println!("ecm: skipped ({e:#})"),
+    }
     println!("ticks: {}", summary.ticks);
     println!("wall: {:.3} s", summary.wall_s);
     // On a shared machine the wall clock also counts the time other processes had the core.
@@ -95,7 +101,7 @@ pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
     println!("ns_per_tick: {:.1}", summary.wall_s * 1e9 / summary.ticks as f64);
     // The run keeps O(1) state whatever its length: the peak must not move during it.
     let mib = |kib: u64| kib as f64 / 1024.0;
-    match (rss_before_kib, peak_rss_kib()) {
+    match (rss_before_kib, rss_after_kib) {
         (Some(before), Some(after)) => {
             println!("peak_rss: {:.1} MiB (VmHWM; {:.1} MiB before the run)", mib(after), mib(before))
         }
@@ -232,6 +238,59 @@ fn transient_figures() -> anyhow::Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// PyBaMM's `ECM_Example` (`tools/pybamm/export_ecm.py`).
+const ECM_EXAMPLE: &str = include_str!("../../../scenarios/data/pybamm/ecm_example.toml");
+
+/// Issue 18's pack-model figures: the pack alone (`smartpro-sim ecm`) on
+/// the built-in 1 h profiles at 1 s rows, held between rows, one cell of
+/// `ECM_Example` coupled to its cell–jig thermal model with PyBaMM's heat.
+/// Each profile repeated for ≥ 0.25 s (and ≥ 20 runs): CPU time of this
+/// thread per run, pack construction included. The lines to print.
+fn ecm_figures() -> anyhow::Result<Vec<String>> {
+    use models::ecm::run::{EcmRun, Heat, simulate};
+    use models::profile::{Interpolation, builtin::Builtin};
+    let ecm = models::ecm::EcmParams::from_toml_str(ECM_EXAMPLE)?;
+    // (CPU s per run, rows, runs)
+    let time = |b: Builtin| -> anyhow::Result<(f64, usize, u32)> {
+        let profile = b.profile(Interpolation::Hold);
+        let run = EcmRun { initial_soc: b.initial_soc(), heat: Heat::Bernardi, ..EcmRun::default() };
+        let (mut reps, mut rows) = (0u32, 0);
+        let cpu0 = thread_cpu_ns();
+        let t0 = std::time::Instant::now();
+        while reps < 20 || t0.elapsed().as_secs_f64() < 0.25 {
+            rows = simulate(&ecm, &profile, &run)?.len();
+            reps += 1;
+        }
+        let wall_s = t0.elapsed().as_secs_f64() / f64::from(reps);
+        let cpu_s = thread_cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a) as f64 * 1e-9 / f64::from(reps));
+        Ok((cpu_s.filter(|&s| s > 0.0).unwrap_or(wall_s), rows, reps))
+    };
+    let hour_s = f64::from(models::profile::builtin::DURATION_S);
+    let mut kinds = Vec::new();
+    let mut drive = (0.0, 0, 0);
+    for b in Builtin::ALL {
+        let t = time(b)?;
+        kinds.push(format!("{} {:.3}", b.name(), t.0 * 1e3 * 3600.0 / hour_s));
+        if b == Builtin::Drive {
+            drive = t;
+        }
+    }
+    let mut lines = vec![format!(
+        "ecm_profiles: ms per simulated hour (PyBaMM ECM_Example, 1 s rows held, coupled cell–jig thermal model, \
+         Bernardi heat; one core, CPU time): {}",
+        kinds.join(", ")
+    )];
+    let (per_run_s, rows, reps) = drive;
+    lines.push(format!("ecm_ns_per_row: {:.1}", per_run_s * 1e9 / rows as f64));
+    lines.push(format!(
+        "ecm_speed: {:.0} x realtime ({:.3} ms per simulated hour: the built-in drive profile, {rows} rows; \
+         CPU time of {reps} runs)",
+        hour_s / per_run_s,
+        per_run_s * 1e3 * 3600.0 / hour_s
+    ));
+    Ok(lines)
 }
 
 #[cfg(test)]

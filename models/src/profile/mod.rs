@@ -15,6 +15,10 @@
 //! what PyBaMM does with a drive-cycle `Interpolant`). Tools that count
 //! discharge as positive (PyBaMM) need the column negated, or
 //! [`CurrentProfile::negated`].
+//!
+//! [`builtin`]: the one-hour profiles the pack model is timed on.
+
+pub mod builtin;
 
 /// How the current varies between rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

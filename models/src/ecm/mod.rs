@@ -40,6 +40,10 @@
 //!
 //! Current is + = charge here as everywhere in this project; a table from
 //! a tool with + = discharge (PyBaMM) has its current axis negated.
+//!
+//! [`run`]: a set alone on a current profile with its cell–jig thermal model.
+
+pub mod run;
 
 use serde::{Deserialize, Serialize};
 
