@@ -30,8 +30,15 @@ fi
 INSTALLED_S=$SECONDS
 
 rm -rf "$OUT" && mkdir -p "$OUT"
-say "building the FMU (docs/fmu.md: cargo run --release -p smartpro-fmu --bin build-fmu -- --out …)"
-cargo run --release -q -p smartpro-fmu --bin build-fmu -- --out "$OUT/smartpro.fmu"
+# fmu/ is a workspace of its own (it needs libclang, the root's tests must not); it
+# shares the root's target folder so the engine's crates are built once.
+FMU=(--manifest-path fmu/Cargo.toml --target-dir target)
+say "the fmu crate: fmt, clippy, tests"
+cargo fmt --manifest-path fmu/Cargo.toml -- --check
+cargo clippy -q "${FMU[@]}" --all-targets -- -D warnings
+cargo test -q "${FMU[@]}"
+say "building the FMU (docs/fmu.md: cargo run --release --manifest-path fmu/Cargo.toml -- --out …)"
+cargo run --release -q "${FMU[@]}" -- --out "$OUT/smartpro.fmu"
 say "smartpro-sim run of the equivalent scenario"
 cargo run --release -q --bin smartpro-sim -- run fmu/tests/data/compare.toml --out "$OUT/run" >/dev/null
 [ -s "$OUT/run/fmu-compare/trace.csv" ] || fail "run wrote no trace"

@@ -1,7 +1,7 @@
 //! `build-fmu`: packs the SmartPro FMU (`modelDescription.xml` and this
 //! build's shared library) into a `.fmu` archive.
 //!
-//! `cargo run --release -p smartpro-fmu --bin build-fmu -- --out smartpro.fmu`
+//! `cargo run --release --manifest-path fmu/Cargo.toml -- --out smartpro.fmu`
 //! (cargo builds the crate's cdylib beside this binary first).
 
 use std::path::PathBuf;

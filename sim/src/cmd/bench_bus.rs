@@ -266,7 +266,7 @@ async fn run(cmd: &Cmd) -> anyhow::Result<u64> {
     if cmd.line_timing {
         println!("throughput_vs_line_limit: {:.1} %", 100.0 * tps / limit);
     } else {
-        println!("(no line timing: the pty moves bytes instantly; the slaves still wait t3.5 before answering)");
+        println!("(no line timing: the pty moves bytes instantly; a slave answers as soon as a request is complete)");
     }
     if let (Some(a), Some(b)) = (memory_start, Memory::now()) {
         println!("memory at end: {b}");
