@@ -14,6 +14,38 @@ pub enum FileError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The TOML files named by `paths`, as the command line gives them (any
+/// number of files and directories, as `cargo test` and `pytest` take paths):
+/// a file as it is, a directory's `*.toml` files sorted by name; in the order
+/// given, each file once.
+pub fn toml_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FileError> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        let found = if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| FileError::Io { path: path.clone(), source })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(FileError::Invalid { path: path.clone(), message: "no *.toml files in it".into() });
+            }
+            found
+        } else if path.exists() {
+            vec![path.clone()]
+        } else {
+            return Err(FileError::Invalid { path: path.clone(), message: "no such file or directory".into() });
+        };
+        for f in found {
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// Reads a file, naming it in the error.
 pub fn read(path: &Path) -> Result<String, FileError> {
     std::fs::read_to_string(path).map_err(|source| FileError::Io { path: path.to_owned(), source })
@@ -69,5 +101,31 @@ mod tests {
         // `description = "µ°Ω" ` is 20 characters (23 bytes): the stray `=` is in column 21.
         assert_eq!((line, column), (2, 21), "{e}");
         assert_eq!(line_col("αβ = 1", "αβ = 1".find('=').unwrap()), (1, 4));
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn issue_17_many_files_and_directories_are_taken_in_order_each_once() {
+        let dir = std::env::temp_dir().join(format!("smartpro-paths-{}", std::process::id()));
+        let sub = dir.join("lib");
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in ["b.toml", "a.toml", "notes.md"] {
+            std::fs::write(sub.join(f), "").unwrap();
+        }
+        let single = dir.join("z.toml");
+        std::fs::write(&single, "").unwrap();
+        let got = toml_files(&[single.clone(), sub.clone(), sub.join("a.toml")]).unwrap();
+        assert_eq!(got, vec![single, sub.join("a.toml"), sub.join("b.toml")]);
+        let missing = toml_files(&[dir.join("nope.toml")]).unwrap_err().to_string();
+        assert!(missing.contains("nope.toml") && missing.contains("no such file"), "{missing}");
+        std::fs::remove_file(sub.join("a.toml")).unwrap();
+        std::fs::remove_file(sub.join("b.toml")).unwrap();
+        let empty = toml_files(std::slice::from_ref(&sub)).unwrap_err().to_string();
+        assert!(empty.contains("no *.toml files"), "{empty}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -179,7 +179,7 @@ fn whatif_files_are_studies_that_run_does_not_pick_up() {
         }
     }
     assert!(n >= 2);
-    let run_files = smartpro_sim::cmd::run::scenario_files(&repo().join("scenarios")).unwrap();
+    let run_files = smartpro_sim::tomlfile::toml_files(&[repo().join("scenarios")]).unwrap();
     assert!(run_files.iter().all(|f| !f.starts_with(&dir)), "{run_files:?}");
 }
 

@@ -13,8 +13,10 @@ use crate::scenario::Scenario;
 
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
-    /// A scenario file, or a directory whose `*.toml` files are all run (sorted by name).
-    pub path: PathBuf,
+    /// Scenario files and directories, any number (a directory: its `*.toml` files, sorted by name);
+    /// a file named twice runs once.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// Where `<name>/trace.csv` and `<name>/summary.json` go.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -24,29 +26,9 @@ pub struct Cmd {
     pub plots: bool,
 }
 
-/// The scenario files named by `path`.
-pub fn scenario_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if path.is_dir() {
-        let mut files: Vec<PathBuf> = fs::read_dir(path)
-            .with_context(|| format!("reading directory {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            anyhow::bail!("{}: no *.toml scenario files", path.display());
-        }
-        Ok(files)
-    } else if path.exists() {
-        Ok(vec![path.to_owned()])
-    } else {
-        anyhow::bail!("{}: no such file or directory", path.display())
-    }
-}
-
 /// Runs everything; returns the process exit code.
 pub fn execute(cmd: &Cmd) -> u8 {
-    let files = match scenario_files(&cmd.path) {
+    let files = match crate::tomlfile::toml_files(&cmd.paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -117,6 +99,7 @@ pub fn execute(cmd: &Cmd) -> u8 {
             }
         }
     }
+    print_totals(&junit);
     let junit_path = cmd.out.join("junit.xml");
     let written = fs::create_dir_all(&cmd.out)
         .and_then(|()| fs::File::create(&junit_path))
@@ -172,6 +155,26 @@ fn bounds(min: Option<f64>, max: Option<f64>) -> String {
         (None, Some(b)) => format!("≤ {b}"),
         (None, None) => "anything".into(),
     }
+}
+
+/// The table's last line: how many scenarios passed, failed or could not run,
+/// and the simulated and wall time of those that ran.
+fn print_totals(runs: &[(String, Result<Summary, String>)]) {
+    let ran: Vec<&Summary> = runs.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    let passed = ran.iter().filter(|s| s.passed).count();
+    let (sim_s, wall_s) = ran.iter().fold((0.0, 0.0), |(a, b), s| (a + s.simulated_s, b + s.wall_s));
+    let (checks_passed, checks) = ran
+        .iter()
+        .fold((0, 0), |(p, n), s| (p + s.expectations.iter().filter(|c| c.passed).count(), n + s.expectations.len()));
+    println!(
+        "{:<6} {:<34} {:<7} {:>10.1} {:>8.2} {:>8.0}x  {checks_passed}/{checks}",
+        "total",
+        format!("{passed} passed, {} failed, {} errors", ran.len() - passed, runs.len() - ran.len()),
+        "",
+        sim_s,
+        wall_s,
+        sim_s / f64::max(wall_s, 1e-9)
+    );
 }
 
 fn print_line(s: &Summary) {

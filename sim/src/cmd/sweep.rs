@@ -55,10 +55,13 @@ impl std::str::FromStr for Shard {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Study file: one case, a grid of cases ([[axis]] tables) and/or a Monte Carlo ([[random]] tables,
-    /// samples, seed); see docs/studies.md.
-    pub study: Option<PathBuf>,
-    /// Output folder [default: out/<study name>, or out/<study name>/shard-K-of-N with --shard].
+    /// Study files and directories of them, any number (a directory: its `*.toml` files, sorted by
+    /// name): one case, a grid of cases ([[axis]] tables) and/or a Monte Carlo ([[random]] tables,
+    /// samples, seed); see docs/studies.md. Each study writes its own folder.
+    #[arg(value_name = "STUDY")]
+    pub studies: Vec<PathBuf>,
+    /// Output folder of one study [default: out/<study name>, or out/<study name>/shard-K-of-N with
+    /// --shard]; with several studies each writes out/<study name>, and --out is refused.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads [default: all cores].
@@ -98,12 +101,45 @@ pub fn execute(cmd: &Cmd) -> u8 {
 }
 
 fn run(args: &RunArgs) -> u8 {
-    let Some(path) = &args.study else {
+    if args.studies.is_empty() {
         eprintln!(
             "error: give a study file (smartpro-sim sweep STUDY.toml), or join shards with `smartpro-sim merge DIR...`"
         );
         return exit::BAD_INPUT;
+    }
+    let files = match crate::tomlfile::toml_files(&args.studies) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::BAD_INPUT;
+        }
     };
+    if files.len() > 1 && (args.out.is_some() || args.shard.is_some()) {
+        let flag = if args.out.is_some() { "--out" } else { "--shard" };
+        eprintln!(
+            "error: {flag} applies to one study, and {} were given ({}); run them one by one, or without {flag} \
+             (each study writes out/<study name>)",
+            files.len(),
+            files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        return exit::BAD_INPUT;
+    }
+    // The worst outcome of all studies (bad input > runtime failure > a failing case).
+    files.iter().map(|path| run_study(path, args)).fold(exit::OK, |code, c| combine(code, c))
+}
+
+/// The exit code of several studies: bad input first, then a runtime failure, then a failing case.
+fn combine(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        exit::OK => 0,
+        exit::EXPECTATION_FAILED => 1,
+        exit::RUNTIME => 2,
+        _ => 3,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+fn run_study(path: &Path, args: &RunArgs) -> u8 {
     let study = match Study::load(path) {
         Ok(s) => s,
         Err(e) => {
