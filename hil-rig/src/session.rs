@@ -8,7 +8,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use firmware_core::map::RegDef;
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 use crate::decode::Block;
 use crate::link::{self, Counters, Link, LinkArgs, LinkError, ReadResult};
@@ -65,11 +68,18 @@ impl Reading {
 }
 
 /// One poll of the selected registers (a request per block) and what it read.
+///
+/// A sample is not one instant: its blocks are read one after the other, and
+/// retries (a bad CRC, a timeout, a busy board) can put seconds between them
+/// (issue 17). Each reading therefore carries the time it was read
+/// ([`Sample::read_at`]): the middle of its block's successful exchange.
 #[derive(Debug)]
 pub struct Sample {
     results: Vec<ReadResult>,
     /// One per selected register, in the order they were given.
     pub readings: Vec<Reading>,
+    /// When each reading was read (`None`: it was not).
+    read_at: Vec<Option<Instant>>,
 }
 
 impl Sample {
@@ -79,12 +89,58 @@ impl Sample {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut results = Vec::with_capacity(blocks.len());
+        let mut times = Vec::with_capacity(blocks.len());
         for b in blocks {
-            results.push(link.read_holding(b.start, b.count).await);
+            let r = link.read_holding(b.start, b.count).await;
+            let at = match (&r, link.last_exchange()) {
+                (Ok(Ok(_)), Some((sent, done))) => Some(sent + (done - sent) / 2),
+                _ => None,
+            };
+            results.push(r);
+            times.push(at);
         }
         let poll = Poll { blocks, results: &results };
-        let readings = regs.iter().map(|r| poll.reading(r)).collect();
-        Self { results, readings }
+        let readings: Vec<Reading> = regs.iter().map(|r| poll.reading(r)).collect();
+        let read_at = regs
+            .iter()
+            .zip(&readings)
+            .map(|(reg, reading)| {
+                let k = blocks.iter().position(|b| b.regs.iter().any(|r| r.addr == reg.addr))?;
+                reading.raw().and(times[k])
+            })
+            .collect();
+        Self { results, readings, read_at }
+    }
+
+    /// When reading `k` was read: the middle of its block's exchange.
+    pub fn read_at(&self, k: usize) -> Option<Instant> {
+        self.read_at.get(k).copied().flatten()
+    }
+
+    /// Drops the readings read more than `max` away from reading `reference`
+    /// (they belong to another instant); returns how many. Nothing is dropped
+    /// when the reference was not read.
+    pub fn drop_skewed(&mut self, reference: usize, max: Duration) -> u64 {
+        let Some(t_ref) = self.read_at(reference) else { return 0 };
+        let mut dropped = 0;
+        for (reading, at) in self.readings.iter_mut().zip(&mut self.read_at) {
+            let Some(t) = *at else { continue };
+            let skew = if t > t_ref { t - t_ref } else { t_ref - t };
+            if skew > max {
+                *reading = Reading::Failed(format!(
+                    "read {:.3} s after the sample's reference register (retries between requests): not of this instant",
+                    skew.as_secs_f64()
+                ));
+                *at = None;
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Whether every reading holds a value.
+    pub fn complete(&self) -> bool {
+        self.readings.iter().all(|r| matches!(r, Reading::Value(_)))
     }
 
     /// Each register's raw value, `None` where it was not read.
@@ -156,11 +212,17 @@ fn first_poll_failure(args: &LinkArgs, poll: &Poll<'_>) -> String {
     }) {
         return format!("I/O error talking to {who}: {source}");
     }
-    if let Some(message) = errors.clone().find_map(|e| match e {
-        LinkError::BadFrame { message, .. } => Some(message),
+    if let Some(fault) = errors.clone().find_map(|e| match e {
+        LinkError::BadFrame { fault, .. } => Some(fault),
         _ => None,
     }) {
-        return format!("unusable replies from {who} ({message}): check the baud rate, parity and stop bits");
+        let hint = match fault {
+            link::Fault::WrongUnit { got, .. } => {
+                format!("another unit answers: is the board's unit id {got}? (--unit)")
+            }
+            _ => "check the baud rate, parity and stop bits".to_string(),
+        };
+        return format!("unusable replies from {who} ({fault}): {hint}");
     }
     let exception = poll.blocks.iter().zip(poll.results).find_map(|(b, r)| match r {
         Ok(Err(code)) => Some(link::describe_exception(*code, b.start)),
@@ -223,11 +285,24 @@ impl CsvLog {
     }
 }
 
-/// `polls 3  requests 12  ...` (`what` names the count), printed at exit.
+/// `polls 3  requests 12  ...` (`what` names the count), printed at exit:
+/// every class of outcome of a try ([`Counters`]).
 pub fn summary(what: &str, n: u64, c: &Counters) -> String {
     format!(
-        "{what} {n}  requests {}  replies {}  timeouts {}  exceptions {}  io errors {}  bad frames {}  stray bytes {}",
-        c.requests, c.replies, c.timeouts, c.exceptions, c.io_errors, c.bad_frames, c.stray_bytes
+        "{what} {n}  requests {}  replies {}  timeouts {}  bad crc {}  wrong unit {}  wrong function {}  \
+         short frames {}  bad replies {}  busy {}  exceptions {}  io errors {}  stray bytes {}",
+        c.requests,
+        c.replies,
+        c.timeouts,
+        c.bad_crc,
+        c.wrong_unit,
+        c.wrong_function,
+        c.short_frames,
+        c.bad_content,
+        c.busy,
+        c.exceptions,
+        c.io_errors,
+        c.stray_bytes
     )
 }
 
