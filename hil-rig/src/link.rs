@@ -406,7 +406,7 @@ where
                     }
                     Err(why) => Failure::Bad(Fault::BadContent(why)),
                 },
-                Ok(Reply::Exception(code)) if code == ExceptionCode::ServerDeviceBusy => Failure::Busy,
+                Ok(Reply::Exception(ExceptionCode::ServerDeviceBusy)) => Failure::Busy,
                 Ok(Reply::Exception(code)) => {
                     self.counters.exceptions += 1;
                     self.last_exchange = Some((sent, done));

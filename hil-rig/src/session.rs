@@ -13,13 +13,58 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use crate::decode::Block;
+use crate::decode::{self, Block};
 use crate::link::{self, Counters, Link, LinkArgs, LinkError, ReadResult};
 use crate::recording;
 
 /// Consecutive live samples without measurements after which the board is
 /// taken to have fallen silent (`compare`, `test`).
 pub const SILENT_SAMPLES: u32 = 3;
+
+/// Default of `--max-skew-ms`: the most a reading of a sample may be read
+/// away from the sample's reference register (the current; in `compare`
+/// the uptime) and still count as of the same instant. A sample's requests
+/// follow each other within a few ms on a healthy bus; a retry (a timeout, a
+/// bad CRC, a busy board) takes at least 50 ms of back-off and usually a
+/// timeout more.
+pub const DEFAULT_MAX_SKEW_MS: u64 = 200;
+
+/// How a session judges its samples: shared by `poll`, `record` and `compare`.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Samples")]
+pub struct SampleArgs {
+    /// A value read more than this after (or before) its sample's reference
+    /// register (the current; compare: the board's uptime) is not of the
+    /// sample's instant: it is left out (an empty cell, not compared) and
+    /// counted as skewed
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_MAX_SKEW_MS,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub max_skew_ms: u64,
+    /// Fewer valid samples than this (poll: every register read; record: the
+    /// current read; compare: a sample compared) by the end is a failure:
+    /// exit 1 with the counters
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..))]
+    pub min_samples: u64,
+}
+
+impl SampleArgs {
+    pub fn max_skew(&self) -> Duration {
+        Duration::from_millis(self.max_skew_ms)
+    }
+
+    /// `Err` with the counters when fewer than `--min-samples` of the `n`
+    /// samples were valid.
+    pub fn enough(&self, what: &str, valid: u64, n: u64, counters: &Counters) -> Result<(), SessionError> {
+        if valid >= self.min_samples {
+            return Ok(());
+        }
+        Err(SessionError::TooFewSamples(format!(
+            "{valid} valid {what} of {n} (--min-samples {}): the bus failed too often ({})",
+            self.min_samples,
+            summary("samples", n, counters)
+        )))
+    }
+}
 
 /// Why a session cannot go on, or its log cannot be kept.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +81,9 @@ pub enum SessionError {
         /// The first request's error.
         source: io::Error,
     },
+    /// Fewer valid samples than `--min-samples` (issue 17: 0 data rows in 8 s exited 0).
+    #[error("{0}")]
+    TooFewSamples(String),
     /// The CSV log cannot be created or written.
     #[error("cannot {action} CSV file {}: {source}", path.display())]
     Csv {
@@ -117,14 +165,19 @@ impl Sample {
         self.read_at.get(k).copied().flatten()
     }
 
-    /// Drops the readings read more than `max` away from reading `reference`
-    /// (they belong to another instant); returns how many. Nothing is dropped
-    /// when the reference was not read.
-    pub fn drop_skewed(&mut self, reference: usize, max: Duration) -> u64 {
+    /// Drops the live values ([`decode::is_live`]; `regs` are the sample's
+    /// registers) read more than `max` away from reading `reference`: they
+    /// belong to another instant. Returns how many. Settings and identity are
+    /// kept (they do not change between requests); nothing is dropped when
+    /// the reference was not read.
+    pub fn drop_skewed(&mut self, regs: &[&RegDef], reference: usize, max: Duration) -> u64 {
         let Some(t_ref) = self.read_at(reference) else { return 0 };
         let mut dropped = 0;
-        for (reading, at) in self.readings.iter_mut().zip(&mut self.read_at) {
+        for ((reading, at), reg) in self.readings.iter_mut().zip(&mut self.read_at).zip(regs) {
             let Some(t) = *at else { continue };
+            if !decode::is_live(reg) {
+                continue;
+            }
             let skew = if t > t_ref { t - t_ref } else { t_ref - t };
             if skew > max {
                 *reading = Reading::Failed(format!(
@@ -245,6 +298,8 @@ pub struct CsvLog {
     path: PathBuf,
     out: BufWriter<File>,
     regs: Vec<&'static RegDef>,
+    /// Raw values instead of physical ones (`poll --raw`).
+    raw: bool,
 }
 
 impl CsvLog {
@@ -257,8 +312,15 @@ impl CsvLog {
             path: path.to_owned(),
             source,
         })?;
-        let mut log = Self { path: path.to_owned(), out: BufWriter::new(file), regs: regs.to_vec() };
+        let mut log = Self { path: path.to_owned(), out: BufWriter::new(file), regs: regs.to_vec(), raw: false };
         log.line(&header.join(","))?;
+        Ok(log)
+    }
+
+    /// As [`CsvLog::create`], for rows of raw register values.
+    pub fn create_raw(path: &Path, header: &[String], regs: &[&'static RegDef]) -> Result<Self, SessionError> {
+        let mut log = Self::create(path, header, regs)?;
+        log.raw = true;
         Ok(log)
     }
 
@@ -272,6 +334,16 @@ impl CsvLog {
     /// empty cell ([`recording::format_row`]).
     pub fn format_row(&self, t_s: f64, readings: &[Reading]) -> String {
         let raws: Vec<Option<i64>> = readings.iter().map(Reading::raw).collect();
+        if self.raw {
+            let mut line = format!("{t_s:.3}");
+            for raw in &raws {
+                line.push(',');
+                if let Some(v) = raw {
+                    line.push_str(&v.to_string());
+                }
+            }
+            return line;
+        }
         recording::format_row(t_s, &self.regs, &raws)
     }
 
@@ -324,7 +396,7 @@ mod tests {
     use firmware_core::map::{REGISTERS, by_name};
     use tokio_modbus::ExceptionCode;
 
-    use crate::decode::{self, MAX_REGS_PER_REQUEST};
+    use crate::decode::MAX_REGS_PER_REQUEST;
 
     fn regs(v: &[&str]) -> Vec<&'static RegDef> {
         v.iter().map(|n| by_name(n).unwrap()).collect()
@@ -382,7 +454,7 @@ mod tests {
         log.row(1.0004, &[Reading::Value(5), Reading::Value(0), Reading::Value(-105)]).unwrap();
         // Flushed after each row: readable before the log is dropped.
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "t_s,current_ma[A],status[bits],temperature_dc[°C]\n0.000,-1.234,3,\n1.000,0.005,0,-10.5\n");
+        assert_eq!(text, "t_s,current_a[A],status[bits],temperature_c[°C]\n0.000,-1.234,3,\n1.000,0.005,0,-10.5\n");
         drop(log);
         std::fs::remove_dir_all(&dir).unwrap();
     }
