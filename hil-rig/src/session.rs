@@ -29,6 +29,10 @@ pub const SILENT_SAMPLES: u32 = 3;
 /// timeout more.
 pub const DEFAULT_MAX_SKEW_MS: u64 = 200;
 
+/// The most board time a live value may be read away from the board's
+/// uptime it is compared at (`compare`, `test`): the uptime's own resolution.
+pub const MAX_BOARD_SKEW_S: f64 = 1.0;
+
 /// How a session judges its samples: shared by `poll`, `record` and `compare`.
 #[derive(clap::Args, Clone, Debug)]
 #[command(next_help_heading = "Samples")]
@@ -414,6 +418,23 @@ mod tests {
         assert_eq!(poll.reading(regs[1]), Reading::Value(-1234));
         assert_eq!(poll.reading(regs[2]), Reading::Failed("exception 02 illegal data address at 0x0003".into()));
         assert!(poll.port_lost().is_none());
+    }
+
+    #[test]
+    fn issue_17_live_values_read_far_from_the_reference_are_dropped_settings_kept() {
+        let regs = regs(&["current_ma", "soc_ah_centipct", "capacity_dah"]);
+        let t = Instant::now();
+        let ms = |n: u64| Some(t + Duration::from_millis(n));
+        let mut sample = Sample {
+            results: Vec::new(),
+            readings: vec![Reading::Value(1), Reading::Value(2), Reading::Value(3)],
+            read_at: vec![ms(0), ms(600), ms(700)],
+        };
+        assert_eq!(sample.drop_skewed(&regs, 0, Duration::from_millis(200)), 1);
+        assert_eq!(sample.readings[0], Reading::Value(1));
+        assert!(matches!(&sample.readings[1], Reading::Failed(w) if w.contains("read 0.600 s after")), "{sample:?}");
+        assert_eq!(sample.readings[2], Reading::Value(3), "a setting does not change between requests");
+        assert_eq!(sample.read_at(1), None);
     }
 
     #[test]

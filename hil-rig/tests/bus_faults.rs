@@ -41,6 +41,12 @@ async fn issue_17_a_fault_free_standin_passes_compare_through_bad_crcs_and_an_of
     // The faults were there, and classified: bad CRCs as such, not as timeouts.
     assert!(count(&report, "bad crc") > 0, "{report}");
     assert!(count(&report, "timeouts") > 0, "the offline windows: {report}");
+    // Values whose request was retried were read board seconds after their
+    // sample's uptime: they are left out, and the report says so.
+    assert!(
+        report.contains("live values were read more than 1 s of board time from their sample's uptime_s"),
+        "{report}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -30,7 +30,7 @@ use crate::decode::{self, MAX_REGS_PER_REQUEST};
 use crate::estimate::tracking::{SocTracker, TrackerModel, TrackerNoise};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
-use crate::session::{Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
+use crate::session::{MAX_BOARD_SKEW_S, Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
 use crate::source::{self, BoardSample, Registers};
 use crate::tolerance::Tolerances;
 use crate::twin::{self, Drive, Twin};
@@ -53,11 +53,9 @@ Exit codes:
 /// board and the twin.
 pub const UPTIME_MIDPOINT_S: f64 = 0.5;
 
-/// Live: the most board time a live value may be read away from its
-/// sample's `uptime_s` and still be compared as of that instant: the
-/// uptime's own resolution. Wall time is mapped onto board time by the
-/// board clock's rate ([`BoardClock`]); `--max-skew-ms` bounds it in wall time too.
-pub const MAX_BOARD_SKEW_S: f64 = 1.0;
+// Live: a live value read more than MAX_BOARD_SKEW_S from its sample's
+// `uptime_s` is not compared. Wall time is mapped onto board time by the
+// board clock's rate (`BoardClock`); `--max-skew-ms` bounds it in wall time too.
 
 /// Board seconds after which the board clock's rate (board s per wall s) is
 /// taken from the uptime instead of assumed 1 (a twin served with `--speed`
