@@ -136,3 +136,57 @@ async fn issue_17_record_and_poll_with_fewer_valid_samples_than_asked_exit_1() {
     assert!(text(&out.stderr).contains("valid polls (every register read)"), "{}", show(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A 12 V stand-in discharging at 40 A: its SOC moves 0.011 points per
+/// board second, so a value compared at the wrong board time shows.
+const DISCHARGE_STANDIN: &str = r#"
+name = "discharge-standin"
+variant = 12
+seed = 7
+initial_soc = 0.9
+adc_rate_hz = 100
+[firmware]
+initial_soc_pct = 90.0
+[[segment]]
+kind = "discharge"
+current_a = 40.0
+duration_s = 36000
+"#;
+
+#[tokio::test]
+async fn issue_17_test_compares_the_soc_with_the_twin_at_the_board_time_it_was_read() {
+    let dir = temp_dir("plan-skew");
+    let file = scenario_file(&dir, DISCHARGE_STANDIN);
+    // Before: every `soc` step failed by ≈ 0.12 points (≈ 11 board seconds
+    // at 40 A), with or without the bad CRCs.
+    let standin = StandIn::start(&file, |o| o.fault_overrides.crc_error_probability = Some(0.05));
+    let mut plan = String::from("name = \"skew\"\nstop_on_fail = false\npoll_interval_ms = 200\n");
+    plan.push_str("[[step]]\nname = \"settle\"\nkind = \"wait\"\nduration_s = 10\n");
+    for k in 0..6 {
+        plan.push_str(&format!(
+            "[[step]]\nname = \"soc {k}\"\nkind = \"expect_twin\"\nregister = \"soc_ah_centipct\"\n\
+             [[step]]\nname = \"voltage {k}\"\nkind = \"expect_twin\"\nregister = \"battery_voltage_mv\"\n"
+        ));
+    }
+    let plan_file = dir.join("plan.toml");
+    std::fs::write(&plan_file, plan).unwrap();
+    let out_dir = dir.join("out");
+    let args: Vec<String> = [
+        "test",
+        plan_file.to_str().unwrap(),
+        "--port",
+        &standin.path,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--interval-ms",
+        "100",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = hil_rig(args).await;
+    standin.kill().await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("13 of 13 steps passed"), "{}", show(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -35,13 +35,14 @@ pub const WALL_GUARD_S: f64 = 10.0;
 /// its first 1-s averaging window is not complete yet), [`CAL_WINDOW`] apart.
 pub const CAL_BUSY_TRIES: u32 = 3;
 
-/// `expect_twin`: most board seconds between the uptimes read before and
-/// after the compared register ([`crate::session::MAX_BOARD_SKEW_S`], plus
-/// the 1 s resolution of the two uptime readings).
-pub const MAX_SNAPSHOT_SPREAD_S: f64 = crate::session::MAX_BOARD_SKEW_S + 1.0;
+/// `expect_twin`: most board seconds between the uptimes read before (`b`)
+/// and after (`a`) the compared register. The twin is stepped to `a`; the
+/// register was read in `[b, a + 1)` (the uptime truncates), so within
+/// [`crate::session::MAX_BOARD_SKEW_S`] of the twin when `a − b` is at most that.
+pub const MAX_SNAPSHOT_SPREAD_S: f64 = crate::session::MAX_BOARD_SKEW_S;
 
 /// Tries of a snapshot at one board instant.
-pub const SNAPSHOT_TRIES: u32 = 3;
+pub const SNAPSHOT_TRIES: u32 = 5;
 
 /// Why the plan cannot go on.
 #[derive(Debug, Clone, PartialEq)]
@@ -299,7 +300,8 @@ where
     ) -> Result<Result<(), StartError>, Abort> {
         let (_, list) = crate::recording::record_columns().map_err(Abort::Report)?;
         let regs = Registers::new(list.clone());
-        let board = self.snapshot(&regs, &list).await?;
+        // The twin starts from the board's SOC and totals at its uptime: read at one instant.
+        let (board, _) = self.snapshot_at_one_instant(&regs, &list).await?;
         let Some(t0) = regs.value(&board, RegId::Uptime) else {
             let why = "the board's uptime_s cannot be read: the twin needs the board's time".to_string();
             self.twin = Some(Err(why.clone()));
@@ -781,7 +783,7 @@ where
                 if let Some(Ok(ls)) = &self.twin {
                     let regs = ls.registers().clone();
                     let list = regs.list.clone();
-                    let board = self.snapshot(&regs, &list).await?;
+                    let (board, _) = self.snapshot_at_one_instant(&regs, &list).await?;
                     if let Some(Ok(ls)) = &mut self.twin {
                         ls.rebase(&board);
                         o.detail.push("the twin's SOC and totals are compared from here on".into());
