@@ -35,6 +35,15 @@ pub fn readable(map: &'static [RegDef]) -> Vec<&'static RegDef> {
     map.iter().filter(|r| r.access != Access::W).collect()
 }
 
+/// A live value: one the board updates as it runs (measurements, SOC,
+/// statistics, the fault log), not a setting, a calibration or its identity.
+/// Only these can disagree between two requests of one sample.
+pub fn is_live(reg: &RegDef) -> bool {
+    reg.access == Access::R
+        && !reg.persisted
+        && !matches!(reg.id, RegId::DeviceType | RegId::VariantV | RegId::FirmwareVersion | RegId::SerialNumber)
+}
+
 /// Groups `selected` registers into as few read requests as possible.
 ///
 /// A request reads one run of contiguous addresses of `map` that are all
@@ -129,10 +138,130 @@ fn fixed(v: i128, d: usize) -> String {
     format!("{sign}{}.{:0d$}", a / p, a % p)
 }
 
-/// A register's CSV column: `name[unit]`, or `name` when it has no unit
-/// (values are physical, so the unit is part of the name).
+/// The raw-unit suffixes of the map's names and the physical unit's suffix
+/// that replaces each: the map names a register by its raw unit
+/// (`battery_voltage_mv`), its `scale` and `unit` give the physical value
+/// (13.205 V), and a name shown with a physical value must say the
+/// physical unit (issue 21: `battery_voltage_mv 13.205 V`).
+const RAW_SUFFIXES: [(&str, &str); 13] = [
+    ("_pa_per_code", "_a_per_code"),
+    ("_pv_per_code", "_v_per_code"),
+    ("_centipct", "_pct"),
+    ("_centi", ""),
+    ("_uohm", "_ohm"),
+    ("_mah", "_ah"),
+    ("_dah", "_ah"),
+    ("_mv", "_v"),
+    ("_ma", "_a"),
+    ("_da", "_a"),
+    ("_dc", "_c"),
+    ("_dw", "_w"),
+    ("_ms", "_s"),
+];
+
+/// The register's name for its physical value: the map's name with its
+/// raw-unit suffix replaced by the physical unit's (`battery_voltage_mv` →
+/// `battery_voltage_v`, `lvp_delay_ms` → `lvp_delay_s`, `remaining_mah` →
+/// `remaining_ah`); a register of scale 1 keeps its name.
+pub fn physical_name(reg: &RegDef) -> String {
+    if reg.scale == 1.0 {
+        return reg.name.to_string();
+    }
+    for (raw, physical) in RAW_SUFFIXES {
+        if let Some(stem) = reg.name.strip_suffix(raw) {
+            return format!("{stem}{physical}");
+        }
+    }
+    reg.name.to_string()
+}
+
+/// A register's CSV column: `physical_name[unit]`, or the name alone when it
+/// has no unit (values are physical, so the unit is part of the name).
 pub fn column_name(reg: &RegDef) -> String {
+    let name = physical_name(reg);
+    if reg.unit.is_empty() { name } else { format!("{name}[{}]", reg.unit) }
+}
+
+/// The column `hil-rig record` wrote for `reg` before issue 21 (the map's
+/// raw name with the physical unit: `remaining_mah[Ah]`): read back from
+/// older recordings.
+pub fn legacy_column_name(reg: &RegDef) -> String {
     if reg.unit.is_empty() { reg.name.to_string() } else { format!("{}[{}]", reg.name, reg.unit) }
+}
+
+/// The names of an enumeration register's values, from the map's
+/// description (`"Aux output: 0 off, 1 on, 2 heating, …"`): `soc_method`,
+/// `aux_mode`, `last_cal_kind`, `sc_auto_retry`. Empty for other registers.
+pub fn enum_names(reg: &RegDef) -> Vec<(i64, &'static str)> {
+    if !reg.unit.is_empty() || reg.scale != 1.0 {
+        return Vec::new();
+    }
+    let Some((_, list)) = reg.description.split_once(": ") else { return Vec::new() };
+    let mut out = Vec::new();
+    for item in list.split(", ") {
+        let Some((n, name)) = item.split_once(' ') else { return Vec::new() };
+        match n.parse::<i64>() {
+            Ok(v) if v == out.len() as i64 => out.push((v, name)),
+            _ => return Vec::new(),
+        }
+    }
+    // An enumeration names every value the register can take.
+    if out.len() < 2 || out.len() as i64 != reg.max + 1 { Vec::new() } else { out }
+}
+
+/// A special value of the register and its meaning, from the map's
+/// description (`"… (4294967295: never)"`): `time_since_full_s`.
+pub fn special_value(reg: &RegDef) -> Option<(i64, &'static str)> {
+    let (_, rest) = reg.description.rsplit_once('(')?;
+    let (n, meaning) = rest.strip_suffix(')')?.split_once(": ")?;
+    Some((n.parse().ok()?, meaning))
+}
+
+/// What a raw value means beyond its number: the enumeration's name, the
+/// special value's meaning, or the set bits' names (`None`: just a number).
+pub fn meaning(reg: &RegDef, raw: i64) -> Option<String> {
+    if let Some(names) = bit_table(reg) {
+        return Some(bit_names(raw as u16, names).join(" "));
+    }
+    if let Some((_, name)) = enum_names(reg).into_iter().find(|(v, _)| *v == raw) {
+        return Some(name.to_string());
+    }
+    special_value(reg).filter(|(v, _)| *v == raw).map(|(_, m)| m.to_string())
+}
+
+/// The sections of the register map by first address (`poll --group`).
+// The map marks them in comments only; see the report to the lead.
+pub const SECTIONS: [(&str, u16); 8] = [
+    ("identification", 0x0000),
+    ("measurements", 0x0100),
+    ("soc", 0x0110),
+    ("diagnostics", 0x0120),
+    ("fault-log", 0x0180),
+    ("settings", 0x0200),
+    ("calibration", 0x0300),
+    ("commands", 0x0400),
+];
+
+/// A bench engineer's view (`poll`'s default group): current, voltage,
+/// temperature, SOC, the switch and outputs (status bits), faults.
+pub const BENCH: [RegId; 6] =
+    [RegId::Current, RegId::BatteryVoltage, RegId::Temperature, RegId::Soc, RegId::Status, RegId::Faults];
+
+/// The readable registers of group `name` (`bench` or a [`SECTIONS`] name),
+/// in map order for a section; `None` for an unknown name.
+pub fn group(map: &'static [RegDef], name: &str) -> Option<Vec<&'static RegDef>> {
+    if name == "bench" {
+        return Some(BENCH.iter().filter_map(|id| map.iter().find(|r| r.id == *id)).collect());
+    }
+    let k = SECTIONS.iter().position(|(n, _)| *n == name)?;
+    let start = SECTIONS[k].1;
+    let end = SECTIONS.get(k + 1).map_or(u32::MAX, |(_, a)| u32::from(*a));
+    Some(readable(map).into_iter().filter(|r| r.addr >= start && u32::from(r.addr) < end).collect())
+}
+
+/// `bench, identification, measurements, …`.
+pub fn group_names() -> String {
+    std::iter::once("bench").chain(SECTIONS.iter().map(|(n, _)| *n)).collect::<Vec<_>>().join(", ")
 }
 
 /// The bit names of a bit-field register (`status`, `faults`), if it is one.
@@ -322,5 +451,74 @@ mod tests {
         assert_eq!(bit_names(faults::LVP_INPUT | 0x8000, f), ["lvp_input", "bit15"]);
         assert!(bit_names(0, f).is_empty());
         assert!(bit_table(reg("battery_voltage_mv")).is_none());
+    }
+
+    #[test]
+    fn issue_21_physical_names_say_the_physical_unit() {
+        for (raw, physical) in [
+            ("battery_voltage_mv", "battery_voltage_v"),
+            ("lvp_delay_ms", "lvp_delay_s"),
+            ("internal_resistance_uohm", "internal_resistance_ohm"),
+            ("remaining_mah", "remaining_ah"),
+            ("temperature_dc", "temperature_c"),
+            ("soc_centipct", "soc_pct"),
+            ("cycles_centi", "cycles"),
+            ("current_gain_pa_per_code", "current_gain_a_per_code"),
+            ("uptime_s", "uptime_s"),
+        ] {
+            assert_eq!(physical_name(reg(raw)), physical);
+        }
+        assert_eq!(column_name(reg("remaining_mah")), "remaining_ah[Ah]");
+        // Every scaled register is renamed, to a suffix of its unit; names stay unique.
+        let unit_suffix = |u: &str| match u {
+            "V" => "_v",
+            "A" => "_a",
+            "Ah" => "_ah",
+            "°C" => "_c",
+            "%" => "_pct",
+            "W" => "_w",
+            "s" => "_s",
+            "Ω" => "_ohm",
+            "A/code" => "_a_per_code",
+            "V/code" => "_v_per_code",
+            _ => "",
+        };
+        let mut seen = std::collections::HashSet::new();
+        for r in REGISTERS {
+            let p = physical_name(r);
+            if r.scale != 1.0 {
+                assert_ne!(p, r.name, "{} keeps its raw name", r.name);
+                assert!(p.ends_with(unit_suffix(r.unit)), "{} → {p} for {}", r.name, r.unit);
+            }
+            assert!(seen.insert(p.clone()), "{p} twice");
+        }
+    }
+
+    #[test]
+    fn issue_21_enumerations_and_special_values_are_named() {
+        let names = |n: &str| enum_names(reg(n)).into_iter().map(|(_, s)| s).collect::<Vec<_>>();
+        assert_eq!(names("soc_method"), ["Ah", "Wh", "temperature-compensated"]);
+        assert_eq!(names("last_cal_kind"), ["none", "current zero", "current gain", "voltage"]);
+        assert_eq!(names("aux_mode").len(), 6);
+        assert_eq!(names("aux_mode")[3], "on while SOC ≥ aux_soc");
+        let enums: Vec<&str> = REGISTERS.iter().filter(|r| !enum_names(r).is_empty()).map(|r| r.name).collect();
+        assert_eq!(enums, ["last_cal_kind", "soc_method", "sc_auto_retry", "aux_mode"]);
+        assert_eq!(meaning(reg("time_since_full_s"), 4_294_967_295).as_deref(), Some("never"));
+        assert_eq!(meaning(reg("time_since_full_s"), 12), None);
+        assert_eq!(meaning(reg("aux_mode"), 2).as_deref(), Some("heating"));
+        assert_eq!(meaning(reg("status"), 1).as_deref(), Some("switch_on"));
+        assert_eq!(meaning(reg("battery_voltage_mv"), 13_205), None);
+    }
+
+    #[test]
+    fn issue_21_groups() {
+        let bench: Vec<&str> = group(REGISTERS, "bench").unwrap().iter().map(|r| r.name).collect();
+        assert_eq!(bench, ["current_ma", "battery_voltage_mv", "temperature_dc", "soc_centipct", "status", "faults"]);
+        let soc = group(REGISTERS, "soc").unwrap();
+        assert!(soc.iter().all(|r| (0x0110..0x0120).contains(&r.addr)) && !soc.is_empty());
+        assert!(group(REGISTERS, "commands").unwrap().is_empty(), "write-only");
+        assert!(group(REGISTERS, "nope").is_none());
+        let n: usize = SECTIONS.iter().map(|(s, _)| group(REGISTERS, s).unwrap().len()).sum();
+        assert_eq!(n, readable(REGISTERS).len(), "the sections cover the map");
     }
 }

@@ -33,19 +33,21 @@ Exit codes (each subcommand's --help says exactly when):
 /// Shown at the end of `poll --help`.
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  ok (--count polls done, or Ctrl-C)
+  0  ok (--count polls done, or Ctrl-C), at least --min-samples of them complete
   1  the first poll read nothing (no reply, exceptions only, garbled replies),
-     or the port failed while polling; later timeouts are counted, not fatal
+     the port failed while polling, or fewer than --min-samples polls (default
+     1) read every register; later timeouts are counted, not fatal
   2  bad usage, or the serial port cannot be opened";
 
 /// Shown at the end of `record --help`.
 const RECORD_EXIT_CODES: &str = "\
 Exit codes:
-  0  ok (--duration elapsed, or Ctrl-C)
+  0  ok (--duration elapsed, or Ctrl-C), at least --min-samples rows with a current
   1  the first sample read nothing (no reply, exceptions only, garbled replies),
-     or the port failed while recording; later timeouts and CRC errors are
-     counted and their cells left empty, not fatal. Rows already written are
-     kept (each is flushed at once)
+     the port failed while recording, or fewer than --min-samples rows (default
+     1) hold a current; later timeouts and CRC errors are counted and their
+     cells left empty, not fatal. Rows already written are kept (each is
+     flushed at once)
   2  bad usage, the serial port cannot be opened, or FILE cannot be created
 
 A row whose current could not be read is written as a `# ` comment, which

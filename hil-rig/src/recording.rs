@@ -200,9 +200,15 @@ impl Recording {
         Ok(Recording { path: path.to_owned(), columns, rows })
     }
 
-    /// The index of `name` in [`Row::values`].
+    /// The index of `name` in [`Row::values`]. A register's column
+    /// ([`decode::column_name`]) is also found under the name recordings
+    /// made before issue 21 gave it ([`decode::legacy_column_name`]).
     pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == name)
+        self.columns.iter().position(|c| c == name).or_else(|| {
+            let reg = REGISTERS.iter().find(|r| decode::column_name(r) == name)?;
+            let legacy = decode::legacy_column_name(reg);
+            self.columns.iter().position(|c| *c == legacy)
+        })
     }
 
     /// The index of `name`, or an error naming the file and the missing column.
@@ -283,6 +289,16 @@ time_s,current_A,voltage_V,temp_C,soc_pct,status
         let r = Recording::parse(&format!("{}\n{row}\n", header.join(",")), Path::new("r.csv")).unwrap();
         assert_eq!(r.rows[0].values[..4], [Some(-1.234), Some(13.284), None, Some(50.0)]);
         assert_eq!(r.columns.len(), regs.len());
+    }
+
+    #[test]
+    fn issue_21_columns_say_the_physical_unit_and_old_names_are_still_read() {
+        let (header, _) = record_columns().unwrap();
+        assert!(header.contains(&"remaining_ah[Ah]".to_string()), "{header:?}");
+        assert!(header.contains(&"lvp_delay_s[s]".to_string()), "{header:?}");
+        assert!(!header.iter().any(|h| h.contains("_mah[") || h.contains("_mv[") || h.contains("_ms[")), "{header:?}");
+        let old = parse("time_s,current_A,remaining_mah[Ah]\n0,1,2\n").unwrap();
+        assert_eq!(old.column("remaining_ah[Ah]"), Some(1));
     }
 
     #[test]

@@ -8,15 +8,67 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use firmware_core::map::RegDef;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::time::Duration;
 
-use crate::decode::Block;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use crate::decode::{self, Block};
 use crate::link::{self, Counters, Link, LinkArgs, LinkError, ReadResult};
 use crate::recording;
 
 /// Consecutive live samples without measurements after which the board is
 /// taken to have fallen silent (`compare`, `test`).
 pub const SILENT_SAMPLES: u32 = 3;
+
+/// Default of `--max-skew-ms`: the most a reading of a sample may be read
+/// away from the sample's reference register (the current; in `compare`
+/// the uptime) and still count as of the same instant. A sample's requests
+/// follow each other within a few ms on a healthy bus; a retry (a timeout, a
+/// bad CRC, a busy board) takes at least 50 ms of back-off and usually a
+/// timeout more.
+pub const DEFAULT_MAX_SKEW_MS: u64 = 200;
+
+/// The most board time a live value may be read away from the board's
+/// uptime it is compared at (`compare`, `test`): the uptime's own resolution.
+pub const MAX_BOARD_SKEW_S: f64 = 1.0;
+
+/// How a session judges its samples: shared by `poll`, `record` and `compare`.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Samples")]
+pub struct SampleArgs {
+    /// A value read more than this after (or before) its sample's reference
+    /// register (the current; compare: the board's uptime) is not of the
+    /// sample's instant: it is left out (an empty cell, not compared) and
+    /// counted as skewed
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_MAX_SKEW_MS,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub max_skew_ms: u64,
+    /// Fewer valid samples than this (poll: every register read; record: the
+    /// current read; compare: a sample compared) by the end is a failure:
+    /// exit 1 with the counters
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..))]
+    pub min_samples: u64,
+}
+
+impl SampleArgs {
+    pub fn max_skew(&self) -> Duration {
+        Duration::from_millis(self.max_skew_ms)
+    }
+
+    /// `Err` with the counters when fewer than `--min-samples` of the `n`
+    /// samples were valid.
+    pub fn enough(&self, what: &str, valid: u64, n: u64, counters: &Counters) -> Result<(), SessionError> {
+        if valid >= self.min_samples {
+            return Ok(());
+        }
+        Err(SessionError::TooFewSamples(format!(
+            "{valid} valid {what} of {n} (--min-samples {}): the bus failed too often ({})",
+            self.min_samples,
+            summary("samples", n, counters)
+        )))
+    }
+}
 
 /// Why a session cannot go on, or its log cannot be kept.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +85,9 @@ pub enum SessionError {
         /// The first request's error.
         source: io::Error,
     },
+    /// Fewer valid samples than `--min-samples` (issue 17: 0 data rows in 8 s exited 0).
+    #[error("{0}")]
+    TooFewSamples(String),
     /// The CSV log cannot be created or written.
     #[error("cannot {action} CSV file {}: {source}", path.display())]
     Csv {
@@ -65,11 +120,18 @@ impl Reading {
 }
 
 /// One poll of the selected registers (a request per block) and what it read.
+///
+/// A sample is not one instant: its blocks are read one after the other, and
+/// retries (a bad CRC, a timeout, a busy board) can put seconds between them
+/// (issue 17). Each reading therefore carries the time it was read
+/// ([`Sample::read_at`]): the middle of its block's successful exchange.
 #[derive(Debug)]
 pub struct Sample {
     results: Vec<ReadResult>,
     /// One per selected register, in the order they were given.
     pub readings: Vec<Reading>,
+    /// When each reading was read (`None`: it was not).
+    read_at: Vec<Option<Instant>>,
 }
 
 impl Sample {
@@ -79,12 +141,63 @@ impl Sample {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut results = Vec::with_capacity(blocks.len());
+        let mut times = Vec::with_capacity(blocks.len());
         for b in blocks {
-            results.push(link.read_holding(b.start, b.count).await);
+            let r = link.read_holding(b.start, b.count).await;
+            let at = match (&r, link.last_exchange()) {
+                (Ok(Ok(_)), Some((sent, done))) => Some(sent + (done - sent) / 2),
+                _ => None,
+            };
+            results.push(r);
+            times.push(at);
         }
         let poll = Poll { blocks, results: &results };
-        let readings = regs.iter().map(|r| poll.reading(r)).collect();
-        Self { results, readings }
+        let readings: Vec<Reading> = regs.iter().map(|r| poll.reading(r)).collect();
+        let read_at = regs
+            .iter()
+            .zip(&readings)
+            .map(|(reg, reading)| {
+                let k = blocks.iter().position(|b| b.regs.iter().any(|r| r.addr == reg.addr))?;
+                reading.raw().and(times[k])
+            })
+            .collect();
+        Self { results, readings, read_at }
+    }
+
+    /// When reading `k` was read: the middle of its block's exchange.
+    pub fn read_at(&self, k: usize) -> Option<Instant> {
+        self.read_at.get(k).copied().flatten()
+    }
+
+    /// Drops the live values ([`decode::is_live`]; `regs` are the sample's
+    /// registers) read more than `max` away from reading `reference`: they
+    /// belong to another instant. Returns how many. Settings and identity are
+    /// kept (they do not change between requests); nothing is dropped when
+    /// the reference was not read.
+    pub fn drop_skewed(&mut self, regs: &[&RegDef], reference: usize, max: Duration) -> u64 {
+        let Some(t_ref) = self.read_at(reference) else { return 0 };
+        let mut dropped = 0;
+        for ((reading, at), reg) in self.readings.iter_mut().zip(&mut self.read_at).zip(regs) {
+            let Some(t) = *at else { continue };
+            if !decode::is_live(reg) {
+                continue;
+            }
+            let skew = if t > t_ref { t - t_ref } else { t_ref - t };
+            if skew > max {
+                *reading = Reading::Failed(format!(
+                    "read {:.3} s after the sample's reference register (retries between requests): not of this instant",
+                    skew.as_secs_f64()
+                ));
+                *at = None;
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Whether every reading holds a value.
+    pub fn complete(&self) -> bool {
+        self.readings.iter().all(|r| matches!(r, Reading::Value(_)))
     }
 
     /// Each register's raw value, `None` where it was not read.
@@ -156,11 +269,17 @@ fn first_poll_failure(args: &LinkArgs, poll: &Poll<'_>) -> String {
     }) {
         return format!("I/O error talking to {who}: {source}");
     }
-    if let Some(message) = errors.clone().find_map(|e| match e {
-        LinkError::BadFrame { message, .. } => Some(message),
+    if let Some(fault) = errors.clone().find_map(|e| match e {
+        LinkError::BadFrame { fault, .. } => Some(fault),
         _ => None,
     }) {
-        return format!("unusable replies from {who} ({message}): check the baud rate, parity and stop bits");
+        let hint = match fault {
+            link::Fault::WrongUnit { got, .. } => {
+                format!("another unit answers: is the board's unit id {got}? (--unit)")
+            }
+            _ => "check the baud rate, parity and stop bits".to_string(),
+        };
+        return format!("unusable replies from {who} ({fault}): {hint}");
     }
     let exception = poll.blocks.iter().zip(poll.results).find_map(|(b, r)| match r {
         Ok(Err(code)) => Some(link::describe_exception(*code, b.start)),
@@ -183,6 +302,8 @@ pub struct CsvLog {
     path: PathBuf,
     out: BufWriter<File>,
     regs: Vec<&'static RegDef>,
+    /// Raw values instead of physical ones (`poll --raw`).
+    raw: bool,
 }
 
 impl CsvLog {
@@ -195,8 +316,15 @@ impl CsvLog {
             path: path.to_owned(),
             source,
         })?;
-        let mut log = Self { path: path.to_owned(), out: BufWriter::new(file), regs: regs.to_vec() };
+        let mut log = Self { path: path.to_owned(), out: BufWriter::new(file), regs: regs.to_vec(), raw: false };
         log.line(&header.join(","))?;
+        Ok(log)
+    }
+
+    /// As [`CsvLog::create`], for rows of raw register values.
+    pub fn create_raw(path: &Path, header: &[String], regs: &[&'static RegDef]) -> Result<Self, SessionError> {
+        let mut log = Self::create(path, header, regs)?;
+        log.raw = true;
         Ok(log)
     }
 
@@ -210,6 +338,16 @@ impl CsvLog {
     /// empty cell ([`recording::format_row`]).
     pub fn format_row(&self, t_s: f64, readings: &[Reading]) -> String {
         let raws: Vec<Option<i64>> = readings.iter().map(Reading::raw).collect();
+        if self.raw {
+            let mut line = format!("{t_s:.3}");
+            for raw in &raws {
+                line.push(',');
+                if let Some(v) = raw {
+                    line.push_str(&v.to_string());
+                }
+            }
+            return line;
+        }
         recording::format_row(t_s, &self.regs, &raws)
     }
 
@@ -223,11 +361,24 @@ impl CsvLog {
     }
 }
 
-/// `polls 3  requests 12  ...` (`what` names the count), printed at exit.
+/// `polls 3  requests 12  ...` (`what` names the count), printed at exit:
+/// every class of outcome of a try ([`Counters`]).
 pub fn summary(what: &str, n: u64, c: &Counters) -> String {
     format!(
-        "{what} {n}  requests {}  replies {}  timeouts {}  exceptions {}  io errors {}  bad frames {}  stray bytes {}",
-        c.requests, c.replies, c.timeouts, c.exceptions, c.io_errors, c.bad_frames, c.stray_bytes
+        "{what} {n}  requests {}  replies {}  timeouts {}  bad crc {}  wrong unit {}  wrong function {}  \
+         short frames {}  bad replies {}  busy {}  exceptions {}  io errors {}  stray bytes {}",
+        c.requests,
+        c.replies,
+        c.timeouts,
+        c.bad_crc,
+        c.wrong_unit,
+        c.wrong_function,
+        c.short_frames,
+        c.bad_content,
+        c.busy,
+        c.exceptions,
+        c.io_errors,
+        c.stray_bytes
     )
 }
 
@@ -249,7 +400,7 @@ mod tests {
     use firmware_core::map::{REGISTERS, by_name};
     use tokio_modbus::ExceptionCode;
 
-    use crate::decode::{self, MAX_REGS_PER_REQUEST};
+    use crate::decode::MAX_REGS_PER_REQUEST;
 
     fn regs(v: &[&str]) -> Vec<&'static RegDef> {
         v.iter().map(|n| by_name(n).unwrap()).collect()
@@ -267,6 +418,23 @@ mod tests {
         assert_eq!(poll.reading(regs[1]), Reading::Value(-1234));
         assert_eq!(poll.reading(regs[2]), Reading::Failed("exception 02 illegal data address at 0x0003".into()));
         assert!(poll.port_lost().is_none());
+    }
+
+    #[test]
+    fn issue_17_live_values_read_far_from_the_reference_are_dropped_settings_kept() {
+        let regs = regs(&["current_ma", "soc_ah_centipct", "capacity_dah"]);
+        let t = Instant::now();
+        let ms = |n: u64| Some(t + Duration::from_millis(n));
+        let mut sample = Sample {
+            results: Vec::new(),
+            readings: vec![Reading::Value(1), Reading::Value(2), Reading::Value(3)],
+            read_at: vec![ms(0), ms(600), ms(700)],
+        };
+        assert_eq!(sample.drop_skewed(&regs, 0, Duration::from_millis(200)), 1);
+        assert_eq!(sample.readings[0], Reading::Value(1));
+        assert!(matches!(&sample.readings[1], Reading::Failed(w) if w.contains("read 0.600 s after")), "{sample:?}");
+        assert_eq!(sample.readings[2], Reading::Value(3), "a setting does not change between requests");
+        assert_eq!(sample.read_at(1), None);
     }
 
     #[test]
@@ -307,7 +475,7 @@ mod tests {
         log.row(1.0004, &[Reading::Value(5), Reading::Value(0), Reading::Value(-105)]).unwrap();
         // Flushed after each row: readable before the log is dropped.
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "t_s,current_ma[A],status[bits],temperature_dc[°C]\n0.000,-1.234,3,\n1.000,0.005,0,-10.5\n");
+        assert_eq!(text, "t_s,current_a[A],status[bits],temperature_c[°C]\n0.000,-1.234,3,\n1.000,0.005,0,-10.5\n");
         drop(log);
         std::fs::remove_dir_all(&dir).unwrap();
     }

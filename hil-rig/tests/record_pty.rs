@@ -24,7 +24,7 @@ fn expected_header() -> String {
     let rest: Vec<String> = REGISTERS
         .iter()
         .filter(|r| r.access != map::Access::W && !leading.contains(&r.name))
-        .map(|r| if r.unit.is_empty() { r.name.to_owned() } else { format!("{}[{}]", r.name, r.unit) })
+        .map(hil_rig::decode::column_name)
         .collect();
     format!("time_s,current_A,voltage_V,temp_C,soc_pct,{}", rest.join(","))
 }

@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
 use crate::link::{Link, LinkArgs};
-use crate::session::{CsvLog, Reading, Sample, interrupted, plural, summary};
+use crate::session::{CsvLog, Reading, Sample, SampleArgs, interrupted, plural, summary};
 
 /// Width of the value column of the table.
 const VALUE_WIDTH: usize = 14;
@@ -28,14 +28,30 @@ pub struct Cmd {
     /// Poll this many times, then exit (default: until Ctrl-C)
     #[arg(long, value_name = "K", value_parser = value_parser!(u64).range(1..))]
     count: Option<u64>,
-    /// Also write every poll to FILE as a CSV row of physical values
-    /// (header `t_s,<name>[<unit>],...` with physical values; FILE is overwritten)
+    /// Also write every poll to FILE as a CSV row (header
+    /// `t_s,<physical name>[<unit>],...` with physical values, or with --raw
+    /// `t_s,<register name>,...` with raw values; FILE is overwritten)
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
-    /// Read only these registers (comma-separated names from the register map;
-    /// default: every readable register)
-    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    /// Read only these registers (comma-separated names from the register map)
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', conflicts_with_all = ["group", "all"])]
     registers: Vec<String>,
+    /// Read a group of registers: bench (the default: current, voltage,
+    /// temperature, SOC, status with the switch and outputs, faults) or a
+    /// section of the map: identification, measurements, soc, diagnostics,
+    /// fault-log, settings, calibration
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    group: Option<String>,
+    /// Read every readable register
+    #[arg(long)]
+    all: bool,
+    /// Show the register map's names with raw (unscaled) values, instead of
+    /// physical names (battery_voltage_v) with physical values and units
+    #[arg(long)]
+    raw: bool,
+
+    #[command(flatten)]
+    samples: SampleArgs,
 
     #[command(flatten)]
     link: LinkArgs,
@@ -53,13 +69,26 @@ impl Cmd {
     }
 
     pub async fn run(self) -> Result<(), Failure> {
-        let regs = select(&self.registers)?;
+        let regs = match (&self.group, self.all) {
+            (_, true) => decode::readable(REGISTERS),
+            (Some(g), false) => decode::group(REGISTERS, g)
+                .ok_or_else(|| Failure::Usage(anyhow!("unknown group {g:?}; groups: {}", decode::group_names())))?,
+            (None, false) if self.registers.iter().all(|n| n.trim().is_empty()) => {
+                decode::group(REGISTERS, "bench").expect("the bench group")
+            }
+            (None, false) => select(&self.registers)?,
+        };
         let blocks = decode::plan(REGISTERS, &regs, MAX_REGS_PER_REQUEST);
         let mut csv = match &self.csv {
             Some(path) => {
-                let header: Vec<String> =
-                    std::iter::once("t_s".to_string()).chain(regs.iter().map(|r| decode::column_name(r))).collect();
-                Some(CsvLog::create(path, &header, &regs).map_err(|e| Failure::Usage(e.into()))?)
+                let name = |r: &&RegDef| if self.raw { r.name.to_string() } else { decode::column_name(r) };
+                let header: Vec<String> = std::iter::once("t_s".to_string()).chain(regs.iter().map(name)).collect();
+                let log = if self.raw {
+                    CsvLog::create_raw(path, &header, &regs)
+                } else {
+                    CsvLog::create(path, &header, &regs)
+                };
+                Some(log.map_err(|e| Failure::Usage(e.into()))?)
             }
             None => None,
         };
@@ -72,14 +101,17 @@ impl Cmd {
             self.interval_ms
         );
 
-        let mut polls = 0;
+        let (mut polls, mut complete) = (0, 0);
         let mut stdout = io::stdout();
         let outcome = tokio::select! {
-            r = self.poll_loop(&mut link, &regs, &blocks, csv.as_mut(), &mut stdout, &mut polls) => r,
+            r = self.poll_loop(&mut link, &regs, &blocks, csv.as_mut(), &mut stdout, (&mut polls, &mut complete)) => r,
             () = interrupted() => Ok(()),
         };
-        println!("{}", summary("polls", polls, &link.counters()));
-        outcome
+        println!("{}  complete polls {complete}", summary("polls", polls, &link.counters()));
+        outcome?;
+        self.samples
+            .enough("polls (every register read)", complete, polls, &link.counters())
+            .map_err(|e| Failure::Device(e.into()))
     }
 
     /// Polls until `--count` is reached or the device fails ([`Sample::verdict`]: exit 1).
@@ -90,7 +122,7 @@ impl Cmd {
         blocks: &[Block],
         mut csv: Option<&mut CsvLog>,
         out: &mut impl Write,
-        polls: &mut u64,
+        (polls, complete): (&mut u64, &mut u64),
     ) -> Result<(), Failure>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -100,11 +132,15 @@ impl Cmd {
         let t0 = Instant::now();
         while self.count.is_none_or(|k| *polls < k) {
             ticker.tick().await;
-            let t_s = t0.elapsed().as_secs_f64();
-            let sample = Sample::read(link, regs, blocks).await;
+            let tick_s = t0.elapsed().as_secs_f64();
+            let mut sample = Sample::read(link, regs, blocks).await;
             *polls += 1;
+            // The poll's time is when its first register was read.
+            sample.drop_skewed(regs, 0, self.samples.max_skew());
+            let t_s = sample.read_at(0).map_or(tick_s, |t| (t - t0).as_secs_f64());
+            *complete += u64::from(sample.complete());
 
-            write_table(out, *polls, t_s, regs, &sample.readings)
+            write_table(out, *polls, t_s, regs, &sample.readings, self.raw)
                 .map_err(|e| Failure::Device(anyhow!("cannot write to stdout: {e}")))?;
             if let Some(csv) = csv.as_deref_mut() {
                 csv.row(t_s, &sample.readings).map_err(|e| Failure::Device(e.into()))?;
@@ -116,6 +152,7 @@ impl Cmd {
 }
 
 /// Resolves `--registers` names; none means every readable register.
+/// Both the map's names and the physical names poll shows are taken.
 fn select(names: &[String]) -> Result<Vec<&'static RegDef>, Failure> {
     let readable = decode::readable(REGISTERS);
     if names.iter().all(|n| n.trim().is_empty()) {
@@ -124,7 +161,8 @@ fn select(names: &[String]) -> Result<Vec<&'static RegDef>, Failure> {
     let valid = || readable.iter().map(|r| r.name).collect::<Vec<_>>().join(", ");
     let mut out: Vec<&'static RegDef> = Vec::new();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        match by_name(name) {
+        let found = by_name(name).or_else(|| REGISTERS.iter().find(|r| decode::physical_name(r) == name));
+        match found {
             Some(r) if r.access == Access::W => {
                 return Err(Failure::Usage(anyhow!(
                     "{name} is a write-only command register and reads as 0; readable registers: {}",
@@ -144,32 +182,39 @@ fn select(names: &[String]) -> Result<Vec<&'static RegDef>, Failure> {
     Ok(out)
 }
 
-/// One poll as a table: name, physical value, unit, set bits.
+/// One poll as a table: the physical name, value and unit, and what the
+/// value means (set bits, an enumeration's name, a special value such as
+/// "never"); with `raw`, the map's name and the raw value.
 fn write_table(
     out: &mut impl Write,
     poll_no: u64,
     t_s: f64,
     regs: &[&'static RegDef],
     readings: &[Reading],
+    raw: bool,
 ) -> io::Result<()> {
-    let name_w = regs.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let names: Vec<String> =
+        regs.iter().map(|r| if raw { r.name.to_string() } else { decode::physical_name(r) }).collect();
+    let name_w = names.iter().map(String::len).max().unwrap_or(0);
     writeln!(out, "poll {poll_no}  t={t_s:.3} s")?;
-    for (reg, reading) in regs.iter().zip(readings) {
-        let name = reg.name;
+    for ((reg, reading), name) in regs.iter().zip(readings).zip(&names) {
         match reading {
-            Reading::Value(raw) => match decode::bit_table(reg) {
-                Some(names) => {
-                    let bits = decode::bit_names(*raw as u16, names).join(" ");
-                    let hex = format!("0x{:04X}", *raw as u16);
-                    let line = format!("  {name:<name_w$}  {hex:>VALUE_WIDTH$} {}  {bits}", reg.unit);
-                    writeln!(out, "{}", line.trim_end())?;
-                }
-                None => {
-                    let v = decode::format_value(reg, *raw);
-                    let line = format!("  {name:<name_w$}  {v:>VALUE_WIDTH$} {}", reg.unit);
-                    writeln!(out, "{}", line.trim_end())?;
-                }
-            },
+            Reading::Value(v) => {
+                let meaning = decode::meaning(reg, *v);
+                let (value, unit) = match (decode::bit_table(reg), raw) {
+                    (Some(_), _) => (format!("0x{:04X}", *v as u16), ""),
+                    (None, true) => (v.to_string(), ""),
+                    // A special value (never) is not a quantity: no number, no unit.
+                    (None, false) if decode::special_value(reg).is_some_and(|(s, _)| s == *v) => {
+                        (meaning.clone().unwrap_or_default(), "")
+                    }
+                    (None, false) => (decode::format_value(reg, *v), if reg.unit == "bits" { "" } else { reg.unit }),
+                };
+                let meaning = meaning.filter(|m| *m != value).map_or(String::new(), |m| format!("  {m}"));
+                let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+                let line = format!("  {name:<name_w$}  {value:>VALUE_WIDTH$}{unit}{meaning}");
+                writeln!(out, "{}", line.trim_end())?;
+            }
             Reading::Failed(why) => writeln!(out, "  {name:<name_w$}  {why}")?,
         }
     }
@@ -224,14 +269,44 @@ mod tests {
             Reading::Failed("no reply after 3 tries (timeout 500 ms)".into()),
         ];
         let mut out = Vec::new();
-        write_table(&mut out, 7, 6.0004, &regs, &readings).unwrap();
+        write_table(&mut out, 7, 6.0004, &regs, &readings, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "poll 7  t=6.000 s");
-        assert_eq!(lines[1], "  battery_voltage_mv          13.284 V");
-        assert_eq!(lines[2], "  current_ma                  -1.234 A");
-        assert_eq!(lines[3], "  status                      0x0023 bits  switch_on lvp_output soc_synced");
-        assert_eq!(lines[4], "  faults                      0x0000 bits");
-        assert_eq!(lines[5], "  uptime_s            no reply after 3 tries (timeout 500 ms)");
+        assert_eq!(lines[1], "  battery_voltage_v          13.284 V");
+        assert_eq!(lines[2], "  current_a                  -1.234 A");
+        assert_eq!(lines[3], "  status                     0x0023  switch_on lvp_output soc_synced");
+        assert_eq!(lines[4], "  faults                     0x0000");
+        assert_eq!(lines[5], "  uptime_s           no reply after 3 tries (timeout 500 ms)");
+    }
+
+    #[test]
+    fn issue_21_names_agree_with_values_and_meanings_are_shown() {
+        // Before: `battery_voltage_mv 13.205 V`, `lvp_delay_ms 2.000 s`,
+        // `internal_resistance_uohm 0.000000 Ω`, `time_since_full_s 4294967295 s`.
+        let regs = regs(&["battery_voltage_mv", "lvp_delay_ms", "time_since_full_s", "aux_mode", "soc_method"]);
+        let readings = [
+            Reading::Value(13205),
+            Reading::Value(2000),
+            Reading::Value(4_294_967_295),
+            Reading::Value(2),
+            Reading::Value(0),
+        ];
+        let mut out = Vec::new();
+        write_table(&mut out, 1, 0.0, &regs, &readings, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  battery_voltage_v          13.205 V");
+        assert_eq!(lines[2], "  lvp_delay_s                 2.000 s");
+        assert_eq!(lines[3], "  time_since_full_s           never");
+        assert_eq!(lines[4], "  aux_mode                        2  heating");
+        assert_eq!(lines[5], "  soc_method                      0  Ah");
+        let mut out = Vec::new();
+        write_table(&mut out, 1, 0.0, &regs, &readings, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  battery_voltage_mv           13205");
+        assert_eq!(lines[3], "  time_since_full_s       4294967295  never");
+        assert_eq!(lines[4], "  aux_mode                         2  heating");
     }
 }

@@ -26,7 +26,7 @@ use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
-use crate::session::{CsvLog, Reading, Sample, interrupted, plural, summary};
+use crate::session::{CsvLog, Reading, Sample, SampleArgs, interrupted, plural, summary};
 
 #[derive(Args, Debug)]
 pub struct Cmd {
@@ -42,6 +42,9 @@ pub struct Cmd {
     #[arg(long, value_name = "MS", default_value_t = 1000,
           value_parser = value_parser!(u64).range(1..))]
     interval_ms: u64,
+
+    #[command(flatten)]
+    samples: SampleArgs,
 
     #[command(flatten)]
     link: LinkArgs,
@@ -73,6 +76,8 @@ struct Rows {
     incomplete: u64,
     /// Rows without a current, written as comments.
     no_current: u64,
+    /// Values left out: read too far from their row's current (`--max-skew-ms`).
+    skewed: u64,
 }
 
 impl Cmd {
@@ -109,12 +114,17 @@ impl Cmd {
             () = interrupted() => Ok(()),
         };
         println!(
-            "{}  incomplete rows {}  rows without current {}",
+            "{}  incomplete rows {}  rows without current {}  skewed values {}",
             summary("rows", rows.written, &link.counters()),
             rows.incomplete,
-            rows.no_current
+            rows.no_current,
+            rows.skewed
         );
-        outcome
+        outcome?;
+        let data_rows = rows.written - rows.no_current;
+        self.samples
+            .enough("rows (with a current)", data_rows, rows.written, &link.counters())
+            .map_err(|e| Failure::Device(e.into()))
     }
 
     /// The end of `--duration` for a recording started at `t0` (none for a
@@ -146,8 +156,12 @@ impl Cmd {
                 // No sample is started at or after the end of `--duration`.
                 return Ok(());
             }
-            let t_s = t0.elapsed().as_secs_f64();
-            let sample = Sample::read(link, regs, blocks).await;
+            let tick_s = t0.elapsed().as_secs_f64();
+            let mut sample = Sample::read(link, regs, blocks).await;
+            // The row's time is when its current (the first register, see
+            // `LEADING`) was read; values read too far from it are another instant's.
+            rows.skewed += sample.drop_skewed(regs, 0, self.samples.max_skew());
+            let t_s = sample.read_at(0).map_or(tick_s, |t| (t - t0).as_secs_f64());
             let line = log.format_row(t_s, &sample.readings);
             // The current is the first register (see `LEADING`).
             let has_current = matches!(sample.readings.first(), Some(Reading::Value(_)));

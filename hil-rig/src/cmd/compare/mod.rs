@@ -30,7 +30,7 @@ use crate::decode::{self, MAX_REGS_PER_REQUEST};
 use crate::estimate::tracking::{SocTracker, TrackerModel, TrackerNoise};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
-use crate::session::{Reading, SILENT_SAMPLES, Sample, interrupted, summary};
+use crate::session::{MAX_BOARD_SKEW_S, Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
 use crate::source::{self, BoardSample, Registers};
 use crate::tolerance::Tolerances;
 use crate::twin::{self, Drive, Twin};
@@ -42,7 +42,8 @@ Exit codes:
   1  a discrepancy: a quantity out of tolerance or a named finding (see report.md)
   2  bad input: flags, scenario, ECM or tolerance file, recording, a port that
      cannot be opened, a board of another variant than the twin
-  3  runtime failure: the port vanished, the board fell silent, the twin failed,
+  3  runtime failure: the port vanished, the board never answered or fell
+     silent, fewer samples than --min-samples were compared, the twin failed,
      a report could not be written. What was compared so far is kept: compare.csv
      is written as samples come, and the reports are written before exiting";
 
@@ -51,6 +52,43 @@ Exit codes:
 /// A scenario's steps at whole seconds then fall on the same side for the
 /// board and the twin.
 pub const UPTIME_MIDPOINT_S: f64 = 0.5;
+
+// Live: a live value read more than MAX_BOARD_SKEW_S from its sample's
+// `uptime_s` is not compared. Wall time is mapped onto board time by the
+// board clock's rate (`BoardClock`); `--max-skew-ms` bounds it in wall time too.
+
+/// Board seconds after which the board clock's rate (board s per wall s) is
+/// taken from the uptime instead of assumed 1 (a twin served with `--speed`
+/// runs faster).
+const RATE_BASELINE_S: f64 = 10.0;
+
+/// The board's clock against the wall clock: maps a wall-time skew between
+/// two requests onto board time.
+#[derive(Clone, Copy, Debug, Default)]
+struct BoardClock {
+    /// The first (wall s, uptime s) seen.
+    first: Option<(f64, f64)>,
+    /// Board seconds per wall second, once the uptime has advanced [`RATE_BASELINE_S`].
+    rate: Option<f64>,
+}
+
+impl BoardClock {
+    fn observe(&mut self, wall_s: f64, uptime_s: f64) {
+        let (w0, u0) = *self.first.get_or_insert((wall_s, uptime_s));
+        if uptime_s < u0 {
+            // A restart: start again.
+            *self = BoardClock { first: Some((wall_s, uptime_s)), rate: None };
+        } else if uptime_s - u0 >= RATE_BASELINE_S && wall_s > w0 {
+            self.rate = Some((uptime_s - u0) / (wall_s - w0));
+        }
+    }
+
+    /// The wall-time skew that is [`MAX_BOARD_SKEW_S`] of board time, at most `max`.
+    fn max_wall_skew(&self, max: Duration) -> Duration {
+        let rate = self.rate.unwrap_or(1.0).max(1e-3);
+        Duration::try_from_secs_f64(MAX_BOARD_SKEW_S / rate).map_or(max, |d| d.min(max))
+    }
+}
 
 /// Default 1σ of the tracking filter's initial SOC (points): about what a
 /// board that guessed its SOC from the LFP voltage plateau can be off by.
@@ -109,6 +147,9 @@ pub struct Cmd {
     /// Directory for compare.csv, report.md, junit.xml and plots/ (created)
     #[arg(long, value_name = "DIR", default_value = "out/compare")]
     out: PathBuf,
+
+    #[command(flatten)]
+    samples: SampleArgs,
 
     #[command(flatten)]
     link: Option<LinkArgs>,
@@ -215,6 +256,7 @@ impl Cmd {
             notes: Vec::new(),
             skipped: 0,
             repeated: 0,
+            skewed: 0,
         };
         if let Some(args) = &self.link {
             println!(
@@ -246,6 +288,15 @@ impl Cmd {
             (None, None) => Some(Stop::BadInput(anyhow!("give --port DEVICE or --recording FILE"))),
         };
         let stop = match stop {
+            None if session.judge.samples > 0 && session.judge.samples < self.samples.min_samples => {
+                let why = anyhow!(
+                    "only {} samples were compared (--min-samples {}; {} skipped)",
+                    session.judge.samples,
+                    self.samples.min_samples,
+                    session.skipped
+                );
+                Some(if self.recording.is_some() { Stop::BadInput(why) } else { Stop::Runtime(why) })
+            }
             None if session.judge.samples == 0 => {
                 let why = anyhow!(
                     "nothing was compared: no sample held the board's current and voltage ({} skipped)",
@@ -264,6 +315,13 @@ impl Cmd {
                 "{} samples had the same board time as the one before (uptime_s counts whole seconds): sample at \
                  most once per board second",
                 session.repeated
+            ));
+        }
+        if session.skewed > 0 {
+            meta.notes.push(format!(
+                "{} live values were read more than {MAX_BOARD_SKEW_S} s of board time from their sample's uptime_s \
+                 (retries between a sample's requests) and were not compared",
+                session.skewed
             ));
         }
         if let Some((link, _)) = &link {
@@ -370,15 +428,23 @@ impl Cmd {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let (mut n, mut silent) = (0u64, 0u32);
         let regs = session.regs.list.clone();
+        // The sample's instant is its uptime's read (with the current and voltage, in one request).
+        let reference = session.regs.index(RegId::Uptime).or(session.regs.index(RegId::Current)).unwrap_or(0);
+        let mut clock = BoardClock::default();
         let sampling = async {
             loop {
                 ticker.tick().await;
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(());
                 }
-                let time_s = t0.elapsed().as_secs_f64();
-                let sample = Sample::read(link, &regs, &blocks).await;
+                let tick_s = t0.elapsed().as_secs_f64();
+                let mut sample = Sample::read(link, &regs, &blocks).await;
                 n += 1;
+                let time_s = sample.read_at(reference).map_or(tick_s, |t| (t - t0).as_secs_f64());
+                if let Some(up) = session.regs.value(&sample.raw(), RegId::Uptime) {
+                    clock.observe(time_s, up);
+                }
+                session.skewed += sample.drop_skewed(&regs, reference, clock.max_wall_skew(self.samples.max_skew()));
                 sample.verdict(n, args, &blocks).map_err(|e| Stop::Runtime(e.into()))?;
                 let raw = sample.raw();
                 let measured = session.measured(&raw);
@@ -482,6 +548,8 @@ struct Session<'a> {
     skipped: u64,
     /// Samples with the same board time as the one before.
     repeated: u64,
+    /// Live values left out: read more than [`MAX_BOARD_SKEW_S`] from their sample's uptime.
+    skewed: u64,
 }
 
 impl<'a> Session<'a> {

@@ -35,6 +35,15 @@ pub const WALL_GUARD_S: f64 = 10.0;
 /// its first 1-s averaging window is not complete yet), [`CAL_WINDOW`] apart.
 pub const CAL_BUSY_TRIES: u32 = 3;
 
+/// `expect_twin`: most board seconds between the uptimes read before (`b`)
+/// and after (`a`) the compared register. The twin is stepped to `a`; the
+/// register was read in `[b, a + 1)` (the uptime truncates), so within
+/// [`crate::session::MAX_BOARD_SKEW_S`] of the twin when `a − b` is at most that.
+pub const MAX_SNAPSHOT_SPREAD_S: f64 = crate::session::MAX_BOARD_SKEW_S;
+
+/// Tries of a snapshot at one board instant.
+pub const SNAPSHOT_TRIES: u32 = 5;
+
 /// Why the plan cannot go on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Abort {
@@ -203,6 +212,34 @@ where
         }
     }
 
+    /// Reads `list` between two polls of the measurements (which step the
+    /// twin to the board's uptime), so that the snapshot is of the board
+    /// time the twin is at: the registers of `list` are read in other
+    /// requests than the uptime, and retries between them (a bad CRC, a busy
+    /// board) can put board seconds in between (issue 17). Tried again when
+    /// the uptime moved more than [`MAX_SNAPSHOT_SPREAD_S`]; `Some(spread)`
+    /// after [`SNAPSHOT_TRIES`] such tries.
+    async fn snapshot_at_one_instant(
+        &mut self,
+        regs: &Registers,
+        list: &[&'static RegDef],
+    ) -> Result<(Vec<Option<i64>>, Option<f64>), Abort> {
+        let mut spread = None;
+        let mut board = Vec::new();
+        for _ in 0..SNAPSHOT_TRIES {
+            let before = self.observe().await?;
+            board = self.snapshot(regs, list).await?;
+            let after = self.observe().await?;
+            match (before, after) {
+                (Some(b), Some(a)) if a.uptime_s - b.uptime_s <= MAX_SNAPSHOT_SPREAD_S => return Ok((board, None)),
+                (Some(b), Some(a)) => spread = Some(a.uptime_s - b.uptime_s),
+                // The measurements were not read: the twin stays where it was.
+                _ => return Ok((board, None)),
+            }
+        }
+        Ok((board, spread))
+    }
+
     /// Reads `list` into a snapshot in `regs` order (`None`: not read).
     async fn snapshot(&mut self, regs: &Registers, list: &[&'static RegDef]) -> Result<Vec<Option<i64>>, Abort> {
         let vals = self.read(list).await?;
@@ -263,7 +300,8 @@ where
     ) -> Result<Result<(), StartError>, Abort> {
         let (_, list) = crate::recording::record_columns().map_err(Abort::Report)?;
         let regs = Registers::new(list.clone());
-        let board = self.snapshot(&regs, &list).await?;
+        // The twin starts from the board's SOC and totals at its uptime: read at one instant.
+        let (board, _) = self.snapshot_at_one_instant(&regs, &list).await?;
         let Some(t0) = regs.value(&board, RegId::Uptime) else {
             let why = "the board's uptime_s cannot be read: the twin needs the board's time".to_string();
             self.twin = Some(Err(why.clone()));
@@ -602,7 +640,17 @@ where
         };
         let mut list = vec![r];
         list.extend(lockstep::companions(r));
-        let board = self.snapshot(&regs, &list).await?;
+        let (board, spread) = self.snapshot_at_one_instant(&regs, &list).await?;
+        if let Some(spread_s) = spread {
+            return Ok(Outcome::fail(
+                format!(
+                    "{} could not be read at one board instant: the uptime advanced {spread_s:.0} s while it was \
+                     read ({SNAPSHOT_TRIES} tries; retries on the bus)",
+                    r.name
+                ),
+                limit_unknown,
+            ));
+        }
         if regs.raw(&board, r.id).is_none() {
             let why = self.read_one(r).await?.err().unwrap_or_else(|| "not read".into());
             return Ok(Outcome::fail(format!("{}: {why}", r.name), limit_unknown));
@@ -735,7 +783,7 @@ where
                 if let Some(Ok(ls)) = &self.twin {
                     let regs = ls.registers().clone();
                     let list = regs.list.clone();
-                    let board = self.snapshot(&regs, &list).await?;
+                    let (board, _) = self.snapshot_at_one_instant(&regs, &list).await?;
                     if let Some(Ok(ls)) = &mut self.twin {
                         ls.rebase(&board);
                         o.detail.push("the twin's SOC and totals are compared from here on".into());
