@@ -267,7 +267,7 @@ pub struct Uncertainty {
 /// Andrews' (1991) plug-in bandwidth of the Bartlett kernel for an AR(1)
 /// of coefficient `rho` over `m` samples (see the module doc); at most `m − 1`.
 pub fn hac_bandwidth(rho: f64, m: usize) -> usize {
-    if !(rho > 0.0) || m < 2 {
+    if rho.is_nan() || rho <= 0.0 || m < 2 {
         return 0;
     }
     let alpha = 4.0 * rho * rho / ((1.0 - rho).powi(2) * (1.0 + rho).powi(2));
