@@ -9,6 +9,7 @@ use smartpro_sim::scenario::{Scenario, secs_to_ns};
 use smartpro_sim::stimulus::Stimulus;
 
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::estimate::fit::REST_CURRENT_A;
 use crate::source::Registers;
 
 /// What drives the twin's battery.
@@ -47,10 +48,30 @@ pub fn twin_scenario(base: &Scenario, drive: Drive, initial_soc: f64) -> Scenari
     s
 }
 
+/// The longest a measured-drive twin is run at the first current before
+/// the comparison starts ([`Twin::measured_settled`]): five times the
+/// built-in cells' slowest time constant ([`models::cell::DEFAULT_TAU2_S`],
+/// 600 s), after which e⁻⁵ < 1 % of that pair's voltage step is left.
+pub const MAX_PRE_RUN_S: f64 = 5.0 * models::cell::DEFAULT_TAU2_S;
+
+/// How a measured-drive twin was brought to the board's state before the
+/// first sample ([`Twin::measured_settled`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PreRun {
+    /// Seconds of twin time at the first current (0: none, started at rest).
+    pub seconds: f64,
+    /// That current (A, + = charge).
+    pub current_a: f64,
+    /// The battery's SOC (0..1) at the start of the pre-run.
+    pub from_soc: f64,
+}
+
 /// A running twin.
 #[derive(Debug)]
 pub struct Twin<'s> {
     engine: Engine,
+    /// Engine time at the comparison's t = 0 (the pre-run's length).
+    offset_ns: u64,
     /// The scenario's stimulus (scenario drive).
     stimulus: Option<Stimulus<'s>>,
     /// The board's current of the previous sample, held until the next (measured drive).
@@ -63,6 +84,7 @@ impl<'s> Twin<'s> {
     pub fn scenario(scenario: &'s Scenario, regs: &Registers) -> Result<Self, EngineError> {
         Ok(Self {
             engine: Engine::new(scenario)?,
+            offset_ns: 0,
             stimulus: Some(Stimulus::new(scenario)),
             held_a: 0.0,
             blocks: decode::plan(REGISTERS, &regs.list, MAX_REGS_PER_REQUEST),
@@ -74,15 +96,60 @@ impl<'s> Twin<'s> {
     pub fn measured(scenario: &Scenario, regs: &Registers, current_a: f64) -> Result<Self, EngineError> {
         Ok(Self {
             engine: Engine::new(scenario)?,
+            offset_ns: 0,
             stimulus: None,
             held_a: current_a,
             blocks: decode::plan(REGISTERS, &regs.list, MAX_REGS_PER_REQUEST),
         })
     }
 
-    /// Twin time (s).
+    /// A twin in measured drive whose battery is where the board's is at its
+    /// first sample: a board under load (|`current_a`| ≥
+    /// [`REST_CURRENT_A`]) has RC pairs that carry that load, which a twin
+    /// started at rest lacks (its voltage then differs by the pairs' voltage
+    /// for minutes). So the twin first runs at `current_a` for
+    /// `loaded_for_s` (the board's uptime at its first sample: the longest
+    /// the load can have been on), at most [`MAX_PRE_RUN_S`], starting at the
+    /// SOC from which that charge brings it (and its firmware's SOC) to
+    /// `scenario.initial_soc`; the comparison's t = 0 is the end of that
+    /// run. At rest, or with `loaded_for_s` = 0: [`Twin::measured`].
+    pub fn measured_settled(
+        scenario: &Scenario,
+        regs: &Registers,
+        current_a: f64,
+        loaded_for_s: f64,
+    ) -> Result<(Self, PreRun), EngineError> {
+        let seconds = if current_a.abs() >= REST_CURRENT_A && loaded_for_s.is_finite() {
+            loaded_for_s.clamp(0.0, MAX_PRE_RUN_S)
+        } else {
+            0.0
+        };
+        let none = PreRun { seconds: 0.0, current_a, from_soc: scenario.initial_soc };
+        if seconds == 0.0 {
+            return Ok((Self::measured(scenario, regs, current_a)?, none));
+        }
+        // What that run takes from the battery (its SOC is the cells' mean,
+        // with the board's own consumption and the cells' spread): found by
+        // running it once from the target, then started that much higher.
+        let offset_ns = secs_to_ns(seconds);
+        let run = |initial_soc: f64| -> Result<Self, EngineError> {
+            let mut s = scenario.clone();
+            s.initial_soc = initial_soc.clamp(0.0, 1.0);
+            s.firmware.initial_soc_pct = Some((s.initial_soc * 10_000.0).round() / 100.0);
+            let mut twin = Self::measured(&s, regs, current_a)?;
+            twin.offset_ns = offset_ns;
+            twin.engine.advance_to(offset_ns, &mut HeldCurrent::new(current_a))?;
+            Ok(twin)
+        };
+        let target = scenario.initial_soc;
+        let moved = run(target)?.truth().soc - target;
+        let from_soc = (target - moved).clamp(0.0, 1.0);
+        Ok((run(from_soc)?, PreRun { seconds, current_a, from_soc }))
+    }
+
+    /// Twin time (s) from the comparison's t = 0.
     pub fn t_s(&self) -> f64 {
-        self.engine.t_s()
+        self.engine.t_ns().saturating_sub(self.offset_ns) as f64 * 1e-9
     }
 
     /// Advances to `t_s` of twin time (never backwards).
@@ -95,7 +162,7 @@ impl<'s> Twin<'s> {
     /// polls) then sees the same current, and its voltage and current
     /// registers average it as the board's did.
     pub fn advance(&mut self, t_s: f64, current_a: f64) -> Result<(), EngineError> {
-        let target = secs_to_ns(t_s.max(0.0));
+        let target = self.offset_ns + secs_to_ns(t_s.max(0.0));
         match &mut self.stimulus {
             Some(stimulus) => self.engine.advance_to(target, stimulus)?,
             None => {
@@ -210,5 +277,37 @@ mod tests {
         // The board counted the same: 42 % of 100 Ah less what the second took (± 1 mAh).
         let remaining_ah = regs.value(&raw, RegId::RemainingCharge).unwrap();
         assert!((remaining_ah - (42.0 - want_ah)).abs() <= 0.001, "{remaining_ah} Ah");
+    }
+
+    #[test]
+    fn issue_21_a_twin_started_under_load_carries_the_load_on_its_rc_pairs() {
+        let s = Scenario::parse(SCENARIO, Path::new("t.toml")).unwrap();
+        let twin_s = twin_scenario(&s, Drive::Measured, 0.60);
+        let regs = regs();
+        // The board: at −40 A for 20 min before its first sample.
+        let mut board = Twin::measured(&twin_s, &regs, -40.0).unwrap();
+        board.advance(1200.0, -40.0).unwrap();
+        let board_soc = board.truth().soc;
+        let at = twin_scenario(&s, Drive::Measured, board_soc);
+        // Settled: the pre-run is capped at MAX_PRE_RUN_S and ends at the board's SOC, at t = 0.
+        let (mut settled, pre) = Twin::measured_settled(&at, &regs, -40.0, 1200.0).unwrap();
+        assert_eq!((pre.seconds, pre.current_a), (1200.0, -40.0));
+        assert_eq!(settled.t_s(), 0.0);
+        assert!((settled.truth().soc - board_soc).abs() < 1e-4, "{} vs {board_soc}", settled.truth().soc);
+        let dv_settled = (settled.truth().voltage_v - board.truth().voltage_v).abs();
+        // Started at rest instead: the RC pairs' voltage is missing.
+        let mut rest = Twin::measured(&at, &regs, -40.0).unwrap();
+        rest.advance(0.5, -40.0).unwrap();
+        settled.advance(0.5, -40.0).unwrap();
+        board.advance(1200.5, -40.0).unwrap();
+        let dv_rest = (rest.truth().voltage_v - board.truth().voltage_v).abs();
+        let dv_settled_later = (settled.truth().voltage_v - board.truth().voltage_v).abs();
+        assert!(dv_settled < 2e-3 && dv_settled_later < 2e-3, "{dv_settled} {dv_settled_later} V");
+        assert!(dv_rest > 0.02, "a twin started at rest is {dv_rest} V off");
+        assert_eq!(settled.t_s(), 0.5);
+        // At rest, or loaded for no time: no pre-run.
+        assert_eq!(Twin::measured_settled(&at, &regs, 0.1, 1200.0).unwrap().1.seconds, 0.0);
+        assert_eq!(Twin::measured_settled(&at, &regs, -40.0, 0.0).unwrap().1.seconds, 0.0);
+        assert_eq!(Twin::measured_settled(&at, &regs, -40.0, 1e9).unwrap().1.seconds, MAX_PRE_RUN_S);
     }
 }

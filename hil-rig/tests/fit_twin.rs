@@ -45,6 +45,11 @@ const RECORD_INTERVAL_S: f64 = 5.0;
 /// The known cell, written by hand as a parameter file: the LFP OCV table
 /// shifted by the offset, resistances over the built-in temperatures.
 fn known_cell() -> EcmParams {
+    cell_of(CAPACITY_AH, R0_OHM)
+}
+
+/// [`known_cell`] with another capacity (Ah) and R0 (Ω) at 25 °C.
+fn cell_of(capacity_ah: f64, r0_ohm: f64) -> EcmParams {
     let soc: Vec<String> = LFP.points().iter().map(|p| p.0.to_string()).collect();
     let ocv: Vec<String> = LFP.points().iter().map(|p| (p.1 + OCV_OFFSET_V).to_string()).collect();
     let temps: Vec<String> = ecm::BUILTIN_TEMPS_C.iter().map(f64::to_string).collect();
@@ -59,12 +64,12 @@ fn known_cell() -> EcmParams {
         format!("[{}]", rows.join(", "))
     };
     let text = format!(
-        "name = \"known\"\ncapacity_ah = {CAPACITY_AH}\ncells_in_series = 4\nsoc = [{}]\ntemp_c = [{}]\n\
+        "name = \"known\"\ncapacity_ah = {capacity_ah}\ncells_in_series = 4\nsoc = [{}]\ntemp_c = [{}]\n\
          ocv_v = [{}]\nr0_ohm = {}\nr1_ohm = {}\ntau1_s = {TAU1_S}\nr2_ohm = {}\ntau2_s = {TAU2_S}\n",
         soc.join(", "),
         temps.join(", "),
         ocv.join(", "),
-        table(R0_OHM),
+        table(r0_ohm),
         table(R1_OHM),
         table(R2_OHM),
     );
@@ -81,8 +86,14 @@ fn twin(initial_soc: f64) -> Engine {
 /// (hysteresis, resistances over SOC) without: no cell spread, no ageing,
 /// the board told the SOC.
 fn known_twin(initial_soc: f64, cells: Option<EcmParams>) -> Engine {
+    seeded_twin(8, initial_soc, cells)
+}
+
+/// [`known_twin`] of the board drawn from `seed` (its measurement chain's
+/// errors and noise).
+fn seeded_twin(seed: u64, initial_soc: f64, cells: Option<EcmParams>) -> Engine {
     let text = format!(
-        "name = \"fit-truth\"\nvariant = 12\nseed = 8\ninitial_soc = {initial_soc}\nadc_rate_hz = 10\n\
+        "name = \"fit-truth\"\nvariant = 12\nseed = {seed}\ninitial_soc = {initial_soc}\nadc_rate_hz = 10\n\
          [pack]\ncapacity_spread_rel = 0.0\nr0_spread_rel = 0.0\nsoc_spread = 0.0\n\
          [pack.ageing]\ncapacity_fade_per_efc = 0.0\ncapacity_fade_per_sqrt_day = 0.0\n\
          resistance_growth_per_efc = 0.0\nresistance_growth_per_sqrt_day = 0.0\n\
@@ -343,4 +354,54 @@ fn issue_21_fit_with_every_linear_parameter_fixed() {
     assert_sane_figures(&stdout);
     assert_warnings_agree_with_the_fitted_range(&stdout);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The 1σ of `name` as `hil-rig fit` prints it (`± 6.3e-4 %`), relative.
+fn printed_rel_std_err(stdout: &str, name: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name}:\n{stdout}"));
+    let pct = line.split("± ").nth(1).and_then(|r| r.split(" %").next()).unwrap_or_else(|| panic!("{line}"));
+    pct.parse::<f64>().unwrap_or_else(|_| panic!("{line}")) / 100.0
+}
+
+/// Stand-ins of the coverage test: this many, each a board of its own seed
+/// with its own capacity, R0 and initial SOC.
+const COVERAGE_STANDINS: u64 = 20;
+/// At least this many of them have the true capacity within ±2σ of the fit
+/// (95 % of 20 is 19; 17 allows for chance: P(≤ 16 of 20 | 95 %) ≈ 1.6 %).
+const COVERAGE_MIN: usize = 17;
+
+#[test]
+#[ignore = "issue 17 item 4 is open: 6 of 20 covered; the fit is biased by about −0.025 % (see the report)"]
+fn issue_17_capacity_std_err_covers_the_truth_in_about_95_percent_of_seeded_standins() {
+    // The "true effective capacity" of a stand-in is its pack's capacity at
+    // the temperature it ran at: the cells' capacity_ah at 25 °C, as the
+    // LFP capacity factor is 1 from 25 °C up and the pack runs at 25–31 °C
+    // (ambient 25 °C, self-heating). No ageing, no cell spread.
+    let mut covered = 0;
+    let mut ratios = Vec::new();
+    for k in 0..COVERAGE_STANDINS {
+        let f = k as f64 / COVERAGE_STANDINS as f64;
+        let capacity_ah = 80.0 + 25.0 * f;
+        let r0_ohm = R0_OHM * (0.8 + 0.5 * ((k * 7) % 20) as f64 / 20.0);
+        let soc0 = 0.95 + 0.04 * ((k * 3) % 20) as f64 / 20.0;
+        let mut engine = seeded_twin(100 + k, soc0, Some(cell_of(capacity_ah, r0_ohm)));
+        let cycles = (12.0 * capacity_ah / CAPACITY_AH).ceil() as usize;
+        let (csv, _) = record(&mut engine, &drive_cycles(cycles));
+        let (dir, out, stdout) = fit_recording(&format!("coverage-{k}"), &csv);
+        let ecm = EcmParams::from_toml_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let sigma_rel = printed_rel_std_err(&stdout, "capacity_ah");
+        let err_rel = ecm.capacity_ah / capacity_ah - 1.0;
+        let ratio = err_rel / sigma_rel;
+        eprintln!(
+            "stand-in {k}: capacity {capacity_ah:.2} Ah, fitted {:.3} Ah ({:+.4} %), 1σ {:.4} %: {ratio:+.2} σ",
+            ecm.capacity_ah,
+            100.0 * err_rel,
+            100.0 * sigma_rel
+        );
+        covered += usize::from(ratio.abs() <= 2.0);
+        ratios.push(ratio);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!("{covered} of {COVERAGE_STANDINS} within ±2σ; error/σ: {ratios:.2?}");
+    assert!(covered >= COVERAGE_MIN, "{covered} of {COVERAGE_STANDINS} within ±2σ: {ratios:.2?}");
 }

@@ -4,13 +4,25 @@
 //! [`levenberg_marquardt`] minimises `½‖r(θ)‖²` for any residual function
 //! `r: ℝⁿ → ℝᵐ` (Marquardt's diagonal scaling, Nielsen's damping update,
 //! central-difference Jacobian). [`uncertainty`] gives the standard errors
-//! and correlations at the optimum: `cov = s²·(JᵀJ)⁻¹` with `s² = Σr²/(m − n)`,
-//! inflated by `(1 + ρ)/(1 − ρ)` for the lag-1 autocorrelation `ρ ≥ 0` of the
-//! residuals (a time series of model errors is not white noise: `m` correlated
-//! residuals carry the information of `m·(1 − ρ)/(1 + ρ)` independent ones).
-//! Directions the data do not determine (a singular value of the
-//! column-scaled Jacobian below `1e-9` of the largest) give an infinite
-//! standard error.
+//! and correlations at the optimum. With white residuals (lag-1
+//! autocorrelation `ρ ≤ 0`) the textbook `cov = s²·(JᵀJ)⁻¹`, `s² = Σr²/(m − n)`.
+//! A time series of model errors is not white noise, and neither its
+//! correlation nor its spread is the same at every sample: then the
+//! Newey–West (HAC) sandwich
+//!
+//! ```text
+//! cov = (JᵀJ)⁻¹ · S · (JᵀJ)⁻¹ · m/(m − n),   S = Σ_{|l| ≤ L} (1 − |l|/(L+1)) · Σ_t u_t·u_{t+l}ᵀ,   u_t = r_t·J_t
+//! ```
+//!
+//! (Bartlett weights, all lags up to `L`), with Andrews' (1991) bandwidth
+//! for an AR(1) of the residuals' lag-1 autocorrelation `ρ`:
+//! `L = ⌈1.1447·(α·m)^⅓⌉`, `α = 4ρ²/((1 − ρ)²(1 + ρ)²)` (ρ = 0.98, m = 2000:
+//! L ≈ 200 samples). `S` is computed as `Σ_s B_s·B_sᵀ/(L + 1)` over the
+//! moving sums `B_s` of `L + 1` consecutive `u_t` (the Bartlett kernel is
+//! two box windows convolved), in `O(m·n²)`. A standard error is never
+//! below the textbook one. Directions the data do not determine (a singular
+//! value of the column-scaled Jacobian below `1e-9` of the largest) give an
+//! infinite standard error.
 
 use nalgebra::{DMatrix, DVector, Dyn, SVD};
 
@@ -248,6 +260,39 @@ pub struct Uncertainty {
     pub residual_sigma: f64,
     /// Lag-1 autocorrelation of the residuals (clamped to 0..0.99).
     pub lag1_autocorrelation: f64,
+    /// Bandwidth `L` of the HAC sum (samples; 0: textbook errors).
+    pub hac_lags: usize,
+}
+
+/// Andrews' (1991) plug-in bandwidth of the Bartlett kernel for an AR(1)
+/// of coefficient `rho` over `m` samples (see the module doc); at most `m − 1`.
+pub fn hac_bandwidth(rho: f64, m: usize) -> usize {
+    if rho.is_nan() || rho <= 0.0 || m < 2 {
+        return 0;
+    }
+    let alpha = 4.0 * rho * rho / ((1.0 - rho).powi(2) * (1.0 + rho).powi(2));
+    let l = (1.1447 * (alpha * m as f64).cbrt()).ceil();
+    (l as usize).min(m - 1)
+}
+
+/// `Σ_{|l| ≤ lags} (1 − |l|/(lags+1))·Σ_t u_t·u_{t+l}ᵀ` of the rows `u` of
+/// `rows` (m × n), as the moving sums of `lags + 1` rows (module doc).
+fn bartlett_long_run(rows: &DMatrix<f64>, lags: usize) -> DMatrix<f64> {
+    let (m, n) = rows.shape();
+    let mut s = DMatrix::<f64>::zeros(n, n);
+    let mut block = DVector::<f64>::zeros(n);
+    // Window [start, start + lags] for start = −lags ..= m − 1: add the row
+    // entering, drop the one leaving.
+    for end in 0..m + lags {
+        if end < m {
+            block += rows.row(end).transpose();
+        }
+        if end > lags {
+            block -= rows.row(end - lags - 1).transpose();
+        }
+        s.ger(1.0, &block, &block, 1.0);
+    }
+    s / (lags + 1) as f64
 }
 
 /// Singular values below this fraction of the largest (column-scaled J)
@@ -292,7 +337,7 @@ pub fn uncertainty(sol: &LmSolution) -> Uncertainty {
     let s2 = ss / dof;
     let lag: f64 = r.windows(2).map(|w| w[0] * w[1]).sum();
     let rho = if ss > 0.0 { (lag / ss).clamp(0.0, 0.99) } else { 0.0 };
-    let variance = s2 * (1.0 + rho) / (1.0 - rho);
+    let lags = hac_bandwidth(rho, m);
     let scale: Vec<f64> = (0..n).map(|j| sol.jacobian.column(j).norm()).collect();
     let mut js = sol.jacobian.clone();
     for (j, &c) in scale.iter().enumerate() {
@@ -320,15 +365,31 @@ pub fn uncertainty(sol: &LmSolution) -> Uncertainty {
     } else {
         undetermined.iter_mut().for_each(|u| *u = true);
     }
+    // The sandwich in the column-scaled parameters: cs·S·cs, S from u_t = r_t·Js_t.
+    let sandwich = (lags > 0 && m > 0 && n > 0 && r.iter().all(|v| v.is_finite())).then(|| {
+        let mut js = sol.jacobian.clone();
+        for (j, &c) in scale.iter().enumerate() {
+            js.column_mut(j).scale_mut(if c > 0.0 && c.is_finite() { 1.0 / c } else { 0.0 });
+        }
+        for (i, &ri) in r.iter().enumerate() {
+            js.row_mut(i).scale_mut(ri);
+        }
+        let long_run = bartlett_long_run(&js, lags);
+        &cs * long_run * &cs * (m as f64 / dof)
+    });
     let mut std_err = vec![f64::INFINITY; n];
     let mut cov = DMatrix::<f64>::zeros(n, n);
     for a in 0..n {
         for b in 0..n {
             if !undetermined[a] && !undetermined[b] {
-                cov[(a, b)] = variance * cs[(a, b)] / (scale[a] * scale[b]);
+                let c = sandwich.as_ref().map_or(s2 * cs[(a, b)], |w| w[(a, b)]);
+                cov[(a, b)] = c / (scale[a] * scale[b]);
             }
         }
         if !undetermined[a] {
+            // Never below the textbook error.
+            let textbook = s2 * cs[(a, a)] / (scale[a] * scale[a]);
+            cov[(a, a)] = cov[(a, a)].max(textbook);
             std_err[a] = cov[(a, a)].max(0.0).sqrt();
         }
     }
@@ -341,7 +402,7 @@ pub fn uncertainty(sol: &LmSolution) -> Uncertainty {
             cov[(a, b)] / (std_err[a] * std_err[b])
         }
     });
-    Uncertainty { std_err, correlation, residual_sigma: s2.sqrt(), lag1_autocorrelation: rho }
+    Uncertainty { std_err, correlation, residual_sigma: s2.sqrt(), lag1_autocorrelation: rho, hac_lags: lags }
 }
 
 #[cfg(test)]
@@ -408,8 +469,42 @@ mod tests {
         let xm = xs.iter().sum::<f64>() / n;
         let sxx: f64 = xs.iter().map(|x| (x - xm).powi(2)).sum();
         let white = unc.residual_sigma / sxx.sqrt();
-        let factor = ((1.0 + rho) / (1.0 - rho)).sqrt();
-        assert!((unc.std_err[1] / (white * factor) - 1.0).abs() < 1e-6);
+        assert!(unc.std_err[1] > white, "{} vs white {white}", unc.std_err[1]);
+        // The Newey–West sandwich written out lag by lag.
+        let lags = hac_bandwidth(rho, xs.len());
+        assert_eq!(unc.hac_lags, lags);
+        assert!(lags > 20 && lags < xs.len(), "{lags}");
+        let r = &sol.residuals;
+        let jac = &sol.jacobian;
+        let mut s = DMatrix::<f64>::zeros(2, 2);
+        for l in 0..=lags {
+            let w = 1.0 - l as f64 / (lags + 1) as f64;
+            for t in 0..xs.len() - l {
+                let (u, v) = (jac.row(t).transpose() * r[t], jac.row(t + l).transpose() * r[t + l]);
+                s += w * (&u * v.transpose());
+                if l > 0 {
+                    s += w * (&v * u.transpose());
+                }
+            }
+        }
+        let a_inv = (jac.transpose() * jac).try_inverse().unwrap();
+        let cov = &a_inv * s * &a_inv * (n / (n - 2.0));
+        for k in 0..2 {
+            assert!((unc.std_err[k] / cov[(k, k)].sqrt() - 1.0).abs() < 1e-6, "{k}: {:?} vs {cov}", unc.std_err);
+        }
+        let corr = cov[(0, 1)] / (cov[(0, 0)] * cov[(1, 1)]).sqrt();
+        assert!((unc.correlation[(0, 1)] - corr).abs() < 1e-6);
+    }
+
+    #[test]
+    fn hac_bandwidth_follows_the_autocorrelation() {
+        assert_eq!(hac_bandwidth(0.0, 1000), 0);
+        assert_eq!(hac_bandwidth(f64::NAN, 1000), 0);
+        assert_eq!(hac_bandwidth(0.5, 1), 0);
+        // ρ = 0.98 over 2000 samples: α = 2450, L = ⌈1.1447·(4.9e6)^⅓⌉ = 195.
+        assert_eq!(hac_bandwidth(0.98, 2000), 195);
+        assert_eq!(hac_bandwidth(0.99, 50), 49, "at most m − 1");
+        assert!(hac_bandwidth(0.5, 1000) < hac_bandwidth(0.9, 1000));
     }
 
     #[test]

@@ -139,6 +139,20 @@ pub struct TrackerNoise {
     /// 1σ relative error of the resistances R0, R1, R2: what it leaves on
     /// the RC voltages is process noise, on R0·I measurement noise.
     pub resistance_sigma_rel: f64,
+    /// 1σ spread of the cells' SOC around the mean the filter tracks (the
+    /// cells' initial SOC spread; `capacity_sigma_rel` × the depth of
+    /// discharge adds the capacity spread's). Where the OCV is steep (near
+    /// empty or full) the string's voltage says as much about the cells
+    /// that deviate as about the mean: `n·(dOCV/dSOC·σ)²` is measurement
+    /// noise, so the SOC's σ does not collapse below what the voltage can
+    /// tell (issue 17, item 5).
+    #[serde(default = "default_cell_soc_sigma")]
+    pub cell_soc_sigma: f64,
+}
+
+/// [`TrackerNoise::cell_soc_sigma`]'s default: the pack's default SOC spread.
+fn default_cell_soc_sigma() -> f64 {
+    models::pack::DEFAULT_SOC_SPREAD
 }
 
 impl TrackerNoise {
@@ -152,6 +166,7 @@ impl TrackerNoise {
     /// | `*_correlation_s` | 3600 s | modelling choice |
     /// | `capacity_sigma_rel` | 1 % | the pack's capacity spread |
     /// | `resistance_sigma_rel` | 10 % | modelling choice |
+    /// | `cell_soc_sigma` | 0.5 % | the pack's default SOC spread |
     pub fn datasheet(variant: Variant) -> Self {
         let voltage_sigma_v = VOLTAGE_ERROR_FRACTION_FS * variant.voltage_range_v() / LIMIT_SIGMAS;
         Self {
@@ -162,6 +177,7 @@ impl TrackerNoise {
             current_correlation_s: DEFAULT_CURRENT_CORRELATION_S,
             capacity_sigma_rel: DEFAULT_CAPACITY_SIGMA_REL,
             resistance_sigma_rel: DEFAULT_RESISTANCE_SIGMA_REL,
+            cell_soc_sigma: default_cell_soc_sigma(),
         }
     }
 
@@ -174,7 +190,8 @@ impl TrackerNoise {
         error::non_negative("tracker.current_sigma_a", self.current_sigma_a)?;
         error::positive("tracker.current_correlation_s", self.current_correlation_s)?;
         error::non_negative("tracker.capacity_sigma_rel", self.capacity_sigma_rel)?;
-        error::non_negative("tracker.resistance_sigma_rel", self.resistance_sigma_rel)
+        error::non_negative("tracker.resistance_sigma_rel", self.resistance_sigma_rel)?;
+        error::non_negative("tracker.cell_soc_sigma", self.cell_soc_sigma)
     }
 }
 
@@ -629,8 +646,14 @@ impl SocTracker {
         // makes of I·R0, the same for every filter (evaluated at the
         // bank's SOC): it belongs to the battery, not to a SOC hypothesis,
         // and a per-filter value would tilt the weights through ln S.
-        let r0_pack = self.model.cells * self.slice.at(self.soc()).r0.0;
-        let r = self.noise.voltage_sigma_v.powi(2) + (self.noise.resistance_sigma_rel * r0_pack * current_a).powi(2);
+        let soc = self.soc();
+        let at = self.slice.at(soc);
+        let r0_pack = self.model.cells * at.r0.0;
+        // The cells' spread around the mean SOC, seen through the OCV slope.
+        let cell_var = self.noise.cell_soc_sigma.powi(2) + (self.noise.capacity_sigma_rel * (1.0 - soc)).powi(2);
+        let r = self.noise.voltage_sigma_v.powi(2)
+            + (self.noise.resistance_sigma_rel * r0_pack * current_a).powi(2)
+            + self.model.cells * at.ocv.1.powi(2) * cell_var;
         let mut next = Vec::with_capacity(self.bank.len());
         let mut predicted = Vec::with_capacity(self.bank.len());
         for f in &self.bank {
@@ -1247,6 +1270,43 @@ mod tests {
     /// the hysteresis (±10 mV a cell) and the board's voltage error are
     /// worth several points, and the filter says so; an NMC pack at rest is
     /// pinned once its slow RC pair has relaxed.
+    /// Fraction of `rows` with true SOC below `below` whose error is within
+    /// 2σ, and their count and the worst |error|/σ.
+    fn coverage_below(rows: &[Row], below: f64) -> (f64, usize, f64) {
+        let near: Vec<&Row> = rows.iter().filter(|r| r.truth < below).collect();
+        let inside = near.iter().filter(|r| (r.soc - r.truth).abs() <= 2.0 * r.sigma).count();
+        let worst = near.iter().map(|r| (r.soc - r.truth).abs() / r.sigma).fold(0.0, f64::max);
+        (inside as f64 / near.len().max(1) as f64, near.len(), worst)
+    }
+
+    #[test]
+    fn issue_17_interval_covers_the_error_near_empty() {
+        // A seeded discharge from 25 % to near empty at the board's noise
+        // and at the datasheet's limits: |error| ≤ 2σ at ≥ 95 % of the
+        // samples below 10 % true SOC.
+        for (name, case) in [("lfp", Case::lfp()), ("lfp at limits", Case::lfp().at_datasheet_limits())] {
+            for seed in [1, 2, 3] {
+                let c = Case { true_soc: 0.25, guess_soc: 0.25, guess_sigma: 0.05, duration_s: 1900, seed, ..case };
+                let rows = run(&c);
+                let last = rows.last().unwrap();
+                let (covered, n, worst) = coverage_below(&rows, 0.10);
+                eprintln!(
+                    "{name} seed {seed}: {n} s below 10 %, {:.1} % within 2σ, worst {worst:.1}σ; end truth {:.3} est {:.3} ± {:.4}",
+                    100.0 * covered,
+                    last.truth,
+                    last.soc,
+                    last.sigma
+                );
+                assert!(
+                    n > 300 && last.truth > 0.005,
+                    "{name}: reaches near empty ({n} s below 10 %, ends at {:.3})",
+                    last.truth
+                );
+                assert!(covered >= 0.95, "{name} seed {seed}: {:.1} % within 2σ", 100.0 * covered);
+            }
+        }
+    }
+
     #[test]
     fn lfp_plateau_at_rest_stays_uncertain() {
         for (c, min_sigma, max_sigma_after_5_min) in [(Case::lfp(), 0.05, 1.0), (Case::nmc(), 0.0, 0.01)] {

@@ -27,6 +27,7 @@ use self::checks::{Judge, Q, Setup, Tracked, TwinState};
 use self::report::{Csv, Meta, Trace};
 use crate::Failure;
 use crate::decode::{self, MAX_REGS_PER_REQUEST};
+use crate::estimate::fit;
 use crate::estimate::tracking::{SocTracker, TrackerModel, TrackerNoise};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
@@ -125,8 +126,9 @@ pub struct Cmd {
     /// true current: the board's current measurement is judged too)
     #[arg(long, value_enum, default_value_t = Drive::Measured, help_heading = "Twin")]
     drive: Drive,
-    /// The twin battery's initial SOC in % (default: the board's first SOC
-    /// reading): the measured-drive twin's start, and the tracking filter's
+    /// The tracking filter's initial SOC in % (default: the board's first
+    /// SOC reading). The measured-drive twin always starts at the board's
+    /// first SOC reading (at this value only when the board's SOC is not read)
     #[arg(long, value_name = "PCT", value_parser = percent, help_heading = "Twin")]
     initial_soc: Option<f64>,
     /// 1σ of that initial SOC for the tracking filter, in points (the true
@@ -668,10 +670,37 @@ impl<'a> Session<'a> {
                 Twin::scenario(scenario, regs).map_err(|e| engine_stop(e, None))?
             }
             _ => {
+                // The board's own SOC: --initial-soc is the tracking filter's
+                // start, and moving the twin with it would judge the board
+                // against another battery (issue 17, item 5).
                 let board_soc = regs.value(&s.raw, RegId::Soc);
-                let soc_pct = self.cmd.initial_soc.or(board_soc).unwrap_or(self.base().initial_soc * 100.0);
+                let soc_pct = match (board_soc, self.cmd.initial_soc) {
+                    (Some(b), _) => b,
+                    (None, Some(given)) => {
+                        self.notes.push(format!(
+                            "the board's SOC was not read: the twin's battery starts at --initial-soc {given} %"
+                        ));
+                        given
+                    }
+                    (None, None) => self.base().initial_soc * 100.0,
+                };
                 let scenario = twin::twin_scenario(self.base(), Drive::Measured, soc_pct / 100.0);
-                Twin::measured(&scenario, regs, current_a).map_err(|e| engine_stop(e, None))?
+                // Under load, the twin's RC pairs are first brought to the
+                // board's: at most its uptime at the first current.
+                let loaded_for_s = regs.value(&s.raw, RegId::Uptime).unwrap_or(twin::MAX_PRE_RUN_S);
+                let (twin, pre) = Twin::measured_settled(&scenario, regs, current_a, loaded_for_s)
+                    .map_err(|e| engine_stop(e, None))?;
+                if pre.seconds > 0.0 {
+                    self.notes.push(format!(
+                        "the board was under load at its first sample: the twin's battery ran {} s at {} A \
+                         (from SOC {} %, to the board's {} %) before it, so that its RC pairs carry that load",
+                        fit::figure(pre.seconds, 0),
+                        fit::figure(pre.current_a, 2),
+                        fit::figure(100.0 * pre.from_soc, 2),
+                        fit::figure(soc_pct, 2)
+                    ));
+                }
+                twin
             }
         });
         let soc0_pct = self.cmd.initial_soc.or(regs.value(&s.raw, RegId::Soc));
