@@ -35,8 +35,9 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 FMU=(--manifest-path fmu/Cargo.toml --target-dir target)
 say "the fmu crate: fmt, clippy, tests"
 cargo fmt --manifest-path fmu/Cargo.toml -- --check
-cargo clippy -q "${FMU[@]}" --all-targets -- -D warnings
-cargo test -q "${FMU[@]}"
+# Release throughout: the tests and the FMU then share one build of the engine's crates.
+cargo clippy -q --release "${FMU[@]}" --all-targets -- -D warnings
+cargo test -q --release "${FMU[@]}"
 say "building the FMU (docs/fmu.md: cargo run --release --manifest-path fmu/Cargo.toml -- --out …)"
 cargo run --release -q "${FMU[@]}" -- --out "$OUT/smartpro.fmu"
 say "smartpro-sim run of the equivalent scenario"
