@@ -25,6 +25,7 @@
 //! | [`accuracy`] | Monte Carlo of the chain against the datasheet's accuracy table |
 //! | [`switch`] | back-to-back MOSFET banks with body diodes; the switch's one parameter set |
 //! | [`loads`] | loads, CC-CV charger, self-consumption, aux heater |
+//! | [`companions`] | LiPro cell modules (measurement, thresholds, loop, balancing) and the PowerPro (switch, fuse, secondary protection) |
 //!
 //! Equations, parameters and sources: `docs/models.md`. Estimation from
 //! measurements (the equivalent-circuit fit, the SOC tracking filter) is
@@ -34,6 +35,7 @@
 pub mod accuracy;
 pub mod cell;
 pub mod chain;
+pub mod companions;
 pub mod decay;
 pub mod ecm;
 pub mod error;

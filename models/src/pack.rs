@@ -156,6 +156,27 @@ pub struct PackParams {
     pub soc_spread: f64,
     /// Ageing of the cells.
     pub ageing: AgeingParams,
+    /// One cell built differently from the lot (a weak or a high cell), applied after the draws.
+    pub odd_cell: Option<OddCell>,
+}
+
+/// One cell of the string that deviates from the drawn lot (`[pack.odd_cell]`): its capacity
+/// scaled, its initial SOC shifted. The draws of every cell are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OddCell {
+    /// Position in the string, 1 = the cell at the pack's negative pole.
+    pub index: usize,
+    /// Its capacity relative to the drawn one (0.92: 8 % low).
+    #[serde(default = "one")]
+    pub capacity_rel: f64,
+    /// Added to its drawn initial SOC (0..1 scale; clamped to 0..1).
+    #[serde(default)]
+    pub soc_offset: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for PackParams {
@@ -167,6 +188,7 @@ impl Default for PackParams {
             r0_spread_rel: DEFAULT_R0_SPREAD_REL,
             soc_spread: DEFAULT_SOC_SPREAD,
             ageing: AgeingParams::default(),
+            odd_cell: None,
         }
     }
 }
@@ -179,6 +201,27 @@ impl PackParams {
         error::non_negative("r0_spread_rel", self.r0_spread_rel)?;
         error::non_negative("soc_spread", self.soc_spread)?;
         self.ageing.validate()?;
+        if let Some(odd) = &self.odd_cell {
+            if odd.index == 0 {
+                return Err(ParamError {
+                    name: "odd_cell.index", value: 0.0, requirement: "≥ 1 (cells count from 1)"
+                });
+            }
+            if !(odd.capacity_rel.is_finite() && odd.capacity_rel >= 0.05 && odd.capacity_rel <= 2.0) {
+                return Err(ParamError {
+                    name: "odd_cell.capacity_rel",
+                    value: odd.capacity_rel,
+                    requirement: "within 0.05..=2",
+                });
+            }
+            if !(odd.soc_offset.is_finite() && odd.soc_offset.abs() <= 1.0) {
+                return Err(ParamError {
+                    name: "odd_cell.soc_offset",
+                    value: odd.soc_offset,
+                    requirement: "within -1..=1",
+                });
+            }
+        }
         EcmParams::from_cell(&self.cell).validate()
     }
 
@@ -456,7 +499,7 @@ impl Pack {
         params.ageing.validate()?;
         let n = params.cells_with(Some(ecm), variant);
         let initial_soc = initial_soc.clamp(0.0, 1.0);
-        let cells: Vec<Cell> = (0..n)
+        let mut cells: Vec<Cell> = (0..n)
             .map(|_| {
                 let z_cap: f64 = StandardNormal.sample(rng);
                 let z_r: f64 = StandardNormal.sample(rng);
@@ -466,6 +509,14 @@ impl Pack {
                 Cell::new(initial_soc + params.soc_spread * z_soc, cap, rf)
             })
             .collect();
+        if let Some(odd) = &params.odd_cell {
+            let c = cells.get_mut(odd.index.wrapping_sub(1)).ok_or(ParamError {
+                name: "odd_cell.index",
+                value: odd.index as f64,
+                requirement: "at most the pack's cell count",
+            })?;
+            *c = Cell::new(c.soc + odd.soc_offset, c.capacity_ah * odd.capacity_rel, c.r_factor);
+        }
         let mut soc_axes: Vec<&[f64]> = vec![tables.ocv.soc_axis(), tables.r0.soc_axis()];
         for rc in &tables.rc {
             soc_axes.push(rc.r.soc_axis());
@@ -703,6 +754,21 @@ impl Pack {
     /// The cells, in series order.
     pub fn cells(&self) -> &[Cell] {
         &self.cells
+    }
+
+    /// Cell `i`'s terminal voltage while `current_a` flows (V), with its elements as evaluated
+    /// after the last step (0 for a cell that does not exist).
+    pub fn cell_voltage_v(&self, i: usize, current_a: f64) -> f64 {
+        self.cells.get(i).map_or(0.0, |c| c.terminal_voltage_v(current_a))
+    }
+
+    /// Takes `charge_c` (C, ≥ 0) out of cell `i` alone, as a bleed resistor across it does (the
+    /// string's current does not carry it). Its SOC falls by `charge_c/(3600·Q·SOH)`; its
+    /// elements and the string's voltage follow at the next step.
+    pub fn bleed_cell(&mut self, i: usize, charge_c: f64) {
+        if let Some(c) = self.cells.get_mut(i) {
+            c.soc = (c.soc - charge_c.max(0.0) * c.soc_per_coulomb).clamp(0.0, 1.0);
+        }
     }
 
     /// Capacity of the series string at 25 °C with ageing: that of its
@@ -1011,6 +1077,46 @@ mod tests {
             assert!((exp_neg(x) - (-x).exp()).abs() <= f64::EPSILON, "{x}");
         }
         assert_eq!(exp_neg(0.5), (-0.5f64).exp());
+    }
+
+    #[test]
+    fn cell_voltages_sum_to_the_terminal_voltage_and_an_odd_cell_keeps_the_draws() {
+        let p = PackParams::default();
+        let mut pk = pack(&p, Variant::V24, 0.6, 4);
+        run(&mut pk, 1.0, 60, -50.0);
+        let sum: f64 = (0..8).map(|i| pk.cell_voltage_v(i, -50.0)).sum();
+        assert!((sum - pk.terminal_voltage_v(-50.0)).abs() < 1e-9);
+        assert_eq!(pk.cell_voltage_v(8, 0.0), 0.0);
+        let odd = PackParams { odd_cell: Some(OddCell { index: 3, capacity_rel: 0.92, soc_offset: 0.02 }), ..p };
+        let (a, b) = (pack(&p, Variant::V24, 0.6, 4), pack(&odd, Variant::V24, 0.6, 4));
+        for (k, (x, y)) in a.cells().iter().zip(b.cells()).enumerate() {
+            if k == 2 {
+                assert!((y.capacity_ah() / x.capacity_ah() - 0.92).abs() < 1e-12);
+                assert!((y.soc - x.soc - 0.02).abs() < 1e-12);
+            } else {
+                assert_eq!(x, y);
+            }
+        }
+        let far = PackParams { odd_cell: Some(OddCell { index: 9, capacity_rel: 1.0, soc_offset: 0.0 }), ..p };
+        let err = Pack::from_ecm(
+            &EcmParams::from_cell(&p.cell),
+            &far,
+            Variant::V24,
+            0.5,
+            &mut SeedStreams::new(0).stream("p"),
+        );
+        assert_eq!(err.unwrap_err().name, "odd_cell.index");
+    }
+
+    #[test]
+    fn bleeding_one_cell_moves_its_charge_only() {
+        let p = PackParams::uniform(CellParams::ideal_thevenin());
+        let mut pk = pack(&p, Variant::V12, 0.5, 1);
+        pk.bleed_cell(1, 3600.0); // 1 Ah of 100 Ah
+        pk.step(0.0, 0.0);
+        assert!((pk.cells()[1].soc - 0.49).abs() < 1e-12);
+        assert_eq!(pk.cells()[0].soc, 0.5);
+        assert!(pk.cell_voltage_v(1, 0.0) < pk.cell_voltage_v(0, 0.0));
     }
 
     #[test]

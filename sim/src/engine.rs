@@ -243,6 +243,8 @@ pub struct Engine {
     outputs: Outputs,
     truth: Truth,
     eeprom: Eeprom,
+    /// LiPro modules and PowerPro, when the scenario has them (issue 15; docs/companions.md).
+    companions: Option<Box<models::companions::Companions>>,
 }
 
 /// The contents of the board's settings EEPROM.
@@ -316,6 +318,12 @@ impl Engine {
             outputs: Outputs::IDLE,
             truth: Truth::default(),
             eeprom: Eeprom { nvm, store },
+            companions: models::companions::Companions::new(
+                scenario.lipro.as_ref(),
+                scenario.powerpro.as_ref(),
+                scenario.pack.cells_with(scenario.ecm.as_ref(), scenario.variant),
+                &streams,
+            ),
         };
         // The board boots on the battery at rest: one conversion, then the set-up writes.
         engine.held.pack_emf_v = engine.pack.terminal_voltage_v(0.0);
@@ -574,6 +582,18 @@ impl Engine {
         }
     }
 
+    /// The PowerPro's switch and fuse in the current path, after the board's gating: nothing
+    /// flows while either is open (issue 15).
+    #[inline]
+    fn powerpro_gated_a(&self, current_a: f64) -> f64 {
+        self.companions.as_ref().map_or(current_a, |c| c.gate_a(current_a))
+    }
+
+    /// The LiPro modules and the PowerPro, if the scenario has them.
+    pub fn companions(&self) -> Option<&models::companions::Companions> {
+        self.companions.as_deref()
+    }
+
     /// Sets the ambient temperature (°C) from now on, in place of the
     /// scenario's ambient and its profile (a co-simulation's input); the
     /// thermal network takes it at its next step.
@@ -600,6 +620,7 @@ impl Engine {
         // (The event's µs circuit is out of line: the common tick has none.)
         let event_a = if self.transient.active.is_some() { self.event_tick() } else { None };
         let load_a = event_a.unwrap_or_else(|| self.gated_current_a(demand_a));
+        let load_a = self.powerpro_gated_a(load_a);
         let dt_s = self.clock.dt_s;
         let v = self.truth.voltage_v.max(1.0);
         // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
@@ -674,6 +695,13 @@ impl Engine {
         let span_s = self.clock.dt_s * PACK_DECIMATION as f64;
         let mean_a = std::mem::take(&mut self.sums.pack_charge_as) / span_s;
         self.pack.step(span_s, mean_a);
+        if let Some(c) = self.companions.as_mut() {
+            // The LiPros read the cells (bleeding them), the PowerPro watches the pack (issue 15).
+            let s = c.step(span_s, &mut self.pack, mean_a, self.held.cells_c);
+            self.sums.heat_j[0] += s.heat_w * span_s;
+            self.sums.pack_charge_as -= s.coil_a * span_s;
+            self.set_lipro_inputs(s.lvp_input_ok, s.ovp_input_ok);
+        }
         self.sums.heat_j[0] += self.pack.heat_w(mean_a) * span_s;
         self.held.pack_emf_v = self.pack.terminal_voltage_v(0.0);
         self.held.pack_r_ohm = self.pack.r0_total_ohm();

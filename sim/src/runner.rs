@@ -123,8 +123,13 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         max_t: t0,
     };
 
+    // Cell SOC spread at the start (for the balancing metrics).
+    let soc_spread = |e: &Engine| (e.pack().max_soc() - e.pack().min_soc()) * 100.0;
+    if engine.companions().is_some_and(|c| c.lipro().is_some()) {
+        out.set("cell_soc_spread_start_pct", soc_spread(&engine));
+    }
     if let Some(w) = trace.as_deref_mut() {
-        writeln!(w, "{TRACE_HEADER}")?;
+        writeln!(w, "{TRACE_HEADER}{}", companion_header(&engine))?;
         write_row(w, &engine)?;
     }
     // The per-tick bookkeeping; the engine's loop drives the ticks.
@@ -225,6 +230,28 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         out.set("internal_resistance_error_pct", (r_mohm - r0_mohm).abs() / r0_mohm * 100.0);
     }
     out.set("aux_on_fraction_pct", aux_on_ticks as f64 / ticks.max(1) as f64 * 100.0);
+    if let Some(c) = engine.companions() {
+        for (metric, at) in [
+            ("lipro_uv_trip_time_s", c.lipro_uv_at_s),
+            ("lipro_ov_trip_time_s", c.lipro_ov_at_s),
+            ("fuse_cleared_time_s", c.fuse_cleared_at_s),
+            ("powerpro_trip_time_s", c.powerpro_trip_at_s),
+        ] {
+            if let Some(t) = at {
+                out.set(metric, t);
+            }
+        }
+        if c.lipro().is_some() {
+            let i = engine.truth().current_a;
+            let v = (0..engine.pack().cells().len()).map(|k| engine.pack().cell_voltage_v(k, i));
+            let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
+            out.set("cell_voltage_spread_mv", (hi - lo) * 1e3);
+            out.set("cell_soc_spread_pct", soc_spread(&engine));
+        }
+        if let Some(p) = c.powerpro() {
+            out.set("fuse_i2t_a2s", p.fuse().let_through_i2t_a2s());
+        }
+    }
     // An event still running at the end is reported as far as it got.
     engine.finish_transient();
     // An incomplete event: what was still happening (its figures are bounds).
@@ -344,11 +371,63 @@ fn soc_error_pct(engine: &Engine) -> f64 {
     (f64::from(engine.board().soc_centipct()) / 100.0 - engine.truth().soc * 100.0).abs()
 }
 
+/// The trace's columns for the companions the scenario has (none without them): per cell its
+/// true voltage, temperature and bleed state, the LiPro loops' voltages; the PowerPro's switch,
+/// trip, fuse state and let-through I²t.
+fn companion_header(e: &Engine) -> String {
+    let Some(c) = e.companions() else { return String::new() };
+    let mut h = String::new();
+    if let Some(l) = c.lipro() {
+        for k in 1..=l.cells().len() {
+            h.push_str(&format!(",cell{k}_v,cell{k}_temp_c,cell{k}_bleed"));
+        }
+        h.push_str(",lipro_lvp_loop_v,lipro_ovp_loop_v");
+    }
+    if c.powerpro().is_some() {
+        h.push_str(",powerpro_switch,powerpro_trip,fuse_state,fuse_i2t_a2s");
+    }
+    h
+}
+
+/// One row's companion columns (in [`companion_header`]'s order).
+fn write_companions(w: &mut dyn Write, e: &Engine) -> std::io::Result<()> {
+    let Some(c) = e.companions() else { return Ok(()) };
+    if let Some(l) = c.lipro() {
+        let i = e.truth().current_a;
+        for (k, cell) in l.cells().iter().enumerate() {
+            write!(w, ",{:.4},{:.2},{}", e.pack().cell_voltage_v(k, i), cell.temp_c, u8::from(cell.bleeding))?;
+        }
+        write!(w, ",{:.1},{:.1}", l.lvp_loop_v(), l.ovp_loop_v())?;
+    }
+    if let Some(p) = c.powerpro() {
+        let trip = match p.trip() {
+            None => "none",
+            Some(models::companions::Trip::OverVoltage) => "ov",
+            Some(models::companions::Trip::UnderVoltage) => "uv",
+            Some(models::companions::Trip::OverCurrent) => "oc",
+        };
+        write!(
+            w,
+            ",{},{trip},{},{:.1}",
+            u8::from(p.switch_closed()),
+            p.fuse().state().code(),
+            p.fuse().let_through_i2t_a2s()
+        )?;
+    }
+    Ok(())
+}
+
 fn write_row(w: &mut dyn Write, e: &Engine) -> std::io::Result<()> {
+    write_row_board(w, e)?;
+    write_companions(w, e)?;
+    writeln!(w)
+}
+
+fn write_row_board(w: &mut dyn Write, e: &Engine) -> std::io::Result<()> {
     let t = e.truth();
     let m = e.board().measurements();
     let o = e.outputs();
-    writeln!(
+    write!(
         w,
         "{:.3},{:.4},{:.4},{:.3},{:.2},{:.3},{:.3},{:.1},{:.2},{},{},{},{}",
         e.t_s(),

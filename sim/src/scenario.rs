@@ -75,6 +75,11 @@ pub struct Scenario {
     /// The wiring, switch, comparator and arrester for transient events (`[[event]] transient = …`).
     #[serde(default)]
     pub transient: models::transient::TransientParams,
+    /// LiPro cell modules on every cell, their loop driving the LVP / OVP control inputs
+    /// (docs/companions.md); absent: the inputs follow `[[event]]`s only.
+    pub lipro: Option<models::companions::LiproParams>,
+    /// The PowerPro: main switch, fuse and secondary protection in the current path (docs/companions.md).
+    pub powerpro: Option<models::companions::PowerProParams>,
     /// Bus faults for `serve` (docs/serve.md; `--faults FILE` replaces them); ignored by `run`.
     #[serde(default)]
     pub faults: crate::serve::faults::FaultsConfig,
@@ -427,6 +432,19 @@ impl Scenario {
                 .into());
         }
         self.transient.validate().map_err(|e| format!("[transient]: {e}"))?;
+        if let Some(l) = &self.lipro {
+            l.validate().map_err(|e| format!("[lipro]: {e}"))?;
+            if let Some(i) = self.events.iter().position(|e| e.lvp_input.is_some() || e.ovp_input.is_some()) {
+                return Err(format!(
+                    "event {}: lvp_input / ovp_input with [lipro]: the LiPro loop drives the control inputs \
+                     (remove the event's key, or the [lipro] section)",
+                    i + 1
+                ));
+            }
+        }
+        if let Some(p) = &self.powerpro {
+            p.validate().map_err(|e| format!("[powerpro]: {e}"))?;
+        }
         for (i, ev) in self.events.iter().enumerate() {
             let physical = ev.fault_resistance_mohm.is_finite() && ev.fault_resistance_mohm >= 0.0;
             if !(physical && (0.0..=1.0).contains(&ev.position)) {
@@ -755,5 +773,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("on_resistance_mohm = 0.4"), "{err}");
+    }
+
+    #[test]
+    fn lipro_and_powerpro_sections_are_checked_by_key() {
+        let s = Scenario::parse(
+            &format!("{MINIMAL}[lipro]\nuv_v = 2.9\n[lipro.balancing]\nstart_v = 3.45\n[powerpro]\noc_a = 300.0\n[powerpro.fuse]\nrating_a = 150.0\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.lipro.unwrap().uv_v, 2.9);
+        assert_eq!(s.lipro.unwrap().balancing.start_v, 3.45);
+        assert_eq!(s.powerpro.unwrap().fuse.rating_a, 150.0);
+        assert!(Scenario::parse(MINIMAL, Path::new("t.toml")).unwrap().lipro.is_none());
+        for (text, needle) in [
+            ("[lipro]\nuv_volts = 2.9\n", "uv_volts"),
+            ("[lipro]\nloop_voltage_v = 70.0\n", "loop_voltage_v"),
+            ("[lipro.balancing]\nbleed_resistance_ohm = 0.0\n", "balancing.bleed_resistance_ohm"),
+            ("[powerpro]\ncell_ov_v = 9.0\n", "cell_ov_v"),
+            ("[powerpro.fuse]\nmin_fusing_ratio = 0.5\n", "fuse.min_fusing_ratio"),
+            ("[pack.odd_cell]\nindex = 0\n", "odd_cell.index"),
+        ] {
+            let err = Scenario::parse(&format!("{MINIMAL}{text}"), Path::new("bad.toml")).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains("bad.toml"), "{text}: {err}");
+        }
+        let ev = format!("{MINIMAL}[lipro]\n[[event]]\nat_s = 1\nlvp_input = false\n");
+        let err = Scenario::parse(&ev, Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("event 1") && err.contains("[lipro]"), "{err}");
     }
 }
