@@ -313,6 +313,9 @@ pub mod faults {
     pub const SHORT_CIRCUIT: u16 = 1 << 11;
     /// The aux output driver reported over-current (variant limit 10/5/2.5 A).
     pub const AUX_OVERCURRENT: u16 = 1 << 12;
+    /// The battery (the aux output's supply) above the aux output's max switching
+    /// voltage (variant rating 15/30/60 V): the aux output is held off.
+    pub const AUX_OVERVOLTAGE: u16 = 1 << 13;
     pub const NAMES: &[(u16, &str)] = &[
         (LVP, "lvp"),
         (OVP, "ovp"),
@@ -327,6 +330,7 @@ pub mod faults {
         (UTD, "utd"),
         (SHORT_CIRCUIT, "short_circuit"),
         (AUX_OVERCURRENT, "aux_overcurrent"),
+        (AUX_OVERVOLTAGE, "aux_overvoltage"),
     ];
 }
 

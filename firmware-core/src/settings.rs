@@ -46,6 +46,14 @@ impl Variant {
             Variant::V48 => 60_000,
         }
     }
+    /// The aux output's max switching voltage (datasheet, "Additional (aux) output"), in mV.
+    pub const fn aux_max_switching_mv(self) -> u16 {
+        match self {
+            Variant::V12 => 15_000,
+            Variant::V24 => 30_000,
+            Variant::V48 => 60_000,
+        }
+    }
     const fn index(self) -> usize {
         match self {
             Variant::V12 => 0,

@@ -28,6 +28,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("final_temp_c", "true pack temperature at the end, °C"),
     ("board_discharged_ah", "charge out of the battery counted by the board, Ah"),
     ("true_discharged_ah", "true charge out of the battery through the shunt, Ah"),
+    ("true_charged_ah", "true charge into the battery through the shunt, Ah"),
     ("board_internal_resistance_mohm", "board's internal-resistance estimate at the end (absent until valid), mΩ"),
     ("true_r0_mohm", "the pack model's series resistance R0 at the end, mΩ"),
     ("internal_resistance_error_pct", "|board estimate − model R0| / model R0 at the end, %"),

@@ -106,6 +106,7 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     let mut until_trace = trace_every;
     let mut ticks: u64 = 0;
     let mut true_discharged_as = 0.0f64;
+    let mut true_charged_as = 0.0f64;
     let mut aux_on_ticks: u64 = 0;
     let mut faults_seen = 0u16;
     let mut was_aux_on = false;
@@ -132,6 +133,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         ticks += 1;
         if truth.current_a < 0.0 {
             true_discharged_as -= truth.current_a * dt_s;
+        } else {
+            true_charged_as += truth.current_a * dt_s;
         }
         // The board measures block means (one poll per block): compare with the truth's mean over the block.
         block.0 += truth.current_a;
@@ -216,6 +219,7 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     out.set("final_soc_wh_error_pct", (pct(b.soc_wh_centipct()) - true_soc_pct).abs());
     out.set("final_soc_temp_error_pct", (pct(b.soc_temperature_compensated_centipct()) - true_soc_pct).abs());
     out.set("true_discharged_ah", true_discharged_as / 3600.0);
+    out.set("true_charged_ah", true_charged_as / 3600.0);
     out.set("board_soh_pct", pct(b.soh_centipct()));
     let r0_mohm = engine.pack().r0_total_ohm() * 1e3;
     out.set("true_r0_mohm", r0_mohm);
