@@ -846,6 +846,22 @@ mod tests {
         assert_eq!(write(&mut b, "cal_zero_current", 1), Err(ExceptionCode::IllegalFunction));
     }
 
+    /// Issue 16, the image's overflow-checks build: a gain calibration with the full reference
+    /// current on a net code of one count overflowed i64 (3·10²⁰ pA·10⁻⁶/code) and wrapped in
+    /// release builds; now it is refused as out of range and changes nothing.
+    #[test]
+    fn issue_16_gain_calibration_on_a_tiny_net_code_is_refused_not_wrapped() {
+        let v = Variant::V48;
+        let mut b = board(v);
+        let mut inp = inputs(v, 52.0, 0.0);
+        inp.current_code = b.settings().calibration.current_offset_code + 1;
+        run(&mut b, 0, 2_100, inp);
+        write(&mut b, "cal_unlock", i64::from(map::CAL_UNLOCK_KEY)).unwrap();
+        let before = *b.settings();
+        assert_eq!(write(&mut b, "cal_current_ma", 300_000), Err(ExceptionCode::IllegalDataValue));
+        assert_eq!(*b.settings(), before);
+    }
+
     #[test]
     fn calibration_before_a_full_averaging_window_is_busy() {
         let v = Variant::V12;
