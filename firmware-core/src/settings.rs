@@ -181,7 +181,7 @@ pub struct Settings {
     pub full_mv: u16,
     /// … and charge current below this (0.1 A) …
     pub full_tail_da: u16,
-    /// … for this long → SOC synchronised to 100 %.
+    /// … for this long → SOC synchronised to the full sync point.
     pub full_delay_s: u16,
     pub lvp_mv: u16,
     pub lvp_release_mv: u16,
