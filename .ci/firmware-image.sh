@@ -4,8 +4,10 @@
 #   1. the real image must link: its panic handler references an undefined
 #      symbol, so a panic path reachable from Board's entry points fails the
 #      link; if it does, the panic call sites are listed with file:line;
-#   2. with feature prove-check-works (one deliberate panic) it must NOT link,
-#      so the check cannot rot into a no-op;
+#   2. with one deliberate panic it must NOT link, so the check cannot rot into
+#      a no-op, and it must cover every path the board runs: a panic in the
+#      main loop (prove-check-works), in the settings store's load
+#      (prove-check-works-nvm) and in the PDU path (prove-check-works-pdu);
 #   3. flash and RAM use, against the budget: flash <= 64 KiB,
 #      static RAM + worst-case stack <= 8 KiB.
 # FIRMWARE_IMAGE_FEATURES=prove-check-works shows what a failure looks like
@@ -78,16 +80,18 @@ fi
 tail -n 1 "$LOG"
 cp "$ELF" "$KEEP"
 
-step "the check catches a panic (feature prove-check-works must fail to link)"
-if cargo build --release --features prove-check-works >"$LOG" 2>&1; then
-  cat "$LOG"
-  fail "the image linked with a deliberate panic: the link-time panic check no longer works"
-fi
-if ! grep -q "undefined symbol: $PANIC_SYMBOL" "$LOG"; then
-  cat "$LOG"
-  fail "the prove-check-works build failed, but not with 'undefined symbol: $PANIC_SYMBOL'"
-fi
-grep -m1 "undefined symbol: $PANIC_SYMBOL" "$LOG" | sed 's/^[[:space:]]*/expected link error: /'
+for probe in prove-check-works prove-check-works-nvm prove-check-works-pdu; do
+  step "the check catches a panic (feature $probe must fail to link)"
+  if cargo build --release --features "$probe" >"$LOG" 2>&1; then
+    cat "$LOG"
+    fail "the image linked with a deliberate panic ($probe): the link-time panic check does not cover that path"
+  fi
+  if ! grep -q "undefined symbol: $PANIC_SYMBOL" "$LOG"; then
+    cat "$LOG"
+    fail "the $probe build failed, but not with 'undefined symbol: $PANIC_SYMBOL'"
+  fi
+  grep -m1 "undefined symbol: $PANIC_SYMBOL" "$LOG" | sed 's/^[[:space:]]*/expected link error: /'
+done
 
 step "format and clippy (this crate only: firmware-core is not a member here)"
 cargo fmt -- --check

@@ -21,3 +21,14 @@ pub mod time;
 pub use board::{Board, Inputs, Outputs};
 pub use settings::{Settings, Variant};
 pub use time::{Duration, Instant};
+
+/// A deliberate panic path (features `prove-panic-nvm`, `prove-panic-pdu`): a
+/// bounds check on an index the compiler cannot see (it is 0: nothing panics at
+/// run time), so firmware-image's link-time no-panic check must fail the link
+/// wherever this is called from a path the image reaches.
+#[cfg(any(feature = "prove-panic-nvm", feature = "prove-panic-pdu"))]
+#[inline(always)]
+fn prove_panic_path() {
+    let probe = [0u8; 2];
+    core::hint::black_box(probe[core::hint::black_box(0usize)]);
+}

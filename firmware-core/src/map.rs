@@ -313,6 +313,9 @@ pub mod faults {
     pub const SHORT_CIRCUIT: u16 = 1 << 11;
     /// The aux output driver reported over-current (variant limit 10/5/2.5 A).
     pub const AUX_OVERCURRENT: u16 = 1 << 12;
+    /// The battery (the aux output's supply) above the aux output's max switching
+    /// voltage (variant rating 15/30/60 V): the aux output is held off.
+    pub const AUX_OVERVOLTAGE: u16 = 1 << 13;
     pub const NAMES: &[(u16, &str)] = &[
         (LVP, "lvp"),
         (OVP, "ovp"),
@@ -327,6 +330,7 @@ pub mod faults {
         (UTD, "utd"),
         (SHORT_CIRCUIT, "short_circuit"),
         (AUX_OVERCURRENT, "aux_overcurrent"),
+        (AUX_OVERVOLTAGE, "aux_overvoltage"),
     ];
 }
 
@@ -475,7 +479,7 @@ pub const REGISTERS: &[RegDef] = &[
     reg(0x0203, RegId::SelfConsumptionCounted, "self_consumption_counted", U16, 1.0, "", RW, true, 0, 1, "1: the board's own 0.1 W (drawn before the shunt) is counted as discharge; 0: not (calibration)"),
     reg(0x0204, RegId::FullVoltage, "full_mv", U16, 0.001, "V", RW, true, 4000, 60000, "Full charge: voltage above this …"),
     reg(0x0205, RegId::FullTailCurrent, "full_tail_da", U16, 0.1, "A", RW, true, 1, 2000, "… and charge current below this …"),
-    reg(0x0206, RegId::FullDelay, "full_delay_s", U16, 1.0, "s", RW, true, 1, 3600, "… for this long: SOC is set to 100 %"),
+    reg(0x0206, RegId::FullDelay, "full_delay_s", U16, 1.0, "s", RW, true, 1, 3600, "… for this long: SOC is set to the full sync point (98.75 %)"),
     reg(0x0210, RegId::LvpThreshold, "lvp_mv", U16, 0.001, "V", RW, true, 4000, 60000, "LVP: trips below this battery voltage (must be < lvp_release_mv)"),
     reg(0x0211, RegId::LvpRelease, "lvp_release_mv", U16, 0.001, "V", RW, true, 4000, 60000, "LVP releases above this voltage"),
     reg(0x0212, RegId::LvpDelay, "lvp_delay_ms", U16, 0.001, "s", RW, true, 0, 60000, "LVP: voltage must stay below the threshold this long"),

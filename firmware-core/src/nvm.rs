@@ -479,6 +479,8 @@ impl SettingsStore {
 
     /// The newest valid settings, or the variant's defaults and why.
     pub fn load<N: Nvm>(&self, nvm: &mut N) -> Result<Loaded, LoadError<N::Error>> {
+        #[cfg(feature = "prove-panic-nvm")]
+        crate::prove_panic_path();
         let slots = self.scan(nvm)?;
         Ok(match newest(&slots) {
             Some((index, sequence, settings)) => Loaded { settings, source: Source::Slot { index, sequence } },

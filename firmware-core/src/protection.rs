@@ -16,16 +16,21 @@
 use crate::diag::LogEntry;
 use crate::map::{RegId, faults};
 use crate::measure::Measurements;
-use crate::settings::Settings;
+use crate::settings::{Settings, Variant};
 use crate::time::{Duration, Instant};
 
 /// Paths a protection function opens.
+///
+/// The main switch is two back-to-back MOSFET banks. The discharge bank is on
+/// while the switch is enabled and the LVP output is on, the charge bank while
+/// the switch is enabled and the OVP output is on: a bank that is off blocks its
+/// direction only, the other direction flows through its body diodes.
 pub mod path {
-    /// The main switch (MOSFETs): everything.
+    /// The main switch (MOSFETs): everything, both ways.
     pub const SWITCH: u8 = 1 << 0;
-    /// The LVP control output: the load.
+    /// The LVP control output (the load) and the discharge bank: discharging.
     pub const LOAD: u8 = 1 << 1;
-    /// The OVP control output: the charger.
+    /// The OVP control output (the charger) and the charge bank: charging.
     pub const CHARGER: u8 = 1 << 2;
     /// The aux output.
     pub const AUX: u8 = 1 << 3;
@@ -46,13 +51,20 @@ pub enum Function {
     Utd,
     ShortCircuit,
     AuxOvercurrent,
+    AuxOvervoltage,
 }
 
 /// How grave a trip is (foxBMS's severity): what it does besides opening its paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
-    /// The main switch opens too: the battery is cut off.
+    /// The main switch opens too: the battery is cut off both ways.
     Fatal,
+    /// The battery is cut off in one direction: the row's paths ([`path::LOAD`]:
+    /// discharging, [`path::CHARGER`]: charging) open, with that direction's bank of
+    /// the main switch; the other direction stays open, so the current that undoes
+    /// the fault can flow (a charger recovers a pack cut off by LVP, a load one cut
+    /// off by OVP) — issue 16, the LVP lock-out.
+    OneWay,
     /// Only the row's control outputs (or the aux output) switch: the charger or the
     /// load is told to stop, the main switch stays closed.
     Warning,
@@ -82,11 +94,30 @@ pub enum Signal {
     AuxOvercurrent,
 }
 
-/// A level: a setting's raw register value times `scale`, in the quantity's unit.
+/// A datasheet rating of the board's variant (a fixed level, not a setting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Level {
-    pub setting: RegId,
-    pub scale: i32,
+pub enum Rating {
+    /// The aux output's max switching voltage, mV (datasheet, "Additional (aux)
+    /// output": 15 / 30 / 60 V).
+    AuxMaxSwitchingMv,
+}
+
+impl Rating {
+    /// The rating of `v`, in its quantity's unit.
+    pub const fn value(self, v: Variant) -> i64 {
+        match self {
+            Rating::AuxMaxSwitchingMv => v.aux_max_switching_mv() as i64,
+        }
+    }
+}
+
+/// A level, in the quantity's unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// A setting's raw register value times `scale`.
+    Setting { setting: RegId, scale: i32 },
+    /// A rating of the variant.
+    Rating(Rating),
 }
 
 /// A time: a setting times a unit, or a fixed one.
@@ -161,25 +192,27 @@ pub const AUX_RETRY: Duration = Duration::from_secs(10);
 const MS: Duration = Duration::from_millis(1);
 const S: Duration = Duration::from_secs(1);
 const fn setting(setting: RegId, scale: i32) -> Level {
-    Level { setting, scale }
+    Level::Setting { setting, scale }
 }
 const HYSTERESIS: Release = Release::Hysteresis(setting(RegId::TempHysteresis, 1));
 const TEMP_DELAY: Time = Time::Setting(RegId::TempDelay, MS);
 const OC_RETRY: Release = Release::After(Time::Setting(RegId::OcRetry, S));
 
 use Quantity::{CurrentMa, TemperatureDc, VoltageMv};
-use Severity::{Fatal, Warning};
+use Severity::{Fatal, OneWay, Warning};
 
 /// How many protection functions there are: [`TABLE`]'s rows.
-pub const FUNCTIONS: usize = 12;
+pub const FUNCTIONS: usize = 13;
 
 /// The protection table, in fault-bit order: one table in flash that every use refers to.
 #[rustfmt::skip]
 pub static TABLE: [Row; FUNCTIONS] = [
-    Row { function: Function::Lvp, fault: faults::LVP, severity: Fatal,
+    // LVP and OVP cut off one direction (issue 16): a charger recovers a pack cut off for
+    // under-voltage, a load one cut off for over-voltage, whatever the release level.
+    Row { function: Function::Lvp, fault: faults::LVP, severity: OneWay,
           trip: Trip::Below(VoltageMv, setting(RegId::LvpThreshold, 1)), delay: Time::Setting(RegId::LvpDelay, MS),
           release: Release::Above(setting(RegId::LvpRelease, 1)), logged: Logged::Voltage10mV, opens: path::LOAD },
-    Row { function: Function::Ovp, fault: faults::OVP, severity: Fatal,
+    Row { function: Function::Ovp, fault: faults::OVP, severity: OneWay,
           trip: Trip::Above(VoltageMv, setting(RegId::OvpThreshold, 1)), delay: Time::Setting(RegId::OvpDelay, MS),
           release: Release::Below(setting(RegId::OvpRelease, 1)), logged: Logged::Voltage10mV, opens: path::CHARGER },
     Row { function: Function::LvpInput, fault: faults::LVP_INPUT, severity: Warning,
@@ -214,11 +247,17 @@ pub static TABLE: [Row; FUNCTIONS] = [
     Row { function: Function::AuxOvercurrent, fault: faults::AUX_OVERCURRENT, severity: Warning,
           trip: Trip::Signal(Signal::AuxOvercurrent), delay: Time::Fixed(Duration::ZERO),
           release: Release::After(Time::Fixed(AUX_RETRY)), logged: Logged::CurrentDa, opens: path::AUX },
+    // The aux driver is rated to the variant's max switching voltage: above it, off (issue 16).
+    Row { function: Function::AuxOvervoltage, fault: faults::AUX_OVERVOLTAGE, severity: Warning,
+          trip: Trip::Above(VoltageMv, Level::Rating(Rating::AuxMaxSwitchingMv)), delay: Time::Fixed(Duration::ZERO),
+          release: Release::After(Time::Fixed(AUX_RETRY)), logged: Logged::Voltage10mV, opens: path::AUX },
 ];
 
 /// What the protection functions look at in one poll.
 #[derive(Clone, Copy, Debug)]
 pub struct Conditions {
+    /// The board's variant (its ratings, [`Level::Rating`]).
+    pub variant: Variant,
     pub meas: Measurements,
     pub lvp_input_ok: bool,
     pub ovp_input_ok: bool,
@@ -246,9 +285,12 @@ impl Conditions {
 }
 
 impl Level {
-    /// The level for `s`, in the quantity's unit.
-    pub fn value(&self, s: &Settings) -> i64 {
-        s.get(self.setting).unwrap_or(0).saturating_mul(i64::from(self.scale))
+    /// The level for `s` on a board of `v`, in the quantity's unit.
+    pub fn value(&self, s: &Settings, v: Variant) -> i64 {
+        match *self {
+            Level::Setting { setting, scale } => s.get(setting).unwrap_or(0).saturating_mul(i64::from(scale)),
+            Level::Rating(r) => r.value(v),
+        }
     }
 }
 
@@ -281,7 +323,7 @@ impl Row {
     pub const fn paths(&self) -> u8 {
         match self.severity {
             Fatal => self.opens | path::SWITCH,
-            Warning => self.opens,
+            OneWay | Warning => self.opens,
         }
     }
 
@@ -293,15 +335,15 @@ impl Row {
     /// Whether the trip condition holds.
     fn beyond(&self, c: &Conditions, s: &Settings) -> bool {
         match self.trip {
-            Trip::Above(q, level) => c.quantity(q) > level.value(s),
-            Trip::Below(q, level) => c.quantity(q) < level.value(s),
+            Trip::Above(q, level) => c.quantity(q) > level.value(s, c.variant),
+            Trip::Below(q, level) => c.quantity(q) < level.value(s, c.variant),
             Trip::Signal(signal) => c.signal(signal),
         }
     }
 
     /// Whether a tripped function releases by itself now (if its condition is gone).
     fn released(&self, c: &Conditions, s: &Settings, trip: &DelayedTrip, now: Instant) -> bool {
-        let level = |l: &Level| l.value(s);
+        let level = |l: &Level| l.value(s, c.variant);
         match (self.release, self.trip) {
             (Release::Above(l), Trip::Above(q, _) | Trip::Below(q, _)) => c.quantity(q) > level(&l),
             (Release::Below(l), Trip::Above(q, _) | Trip::Below(q, _)) => c.quantity(q) < level(&l),
@@ -536,6 +578,7 @@ mod table_tests {
 
     fn cond(voltage_mv: i32, current_ma: i32, temp_dc: i16) -> Conditions {
         Conditions {
+            variant: Variant::V48,
             meas: Measurements {
                 current_ua: current_ma * 1_000,
                 voltage_uv: voltage_mv * 1_000,
@@ -563,13 +606,17 @@ mod table_tests {
     fn rows_are_in_fault_bit_order_and_name_settings_that_exist() {
         let s = Settings::defaults(Variant::V12);
         let is_setting = |id: RegId| assert!(s.get(id).is_some(), "{id:?} is not a setting");
+        let is_level = |l: Level| match l {
+            Level::Setting { setting, .. } => is_setting(setting),
+            Level::Rating(_) => {}
+        };
         for pair in TABLE.windows(2) {
             assert!(pair[0].fault < pair[1].fault, "{:?} before {:?}", pair[0].function, pair[1].function);
         }
         for row in &TABLE {
             assert_eq!(row.fault.count_ones(), 1, "{:?}", row.function);
             match row.trip {
-                Trip::Above(_, l) | Trip::Below(_, l) => is_setting(l.setting),
+                Trip::Above(_, l) | Trip::Below(_, l) => is_level(l),
                 Trip::Signal(_) => assert!(
                     !matches!(row.release, Release::Above(_) | Release::Below(_) | Release::Hysteresis(_)),
                     "{:?}: a digital input has no release level",
@@ -577,7 +624,7 @@ mod table_tests {
                 ),
             }
             match row.release {
-                Release::Above(l) | Release::Below(l) | Release::Hysteresis(l) => is_setting(l.setting),
+                Release::Above(l) | Release::Below(l) | Release::Hysteresis(l) => is_level(l),
                 Release::After(Time::Setting(id, _)) => is_setting(id),
                 Release::Latch { enabled, retry, max } => {
                     is_setting(enabled);
@@ -688,6 +735,7 @@ mod table_tests {
             Function::Utd => (t < i32::from(s.utd_dc), t > i32::from(s.utd_dc) + hyst, ms(s.temp_delay_ms)),
             Function::ShortCircuit => (c.sc_latched, false, Duration::ZERO),
             Function::AuxOvercurrent => (c.aux_overcurrent, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
+            Function::AuxOvervoltage => (v > 60_000, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
         }
     }
 

@@ -46,6 +46,14 @@ impl Variant {
             Variant::V48 => 60_000,
         }
     }
+    /// The aux output's max switching voltage (datasheet, "Additional (aux) output"), in mV.
+    pub const fn aux_max_switching_mv(self) -> u16 {
+        match self {
+            Variant::V12 => 15_000,
+            Variant::V24 => 30_000,
+            Variant::V48 => 60_000,
+        }
+    }
     const fn index(self) -> usize {
         match self {
             Variant::V12 => 0,
@@ -173,7 +181,7 @@ pub struct Settings {
     pub full_mv: u16,
     /// … and charge current below this (0.1 A) …
     pub full_tail_da: u16,
-    /// … for this long → SOC synchronised to 100 %.
+    /// … for this long → SOC synchronised to the full sync point.
     pub full_delay_s: u16,
     pub lvp_mv: u16,
     pub lvp_release_mv: u16,

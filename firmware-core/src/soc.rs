@@ -30,12 +30,31 @@ pub fn soc_from_cell_ocv(cell_mv: i32) -> u16 {
     10_000
 }
 
+/// The SOC the full-charge criterion stands for, 0.01 % (issue 16). The criterion
+/// (≥ 3.45 V/cell with under 0.05 C for 30 s) is met in a CC-CV charge's tail,
+/// before the cells are full: the tail's charge still to come is about the tail
+/// current times the cells' polarisation time constant. For the default cell,
+/// charged to 3.5 V/cell at 0.2–0.4 C between 0 and 45 °C, the true SOC at the
+/// criterion is 98.7–98.8 % (the 7-day case of issue 16; scenario `48v-soc-sync-2d` its first 2 days); syncing to 100 % read
+/// 1.2–1.3 points high.
+pub const FULL_SYNC_SOC_CENTIPCT: u16 = 9_875;
+
+/// The usable SOC left when LVP trips, 0.01 % (issue 16): the LVP level (2.8
+/// V/cell) is reached under load shortly before empty. For the default cell at
+/// 0.3–0.6 C between 5 and 45 °C, 1.8–2.6 % of the usable capacity is left
+/// (the 7-day case of issue 16; scenario `48v-soc-sync-2d` its first 2 days); syncing to 0 % read up to 2.6 points low.
+pub const EMPTY_SYNC_USABLE_CENTIPCT: u16 = 210;
+
 /// Nominal LiFePO4 cell voltage for the rated energy, mV.
 pub const NOMINAL_CELL_MV: i64 = 3_200;
 
-/// Share of the rated capacity usable at a temperature (LiFePO4, typical):
-/// (°C × 10, per-mille), linear in between, clamped at the ends.
-const USABLE_PERMILLE: [(i32, i32); 6] = [(-200, 600), (-100, 750), (0, 850), (100, 950), (250, 1000), (450, 1000)];
+/// Share of the rated capacity usable at a temperature (LiFePO4 at moderate
+/// rates, 0.2–0.5 C): (°C × 10, per-mille), linear in between, clamped at the
+/// ends. The default cell's curve (`models::ecm::capacity_temperature_factor`,
+/// LFP: 90 % at 0 °C; issue 16: this table said 85 %, so the
+/// temperature-compensated SOC read 9–11 points low at 0 °C).
+const USABLE_PERMILLE: [(i32, i32); 7] =
+    [(-300, 550), (-200, 700), (-100, 800), (0, 900), (100, 960), (250, 1000), (450, 1000)];
 
 /// Usable share of the rated capacity at `temp_dc`, per mille.
 pub fn usable_permille(temp_dc: i16) -> i32 {
@@ -93,6 +112,24 @@ impl SocEstimator {
         let soc = i64::from(soc_centipct.min(10_000));
         self.charge = Accumulator::from_micro_hours(self.capacity_uah * soc / 10_000);
         self.energy = Accumulator::from_micro_hours(self.energy_mwh * soc / 10_000);
+    }
+
+    /// The full synchronisation point (the full-charge criterion met): every
+    /// method to [`FULL_SYNC_SOC_CENTIPCT`].
+    pub fn sync_full(&mut self) {
+        self.set_soc(FULL_SYNC_SOC_CENTIPCT);
+    }
+
+    /// The empty synchronisation point (an LVP trip at `temp_dc`): what is left
+    /// is the charge out of reach at that temperature (none from 25 °C; 10 % of
+    /// the capacity at 0 °C) and [`EMPTY_SYNC_USABLE_CENTIPCT`] of the usable
+    /// capacity, so the temperature-compensated SOC reads that and the Ah and Wh
+    /// methods keep the unusable share as well (issue 16: every method was set to
+    /// 0 %, a charge SOC 10 points low after an LVP in the cold).
+    pub fn sync_empty(&mut self, temp_dc: i16) {
+        let usable = usable_permille(temp_dc).clamp(0, 1_000);
+        let left = (1_000 - usable) * 10 + i32::from(EMPTY_SYNC_USABLE_CENTIPCT) * usable / 1_000;
+        self.set_soc(left.clamp(0, 10_000) as u16);
     }
 
     /// Changes the rated capacity, keeping each method's SOC.
@@ -202,11 +239,36 @@ mod tests {
     fn cold_battery_shows_less_usable_charge() {
         let s = SocEstimator::new(1_000, 4, 5_000);
         assert_eq!(s.soc_temperature_compensated(250), 5_000);
-        // At 0 °C 85 % is usable: (50 − 15) / 85 = 41.18 %.
-        assert_eq!(s.soc_temperature_compensated(0), 4_118);
-        assert_eq!(usable_permille(-500), 600);
-        assert_eq!(usable_permille(50), 900);
-        assert_eq!(SocEstimator::new(1_000, 4, 1_000).soc_temperature_compensated(-200), 0);
+        // At 0 °C 90 % is usable: (50 − 10) / 90 = 44.44 %.
+        assert_eq!(s.soc_temperature_compensated(0), 4_444);
+        assert_eq!(usable_permille(-500), 550);
+        assert_eq!(usable_permille(50), 930);
+        assert_eq!(SocEstimator::new(1_000, 4, 2_000).soc_temperature_compensated(-200), 0);
+    }
+
+    /// Issue 16: the firmware's capacity table is the default cell's
+    /// (`models::ecm::capacity_temperature_factor`, LFP), point for point.
+    #[test]
+    fn issue_16_usable_capacity_table_is_the_default_cells() {
+        // (°C, share) of the model's LFP curve, and its value between points.
+        for (t_c, share) in [(-30, 0.55), (-20, 0.70), (-10, 0.80), (0, 0.90), (10, 0.96), (25, 1.0), (40, 1.0)] {
+            assert_eq!(usable_permille(t_c * 10), (share * 1_000.0f64).round() as i32, "{t_c} °C");
+        }
+        assert_eq!(usable_permille(175), 980);
+    }
+
+    /// Issue 16: an empty sync leaves the charge out of reach at the temperature
+    /// and the usable charge left at the LVP level: the temperature-compensated SOC
+    /// reads the latter, the Ah SOC both.
+    #[test]
+    fn issue_16_empty_sync_keeps_the_charge_out_of_reach() {
+        // (°C × 10, Ah SOC: the unusable share + 2.1 % of the usable capacity).
+        for (t_dc, ah) in [(400, 210), (250, 210), (0, 1_189), (-100, 2_168), (-200, 3_147)] {
+            let mut s = SocEstimator::new(1_000, 16, 6_000);
+            s.sync_empty(t_dc);
+            assert_eq!(s.soc_ah(), ah, "{t_dc}");
+            assert!(s.soc_temperature_compensated(t_dc).abs_diff(EMPTY_SYNC_USABLE_CENTIPCT) <= 1, "{t_dc}");
+        }
     }
 
     #[test]

@@ -3,11 +3,16 @@
 //!
 //! It exists to measure what `firmware-core` costs on the target (flash, RAM)
 //! and to prove at link time that no panic path is reachable from the board's
-//! entry points: [`Board::poll`], [`Board::poll_at`], the register accesses and
-//! the Modbus RTU path (`rtu_receive` → frame → PDU → register map →
-//! `rtu_poll`). There is no hardware access: ADC codes, time and the bytes on
-//! the serial line are made up from a counter and hidden from the optimiser
-//! with [`black_box`], so every branch of the linked code stays reachable.
+//! entry points — everything the board's main loop calls (docs/firmware.md):
+//! the settings store's load at boot and save after a settings change
+//! (`nvm::SettingsStore` on the EEPROM), [`Board::poll`], [`Board::sample`],
+//! [`Board::sample_sums`], [`Board::poll_at`], the register accesses with the
+//! commands and calibration commands, the Modbus RTU path (`rtu_receive` →
+//! frame → PDU → register map → `rtu_poll`) and the PDU path of another
+//! transport ([`Board::process_pdu`]). There is no hardware access: ADC codes,
+//! time, the EEPROM's bytes and the bytes on the serial line are made up from a
+//! counter and hidden from the optimiser with [`black_box`], so every branch of
+//! the linked code stays reachable.
 //!
 //! The panic check: the `#[panic_handler]` below calls a function that is
 //! declared but defined nowhere. With LTO, a panic handler that nothing calls
@@ -22,9 +27,11 @@ use core::hint::black_box;
 use core::panic::PanicInfo;
 
 use cortex_m_rt::entry;
+use firmware_core::board::CodeSums;
 use firmware_core::modbus::MAX_ADU_LEN;
 use firmware_core::modbus::frame::emit_frame;
 use firmware_core::modbus::rtu::RtuConfig;
+use firmware_core::nvm::{Nvm, STORE_LEN, SettingsStore};
 use firmware_core::{Board, Inputs, Instant, Settings, Variant};
 
 /// One ADC conversion per millisecond (1 kSPS).
@@ -41,15 +48,26 @@ fn main() -> ! {
     static mut BOARD: Option<Board> = None;
     static mut TX: [u8; MAX_ADU_LEN] = [0; MAX_ADU_LEN];
     static mut ADU: [u8; MAX_ADU_LEN] = [0; MAX_ADU_LEN];
+    // The response PDU of another transport (`process_pdu` wants ≥ 253 bytes).
+    static mut PDU_RESPONSE: [u8; MAX_ADU_LEN] = [0; MAX_ADU_LEN];
+    // The settings EEPROM's contents (a real board reads them over I²C/SPI).
+    static mut EEPROM: [u8; STORE_LEN] = [0xFF; STORE_LEN];
 
     let variant = black_box(Variant::V24);
     let rtu = RtuConfig::default();
     let unit = rtu.unit_id;
-    let Some(board) = make_board(BOARD, variant, rtu) else {
-        // Defaults always validate; a real image would fall back to safe outputs here.
+    // Boot: the newest valid settings record, or the defaults (a blank or corrupt EEPROM).
+    let store = SettingsStore::new(variant);
+    let mut eeprom = Eeprom { bytes: EEPROM };
+    let settings = match store.load(&mut eeprom) {
+        Ok(loaded) => loaded.settings,
+        Err(_) => Settings::defaults(variant),
+    };
+    let Some(board) = make_board(BOARD, variant, settings, rtu) else {
+        // Stored settings are checked on load; a real image would fall back to safe outputs here.
         halt()
     };
-    let (tx, adu) = (TX, ADU);
+    let (tx, adu, pdu_response) = (TX, ADU, PDU_RESPONSE);
 
     let mut tick: u32 = 0;
     let mut now_ns: u64 = 0;
@@ -77,6 +95,13 @@ fn main() -> ! {
         black_box(outputs);
         // The ADC-interrupt path as well: block sums, polled every 10 ms.
         black_box(board.sample(now, &inputs));
+        // A block summed elsewhere (a hardware oversampler): sums the optimiser cannot predict.
+        let sums = CodeSums {
+            conversions: black_box(t % 16 + 1),
+            current_code_sum: black_box(i64::from(inputs.current_code) * 16),
+            voltage_code_sum: black_box(i64::from(inputs.voltage_code) * 16),
+        };
+        black_box(board.sample_sums(now, &sums, &inputs));
         black_box(board.poll_at());
 
         // 2. A Modbus request through the whole RTU path: bytes in, silence, reply out.
@@ -92,6 +117,10 @@ fn main() -> ! {
         if let Some(reply_len) = board.rtu_poll(later, tx) {
             black_box(tx.get(..reply_len));
         }
+        // The same request as a PDU of another transport (Modbus TCP: the MBAP header is the caller's).
+        if let Some(request) = black_box(&pdu[..]).get(..black_box(n)) {
+            black_box(board.process_pdu(request, pdu_response));
+        }
 
         // 3. Direct register access, as a local display or the NVM task would.
         let addr = black_box((tick % 0x500) as u16);
@@ -104,6 +133,18 @@ fn main() -> ! {
         let count = black_box((tick % 2) as usize + 1);
         if let Some(v) = values.get(..count) {
             black_box(board.write_registers(black_box(0x0200 + (tick % 8) as u16), v)).ok();
+        }
+        // Commands and calibration commands (set SOC, clear faults, reset counters, unlock, zero,
+        // current and voltage gain: 0x0400..=0x0407), as a service tool would send them.
+        let command = [black_box(0xCA1B), black_box((tick >> 3) as u16)];
+        if let Some(v) = command.get(..count) {
+            black_box(board.write_registers(black_box(0x0400 + (tick % 8) as u16), v)).ok();
+        }
+
+        // 4. Settings changed by a write: saved to the EEPROM outside the reply path.
+        if board.take_settings_changed() {
+            let settings = *board.settings();
+            black_box(store.save(&mut eeprom, &settings)).ok();
         }
 
         #[cfg(feature = "prove-check-works")]
@@ -118,9 +159,46 @@ fn main() -> ! {
 /// Builds the board into `slot`, in a function of its own: the temporaries of the
 /// construction then live in its stack frame, not for ever in `main`'s.
 #[inline(never)]
-fn make_board(slot: &mut Option<Board>, variant: Variant, rtu: RtuConfig) -> Option<&mut Board> {
-    *slot = Board::new(variant, Settings::defaults(variant), black_box(2_090_001), rtu).ok();
+fn make_board(slot: &mut Option<Board>, variant: Variant, settings: Settings, rtu: RtuConfig) -> Option<&mut Board> {
+    *slot = Board::new(variant, settings, black_box(2_090_001), rtu).ok();
     slot.as_mut()
+}
+
+/// The settings EEPROM as its driver presents it to the store: bytes that the
+/// optimiser cannot predict (a real part returns whatever it holds).
+struct Eeprom {
+    bytes: &'static mut [u8; STORE_LEN],
+}
+
+/// The EEPROM driver's error: an access beyond the part.
+#[derive(Clone, Copy, Debug)]
+struct OutOfRange;
+
+impl Nvm for Eeprom {
+    type Error = OutOfRange;
+
+    fn capacity(&self) -> usize {
+        STORE_LEN
+    }
+
+    fn read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), OutOfRange> {
+        let end = offset.checked_add(buf.len()).ok_or(OutOfRange)?;
+        let bytes = black_box(&*self.bytes).get(offset..end).ok_or(OutOfRange)?;
+        for (b, &byte) in buf.iter_mut().zip(bytes) {
+            *b = byte;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), OutOfRange> {
+        let end = offset.checked_add(data.len()).ok_or(OutOfRange)?;
+        let bytes = self.bytes.get_mut(offset..end).ok_or(OutOfRange)?;
+        for (b, &byte) in bytes.iter_mut().zip(data) {
+            *b = byte;
+        }
+        black_box(&*self.bytes);
+        Ok(())
+    }
 }
 
 /// Writes one of the board's supported requests (FC03, FC04, FC06, FC16) into

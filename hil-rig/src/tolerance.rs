@@ -369,11 +369,12 @@ mod tests {
 
     #[test]
     fn the_temperature_compensated_term_follows_the_usable_capacity() {
-        // 25 °C: flat usable share, no term; 5 °C: 1 %/K, at 60 % SOC.
+        // 25 °C: flat usable share, no term; 5 °C: 0.6 %/K (the cell's 90 % at 0 °C to 96 % at
+        // 10 °C), usable 93 %, at 60 % SOC; the table is in whole per mille (±0.1 % of du).
         assert_eq!(soc_temp_term(Some(60.0), Some(30.0), 0.6), 0.0);
-        let u: f64 = 0.9;
-        let want = 0.4 / (u * u) * 0.006 * 100.0;
-        assert!((soc_temp_term(Some(60.0), Some(5.0), 0.6) - want).abs() < 0.02, "{want}");
+        let u: f64 = 0.93;
+        let want = 0.4 / (u * u) * 0.0036 * 100.0;
+        assert!((soc_temp_term(Some(60.0), Some(5.0), 0.6) - want).abs() < 0.03, "{want}");
         assert_eq!(soc_temp_term(None, Some(5.0), 0.6), 0.0);
     }
 }

@@ -741,6 +741,20 @@ impl Pack {
         self.cells.iter().map(|c| c.soc).sum::<f64>() / self.cells.len() as f64
     }
 
+    /// Mean cell *usable* SOC (0..1): the share of the capacity usable at the
+    /// present temperature ([`Self::usable_capacity_ah`]) that is still in the
+    /// cells. The charge out of reach in the cold sits at the bottom, so it is
+    /// `1 − (1 − SOC) / f_Q(T)`, clamped at 0: the SOC the cell's tables are read
+    /// at, and the truth the board's temperature-compensated SOC estimates
+    /// (issue 16). Equal to [`Self::soc`] wherever `f_Q = 1` (from 25 °C, or
+    /// without `capacity_vs_temperature`).
+    pub fn usable_soc(&self) -> f64 {
+        if self.cells.is_empty() {
+            return 0.0;
+        }
+        self.cells.iter().map(|c| cell_x(&self.slice, c).clamp(0.0, 1.0)).sum::<f64>() / self.cells.len() as f64
+    }
+
     /// Lowest cell SOC.
     pub fn min_soc(&self) -> f64 {
         self.cells.iter().map(|c| c.soc).fold(f64::INFINITY, f64::min)
@@ -1247,6 +1261,23 @@ mod tests {
         assert!(warm > 95.0, "{warm}");
         assert!((cold / warm - 0.8).abs() < 0.03, "{cold} of {warm}");
         assert!(r_cold > 2.0 * r_warm);
+    }
+
+    /// Issue 16: the usable SOC is the charge SOC less the share out of reach,
+    /// over the usable capacity: 1 − (1 − SOC)/f_Q, and 0 % at the empty point.
+    #[test]
+    fn issue_16_usable_soc_is_the_share_of_the_usable_capacity() {
+        let cell = CellParams { capacity_vs_temperature: true, ..CellParams::ideal_thevenin() };
+        let p = PackParams { cells_in_series: 1, ..PackParams::uniform(cell) };
+        let mut pk = pack(&p, Variant::V12, 0.55, 1);
+        assert!((pk.usable_soc() - pk.soc()).abs() < 1e-12, "f_Q = 1 at 25 °C");
+        pk.set_temperature_c(0.0);
+        let f = pk.usable_capacity_ah() / pk.capacity_ah();
+        assert!((f - 0.9).abs() < 1e-9, "{f}");
+        assert!((pk.usable_soc() - (1.0 - 0.45 / 0.9)).abs() < 1e-9, "{}", pk.usable_soc());
+        let mut low = pack(&p, Variant::V12, 0.05, 1);
+        low.set_temperature_c(0.0);
+        assert_eq!(low.usable_soc(), 0.0, "5 % charge, all of it out of reach at 0 °C");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::engine::{Engine, EngineError};
 use crate::stimulus::Stimulus;
 use firmware_core::map::faults;
+use firmware_core::settings::SocMethod;
 
 use crate::scenario::Scenario;
 
@@ -106,8 +107,11 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     let mut until_trace = trace_every;
     let mut ticks: u64 = 0;
     let mut true_discharged_as = 0.0f64;
+    let mut true_charged_as = 0.0f64;
     let mut aux_on_ticks: u64 = 0;
     let mut faults_seen = 0u16;
+    // The board's sync points (an LVP trip: empty; the full-charge detection: full) as last seen.
+    let (mut was_empty_sync, mut was_full_sync) = (false, false);
     let mut was_aux_on = false;
     // Truth summed over the board's current sample block: (current, voltage, samples).
     let mut block = (0.0f64, 0.0f64, 0.0f64);
@@ -137,6 +141,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         ticks += 1;
         if truth.current_a < 0.0 {
             true_discharged_as -= truth.current_a * dt_s;
+        } else {
+            true_charged_as += truth.current_a * dt_s;
         }
         // The board measures block means (one poll per block): compare with the truth's mean over the block.
         block.0 += truth.current_a;
@@ -188,6 +194,15 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
             }
             was_aux_on = o.aux_on;
         }
+        // At each sync point: how far the board's SOC is from the truth it estimates.
+        let (empty_sync, full_sync) = (o.faults & faults::LVP != 0, engine.board().full());
+        if empty_sync && !was_empty_sync {
+            out.raise("max_empty_sync_error_pct", soc_error_pct(engine));
+        }
+        if full_sync && !was_full_sync {
+            out.raise("max_full_sync_error_pct", soc_error_pct(engine));
+        }
+        (was_empty_sync, was_full_sync) = (empty_sync, full_sync);
         aux_on_ticks += u64::from(o.aux_on);
         until_trace -= 1;
         if until_trace == 0 {
@@ -219,8 +234,12 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     out.raise("max_soc_error_pct", soc_error_pct(&engine));
     out.set("final_soc_ah_error_pct", (pct(b.soc_ah_centipct()) - true_soc_pct).abs());
     out.set("final_soc_wh_error_pct", (pct(b.soc_wh_centipct()) - true_soc_pct).abs());
-    out.set("final_soc_temp_error_pct", (pct(b.soc_temperature_compensated_centipct()) - true_soc_pct).abs());
+    // The temperature-compensated method estimates the usable SOC (issue 16: like with like).
+    let usable_soc_pct = engine.pack().usable_soc() * 100.0;
+    out.set("final_true_usable_soc_pct", usable_soc_pct);
+    out.set("final_soc_temp_error_pct", (pct(b.soc_temperature_compensated_centipct()) - usable_soc_pct).abs());
     out.set("true_discharged_ah", true_discharged_as / 3600.0);
+    out.set("true_charged_ah", true_charged_as / 3600.0);
     out.set("board_soh_pct", pct(b.soh_centipct()));
     let r0_mohm = engine.pack().r0_total_ohm() * 1e3;
     out.set("true_r0_mohm", r0_mohm);
@@ -367,8 +386,16 @@ fn read_physical(board: &mut firmware_core::Board, name: &str) -> Option<f64> {
     Some(def.to_physical(def.ty.decode(&regs)))
 }
 
+/// |board SOC (selected method) − the truth it estimates|, points: the charge SOC for
+/// the Ah and Wh methods, the usable SOC ([`models::pack::Pack::usable_soc`]) for
+/// the temperature-compensated one.
 fn soc_error_pct(engine: &Engine) -> f64 {
-    (f64::from(engine.board().soc_centipct()) / 100.0 - engine.truth().soc * 100.0).abs()
+    let b = engine.board();
+    let truth = match b.settings().soc_method() {
+        SocMethod::TemperatureCompensated => engine.pack().usable_soc(),
+        SocMethod::Ah | SocMethod::Wh => engine.truth().soc,
+    };
+    (f64::from(b.soc_centipct()) / 100.0 - truth * 100.0).abs()
 }
 
 /// The trace's columns for the companions the scenario has (none without them): per cell its

@@ -33,6 +33,14 @@ pub struct Stimulus<'a> {
     constant: Option<f64>,
 }
 
+/// Whether the main switch conducts both ways. A `switch_off` trigger or `until` is the board
+/// opening a bank of it: the whole switch (over-current, over-temperature) or the bank of one
+/// direction (LVP, OVP: issue 16), which interrupts a current of that direction just the same.
+fn switch_closed(engine: &Engine) -> bool {
+    let gate = engine.gate();
+    gate.discharge_allowed() && gate.charge_allowed()
+}
+
 /// The signed demand of a constant-current segment (A, > 0 charges).
 fn signed_a(kind: SegmentKind, current_a: f64) -> f64 {
     match kind {
@@ -135,7 +143,7 @@ impl<'a> Stimulus<'a> {
                     engine.transient_event(t.kind(), ev.fault_resistance_mohm, ev.position)?;
                 }
                 (Some(_), Trigger::SwitchOff) => {
-                    self.armed.push((*ev, engine.outputs().switch_on));
+                    self.armed.push((*ev, switch_closed(engine)));
                 }
                 (None, _) => {}
             }
@@ -146,7 +154,7 @@ impl<'a> Stimulus<'a> {
     /// Starts the first armed event whose switch has opened (the board's
     /// outputs of the last tick: the switch opens at this tick's start).
     fn fire_armed(&mut self, engine: &mut Engine) -> Result<(), EngineError> {
-        let on = engine.outputs().switch_on;
+        let on = switch_closed(engine);
         for armed in &mut self.armed {
             armed.1 |= on;
         }
@@ -170,7 +178,7 @@ impl<'a> Stimulus<'a> {
             let ended_by_event = match seg.until {
                 Some(Until::Lvp) => engine.lvp_tripped(),
                 Some(Until::Ovp) => engine.ovp_tripped(),
-                Some(Until::SwitchOff) => !engine.outputs().switch_on,
+                Some(Until::SwitchOff) => !switch_closed(engine),
                 None => false,
             };
             if t < self.segment_end_ns && !ended_by_event {

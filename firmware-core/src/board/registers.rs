@@ -137,7 +137,9 @@ impl Core {
                 let ppm = i64::from(st.settings.calibration.current_gain_tc_ppm_per_k)
                     * (i64::from(self.meas.temperature_dc) - 250)
                     / 10;
-                let gain25 = gain * 1_000_000 / (1_000_000 + ppm).max(1);
+                // Saturating: a reference current on a net code of a few counts gives a gain far out of
+                // range, refused below, never a wrapped one (issue 16: the image's overflow-checks build).
+                let gain25 = gain.saturating_mul(1_000_000) / (1_000_000 + ppm).max(1);
                 if !st.settings.set(RegId::CurrentGain, gain25) {
                     return Err(ExceptionCode::IllegalDataValue);
                 }

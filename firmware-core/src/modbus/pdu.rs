@@ -377,6 +377,8 @@ pub fn execute<'a, B: RegisterBank>(
 ///
 /// `None` only if `request` is empty or `response` is shorter than [`MAX_PDU_LEN`].
 pub fn process_request<B: RegisterBank>(bank: &mut B, request: &[u8], response: &mut [u8]) -> Option<usize> {
+    #[cfg(feature = "prove-panic-pdu")]
+    crate::prove_panic_path();
     let response = response.get_mut(..MAX_PDU_LEN)?;
     let &function = request.first()?;
     let mut regs = [0u16; MAX_READ_QUANTITY as usize];
