@@ -752,7 +752,7 @@ impl Pack {
         if self.cells.is_empty() {
             return 0.0;
         }
-        self.cells.iter().map(|c| cell_x(&self.slice, c).clamp(0.0, 1.0)).sum::<f64>() / self.cells.len() as f64
+        self.cells.iter().map(|c| cell_x(&self.elements, c).clamp(0.0, 1.0)).sum::<f64>() / self.cells.len() as f64
     }
 
     /// Lowest cell SOC.
@@ -789,6 +789,11 @@ impl Pack {
     /// smallest cell (Ah).
     pub fn capacity_ah(&self) -> f64 {
         self.cells.iter().map(|c| c.capacity_ah).fold(f64::INFINITY, f64::min) * self.health
+    }
+
+    /// Capacity usable at the present temperature (Ah): [`Self::capacity_ah`] × f_Q(T).
+    pub fn usable_capacity_ah(&self) -> f64 {
+        self.capacity_ah() / self.elements.inv_cap_factor
     }
 
     /// Σ R0 of the cells at their present state (Ω).
