@@ -128,15 +128,21 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         write_row(w, &engine)?;
     }
     // The per-tick bookkeeping; the engine's loop drives the ticks.
-    engine.advance_to_with(end_ns, &mut stimulus, |engine, truth| {
-        ticks += 1;
+    // The per-tick bookkeeping of `n` ticks of the same truth (see `Engine::advance_to_with_runs`): sums are
+    // added once per tick as before (bit-identical), the rest once per run.
+    engine.advance_to_with_runs(end_ns, &mut stimulus, |engine, truth, n| {
+        ticks += n;
         if truth.current_a < 0.0 {
-            true_discharged_as -= truth.current_a * dt_s;
+            for _ in 0..n {
+                true_discharged_as -= truth.current_a * dt_s;
+            }
         }
         // The board measures block means (one poll per block): compare with the truth's mean over the block.
-        block.0 += truth.current_a;
-        block.1 += truth.voltage_v;
-        block.2 += 1.0;
+        for _ in 0..n {
+            block.0 += truth.current_a;
+            block.1 += truth.voltage_v;
+            block.2 += 1.0;
+        }
         if engine.board().last_poll() == Some(firmware_core::Instant(engine.t_ns())) {
             let m = *engine.board().measurements();
             let (i_mean, v_mean) = (block.0 / block.2, block.1 / block.2);
@@ -161,7 +167,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         let o = engine.outputs();
         let new_faults = o.faults & !faults_seen;
         if new_faults != 0 || !o.switch_on || !o.lvp_output || !o.ovp_output || o.aux_on != was_aux_on {
-            let t_s = engine.t_s();
+            // The first tick of the run (the outputs were the same in all of them).
+            let t_s = (engine.t_ns() - (n - 1) * engine.step_ns()) as f64 * 1e-9;
             for (bit, name) in faults::NAMES.iter().filter(|(b, _)| new_faults & b != 0) {
                 faults_seen |= bit;
                 out.set_once(&format!("{name}_trip_time_s"), t_s);
@@ -183,8 +190,9 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
             }
             was_aux_on = o.aux_on;
         }
-        aux_on_ticks += u64::from(o.aux_on);
-        until_trace -= 1;
+        aux_on_ticks += u64::from(o.aux_on) * n;
+        // A run never passes a trace row: the engine takes at most `until_trace` ticks in one.
+        until_trace -= n;
         if until_trace == 0 {
             until_trace = trace_every;
             out.raise("max_soc_error_pct", soc_error_pct(engine));
@@ -192,7 +200,7 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
                 write_row(w, engine)?;
             }
         }
-        Ok::<(), RunError>(())
+        Ok::<u64, RunError>(until_trace)
     })?;
     out.set("max_current_error_a", x.current_error_a);
     out.set("max_voltage_error_v", x.voltage_error_v);
