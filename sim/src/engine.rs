@@ -335,6 +335,8 @@ impl Engine {
             },
             ambient: Ambient { now_c: start_c, profile: scenario.ambient_profile.clone() },
             variant: scenario.variant,
+            // `aux_heater_w` is the heater's rating at the variant's nominal voltage: a resistance, drawing V²/R
+            // at the battery's voltage.
             heater: (scenario.aux_heater_w > 0.0)
                 .then(|| AuxHeater::for_power(scenario.aux_heater_w, scenario.variant.nominal_voltage_v())),
             self_consumption: SelfConsumption::default(),
@@ -678,8 +680,11 @@ impl Engine {
         let dt_s = self.clock.dt_s;
         let v = self.truth.voltage_v.max(1.0);
         // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
-        let (overcurrent, heater_a, heater_w) = self.heater_draw(v);
+        let (overcurrent, heater_a, heater_w, driver_w) = self.heater_draw(v);
         self.inputs.aux_overcurrent = overcurrent;
+        if driver_w > 0.0 {
+            self.sums.heat_j[1] += driver_w * self.clock.dt_s;
+        }
         let current_a = load_a + heater_a;
         let own_a = self.own_current_a(v);
         // The pack's state (SOC, RC pairs, hysteresis) advances every PACK_DECIMATION ticks with the
@@ -731,9 +736,12 @@ impl Engine {
     }
 
     /// The aux heater's draw at the battery voltage `v` with the aux output
-    /// as it is: (the driver's over-current input, current (A, ≤ 0), heat (W)).
+    /// as it is: (the driver's over-current input, current (A, ≤ 0), heat
+    /// into the cells (W), the driver's loss on the board (W)). The heater is
+    /// a resistance rated at the variant's nominal voltage (see
+    /// [`Self::with_nvm`]): at the battery's voltage it draws `V²/R`.
     #[inline]
-    fn heater_draw(&self, v: f64) -> (bool, f64, f64) {
+    fn heater_draw(&self, v: f64) -> (bool, f64, f64, f64) {
         let aux_on = self.outputs.aux_on;
         match &self.heater {
             // The driver reports over-current when the heater would draw more than the variant's limit.
@@ -741,8 +749,9 @@ impl Engine {
                 aux_on && v / h.resistance_ohm > self.variant.aux_max_current_a(),
                 h.current_a(v, aux_on, self.variant),
                 h.power_w(v, aux_on, self.variant),
+                h.driver_loss_w(v, aux_on, self.variant),
             ),
-            None => (self.inputs.aux_overcurrent, 0.0, 0.0),
+            None => (self.inputs.aux_overcurrent, 0.0, 0.0, 0.0),
         }
     }
 
@@ -776,11 +785,12 @@ impl Engine {
         }
         let load_a = self.gated_current_a(demand_a);
         let v = self.truth.voltage_v.max(1.0);
-        let (overcurrent, heater_a, heater_w) = self.heater_draw(v);
+        let (overcurrent, heater_a, heater_w, driver_w) = self.heater_draw(v);
         let current_a = load_a + heater_a;
         let voltage_v = self.held.pack_emf_v + current_a * self.held.pack_r_ohm;
         // Every tick of the run must see the same inputs: the voltage it leaves is the one it started from.
         if overcurrent != self.inputs.aux_overcurrent
+            || driver_w > 0.0
             || voltage_v.max(1.0) != v
             || !(voltage_v.is_finite() && self.held.cells_c.is_finite() && self.held.pack_soc.is_finite())
         {
@@ -957,6 +967,50 @@ mod tests {
         // Without the file's table, no jig.
         let plain = Engine::new(&Scenario::parse(BASE, Path::new("a.toml")).unwrap()).unwrap();
         assert_eq!(plain.thermal.jig_c(), None);
+    }
+
+    /// Issue 16 item 4: the heater is rated at the nominal voltage and draws V²/R at the battery's voltage.
+    #[test]
+    fn issue_16_aux_heater_draws_v2_over_r_at_the_battery_voltage() {
+        let text = BASE.replace("variant = 12", "variant = 12\naux_heater_w = 100.0");
+        let s = Scenario::parse(&text, Path::new("heater.toml")).unwrap();
+        let mut e = Engine::new(&s).unwrap();
+        e.outputs.aux_on = true;
+        let nominal_v = Variant::V12.nominal_voltage_v();
+        let v = e.truth.voltage_v;
+        assert!((v - nominal_v).abs() > 0.5, "a battery voltage away from the nominal: {v} V");
+        let (overcurrent, heater_a, heater_w, driver_w) = e.heater_draw(v);
+        let closed_w = 100.0 * (v / nominal_v) * (v / nominal_v);
+        assert!((heater_w - closed_w).abs() < 1e-9 * closed_w, "{heater_w} W vs V²/R = {closed_w} W at {v} V");
+        assert!((heater_a + closed_w / v).abs() < 1e-12, "{heater_a} A");
+        assert!(!overcurrent && driver_w == 0.0);
+    }
+
+    /// Ticks taken as runs (`advance_to`) leave the state bit-identical to the same ticks one by one.
+    #[test]
+    fn runs_of_steady_ticks_are_bit_identical_to_single_ticks() {
+        let text = BASE.replace("variant = 12", "variant = 12\naux_heater_w = 60.0");
+        let s = Scenario::parse(&text, Path::new("runs.toml")).unwrap();
+        let (mut runs, mut ticks) = (Engine::new(&s).unwrap(), Engine::new(&s).unwrap());
+        let mut t_ns = 0;
+        for (demand_a, n) in [(0.0, 95u64), (-40.0, 1_234), (25.0, 777), (-120.0, 3_001), (0.0, 250)] {
+            t_ns += n * runs.step_ns();
+            runs.advance_to(t_ns, &mut HeldCurrent::new(demand_a)).unwrap();
+            while ticks.t_ns() < t_ns {
+                ticks.tick(&mut HeldCurrent::new(demand_a)).unwrap();
+            }
+            let key = |e: &Engine| {
+                let t = e.truth;
+                (
+                    e.t_ns(),
+                    [t.current_a, t.voltage_v, t.soc, t.temp_c, e.pack.soc(), e.thermal.shunt_c()].map(f64::to_bits),
+                    e.sums.pack_charge_as.to_bits(),
+                    format!("{:?}", e.board.measurements()),
+                    e.board.soc_centipct(),
+                )
+            };
+            assert_eq!(key(&runs), key(&ticks), "after {demand_a} A");
+        }
     }
 
     /// The board's measured current after 0.2 s at rest (A).
