@@ -414,7 +414,9 @@ impl Engine {
         let mut max_run = 1u64;
         while self.clock.t_ns < t_ns {
             let mut n = 0;
-            if max_run > 1 {
+            // (A run ends before the next pack step, thermal step and NTC conversion.)
+            let u = &self.until;
+            if max_run > 1 && u.pack > 1 && u.thermal > 1 && u.ntc > 1 {
                 let limit = ticks_before_at_most(self.clock.t_ns, t_ns, self.clock.step_ns, max_run);
                 if limit > 1
                     && let Some((demand_a, steady_n)) = drive.steady(self, limit)
