@@ -243,7 +243,8 @@ pub struct AuxHeater {
 }
 
 impl AuxHeater {
-    /// A heater drawing `power_w` at `voltage_v`.
+    /// A heater rated `power_w` at `voltage_v` (a resistance: at another
+    /// battery voltage `V` it draws `V²/R`, see [`Self::power_w`]).
     pub fn for_power(power_w: f64, voltage_v: f64) -> Self {
         Self { resistance_ohm: voltage_v * voltage_v / power_w }
     }
@@ -257,9 +258,19 @@ impl AuxHeater {
         -(voltage_v / self.resistance_ohm).clamp(0.0, variant.aux_max_current_a())
     }
 
-    /// Heat into the cells (W) at `voltage_v` when `on`.
+    /// Heat into the cells (W) at `voltage_v` when `on`: `I²·R`, which is
+    /// `V²/R` until the output limits the current.
     pub fn power_w(&self, voltage_v: f64, on: bool, variant: variant::Variant) -> f64 {
-        -self.current_a(voltage_v, on, variant) * voltage_v
+        let i = self.current_a(voltage_v, on, variant);
+        i * i * self.resistance_ohm
+    }
+
+    /// Loss in the aux driver (W) at `voltage_v` when `on`: what the
+    /// battery delivers beyond the heater's [`Self::power_w`] (the voltage the
+    /// output drops while it limits the current); 0 below the limit.
+    pub fn driver_loss_w(&self, voltage_v: f64, on: bool, variant: variant::Variant) -> f64 {
+        let i = -self.current_a(voltage_v, on, variant);
+        (i * voltage_v - i * i * self.resistance_ohm).max(0.0)
     }
 }
 
@@ -311,9 +322,29 @@ mod tests {
         assert!((s.current_a(12.5) + 0.008).abs() < 1e-12);
         let h = AuxHeater::for_power(100.0, 13.0);
         assert!((h.power_w(13.0, true, Variant::V12) - 100.0).abs() < 1e-9);
+        assert_eq!(h.driver_loss_w(13.0, true, Variant::V12), 0.0);
         // the 48 V variant's aux output limits the current to 2.5 A
         let big = AuxHeater { resistance_ohm: 1.0 };
         assert_eq!(big.current_a(52.0, true, Variant::V48), -2.5);
         assert_eq!(big.current_a(52.0, false, Variant::V48), 0.0);
+    }
+
+    /// Issue 16 item 4: the heater is a resistance rated at the nominal voltage; at the battery's
+    /// voltage it draws V²/R, and while the output limits the current it gets I²·R, the driver the rest.
+    #[test]
+    fn issue_16_aux_heater_draws_v2_over_r_at_the_battery_voltage() {
+        let (rated_w, nominal_v) = (100.0, Variant::V12.nominal_voltage_v());
+        let h = AuxHeater::for_power(rated_w, nominal_v);
+        // (below the 12-209's 10 A aux limit: 14.4 V)
+        for v in [10.0, 12.0, 13.3, 14.2] {
+            let closed_w = rated_w * (v / nominal_v) * (v / nominal_v);
+            assert!((h.power_w(v, true, Variant::V12) - closed_w).abs() < 1e-9 * closed_w, "{v} V");
+            let closed_a = -v * rated_w / (nominal_v * nominal_v);
+            assert!((h.current_a(v, true, Variant::V12) - closed_a).abs() < 1e-12, "{v} V");
+        }
+        // 2.5 A limit at 48 V: the heater gets I²·R, the driver V·I − I²·R.
+        let big = AuxHeater { resistance_ohm: 10.0 };
+        assert!((big.power_w(52.0, true, Variant::V48) - 2.5 * 2.5 * 10.0).abs() < 1e-12);
+        assert!((big.driver_loss_w(52.0, true, Variant::V48) - (2.5 * 52.0 - 62.5)).abs() < 1e-12);
     }
 }

@@ -88,6 +88,33 @@ pub trait Drive {
     /// short-circuit latch, the LVP output for a discharge, the OVP output
     /// for a charge.
     fn demand_a(&mut self, engine: &Engine) -> f64;
+
+    /// The demand of the next ticks when it is steady: `Some((demand_a, n))`
+    /// when, for the `n ≥ 1` ticks (at most `max_n` asked for) starting at the engine's time,
+    /// [`Self::apply_due`] has nothing to do and [`Self::demand_a`] would
+    /// return `demand_a` with no change of state. The engine then advances
+    /// those ticks as one run ([`Engine::advance_to_with_runs`]). `None`
+    /// (the default): every tick asks.
+    fn steady(&self, engine: &Engine, max_n: u64) -> Option<(f64, u64)> {
+        let _ = (engine, max_n);
+        None
+    }
+}
+
+/// Ticks of `step_ns` starting at `t_ns`, `t_ns + step_ns`, … strictly before `bound_ns`.
+#[inline]
+pub fn ticks_before(t_ns: u64, bound_ns: u64, step_ns: u64) -> u64 {
+    if bound_ns <= t_ns { 0 } else { (bound_ns - t_ns - 1) / step_ns + 1 }
+}
+
+/// [`ticks_before`], at most `max_n` (no division when the bound is further away).
+#[inline]
+pub fn ticks_before_at_most(t_ns: u64, bound_ns: u64, step_ns: u64, max_n: u64) -> u64 {
+    if bound_ns.saturating_sub(t_ns) > max_n.saturating_mul(step_ns) {
+        max_n
+    } else {
+        ticks_before(t_ns, bound_ns, step_ns).min(max_n)
+    }
 }
 
 /// A constant demand (A, > 0 charges) until it is changed: a measured
@@ -107,6 +134,11 @@ impl Drive for HeldCurrent {
     #[inline]
     fn demand_a(&mut self, _: &Engine) -> f64 {
         self.current_a
+    }
+
+    #[inline]
+    fn steady(&self, _: &Engine, max_n: u64) -> Option<(f64, u64)> {
+        Some((self.current_a, max_n))
     }
 }
 
@@ -305,6 +337,8 @@ impl Engine {
             },
             ambient: Ambient { now_c: start_c, profile: scenario.ambient_profile.clone() },
             variant: scenario.variant,
+            // `aux_heater_w` is the heater's rating at the variant's nominal voltage: a resistance, drawing V²/R
+            // at the battery's voltage.
             heater: (scenario.aux_heater_w > 0.0)
                 .then(|| AuxHeater::for_power(scenario.aux_heater_w, scenario.variant.nominal_voltage_v())),
             self_consumption: SelfConsumption::default(),
@@ -358,8 +392,53 @@ impl Engine {
     /// Ticks while the engine's time is before `t_ns` (it ends at the first
     /// ADC period boundary at or after it; never backwards).
     pub fn advance_to<D: Drive + ?Sized>(&mut self, t_ns: u64, drive: &mut D) -> Result<(), EngineError> {
+        self.advance_to_with_runs(t_ns, drive, |_, _, _| Ok::<_, EngineError>(u64::MAX))
+    }
+
+    /// As [`Self::advance_to_with`], with the ticks that repeat the state
+    /// of the one before them taken as one run: `each(engine, truth, n)`
+    /// stands for `n ≥ 1` ticks of the same true state (`n − 1` of them
+    /// before the engine's time `engine.t_ns()`, none polling the board,
+    /// stepping the pack or the thermal network, or converting the NTC; the
+    /// board's outputs the same as after the tick before them), and returns
+    /// the most ticks the next call may stand for (≥ 1).
+    ///
+    /// A run is taken when the drive's demand is steady ([`Drive::steady`]),
+    /// no transient event is running and the tick's inputs (the current, the
+    /// battery's voltage, the heater's draw) are those it leaves: each
+    /// tick's sums are then added `n` times in the same order, so the
+    /// result is bit-identical to `n` ticks.
+    #[inline]
+    pub fn advance_to_with_runs<D, E>(
+        &mut self,
+        t_ns: u64,
+        drive: &mut D,
+        mut each: impl FnMut(&Engine, Truth, u64) -> Result<u64, E>,
+    ) -> Result<(), E>
+    where
+        D: Drive + ?Sized,
+        E: From<EngineError>,
+    {
+        let mut max_run = 1u64;
         while self.clock.t_ns < t_ns {
-            self.tick(drive)?;
+            let mut n = 0;
+            // (A run ends before the next pack step, thermal step and NTC conversion.)
+            let u = &self.until;
+            if max_run > 1 && u.pack > 1 && u.thermal > 1 && u.ntc > 1 {
+                let limit = ticks_before_at_most(self.clock.t_ns, t_ns, self.clock.step_ns, max_run);
+                if limit > 1
+                    && let Some((demand_a, steady_n)) = drive.steady(self, limit)
+                {
+                    n = self.run_steady(demand_a, limit.min(steady_n));
+                }
+            }
+            let truth = if n > 0 {
+                self.truth
+            } else {
+                n = 1;
+                self.tick(drive)?
+            };
+            max_run = each(self, truth, n)?.max(1);
         }
         Ok(())
     }
@@ -624,23 +703,13 @@ impl Engine {
         let dt_s = self.clock.dt_s;
         let v = self.truth.voltage_v.max(1.0);
         // The aux heater sits on the battery side of the main switch; its current flows through the shunt.
-        let aux_on = self.outputs.aux_on;
-        let (heater_a, heater_w) = match &self.heater {
-            Some(h) => {
-                // The driver reports over-current when the heater would draw more than the variant's limit.
-                self.inputs.aux_overcurrent = aux_on && v / h.resistance_ohm > self.variant.aux_max_current_a();
-                (h.current_a(v, aux_on, self.variant), h.power_w(v, aux_on, self.variant))
-            }
-            None => (0.0, 0.0),
-        };
-        let current_a = load_a + heater_a;
-        // The board's own supply is taken before the shunt: the pack delivers it, the shunt never sees it.
-        // (A division per tick is costly; the voltage changes only with the current or at a pack step.)
-        if v != self.held.own_at_v {
-            self.held.own_at_v = v;
-            self.held.own_a = self.self_consumption.current_a(v);
+        let (overcurrent, heater_a, heater_w, driver_w) = self.heater_draw(v);
+        self.inputs.aux_overcurrent = overcurrent;
+        if driver_w > 0.0 {
+            self.sums.heat_j[1] += driver_w * self.clock.dt_s;
         }
-        let own_a = self.held.own_a;
+        let current_a = load_a + heater_a;
+        let own_a = self.own_current_a(v);
         // The pack's state (SOC, RC pairs, hysteresis) advances every PACK_DECIMATION ticks with the
         // mean current of the span: charge stays exact, and τ ≥ 30 s makes the 10 ms hold invisible.
         self.sums.pack_charge_as += (current_a + own_a) * dt_s;
@@ -687,6 +756,115 @@ impl Engine {
             self.inputs.sc_latched = false;
         }
         Ok(truth)
+    }
+
+    /// The aux heater's draw at the battery voltage `v` with the aux output
+    /// as it is: (the driver's over-current input, current (A, ≤ 0), heat
+    /// into the cells (W), the driver's loss on the board (W)). The heater is
+    /// a resistance rated at the variant's nominal voltage (see
+    /// [`Self::with_nvm`]): at the battery's voltage it draws `V²/R`.
+    #[inline]
+    fn heater_draw(&self, v: f64) -> (bool, f64, f64, f64) {
+        let aux_on = self.outputs.aux_on;
+        match &self.heater {
+            // The driver reports over-current when the heater would draw more than the variant's limit.
+            Some(h) => (
+                aux_on && v / h.resistance_ohm > self.variant.aux_max_current_a(),
+                h.current_a(v, aux_on, self.variant),
+                h.power_w(v, aux_on, self.variant),
+                h.driver_loss_w(v, aux_on, self.variant),
+            ),
+            None => (self.inputs.aux_overcurrent, 0.0, 0.0, 0.0),
+        }
+    }
+
+    /// The board's own supply current at the battery voltage `v` (A), taken
+    /// before the shunt: the pack delivers it, the shunt never sees it. (A
+    /// division per tick is costly; the voltage changes only with the current
+    /// or at a pack step.)
+    #[inline]
+    fn own_current_a(&mut self, v: f64) -> f64 {
+        if v != self.held.own_at_v {
+            self.held.own_at_v = v;
+            self.held.own_a = self.self_consumption.current_a(v);
+        }
+        self.held.own_a
+    }
+
+    /// Advances up to `max_n` ticks of the steady demand `demand_a` as one
+    /// run, if each of them would repeat the state the last tick left (see
+    /// [`Self::advance_to_with_runs`]); returns the ticks advanced (0: none,
+    /// the next tick must be an ordinary one).
+    #[inline(never)]
+    fn run_steady(&mut self, demand_a: f64, max_n: u64) -> u64 {
+        if self.transient.active.is_some() {
+            return 0;
+        }
+        // No run reaches a pack step, a thermal step or an NTC conversion.
+        let u = &self.until;
+        let mut n = max_n.min(u.pack - 1).min(u.thermal - 1).min(u64::from(u.ntc) - 1);
+        if n == 0 {
+            return 0;
+        }
+        let load_a = self.gated_current_a(demand_a);
+        let v = self.truth.voltage_v.max(1.0);
+        let (overcurrent, heater_a, heater_w, driver_w) = self.heater_draw(v);
+        let current_a = load_a + heater_a;
+        let voltage_v = self.held.pack_emf_v + current_a * self.held.pack_r_ohm;
+        // Every tick of the run must see the same inputs: the voltage it leaves is the one it started from.
+        if overcurrent != self.inputs.aux_overcurrent
+            || driver_w > 0.0
+            || voltage_v.max(1.0) != v
+            || !(voltage_v.is_finite() && self.held.cells_c.is_finite() && self.held.pack_soc.is_finite())
+        {
+            return 0;
+        }
+        // No tick of the run polls the board (the inputs do not change in it: a poll is due by time only).
+        let step_ns = self.clock.step_ns;
+        let t_ns = self.clock.t_ns;
+        if self.board.sample_due(Instant(t_ns + n * step_ns), &self.inputs) {
+            n = match self.board.last_poll() {
+                Some(last) => {
+                    let due_ns = last.0.saturating_add(firmware_core::board::POLL_PERIOD.as_nanos());
+                    ticks_before_at_most(t_ns + step_ns, due_ns, step_ns, n)
+                }
+                None => 0,
+            };
+            if n == 0 || self.board.sample_due(Instant(t_ns + n * step_ns), &self.inputs) {
+                return 0;
+            }
+        }
+        let own_a = self.own_current_a(v);
+        let dt_s = self.clock.dt_s;
+        // The tick's sums, each added n times in the tick's order (bit-identical to n ticks).
+        let pack_as = (current_a + own_a) * dt_s;
+        let state = SwitchState::from_outputs(self.outputs.switch_on, self.outputs.lvp_output, self.outputs.ovp_output);
+        let on = matches!(state, SwitchState::On);
+        let switch_x = if on {
+            load_a * load_a * dt_s
+        } else {
+            self.switch.power_w(state, load_a, self.held.chain_temps.board_temp_c) * dt_s
+        };
+        let shunt_i2 = current_a * current_a * dt_s;
+        let heater_j = heater_w * dt_s;
+        let sums = &mut self.sums;
+        for _ in 0..n {
+            sums.pack_charge_as += pack_as;
+            if on {
+                sums.switch_on_i2_as += switch_x;
+            } else {
+                sums.heat_j[1] += switch_x;
+            }
+            sums.shunt_i2_as += shunt_i2;
+            sums.heat_j[0] += heater_j;
+        }
+        self.until.pack -= n;
+        self.until.thermal -= n;
+        self.until.ntc -= n as u32;
+        self.clock.t_ns += n * step_ns;
+        self.truth = Truth { current_a, voltage_v, soc: self.held.pack_soc, temp_c: self.held.cells_c };
+        self.chain.add_conversions(current_a, voltage_v, n as u32);
+        n
     }
 
     /// The pack's state over the last [`PACK_DECIMATION`] ticks, on their mean current.
@@ -819,6 +997,50 @@ mod tests {
         // Without the file's table, no jig.
         let plain = Engine::new(&Scenario::parse(BASE, Path::new("a.toml")).unwrap()).unwrap();
         assert_eq!(plain.thermal.jig_c(), None);
+    }
+
+    /// Issue 16 item 4: the heater is rated at the nominal voltage and draws V²/R at the battery's voltage.
+    #[test]
+    fn issue_16_aux_heater_draws_v2_over_r_at_the_battery_voltage() {
+        let text = BASE.replace("variant = 12", "variant = 12\naux_heater_w = 100.0");
+        let s = Scenario::parse(&text, Path::new("heater.toml")).unwrap();
+        let mut e = Engine::new(&s).unwrap();
+        e.outputs.aux_on = true;
+        let nominal_v = Variant::V12.nominal_voltage_v();
+        let v = e.truth.voltage_v;
+        assert!((v - nominal_v).abs() > 0.5, "a battery voltage away from the nominal: {v} V");
+        let (overcurrent, heater_a, heater_w, driver_w) = e.heater_draw(v);
+        let closed_w = 100.0 * (v / nominal_v) * (v / nominal_v);
+        assert!((heater_w - closed_w).abs() < 1e-9 * closed_w, "{heater_w} W vs V²/R = {closed_w} W at {v} V");
+        assert!((heater_a + closed_w / v).abs() < 1e-12, "{heater_a} A");
+        assert!(!overcurrent && driver_w == 0.0);
+    }
+
+    /// Ticks taken as runs (`advance_to`) leave the state bit-identical to the same ticks one by one.
+    #[test]
+    fn runs_of_steady_ticks_are_bit_identical_to_single_ticks() {
+        let text = BASE.replace("variant = 12", "variant = 12\naux_heater_w = 60.0");
+        let s = Scenario::parse(&text, Path::new("runs.toml")).unwrap();
+        let (mut runs, mut ticks) = (Engine::new(&s).unwrap(), Engine::new(&s).unwrap());
+        let mut t_ns = 0;
+        for (demand_a, n) in [(0.0, 95u64), (-40.0, 1_234), (25.0, 777), (-120.0, 3_001), (0.0, 250)] {
+            t_ns += n * runs.step_ns();
+            runs.advance_to(t_ns, &mut HeldCurrent::new(demand_a)).unwrap();
+            while ticks.t_ns() < t_ns {
+                ticks.tick(&mut HeldCurrent::new(demand_a)).unwrap();
+            }
+            let key = |e: &Engine| {
+                let t = e.truth;
+                (
+                    e.t_ns(),
+                    [t.current_a, t.voltage_v, t.soc, t.temp_c, e.pack.soc(), e.thermal.shunt_c()].map(f64::to_bits),
+                    e.sums.pack_charge_as.to_bits(),
+                    format!("{:?}", e.board.measurements()),
+                    e.board.soc_centipct(),
+                )
+            };
+            assert_eq!(key(&runs), key(&ticks), "after {demand_a} A");
+        }
     }
 
     /// The board's measured current after 0.2 s at rest (A).

@@ -95,7 +95,79 @@ pub struct Summary {
     pub passed: bool,
 }
 
-/// Runs `scenario`, writing trace rows to `trace` (if given).
+/// Progress of a long run on a terminal: stderr, only when it is one, once
+/// the run has taken [`Progress::AFTER_S`], then every [`Progress::EVERY_S`].
+struct Progress {
+    enabled: bool,
+    started: std::time::Instant,
+    next_s: f64,
+    /// Ticks until the next look at the clock.
+    until_check: u64,
+    printed: bool,
+}
+
+impl Progress {
+    const AFTER_S: f64 = 2.0;
+    const EVERY_S: f64 = 0.5;
+    const CHECK_TICKS: u64 = 100_000;
+
+    fn new(started: std::time::Instant) -> Self {
+        use std::io::IsTerminal;
+        let enabled = std::io::stderr().is_terminal();
+        Progress { enabled, started, next_s: Self::AFTER_S, until_check: Self::CHECK_TICKS, printed: false }
+    }
+
+    /// After `n` more ticks, at simulated `t_s` of `end_s`.
+    #[inline]
+    fn ticks(&mut self, n: u64, name: &str, t_s: f64, end_s: f64) {
+        if !self.enabled {
+            return;
+        }
+        self.until_check = self.until_check.saturating_sub(n);
+        if self.until_check == 0 {
+            self.until_check = Self::CHECK_TICKS;
+            self.show(name, t_s, end_s);
+        }
+    }
+
+    #[cold]
+    fn show(&mut self, name: &str, t_s: f64, end_s: f64) {
+        let wall_s = self.started.elapsed().as_secs_f64();
+        if wall_s < self.next_s || t_s <= 0.0 {
+            return;
+        }
+        self.next_s = wall_s + Self::EVERY_S;
+        let left_s = wall_s * (end_s - t_s).max(0.0) / t_s;
+        eprint!(
+            "\r{name}: {:.1} of {:.1} h simulated ({:.0} %), {:.0} x realtime, {} left   ",
+            t_s / 3600.0,
+            end_s / 3600.0,
+            100.0 * t_s / end_s,
+            t_s / wall_s,
+            hms(left_s)
+        );
+        self.printed = true;
+    }
+
+    fn finish(&self) {
+        if self.printed {
+            eprintln!();
+        }
+    }
+}
+
+/// `s` seconds as `1h02m03s` / `2m03s` / `3s`.
+fn hms(s: f64) -> String {
+    let s = s.round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+    }
+}
+
+/// Runs `scenario`, writing trace rows to `trace` (if given). On a terminal
+/// (stderr), a long run shows its progress and an estimate of the time left.
 pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Summary, RunError> {
     let started = std::time::Instant::now();
     let mut engine = Engine::new(scenario)?;
@@ -105,6 +177,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     let trace_every = (crate::scenario::secs_to_ns(scenario.trace_interval_s) / engine.step_ns()).max(1);
     // Ticks until the next trace row (a countdown: no division per tick).
     let mut until_trace = trace_every;
+    let mut progress = Progress::new(started);
+    let end_s = end_ns as f64 * 1e-9;
     let mut ticks: u64 = 0;
     let mut true_discharged_as = 0.0f64;
     let mut true_charged_as = 0.0f64;
@@ -137,17 +211,25 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         write_row(w, &engine)?;
     }
     // The per-tick bookkeeping; the engine's loop drives the ticks.
-    engine.advance_to_with(end_ns, &mut stimulus, |engine, truth| {
-        ticks += 1;
+    // The per-tick bookkeeping of `n` ticks of the same truth (see `Engine::advance_to_with_runs`): sums are
+    // added once per tick as before (bit-identical), the rest once per run.
+    engine.advance_to_with_runs(end_ns, &mut stimulus, |engine, truth, n| {
+        ticks += n;
         if truth.current_a < 0.0 {
-            true_discharged_as -= truth.current_a * dt_s;
+            for _ in 0..n {
+                true_discharged_as -= truth.current_a * dt_s;
+            }
         } else {
-            true_charged_as += truth.current_a * dt_s;
+            for _ in 0..n {
+                true_charged_as += truth.current_a * dt_s;
+            }
         }
         // The board measures block means (one poll per block): compare with the truth's mean over the block.
-        block.0 += truth.current_a;
-        block.1 += truth.voltage_v;
-        block.2 += 1.0;
+        for _ in 0..n {
+            block.0 += truth.current_a;
+            block.1 += truth.voltage_v;
+            block.2 += 1.0;
+        }
         if engine.board().last_poll() == Some(firmware_core::Instant(engine.t_ns())) {
             let m = *engine.board().measurements();
             let (i_mean, v_mean) = (block.0 / block.2, block.1 / block.2);
@@ -172,7 +254,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         let o = engine.outputs();
         let new_faults = o.faults & !faults_seen;
         if new_faults != 0 || !o.switch_on || !o.lvp_output || !o.ovp_output || o.aux_on != was_aux_on {
-            let t_s = engine.t_s();
+            // The first tick of the run (the outputs were the same in all of them).
+            let t_s = (engine.t_ns() - (n - 1) * engine.step_ns()) as f64 * 1e-9;
             for (bit, name) in faults::NAMES.iter().filter(|(b, _)| new_faults & b != 0) {
                 faults_seen |= bit;
                 out.set_once(&format!("{name}_trip_time_s"), t_s);
@@ -203,8 +286,9 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
             out.raise("max_full_sync_error_pct", soc_error_pct(engine));
         }
         (was_empty_sync, was_full_sync) = (empty_sync, full_sync);
-        aux_on_ticks += u64::from(o.aux_on);
-        until_trace -= 1;
+        aux_on_ticks += u64::from(o.aux_on) * n;
+        // A run never passes a trace row: the engine takes at most `until_trace` ticks in one.
+        until_trace -= n;
         if until_trace == 0 {
             until_trace = trace_every;
             out.raise("max_soc_error_pct", soc_error_pct(engine));
@@ -212,8 +296,10 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
                 write_row(w, engine)?;
             }
         }
-        Ok::<(), RunError>(())
+        progress.ticks(n, &scenario.name, engine.t_s(), end_s);
+        Ok::<u64, RunError>(until_trace)
     })?;
+    progress.finish();
     out.set("max_current_error_a", x.current_error_a);
     out.set("max_voltage_error_v", x.voltage_error_v);
     out.set("max_temperature_error_c", x.temperature_error_c);
@@ -471,6 +557,18 @@ fn write_row_board(w: &mut dyn Write, e: &Engine) -> std::io::Result<()> {
         u8::from(o.ovp_output),
         o.faults
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_as_hours_minutes_seconds() {
+        assert_eq!(hms(3.4), "3s");
+        assert_eq!(hms(123.0), "2m03s");
+        assert_eq!(hms(3723.0), "1h02m03s");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

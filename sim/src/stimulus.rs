@@ -69,6 +69,20 @@ impl Drive for Stimulus<'_> {
         }
         self.segment_demand_a(engine)
     }
+
+    /// A constant-current segment (or a rest) is steady until it ends or the next event is due.
+    #[inline]
+    fn steady(&self, engine: &Engine, max_n: u64) -> Option<(f64, u64)> {
+        let demand_a = self.constant?;
+        if !self.armed.is_empty() {
+            return None;
+        }
+        let t = engine.t_ns();
+        let next_event_ns = self.events.get(self.events_done).map_or(u64::MAX, |ev| secs_to_ns(ev.at_s));
+        let bound_ns = self.segment_end_ns.min(next_event_ns);
+        let n = crate::engine::ticks_before_at_most(t, bound_ns, engine.step_ns(), max_n);
+        (n > 0).then_some((demand_a, n))
+    }
 }
 
 impl<'a> Stimulus<'a> {

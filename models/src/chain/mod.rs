@@ -572,6 +572,36 @@ impl MeasurementChain {
         );
     }
 
+    /// `n` conversions of the same input, as `n` calls of
+    /// [`Self::add_conversion`] (bit-identical: the same sums in the same order).
+    #[inline]
+    pub fn add_conversions(&mut self, current_a: f64, pack_voltage_v: f64, n: u32) {
+        if (current_a, pack_voltage_v) != self.last_input {
+            self.last_input = (current_a, pack_voltage_v);
+            self.last_codes = self.held_codes(current_a, pack_voltage_v);
+        }
+        let (current_code, voltage_code) = self.last_codes;
+        self.block_conversions = self.block_conversions.saturating_add(n);
+        for _ in 0..n {
+            self.current_block.add(
+                current_code,
+                self.current_pool_limit_codes,
+                self.current_noise_codes,
+                &self.adc,
+                &mut self.noise_current,
+            );
+        }
+        for _ in 0..n {
+            self.voltage_block.add(
+                voltage_code,
+                self.voltage_pool_limit_codes,
+                self.adc.noise_rms_lsb,
+                &self.adc,
+                &mut self.noise_voltage,
+            );
+        }
+    }
+
     /// The sums of the conversions since the last call (draws the block's
     /// noise); the next block starts empty.
     pub fn take_block(&mut self) -> BlockSums {

@@ -3,11 +3,12 @@
 use crate::runner;
 use crate::scenario::Scenario;
 
-/// One hour of a 12 V pack under a dynamic discharge profile (a repeating
-/// drive-like cycle of rests, pulses and partial recharges), ADC at 1 kSPS.
+/// One hour of a pack (`VARIANT`: 12, 24 or 48 V) under a dynamic discharge
+/// profile (a repeating drive-like cycle of rests, pulses and partial
+/// recharges), ADC at 1 kSPS.
 pub const BENCH_SCENARIO: &str = r#"
-name = "bench-12v-dynamic-1h"
-variant = 12
+name = "bench-VARIANTv-dynamic-1h"
+variant = VARIANT
 seed = 7
 initial_soc = 0.9
 duration_s = 3600
@@ -28,16 +29,22 @@ const CYCLE: &[(&str, f64, f64)] = &[
     ("rest", 0.0, 13.0),
 ];
 
+/// Seconds in the year that `bench` projects its per-tick figure to.
+const YEAR_S: f64 = 365.0 * 86_400.0;
+
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
     /// Also write the bench's trace.csv here (default: no trace, pure simulation).
     #[arg(long)]
     pub trace: Option<std::path::PathBuf>,
+    /// The board variant benched: 12, 24 or 48 (V).
+    #[arg(long, default_value = "12", value_parser = ["12", "24", "48"])]
+    pub variant: String,
 }
 
-/// The bench scenario with its cycle expanded.
-pub fn scenario() -> Scenario {
-    let mut text = BENCH_SCENARIO.to_owned();
+/// The bench scenario for `variant` ("12", "24" or "48") with its cycle expanded.
+pub fn scenario(variant: &str) -> Scenario {
+    let mut text = BENCH_SCENARIO.replace("VARIANT", variant);
     for _ in 0..60 {
         for (kind, amps, secs) in CYCLE {
             let current = if *kind == "rest" { String::new() } else { format!("current_a = {amps}\n") };
@@ -48,7 +55,7 @@ pub fn scenario() -> Scenario {
 }
 
 pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
-    let scenario = scenario();
+    let scenario = scenario(&cmd.variant);
     println!(
         "scenario: {} ({} s simulated, variant {})",
         scenario.name,
@@ -99,6 +106,14 @@ pub fn execute(cmd: &Cmd) -> anyhow::Result<()> {
         );
     }
     println!("ns_per_tick: {:.1}", summary.wall_s * 1e9 / summary.ticks as f64);
+    // A year of this variant at the same rate: the per-tick CPU figure (the wall clock's without it) × its ticks.
+    let per_tick_s = cpu_ns.filter(|&ns| ns > 0).map_or(summary.wall_s, |ns| ns as f64 * 1e-9) / summary.ticks as f64;
+    println!(
+        "year_{}v_projected: {:.0} s (365 days at {adc} SPS, {:.0} ticks, one core)",
+        cmd.variant,
+        per_tick_s * YEAR_S * adc as f64,
+        YEAR_S * adc as f64
+    );
     // The run keeps O(1) state whatever its length: the peak must not move during it.
     let mib = |kib: u64| kib as f64 / 1024.0;
     match (rss_before_kib, rss_after_kib) {
