@@ -125,7 +125,7 @@ fn run(args: &RunArgs) -> u8 {
         return exit::BAD_INPUT;
     }
     // The worst outcome of all studies (bad input > runtime failure > a failing case).
-    files.iter().map(|path| run_study(path, args)).fold(exit::OK, |code, c| combine(code, c))
+    files.iter().map(|path| run_study(path, args)).fold(exit::OK, combine)
 }
 
 /// The exit code of several studies: bad input first, then a runtime failure, then a failing case.
