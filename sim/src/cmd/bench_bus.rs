@@ -191,7 +191,7 @@ pub fn execute(cmd: &Cmd) -> u8 {
 
 /// Returns the number of missed or bad responses.
 async fn run(cmd: &Cmd) -> anyhow::Result<u64> {
-    let scenario = Scenario::parse(super::serve::IDLE_SCENARIO, Path::new("<idle>"))?;
+    let scenario = Scenario::parse(crate::serve::IDLE_SCENARIO, Path::new("<idle>"))?;
     let units: Vec<u8> = (1..=cmd.units).collect();
     let mut opts = Options::new(units.clone());
     opts.line = RtuConfig { baud: cmd.baud, ..RtuConfig::default() };

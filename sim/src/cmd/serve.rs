@@ -12,21 +12,7 @@ use super::exit;
 use crate::scenario::Scenario;
 use crate::serial::{self, Parity};
 use crate::serve::faults::{FaultOverrides, FaultsConfig, Window};
-use crate::serve::{Options, Pty, RtuLine, Transports};
-
-/// A battery resting at 60 % SOC: the built-in profile when no scenario is given.
-pub const IDLE_SCENARIO: &str = r#"
-name = "idle"
-description = "built-in: a battery at rest"
-variant = 12
-seed = 1
-initial_soc = 0.6
-[firmware]
-initial_soc_pct = 60.0
-[[segment]]
-kind = "rest"
-duration_s = 1
-"#;
+use crate::serve::{IDLE_SCENARIO, Options, Pty, RtuLine, Transports};
 
 /// Exit codes of `serve`, for `--help`.
 pub const EXIT_CODES_HELP: &str = "Exit codes:\n  0  stopped by Ctrl-C, SIGTERM or --duration\n  2  bad input: flags, scenario, faults file, NVM file, a port that cannot be opened or an address that cannot be bound\n  3  runtime failure: the pty failed, a model went non-finite, the frame log could not be written\n\nA serial port (--port) that vanishes is not an error: serve logs it, keeps the twin running and reopens the device when it returns.";

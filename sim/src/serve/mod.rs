@@ -41,6 +41,20 @@ use faults::{FaultCounters, FaultOverrides, FaultsConfig};
 pub use line::REOPEN_POLL;
 pub use pty::Pty;
 
+/// A battery resting at 60 % SOC: what `serve` and `bench-bus` serve when no scenario is given.
+pub const IDLE_SCENARIO: &str = r#"
+name = "idle"
+description = "built-in: a battery at rest"
+variant = 12
+seed = 1
+initial_soc = 0.6
+[firmware]
+initial_soc_pct = 60.0
+[[segment]]
+kind = "rest"
+duration_s = 1
+"#;
+
 /// The server's wall clock: nanoseconds since the server started, as the
 /// firmware's [`Instant`].
 #[derive(Debug, Clone, Copy)]
