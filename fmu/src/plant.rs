@@ -363,8 +363,12 @@ mod tests {
         let p = Plant::new(&aged).unwrap();
         assert_eq!(p.outputs().board_soc_pct, 100.0);
         // A scenario with events is refused: they would never run.
+        let events = PlantConfig { config_file: data.join("12v-load-dump.toml").display().to_string(), ..config() };
+        assert!(Plant::new(&events).unwrap_err().to_string().contains("[[event]]"));
+        // One with the companions brings them: the LiPro loop holds the board's inputs.
         let lipro = PlantConfig { config_file: data.join("24v-lipro-cell-uv.toml").display().to_string(), ..config() };
-        assert!(Plant::new(&lipro).unwrap_err().to_string().contains("[[event]]"));
+        let p = Plant::new(&lipro).unwrap();
+        assert!(p.engine.companions().is_some());
     }
 
     #[test]
