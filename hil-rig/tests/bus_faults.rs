@@ -173,19 +173,7 @@ async fn issue_17_test_compares_the_soc_with_the_twin_at_the_board_time_it_was_r
     let plan_file = dir.join("plan.toml");
     std::fs::write(&plan_file, plan).unwrap();
     let out_dir = dir.join("out");
-    let args: Vec<String> = [
-        "test",
-        plan_file.to_str().unwrap(),
-        "--port",
-        &standin.path,
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--interval-ms",
-        "100",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = test_plan_live(&plan_file, &standin.path, &out_dir);
     let out = hil_rig(args).await;
     standin.kill().await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));

@@ -23,19 +23,7 @@ async fn run_plan(name: &str, scenario: &str) -> (Output, String, String) {
     let file = scenario_file(&dir, scenario);
     let standin = StandIn::start(&file, |o| o.speed = PLAN_SPEED);
     let out_dir = dir.join("out");
-    let args: Vec<String> = [
-        "test",
-        acceptance_plan().to_str().unwrap(),
-        "--port",
-        &standin.path,
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--interval-ms",
-        "100",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = test_plan_live(&acceptance_plan(), &standin.path, &out_dir);
     let out = hil_rig(args).await;
     standin.kill().await;
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));

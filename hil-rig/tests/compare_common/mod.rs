@@ -139,6 +139,13 @@ pub fn compare_live(pty: &str, out: &Path, extra: &[&str]) -> Vec<String> {
     v
 }
 
+/// `["test", plan, "--port", pty, "--out", dir, "--interval-ms", "100"]`: a plan against a stand-in.
+pub fn test_plan_live(plan: &Path, pty: &str, out: &Path) -> Vec<String> {
+    let plan = plan.display().to_string();
+    let out = out.display().to_string();
+    ["test", &plan, "--port", pty, "--out", &out, "--interval-ms", "100"].iter().map(|s| s.to_string()).collect()
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
