@@ -1,7 +1,7 @@
 //! Bus fault injection over a pty: each mode does what it says, on the unit it
 //! is configured for only, and a seed reproduces the same faults.
 
-mod serve_common;
+use crate::serve_common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! its file:line, before the port is opened), and with a board that goes
 //! away mid-plan (exit 3, the reports keep the steps done so far).
 
-mod compare_common;
+use crate::compare_common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! reproduces the recorded battery voltage within the datasheet's voltage
 //! tolerance (0.1 % FS of 15 V + the 1 mV register resolution).
 
-mod compare_common;
+use crate::compare_common;
 
 use compare_common::*;
 use models::variant::{VOLTAGE_TOTAL_ERROR_PCT_FS, Variant};

@@ -3,7 +3,7 @@
 //! register map), runs the real binary on the slave's `/dev/pts/N`, and checks
 //! its table, CSV, counters and exit codes.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -3,7 +3,7 @@
 //! and writes nothing. Plus the `--chemistry nmc` path on a small
 //! recording of the model's own equations.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

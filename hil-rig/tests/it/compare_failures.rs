@@ -3,7 +3,7 @@
 //! clear error and exit 3, and what was compared so far is kept: compare.csv
 //! rows, report.md, junit.xml with the session's error. Bad input is exit 2.
 
-mod compare_common;
+use crate::compare_common;
 
 use std::time::Duration;
 

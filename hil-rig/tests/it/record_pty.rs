@@ -2,7 +2,7 @@
 //! `common`: the header, the rows, the decoded current, and that the file is
 //! a profile `smartpro-sim run` can replay.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@
 //! datasheet's 0.01 % FS) fails the zero-current check before the plan's
 //! calibration and passes it after.
 
-mod compare_common;
+use crate::compare_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -11,7 +11,7 @@
 //! the model's truth. Time is written as a twin served with `--speed 10`
 //! would give it (`time_s` is wall-clock time, `uptime_s` simulated time).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Modbus TCP and RTU over TCP with tokio-modbus's clients, and a serial
 //! device that vanishes and comes back.
 
-mod serve_common;
+use crate::serve_common;
 
 use std::time::Duration;
 

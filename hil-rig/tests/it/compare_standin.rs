@@ -2,7 +2,7 @@
 //! runs) with deliberate defects injected: a current offset outside the
 //! datasheet's 0.01 % FS, a voltage gain error; and without any, the exit 0.
 
-mod compare_common;
+use crate::compare_common;
 
 use compare_common::*;
 

@@ -3,7 +3,7 @@
 //! replies from another unit, exception 06, dropped replies, an offline
 //! window — and the bench tools' answers to them.
 
-mod compare_common;
+use crate::compare_common;
 
 use compare_common::*;
 use smartpro_sim::serve::faults::Window;
