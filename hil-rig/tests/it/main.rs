@@ -5,9 +5,9 @@
 //! rather than once per file. Run one module with
 //! `cargo test -p hil-rig --test it MODULE::`.
 
+mod bus_faults;
 mod common;
 mod compare_common;
-mod bus_faults;
 mod compare_failures;
 mod compare_replay;
 mod compare_standin;

@@ -5,9 +5,9 @@
 //! rather than once per file. Run one module with
 //! `cargo test -p smartpro-sim --test it MODULE::`.
 
-mod serve_common;
 mod determinism;
 mod issue_4_pybamm_reference;
+mod serve_common;
 mod serve_faults;
 mod serve_pty;
 mod serve_tcp;

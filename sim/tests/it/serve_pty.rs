@@ -253,7 +253,8 @@ impl Drop for ClientExe {
 /// Runs the child client on `path`.
 fn run_client(client: &ClientExe, path: &str) -> std::process::ExitStatus {
     // The test's name as the harness knows it: `serve_pty::…` inside the `it` binary.
-    let test_args = ["serve_pty::a_non_root_client_reopens_the_pty_after_an_exclusive_client_died", "--exact", "--nocapture"];
+    let test_args =
+        ["serve_pty::a_non_root_client_reopens_the_pty_after_an_exclusive_client_died", "--exact", "--nocapture"];
     let mut cmd = if client.as_nobody {
         let mut c = std::process::Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&client.exe);
