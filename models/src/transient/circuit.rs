@@ -102,7 +102,7 @@ pub struct Totals {
     /// ∫ i² dt through the board's terminals (A²s).
     pub loop_i2t_a2s: f64,
     /// Energy into the arcs of the PowerPro's fuse and contacts (J).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "super::is_zero")]
     pub arc_j: f64,
 }
 
@@ -122,7 +122,7 @@ pub struct Peaks {
     /// battery plus the arrester's clamp.
     pub bus_voltage_v: f64,
     /// Largest voltage across the PowerPro's arcs (fuse and contacts) (V).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "super::is_zero")]
     pub arc_voltage_v: f64,
 }
 

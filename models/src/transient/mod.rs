@@ -74,6 +74,7 @@ pub struct TransientParams {
     pub limits: LimitParams,
     /// The PowerPro (fuse, main switch, secondary protection) in series on the
     /// battery side (`[powerpro]`, as in a scenario); none without the section.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub powerpro: Option<PowerProParams>,
 }
 
@@ -327,36 +328,42 @@ pub struct Metrics {
     pub complete: bool,
     /// How long after the event the circuit was followed (µs).
     pub followed_us: f64,
+    // The PowerPro's figures are written only with one in the loop (other outputs keep their bytes).
     /// With a PowerPro (`[powerpro]`): the fuse melted (µs), cleared (µs) and
     /// the ∫i² dt through it over the event (A²s); its melting integral I²t_pa (A²s).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_melt_us: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_cleared_us: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_i2t_a2s: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_pre_arcing_i2t_a2s: Option<f64>,
     /// The fuse's own curve at the prospective current (closed form, constant
     /// current from a cold fuse): clearing time (µs) and let-through I²t (A²s);
     /// `None` below its minimum fusing current.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_curve_cleared_us: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_curve_i2t_a2s: Option<f64>,
     /// The PowerPro's secondary protection tripped (µs) and its contacts parted (µs).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub powerpro_trip_us: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub powerpro_open_us: Option<f64>,
     /// The PowerPro opened the loop for good: fuse cleared or contacts' arc out (µs).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub powerpro_interrupted_us: Option<f64>,
     /// Energy into the PowerPro's arcs (fuse, contacts) (J) and their largest voltage (V).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub arc_energy_j: f64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub peak_arc_voltage_v: f64,
+}
+
+/// A figure that is 0 without a PowerPro is not serialized (outputs without one keep their bytes).
+pub(crate) fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// What a figure of an event is: final, or a bound because the event had not
