@@ -103,7 +103,7 @@ impl FuseParams {
             });
         }
         error::non_negative("fuse.arcing_s", self.arcing_s)?;
-        if !(self.arcing_s <= 1.0) {
+        if self.arcing_s > 1.0 {
             return Err(ParamError { name: "fuse.arcing_s", value: self.arcing_s, requirement: "within 0..=1 s" });
         }
         if !(self.resistance_mohm.is_finite() && (0.0..=100.0).contains(&self.resistance_mohm)) {

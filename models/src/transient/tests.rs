@@ -756,3 +756,28 @@ fn issue_15_secondary_over_current_opens_the_contacts_after_delay_and_release() 
     let fc = o.checks.iter().find(|c| c.name == FUSE_CHECK).unwrap();
     assert!(fc.passed, "{fc:?}");
 }
+
+#[test]
+fn issue_15_secondary_under_voltage_reads_the_pack_behind_its_resistance() {
+    // 12 V pack (4 cells) at 13.2 V behind 10 mΩ, a 500 A fault: the pack voltage the PowerPro
+    // reads, 13.2 V − 10 mΩ·i, falls below 4 × 2.5 V at i = 320 A; held for 50 ms it trips, the
+    // contacts part 12 ms later — long before the fuse would melt at 500 A (0.76 s).
+    use crate::companions::PowerProParams;
+    let pp = PowerProParams { oc_a: 1e6, uv_delay_s: 0.05, ..PowerProParams::default() };
+    let mut p = ideal(13.2, 10.0, 2.0, 20.0);
+    p.powerpro = Some(pp);
+    p.comparator.enabled = false;
+    let r_total_ohm = 13.2 / 500.0;
+    let ev = EventParams {
+        fault_resistance_mohm: (r_total_ohm - 10e-3 - pp.r_on_ohm - pp.fuse.resistance_mohm * 1e-3) * 1e3,
+        ..short_at_zero()
+    };
+    let o = run(&p, Variant::V12, &ev);
+    let m = &o.metrics;
+    let tau = 2e-6 / r_total_ohm;
+    let t_cross = -tau * (1.0 - 320.0 / 500.0f64).ln();
+    assert!(rel(m.powerpro_trip_us.unwrap(), (t_cross + 0.05) * 1e6) < 1e-6, "{:?}", m.powerpro_trip_us);
+    assert!(rel(m.powerpro_open_us.unwrap(), (t_cross + 0.05 + pp.release_s) * 1e6) < 1e-6);
+    assert_eq!(m.fuse_melt_us, None);
+    assert!(m.complete && o.end.current_a == 0.0, "{:?}", o.checks);
+}
