@@ -774,7 +774,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[transient.switch]") && err.contains("[switch]"), "{err}");
-        let err = Scenario::parse(&format!("{MINIMAL}[transient.powerpro]\n"), Path::new("t.toml")).unwrap_err().to_string();
+        let err =
+            Scenario::parse(&format!("{MINIMAL}[transient.powerpro]\n"), Path::new("t.toml")).unwrap_err().to_string();
         assert!(err.contains("[transient.powerpro]") && err.contains("[powerpro]"), "{err}");
         let err = Scenario::parse(&format!("{MINIMAL}[switch]\nr_on_total_25c_ohm = 0.0004\n"), Path::new("t.toml"))
             .unwrap_err()
