@@ -431,6 +431,11 @@ impl Scenario {
                         transient events alike: move these keys there"
                 .into());
         }
+        if self.transient.powerpro.is_some() {
+            return Err("[transient.powerpro]: the PowerPro is configured once, [powerpro]; a run's transient \
+                        events do not carry it into their µs circuit yet (docs/companions.md)"
+                .into());
+        }
         self.transient.validate().map_err(|e| format!("[transient]: {e}"))?;
         if let Some(l) = &self.lipro {
             l.validate().map_err(|e| format!("[lipro]: {e}"))?;
@@ -769,6 +774,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[transient.switch]") && err.contains("[switch]"), "{err}");
+        let err =
+            Scenario::parse(&format!("{MINIMAL}[transient.powerpro]\n"), Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("[transient.powerpro]") && err.contains("[powerpro]"), "{err}");
         let err = Scenario::parse(&format!("{MINIMAL}[switch]\nr_on_total_25c_ohm = 0.0004\n"), Path::new("t.toml"))
             .unwrap_err()
             .to_string();

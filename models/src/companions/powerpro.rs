@@ -32,6 +32,10 @@ pub const CONTACTOR_OPERATE_S: f64 = 0.015;
 pub const CONTACTOR_RELEASE_S: f64 = 0.012;
 /// EV200-class economised coil power (W).
 pub const CONTACTOR_COIL_W: f64 = 1.7;
+/// Arcing time of the contacts parting under current (s): plausible for a contactor of this
+/// class with magnetic blow-out at 12–48 V DC (a few ms; no published figure was at hand).
+/// Used by the µs circuit ([`crate::transient`]): the current falls linearly to zero over it.
+pub const CONTACTOR_BREAK_ARCING_S: f64 = 2e-3;
 
 /// PowerPro configuration (`[powerpro]`); the pack-level thresholds are per cell × cells.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +54,8 @@ pub struct PowerProParams {
     /// Secondary over-current (A, either direction).
     pub oc_a: f64,
     pub oc_delay_s: f64,
+    /// Arcing time when the contacts part under current (s; the µs circuit only).
+    pub break_arcing_s: f64,
     pub fuse: FuseParams,
 }
 
@@ -66,6 +72,7 @@ impl Default for PowerProParams {
             uv_delay_s: 2.0,
             oc_a: 400.0,
             oc_delay_s: 1.0,
+            break_arcing_s: CONTACTOR_BREAK_ARCING_S,
             fuse: FuseParams::default(),
         }
     }
@@ -84,6 +91,7 @@ impl PowerProParams {
         within("operate_s", self.operate_s, 0.0, 1.0, "within 0..=1 s")?;
         within("release_s", self.release_s, 0.0, 1.0, "within 0..=1 s")?;
         within("coil_w", self.coil_w, 0.0, 50.0, "within 0..=50 W")?;
+        within("break_arcing_s", self.break_arcing_s, 0.0, 1.0, "within 0..=1 s")?;
         within("cell_ov_v", self.cell_ov_v, 2.0, 5.0, "within 2..=5 V")?;
         within("cell_uv_v", self.cell_uv_v, 1.0, 4.0, "within 1..=4 V")?;
         if self.cell_uv_v >= self.cell_ov_v {

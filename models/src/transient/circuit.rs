@@ -47,8 +47,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::powerpro::PowerProLoop;
 use super::source::{LoadDumpParams, Pulse};
 use super::{BatteryState, EventKind, EventParams, TransientParams};
+use crate::companions::fuse::{self, Fuse, FuseState};
+use crate::companions::powerpro::Trip;
 use crate::error::ParamError;
 use crate::variant::Variant;
 
@@ -98,6 +101,9 @@ pub struct Totals {
     pub switch_i2t_a2s: f64,
     /// ∫ i² dt through the board's terminals (A²s).
     pub loop_i2t_a2s: f64,
+    /// Energy into the arcs of the PowerPro's fuse and contacts (J).
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub arc_j: f64,
 }
 
 /// Largest values seen since the circuit was built.
@@ -115,6 +121,9 @@ pub struct Peaks {
     /// pack and battery line) minus the switch voltage; in a load dump the
     /// battery plus the arrester's clamp.
     pub bus_voltage_v: f64,
+    /// Largest voltage across the PowerPro's arcs (fuse and contacts) (V).
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub arc_voltage_v: f64,
 }
 
 /// What the engine takes back after an event.
@@ -164,6 +173,10 @@ enum Hit {
     Overcurrent,
     /// The switch on for good, the source constant: within the settle tolerance of the steady state.
     Settled,
+    /// The PowerPro's fuse melts.
+    Melt,
+    /// A level of the PowerPro's secondary protection.
+    Level,
 }
 
 /// The loop of one event, stepped exactly. See the module docs.
@@ -220,6 +233,8 @@ pub struct Circuit {
     /// Recorded times are from this circuit time (s).
     record_origin_s: f64,
     last_gate: f64,
+    /// The PowerPro's fuse, contacts and secondary protection in the loop, if configured.
+    pp: Option<Box<PowerProLoop>>,
 }
 
 impl Circuit {
@@ -244,7 +259,14 @@ impl Circuit {
         }
         let temp = state.temperature_c;
         let r_on = params.switch.on_resistance_ohm(variant);
-        let r_fixed = params.battery_line.resistance_ohm(temp) + params.switch.series_resistance_mohm * 1e-3;
+        let i0 = -state.current_a;
+        let pp = params.powerpro.as_ref().map(|p| {
+            let cells = params.battery.cells_for(variant);
+            Box::new(PowerProLoop::new(p, cells, state.rest_voltage_v, state.r_internal_ohm, i0))
+        });
+        let r_fixed = params.battery_line.resistance_ohm(temp)
+            + params.switch.series_resistance_mohm * 1e-3
+            + pp.as_ref().map_or(0.0, |p| p.resistance_ohm());
         let r_load_line = params.load_line.resistance_ohm(temp);
         let l_fixed = params.battery.inductance_h(variant) + params.battery_line.inductance_h();
         let l_load_line = params.load_line.inductance_h();
@@ -259,7 +281,6 @@ impl Circuit {
             return bad("battery.inductance_per_cell_nh", l_fixed, "a loop with some inductance on the battery side");
         }
         let r_through = state.r_internal_ohm + r_fixed + r_on + r_load_line;
-        let i0 = -state.current_a;
         let (v_load, r_load) = if i0 > 0.0 {
             let r = (state.rest_voltage_v - i0 * r_through) / i0;
             if r <= 0.0 {
@@ -313,6 +334,7 @@ impl Circuit {
             record: record.then(Vec::new),
             record_origin_s: 0.0,
             last_gate: f64::NAN,
+            pp,
         };
         c.observe(1.0);
         Ok(c)
@@ -407,7 +429,200 @@ impl Circuit {
             self.v_ext = v;
             t_seg_end = t_seg_end.min(t_next);
         }
+        if self.pp.is_some() {
+            self.powerpro_update(g);
+            if let Some(pp) = &self.pp {
+                t_seg_end = t_seg_end.min(pp.next_change_s().max(self.t_s));
+                if pp.arc_rate_a_per_s().is_some() && self.i != 0.0 && !pp.is_open() {
+                    self.arc_segment(g, t_seg_end);
+                    return;
+                }
+            }
+        }
         self.segment(g, t_seg_end);
+    }
+
+    /// The PowerPro's protection and contacts at the present time (see [`super::powerpro`]).
+    fn powerpro_update(&mut self, g: f64) {
+        let dir = match self.pp.as_ref().and_then(|p| p.arc_rate_a_per_s()) {
+            Some(_) => -self.i.signum(),
+            None => {
+                let (i_inf, _) = self.heading_with(g);
+                (i_inf - self.i).signum()
+            }
+        };
+        let (t, i) = (self.t_s, self.i);
+        let Some(pp) = self.pp.as_mut() else { return };
+        pp.update(t, i, dir);
+        if !pp.contacts_open && pp.open_at_s.is_some_and(|t1| t1 <= t) {
+            pp.contacts_open = true;
+            self.steady_at_s = None;
+            if i == 0.0 || pp.is_open() {
+                pp.open_since_s.get_or_insert(t);
+            } else if pp.params.break_arcing_s > 0.0 {
+                pp.contact_arc_a_per_s = Some(i.abs() / pp.params.break_arcing_s);
+            } else {
+                self.interrupt_now();
+            }
+        }
+    }
+
+    /// An arc of no duration: the current is cut now, its magnetic energy into the arc.
+    fn interrupt_now(&mut self) {
+        self.totals.arc_j += 0.5 * self.l * self.i * self.i;
+        self.i = 0.0;
+        self.loop_opened();
+    }
+
+    /// The arcs are out at zero current: the loop is open for good.
+    fn loop_opened(&mut self) {
+        let t = self.t_s;
+        if let Some(pp) = self.pp.as_mut() {
+            if pp.fuse.state() == FuseState::Arcing {
+                pp.fuse.clear();
+                pp.cleared_at_s.get_or_insert(t);
+            }
+            pp.fuse_arc_a_per_s = None;
+            pp.contact_arc_a_per_s = None;
+            pp.open_since_s.get_or_insert(t);
+        }
+        self.zero_at_s.get_or_insert(t);
+        self.steady_at_s = None;
+    }
+
+    /// The fuse melts now: its arc begins (or, with no arcing time, it is cleared at once).
+    fn fuse_melts(&mut self) {
+        let (t, i) = (self.t_s, self.i);
+        let Some(pp) = self.pp.as_mut() else { return };
+        pp.fuse.melt(i);
+        pp.melt_at_s = Some(t);
+        pp.melt_current_a = i;
+        self.steady_at_s = None;
+        let arcing_s = pp.params.fuse.arcing_s;
+        if arcing_s > 0.0 && i != 0.0 {
+            pp.fuse_arc_a_per_s = Some(i.abs() / arcing_s);
+        } else {
+            self.interrupt_now();
+        }
+    }
+
+    /// One step while an arc of the PowerPro takes the current down on a line
+    /// (`di/dt = −sign(i)·rate`), to `t_seg_end` or the next level, the fuse's melting or zero.
+    /// The arc's voltage is what the loop leaves: `v_arc = E − R·i − v_sw − L·di/dt`.
+    fn arc_segment(&mut self, g: f64, t_seg_end: f64) {
+        let gate = g / self.g_on;
+        if gate != self.last_gate {
+            self.observe(gate);
+        }
+        let rate = self.pp.as_ref().and_then(|p| p.arc_rate_a_per_s()).unwrap_or(0.0);
+        let (i0, t0) = (self.i, self.t_s);
+        let slope = -i0.signum() * rate;
+        let h_zero = i0.abs() / rate;
+        let mut h = (t_seg_end - t0).min(h_zero);
+        let mut hit: Option<(f64, Hit)> = (h >= h_zero).then_some((0.0, Hit::Zero));
+        let i_end = i0 + slope * h;
+        // The switch's region while |i| falls: channel once within g·V_BR.
+        let region = if g > 0.0 && i0.abs() <= g * self.v_br { Region::Channel } else { Region::Clamp(i0.signum()) };
+        {
+            let mut consider = |x: f64, kind: Hit| {
+                if x.is_finite() && (x - i0) * (i_end - x) > 0.0 {
+                    let th = (x - i0) / slope;
+                    if th < h {
+                        h = th;
+                        hit = Some((x, kind));
+                    }
+                }
+            };
+            if self.comparator_armed() {
+                consider(self.threshold_a, Hit::Threshold);
+                consider(-self.threshold_a, Hit::Threshold);
+            }
+            if let Region::Clamp(s) = region {
+                if g > 0.0 {
+                    consider(s * g * self.v_br, Hit::Boundary);
+                }
+            }
+            if let Some(pp) = self.pp.as_ref().filter(|p| p.trip.is_none()) {
+                for x in pp.levels() {
+                    consider(x, Hit::Level);
+                }
+            }
+        }
+        // The fuse, intact while the contacts arc, may melt on the way.
+        if let Some(pp) = self.pp.as_ref().filter(|p| p.fuse.state() == FuseState::Intact) {
+            let (fp, w0) = (pp.params.fuse, pp.fuse.heat_a2s());
+            if let Some(hm) = fuse::melt_time_s(h, fp.pre_arcing_i2t_a2s, |x| fp.heat_after_linear(w0, x, i0, -slope)) {
+                if hm < h || hit.is_none() {
+                    h = hm;
+                    hit = Some((i0 + slope * hm, Hit::Melt));
+                }
+            }
+        }
+        let s1 = i0 * h + 0.5 * slope * h * h;
+        let s2 = i0 * i0 * h + i0 * slope * h * h + slope * slope * h * h * h / 3.0;
+        if self.record.is_some() {
+            self.record_line(t0, t0 + h, i0, slope, region, g, gate);
+        }
+        let (sw0, ar0) = (self.totals.switch_j, self.totals.arrester_j);
+        self.integrate(region, g, h, s1, s2);
+        let e = self.source_v();
+        let to_switch = self.totals.switch_j - sw0 + self.totals.arrester_j - ar0;
+        self.totals.arc_j += (e - self.l * slope) * s1 - self.r * s2 - to_switch;
+        if let Some(pp) = self.pp.as_mut() {
+            if pp.fuse.state() == FuseState::Intact {
+                let w = pp.params.fuse.heat_after_linear(pp.fuse.heat_a2s(), h, i0, -slope);
+                pp.fuse.carried(w, s2);
+            } else {
+                pp.fuse.arced(s2);
+            }
+        }
+        self.t_s = t0 + h;
+        match hit {
+            Some((x, kind)) => {
+                self.i = x;
+                match kind {
+                    Hit::Zero => {
+                        // The arc's voltage is largest just before the zero (linear in i over the piece).
+                        let v_sw = self.electrical_in(region, 0.0, g).0;
+                        let v_arc = self.source_v() - v_sw - self.l * slope;
+                        self.peaks.arc_voltage_v = self.peaks.arc_voltage_v.max(v_arc.abs());
+                        self.i = 0.0;
+                        self.loop_opened();
+                    }
+                    Hit::Threshold => self.trip(),
+                    Hit::Melt => self.fuse_melts(),
+                    _ => {}
+                }
+            }
+            None => self.i = i_end,
+        }
+        self.observe(gate);
+    }
+
+    /// Records a line `i0 + slope·(t − t0)` on the grid points strictly inside `(t0, t_stop)`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_line(&mut self, t0: f64, t_stop: f64, i0: f64, slope: f64, region: Region, g: f64, gate: f64) {
+        let step = self.max_step_s;
+        let mut k = (t0 / step).floor() + 1.0;
+        let origin = self.record_origin_s;
+        let mut out = Vec::new();
+        while k * step < t_stop {
+            let t = k * step;
+            let i = i0 + slope * (t - t0);
+            let (v, i_tvs, p) = self.electrical_in(region, i, g);
+            out.push(Sample {
+                t_s: t - origin,
+                current_a: i,
+                switch_voltage_v: v,
+                arrester_current_a: i_tvs,
+                arrester_power_w: p,
+                gate,
+            });
+            k += 1.0;
+        }
+        if let Some(rec) = self.record.as_mut() {
+            rec.extend(out);
+        }
     }
 
     /// Time since the circuit was built (s).
@@ -484,6 +699,10 @@ impl Circuit {
         if self.steady_at_s.is_some() {
             return true;
         }
+        if self.pp.as_ref().is_some_and(|p| p.is_open()) && self.i == 0.0 {
+            // The fuse cleared or the contacts' arc is out: nothing can flow again.
+            return true;
+        }
         if self.zero_at_s.is_none() || self.i != 0.0 {
             return false;
         }
@@ -503,11 +722,59 @@ impl Circuit {
         self.steady_at_s
     }
 
+    /// The PowerPro's fuse, if one is in the loop.
+    pub fn fuse(&self) -> Option<&Fuse> {
+        self.pp.as_ref().map(|p| &p.fuse)
+    }
+
+    /// When the fuse melted (s) and the current then (A, `> 0` discharging).
+    pub fn fuse_melted_at(&self) -> Option<(f64, f64)> {
+        self.pp.as_ref().and_then(|p| p.melt_at_s.map(|t| (t, p.melt_current_a)))
+    }
+
+    /// When the fuse cleared (its arc out, open for good) (s).
+    pub fn fuse_cleared_at_s(&self) -> Option<f64> {
+        self.pp.as_ref().and_then(|p| p.cleared_at_s)
+    }
+
+    /// When the PowerPro's secondary protection tripped (s), and why.
+    pub fn powerpro_trip(&self) -> Option<(f64, Trip)> {
+        self.pp.as_ref().and_then(|p| p.trip_at_s.zip(p.trip))
+    }
+
+    /// When the PowerPro's contacts parted (or will part) (s).
+    pub fn powerpro_open_at_s(&self) -> Option<f64> {
+        self.pp.as_ref().and_then(|p| p.open_at_s)
+    }
+
+    /// When the PowerPro opened the loop for good (fuse cleared or contacts' arc out) (s).
+    pub fn powerpro_interrupted_at_s(&self) -> Option<f64> {
+        self.pp.as_ref().and_then(|p| p.open_since_s)
+    }
+
+    /// The running arcs' rate of fall (A/s), if an arc of the PowerPro runs.
+    pub fn arc_rate_a_per_s(&self) -> Option<f64> {
+        self.pp.as_ref().filter(|p| !p.is_open()).and_then(|p| p.arc_rate_a_per_s())
+    }
+
+    /// The PowerPro's next change by itself (protection timer, contacts) (s), ∞ without one.
+    pub fn powerpro_next_change_s(&self) -> f64 {
+        self.pp.as_ref().map_or(f64::INFINITY, |p| p.next_change_s())
+    }
+
     /// Where the current is heading now and how fast: the steady state
     /// `i∞` (A, `> 0` discharging) and time constant `τ = L/(R + dv_sw/di)`
     /// (s) of the present piece (gate and source as held now); `(0, ∞)` when blocked.
     pub fn heading(&self) -> (f64, f64) {
         let (g, _) = self.conductance(self.t_s);
+        self.heading_with(g)
+    }
+
+    /// [`Self::heading`] with conductance `g`.
+    fn heading_with(&self, g: f64) -> (f64, f64) {
+        if self.pp.as_ref().is_some_and(|p| p.is_open()) {
+            return (0.0, f64::INFINITY);
+        }
         let e = self.source_v();
         if g == 0.0 && self.i == 0.0 && e.abs() <= self.v_br {
             return (0.0, f64::INFINITY);
@@ -637,6 +904,10 @@ impl Circuit {
 
     /// Voltage, arrester current and power at current `i`, conductance `g`.
     fn electrical(&self, i: f64, g: f64) -> (f64, f64, f64) {
+        if i == 0.0 && self.pp.as_ref().is_some_and(|p| p.is_open()) {
+            // The open fuse or contacts hold the voltage; nothing is across the board's switch.
+            return (0.0, 0.0, 0.0);
+        }
         if g == 0.0 && i == 0.0 {
             return (self.source_v(), 0.0, 0.0);
         }
@@ -666,13 +937,22 @@ impl Circuit {
         self.peaks.switch_voltage_v = self.peaks.switch_voltage_v.max(v.abs());
         self.peaks.arrester_power_w = self.peaks.arrester_power_w.max(p);
         // The battery side: V_rest − R_b·i − L_b·di/dt, di/dt = (E − R·i − v)/L (0 while blocked).
-        let di_dt = if g == 0.0 && self.i == 0.0 && i_tvs == 0.0 {
-            0.0
-        } else {
-            (self.source_v() - self.r * self.i - v) / self.l
+        let arc_rate = self.pp.as_ref().filter(|p| !p.is_open()).and_then(|p| p.arc_rate_a_per_s());
+        let (di_dt, v_arc) = match arc_rate {
+            Some(rate) if self.i != 0.0 => {
+                let di_dt = -self.i.signum() * rate;
+                (di_dt, self.source_v() - self.r * self.i - v - self.l * di_dt)
+            }
+            _ if (g == 0.0 && self.i == 0.0 && i_tvs == 0.0) || self.pp.as_ref().is_some_and(|p| p.is_open()) => {
+                (0.0, 0.0)
+            }
+            _ => ((self.source_v() - self.r * self.i - v) / self.l, 0.0),
         };
-        let v_in = self.v_rest - (self.r_batt + self.r_fixed) * self.i - self.l_fixed * di_dt;
-        self.peaks.bus_voltage_v = self.peaks.bus_voltage_v.max(v_in - v);
+        self.peaks.arc_voltage_v = self.peaks.arc_voltage_v.max(v_arc.abs());
+        let v_in = self.v_rest - (self.r_batt + self.r_fixed) * self.i - self.l_fixed * di_dt - v_arc;
+        if !self.pp.as_ref().is_some_and(|p| p.is_open()) {
+            self.peaks.bus_voltage_v = self.peaks.bus_voltage_v.max(v_in - v);
+        }
         if let Some(rec) = self.record.as_mut() {
             rec.push(Sample {
                 t_s: self.t_s - self.record_origin_s,
@@ -697,11 +977,17 @@ impl Circuit {
         let e = self.source_v();
         let i0 = self.i;
         let t0 = self.t_s;
-        if g == 0.0 && i0 == 0.0 && e.abs() <= self.v_br {
-            // Blocked: nothing flows.
+        let open = self.pp.as_ref().is_some_and(|p| p.is_open());
+        if (g == 0.0 && i0 == 0.0 && e.abs() <= self.v_br) || (open && i0 == 0.0) {
+            // Blocked: nothing flows (the fuse cools).
             if self.record.is_some() && self.record_tolerance_a == 0.0 {
-                let flat = Piece { i_inf: 0.0, b: 0.0, tau: 1.0, v: (0.0, e), i_tvs: (0.0, 0.0) };
+                let v = if open { 0.0 } else { e };
+                let flat = Piece { i_inf: 0.0, b: 0.0, tau: 1.0, v: (0.0, v), i_tvs: (0.0, 0.0) };
                 self.record_piece(t0, t_seg_end, &flat, gate);
+            }
+            if let Some(pp) = self.pp.as_mut().filter(|p| p.fuse.state() == FuseState::Intact) {
+                let w = pp.params.fuse.heat_after_exp(pp.fuse.heat_a2s(), t_seg_end - t0, 0.0, 0.0, 1.0);
+                pp.fuse.carried(w, 0.0);
             }
             self.t_s = t_seg_end;
             self.observe(gate);
@@ -734,7 +1020,8 @@ impl Circuit {
             && self.off_at_s.is_none()
             && region == Region::Channel
             && self.source.as_ref().is_none_or(|p| t0 >= p.end_s())
-            && !(self.comparator_armed() && i_inf.abs() >= self.threshold_a);
+            && !(self.comparator_armed() && i_inf.abs() >= self.threshold_a)
+            && self.pp.as_ref().is_none_or(|p| p.quiet_at(i_inf));
         let settle_tol = (self.settle_frac * i_inf.abs()).max(SETTLE_FLOOR_A);
         if steady && b.abs() <= settle_tol {
             // Settled already: mark it and return without a step (the next call steps on).
@@ -773,6 +1060,21 @@ impl Circuit {
         if steady && b.abs() > settle_tol {
             consider(i_inf + b.signum() * settle_tol, Hit::Settled);
         }
+        if let Some(pp) = self.pp.as_ref().filter(|p| p.trip.is_none()) {
+            for x in pp.levels() {
+                if x.is_finite() {
+                    consider(x, Hit::Level);
+                }
+            }
+        }
+        // The fuse's melting: the root of its heat's closed form over this piece.
+        if let Some(pp) = self.pp.as_ref().filter(|p| p.fuse.state() == FuseState::Intact) {
+            let (fp, w0) = (pp.params.fuse, pp.fuse.heat_a2s());
+            if let Some(hm) = fuse::melt_time_s(h, fp.pre_arcing_i2t_a2s, |x| fp.heat_after_exp(w0, x, i_inf, b, tau)) {
+                h = hm;
+                hit = Some((i_inf + b * (-hm / tau).exp(), Hit::Melt));
+            }
+        }
 
         // ∫1, ∫i, ∫i² over [0, h] of i(t) = a + b·e^(−t/τ); 1 − e^(−2x) = em1·(2 − em1).
         let em1 = if hit.is_some() { -(-h / tau).exp_m1() } else { em1_full };
@@ -803,6 +1105,14 @@ impl Circuit {
             self.record_piece(t0, t_flat.min(t0 + h), &piece, gate);
         }
         self.integrate(region, g, h, s1, s2);
+        if let Some(pp) = self.pp.as_mut() {
+            if pp.fuse.state() == FuseState::Intact {
+                let w = pp.params.fuse.heat_after_exp(pp.fuse.heat_a2s(), h, i_inf, b, tau);
+                pp.fuse.carried(w, s2);
+            } else {
+                pp.fuse.arced(s2);
+            }
+        }
 
         match hit {
             Some((x, kind)) => {
@@ -816,7 +1126,8 @@ impl Circuit {
                         self.zero_at_s.get_or_insert(self.t_s);
                     }
                     Hit::Settled => self.steady_at_s = Some(self.t_s),
-                    Hit::Zero | Hit::Boundary => {}
+                    Hit::Melt => self.fuse_melts(),
+                    Hit::Zero | Hit::Boundary | Hit::Level => {}
                 }
             }
             None => {

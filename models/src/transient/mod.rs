@@ -16,6 +16,7 @@
 //! | [`switch`] | MOSFET switch (R_on, turn-off ramp, V_DS rating) and the short-circuit comparator |
 //! | [`arrester`] | TVS: breakdown, dynamic resistance, Pppm and its derating with pulse length |
 //! | [`source`] | the load-dump generator (ISO 16750-2): U_s, R_i, t_r, t_d, U_A, suppression U_s* |
+//! | `powerpro` | the PowerPro's fuse ([`crate::companions::fuse`]), contacts and secondary protection in series (`[powerpro]`) |
 //! | [`circuit`] | the loop and its exact integrator; the engine's stepping API |
 //!
 //! [`simulate`] runs one event from a battery state and returns its
@@ -34,14 +35,17 @@ pub mod arrester;
 pub mod battery;
 pub mod circuit;
 pub mod line;
+mod powerpro;
 pub mod source;
 pub mod switch;
 
 use serde::{Deserialize, Serialize};
 
+use crate::companions::powerpro::PowerProParams;
 use crate::error::{self, ParamError};
 use crate::variant::{self, Variant};
 
+use crate::companions::fuse::Fuse;
 pub use arrester::ArresterParams;
 pub use battery::{BatteryParams, BatteryState};
 pub use circuit::{Circuit, EndState, Peaks, Sample, Totals};
@@ -68,6 +72,10 @@ pub struct TransientParams {
     pub load_dump: LoadDumpParams,
     pub solver: SolverParams,
     pub limits: LimitParams,
+    /// The PowerPro (fuse, main switch, secondary protection) in series on the
+    /// battery side (`[powerpro]`, as in a scenario); none without the section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub powerpro: Option<PowerProParams>,
 }
 
 impl Default for TransientParams {
@@ -82,6 +90,7 @@ impl Default for TransientParams {
             load_dump: LoadDumpParams::default(),
             solver: SolverParams::default(),
             limits: LimitParams::default(),
+            powerpro: None,
         }
     }
 }
@@ -97,7 +106,8 @@ impl TransientParams {
         self.arrester.validate()?;
         self.load_dump.validate()?;
         self.solver.validate()?;
-        self.limits.validate()
+        self.limits.validate()?;
+        self.powerpro.as_ref().map_or(Ok(()), PowerProParams::validate)
     }
 }
 
@@ -318,6 +328,42 @@ pub struct Metrics {
     pub complete: bool,
     /// How long after the event the circuit was followed (µs).
     pub followed_us: f64,
+    // The PowerPro's figures are written only with one in the loop (other outputs keep their bytes).
+    /// With a PowerPro (`[powerpro]`): the fuse melted (µs), cleared (µs) and
+    /// the ∫i² dt through it over the event (A²s); its melting integral I²t_pa (A²s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_melt_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_cleared_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_i2t_a2s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_pre_arcing_i2t_a2s: Option<f64>,
+    /// The fuse's own curve at the prospective current (closed form, constant
+    /// current from a cold fuse): clearing time (µs) and let-through I²t (A²s);
+    /// `None` below its minimum fusing current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_curve_cleared_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_curve_i2t_a2s: Option<f64>,
+    /// The PowerPro's secondary protection tripped (µs) and its contacts parted (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub powerpro_trip_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub powerpro_open_us: Option<f64>,
+    /// The PowerPro opened the loop for good: fuse cleared or contacts' arc out (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub powerpro_interrupted_us: Option<f64>,
+    /// Energy into the PowerPro's arcs (fuse, contacts) (J) and their largest voltage (V).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub arc_energy_j: f64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub peak_arc_voltage_v: f64,
+}
+
+/// A figure that is 0 without a PowerPro is not serialized (outputs without one keep their bytes).
+pub(crate) fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// What a figure of an event is: final, or a bound because the event had not
@@ -333,7 +379,7 @@ pub enum Bound {
 }
 
 /// The figures that only grow while an event runs (lower bounds of an incomplete event).
-pub const GROWING_FIGURES: [&str; 9] = [
+pub const GROWING_FIGURES: [&str; 12] = [
     "peak_current_a",
     "time_to_zero_us",
     "arrester_energy_j",
@@ -343,6 +389,9 @@ pub const GROWING_FIGURES: [&str; 9] = [
     "switch_i2t_a2s",
     "switch_energy_j",
     "overcurrent_us",
+    "fuse_i2t_a2s",
+    "arc_energy_j",
+    "peak_arc_voltage_v",
 ];
 
 impl Metrics {
@@ -433,6 +482,10 @@ fn decided_by_default() -> bool {
 /// Names of the checks, in report order.
 pub const CHECK_NAMES: [&str; 5] = ["peak_current", "shutdown", "arrester", "switch_voltage", COMPLETE_CHECK];
 
+/// The check of the PowerPro's fuse (only with `[powerpro]`): it survives the
+/// event (selectivity: the SmartPro interrupts before the fuse melts).
+pub const FUSE_CHECK: &str = "fuse";
+
 /// The check that the event ended within its window (its verdict otherwise INCOMPLETE).
 pub const COMPLETE_CHECK: &str = "complete";
 
@@ -500,6 +553,9 @@ pub struct EventRun {
     loop_r_ohm: f64,
     /// Peaks before the event.
     pre_peaks: Peaks,
+    /// ∫i² dt through the fuse and the arcs' energy before the event (A²s, J).
+    pre_fuse_i2t: f64,
+    pre_arc_j: f64,
 }
 
 impl EventRun {
@@ -519,7 +575,19 @@ impl EventRun {
         let pre_peaks = *c.peaks();
         c.apply(event);
         let (loop_l_h, loop_r_ohm) = c.loop_l_r();
-        Ok(EventRun { circuit: c, params: *params, variant, t_event_s, loop_l_h, loop_r_ohm, pre_peaks })
+        let pre_fuse_i2t = c.fuse().map_or(0.0, Fuse::let_through_i2t_a2s);
+        let pre_arc_j = c.totals().arc_j;
+        Ok(EventRun {
+            circuit: c,
+            params: *params,
+            variant,
+            t_event_s,
+            loop_l_h,
+            loop_r_ohm,
+            pre_peaks,
+            pre_fuse_i2t,
+            pre_arc_j,
+        })
     }
 
     pub fn circuit(&self) -> &Circuit {
@@ -542,7 +610,17 @@ impl EventRun {
 
     /// The event's figures and checks, from the circuit as it is now.
     pub fn finish(self) -> Outcome {
-        let EventRun { mut circuit, params, variant, t_event_s, loop_l_h, loop_r_ohm, pre_peaks } = self;
+        let EventRun {
+            mut circuit,
+            params,
+            variant,
+            t_event_s,
+            loop_l_h,
+            loop_r_ohm,
+            pre_peaks,
+            pre_fuse_i2t,
+            pre_arc_j,
+        } = self;
         let c = &mut circuit;
         let r_on = params.switch.on_resistance_ohm(variant);
         let source_v = c.final_source_v();
@@ -562,9 +640,9 @@ impl EventRun {
             peak_current_us: if peaks.current_a > pre_peaks.current_a { since(peaks.current_t_s) } else { 0.0 },
             trip_us: c.trip_at_s().map(since),
             switch_off_us: c.switch_off_at_s().map(since),
-            overcurrent_us: c
-                .overcurrent_at_s()
-                .map(|t0| c.switch_off_at_s().unwrap_or(c.t_s()).max(t0) * 1e6 - t0 * 1e6),
+            overcurrent_us: c.overcurrent_at_s().map(|t0| {
+                c.switch_off_at_s().or(c.powerpro_interrupted_at_s()).unwrap_or(c.t_s()).max(t0) * 1e6 - t0 * 1e6
+            }),
             // Incomplete: the zero is not before the end of what was followed (a lower bound).
             time_to_zero_us: c.zero_at_s().map(since).or((!complete).then_some(followed_us)),
             final_current_a: c.discharge_current_a().abs(),
@@ -585,8 +663,28 @@ impl EventRun {
             peak_bus_voltage_v: peaks.bus_voltage_v,
             complete,
             followed_us,
+            fuse_melt_us: c.fuse_melted_at().map(|(t, _)| since(t)),
+            fuse_cleared_us: c.fuse_cleared_at_s().map(since),
+            fuse_i2t_a2s: c.fuse().map(|f| f.let_through_i2t_a2s() - pre_fuse_i2t),
+            fuse_pre_arcing_i2t_a2s: params.powerpro.map(|p| p.fuse.pre_arcing_i2t_a2s),
+            fuse_curve_cleared_us: None,
+            fuse_curve_i2t_a2s: None,
+            powerpro_trip_us: c.powerpro_trip().map(|(t, _)| since(t)),
+            powerpro_open_us: c.powerpro_open_at_s().map(since),
+            powerpro_interrupted_us: c.powerpro_interrupted_at_s().map(since),
+            arc_energy_j: totals.arc_j - pre_arc_j,
+            peak_arc_voltage_v: peaks.arc_voltage_v,
         };
+        let mut metrics = metrics;
+        if let Some(p) = &params.powerpro {
+            let i = metrics.prospective_current_a;
+            metrics.fuse_curve_cleared_us = p.fuse.clearing_time_s(i).map(|t| t * 1e6);
+            metrics.fuse_curve_i2t_a2s = p.fuse.clearing_i2t_a2s(i);
+        }
         let mut checks = check(&metrics, &params.limits, params.arrester.breakdown_v(variant));
+        if params.powerpro.is_some() {
+            checks.push(fuse_check(&metrics));
+        }
         checks.push(completeness(c, &metrics, &params.solver));
         let samples = c.take_samples();
         Outcome { metrics, checks, end: c.end_state(), totals, samples }
@@ -603,7 +701,15 @@ fn completeness(c: &Circuit, m: &Metrics, solver: &SolverParams) -> Check {
         let mut what = Vec::new();
         let i = c.discharge_current_a();
         let i_tvs = c.arrester_current_a();
-        if i_tvs != 0.0 {
+        if let Some(rate) = c.arc_rate_a_per_s().filter(|_| i != 0.0) {
+            what.push(format!(
+                "the PowerPro's {} still arcing: {:.1} A at {ms:.3} ms, zero {:.3} ms later; the fuse's I²t so far {:.4e} A²s is a lower bound",
+                if c.fuse().is_some_and(|f| f.state() == crate::companions::FuseState::Arcing) { "fuse" } else { "contacts" },
+                i.abs(),
+                i.abs() / rate * 1e3,
+                m.fuse_i2t_a2s.unwrap_or(0.0)
+            ));
+        } else if i_tvs != 0.0 {
             what.push(format!(
                 "arrester still conducting {:.1} A ({:.1} V across the switch) at {ms:.1} ms; its energy so far {:.3} J is a lower bound",
                 i_tvs.abs(),
@@ -618,6 +724,31 @@ fn completeness(c: &Circuit, m: &Metrics, solver: &SolverParams) -> Check {
                 i.abs(),
                 i_inf.abs(),
                 tau * 1e3
+            ));
+        }
+        if let Some(f) = c.fuse().filter(|f| f.state() == crate::companions::FuseState::Intact && i != 0.0) {
+            let p = f.params();
+            let (i_inf, _) = c.heading();
+            let tau = p.tau_s();
+            let w_inf = tau * i_inf * i_inf;
+            let pct = 100.0 * f.heat_a2s() / p.pre_arcing_i2t_a2s;
+            what.push(if w_inf > p.pre_arcing_i2t_a2s {
+                // W(t) = W∞ + (W − W∞)·e^(−t/τ) reaches I²t_pa after t = τ·ln((W∞ − W)/(W∞ − I²t_pa))
+                let t = tau * ((w_inf - f.heat_a2s()) / (w_inf - p.pre_arcing_i2t_a2s)).ln();
+                format!(
+                    "the fuse heating at {:.1} A: {pct:.1} % of its melting integral, it melts about {:.3} s later",
+                    i.abs(),
+                    t
+                )
+            } else {
+                format!("the fuse carrying {:.1} A at {pct:.1} % of its melting integral (it will not melt)", i.abs())
+            });
+        }
+        if c.powerpro_next_change_s().is_finite() {
+            what.push(format!(
+                "the PowerPro's secondary protection acts {:.3} ms later ({})",
+                (c.powerpro_next_change_s() - c.t_s()) * 1e3,
+                if c.powerpro_trip().is_some() { "its contacts part" } else { "a trip delay ends" }
             ));
         }
         if let Some(p) = c.pulse().filter(|p| c.t_s() < p.end_s()) {
@@ -646,6 +777,55 @@ fn completeness(c: &Circuit, m: &Metrics, solver: &SolverParams) -> Check {
         reason,
         decided: true,
     }
+}
+
+/// The `fuse` check (with a PowerPro): the fuse must survive what the board
+/// interrupts — its let-through I²t below its melting integral. A fuse that
+/// melted fails it (decided: I²t only grows), with when it cleared and its curve.
+pub fn fuse_check(m: &Metrics) -> Check {
+    let value = m.fuse_i2t_a2s.unwrap_or(0.0);
+    let limit = m.fuse_pre_arcing_i2t_a2s.unwrap_or(f64::INFINITY);
+    let curve = match (m.fuse_curve_cleared_us, m.fuse_curve_i2t_a2s) {
+        (Some(t), Some(x)) => format!(
+            "its curve at the prospective {:.0} A: cleared {:.3} ms, {:.4e} A²s",
+            m.prospective_current_a,
+            t * 1e-3,
+            x
+        ),
+        _ => format!("the prospective {:.0} A is below its minimum fusing current", m.prospective_current_a),
+    };
+    let (passed, decided, reason) = match (m.fuse_melt_us, m.fuse_cleared_us) {
+        (Some(t_m), Some(t_c)) => (
+            false,
+            true,
+            format!(
+                "the fuse melted {:.3} ms and cleared {:.3} ms after the event, let-through {value:.4e} A²s \
+                 ({curve}): the PowerPro, not the SmartPro, interrupted the fault",
+                t_m * 1e-3,
+                t_c * 1e-3
+            ),
+        ),
+        (Some(t_m), None) => (
+            false,
+            true,
+            format!(
+                "the fuse melted {:.3} ms after the event and had not cleared when the event stopped being \
+                 followed; let-through ≥ {value:.4e} A²s ({curve})",
+                t_m * 1e-3
+            ),
+        ),
+        _ => (
+            m.complete,
+            m.complete,
+            format!(
+                "the fuse {}: let-through {value:.4e} A²s, {:.2} % of its melting integral {limit:.4e} A²s{}",
+                if m.complete { "intact" } else { "intact so far" },
+                100.0 * value / limit,
+                if m.complete { "" } else { "; undecided, the event had not ended" }
+            ),
+        ),
+    };
+    Check { name: FUSE_CHECK.to_owned(), passed, value, limit, unit: "A²s".to_owned(), reason, decided }
 }
 
 /// The datasheet checks of one event's metrics. For an incomplete event
@@ -731,10 +911,23 @@ pub fn check(m: &Metrics, limits: &LimitParams, arrester_breakdown_v: f64) -> Ve
             limits.shutdown_us,
             "µs",
             if m.complete {
-                format!(
-                    "no hardware shutdown: the comparator never tripped; the current settles at {:.0} A",
-                    m.final_current_a
-                )
+                match (m.fuse_cleared_us, m.powerpro_interrupted_us) {
+                    (Some(t), _) => format!(
+                        "no hardware shutdown: the comparator never tripped; the PowerPro's fuse cleared the \
+                         fault {:.3} ms after it (let-through {:.4e} A²s)",
+                        t * 1e-3,
+                        m.fuse_i2t_a2s.unwrap_or(0.0)
+                    ),
+                    (None, Some(t)) => format!(
+                        "no hardware shutdown: the comparator never tripped; the PowerPro's secondary protection \
+                         opened its contacts and interrupted the fault {:.3} ms after it",
+                        t * 1e-3
+                    ),
+                    (None, None) => format!(
+                        "no hardware shutdown: the comparator never tripped; the current settles at {:.0} A",
+                        m.final_current_a
+                    ),
+                }
             } else {
                 format!(
                     "no hardware shutdown: the comparator never tripped in the {:.1} ms followed; above {:.0} A \

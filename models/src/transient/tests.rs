@@ -623,3 +623,161 @@ fn issue_16_a_turn_off_late_in_a_long_event_makes_progress() {
     assert!(o.metrics.switch_off_us.is_some());
     assert_eq!(o.verdict(), Verdict::Fail);
 }
+
+/// The PowerPro in the loop, its secondary protection out of the way (issue 15).
+fn with_powerpro(mut p: TransientParams, fuse_r_mohm: f64, r_on_ohm: f64) -> TransientParams {
+    use crate::companions::{FuseParams, PowerProParams};
+    p.powerpro = Some(PowerProParams {
+        r_on_ohm,
+        oc_a: 1e6,
+        cell_uv_v: 1.0,
+        fuse: FuseParams { resistance_mohm: fuse_r_mohm, ..FuseParams::default() },
+        ..PowerProParams::default()
+    });
+    p
+}
+
+#[test]
+fn issue_15_fuse_clears_a_constant_current_at_its_closed_form_in_the_transient_solver() {
+    // 48 V behind 10 mΩ, L ≈ 2 pH: the current is 4800 A within picoseconds and stays there;
+    // the fuse melts at t_pa = −τ·ln(1 − I²t_pa/(I²·τ)) and its arc takes the current to zero
+    // in arcing_s: clearing at t_pa + arcing_s, let-through I²·t_pa + I²·arcing_s/3.
+    let mut p = with_powerpro(ideal(48.0, 10.0, 1e-6, 70.0), 0.0, 0.0);
+    p.comparator.enabled = false;
+    let o = run(&p, Variant::V48, &short_at_zero());
+    let f = p.powerpro.unwrap().fuse;
+    let i = 48.0 / (10e-3 + 1e-12);
+    let t_pa = f.pre_arcing_time_s(i).unwrap();
+    let m = &o.metrics;
+    assert!(rel(m.fuse_melt_us.unwrap(), t_pa * 1e6) < 1e-6, "{:?} vs {}", m.fuse_melt_us, t_pa * 1e6);
+    assert!(rel(m.fuse_cleared_us.unwrap(), f.clearing_time_s(i).unwrap() * 1e6) < 1e-6, "{:?}", m.fuse_cleared_us);
+    assert!(rel(m.fuse_i2t_a2s.unwrap(), f.clearing_i2t_a2s(i).unwrap()) < 1e-6, "{:?}", m.fuse_i2t_a2s);
+    // the curve's figures the metrics carry are the same closed form
+    assert!(rel(m.fuse_curve_cleared_us.unwrap(), f.clearing_time_s(i).unwrap() * 1e6) < 1e-9);
+    // the event has ended: fuse cleared, current zero
+    assert!(m.complete && o.end.current_a == 0.0 && m.final_current_a == 0.0);
+    assert!(rel(m.powerpro_interrupted_us.unwrap(), m.fuse_cleared_us.unwrap()) < 1e-12);
+    // energy: the source's work is the heat, the switch's and the arc's (½·L·i² is gone)
+    let t = o.totals;
+    let out = t.battery_heat_j + t.circuit_heat_j + t.switch_j + t.arrester_j + t.external_j + t.arc_j;
+    assert!(rel(out, t.source_j) < 1e-9, "in {} out {out}", t.source_j);
+    // the arc holds v = E − R·i + L·I/arcing_s: largest, E + L·I/arcing_s, just before the zero
+    let v_peak = 48.0 + m.loop_inductance_uh * 1e-6 * i / f.arcing_s;
+    assert!(rel(m.peak_arc_voltage_v, v_peak) < 1e-9, "{} vs {v_peak}", m.peak_arc_voltage_v);
+}
+
+#[test]
+fn issue_15_comparator_disabled_short_is_cleared_by_the_fuse_within_its_curve() {
+    // The default 48 V installation, the SmartPro's comparator disabled: the bolted short rises to
+    // its prospective current with τ = L/R (≈ 0.1 ms) and the 200 A fuse clears it within its curve.
+    let mut p = TransientParams { powerpro: Some(crate::companions::PowerProParams::default()), ..Default::default() };
+    p.comparator.enabled = false;
+    let o = run(&p, Variant::V48, &EventParams::default());
+    let m = &o.metrics;
+    let f = p.powerpro.unwrap().fuse;
+    let i = m.prospective_current_a;
+    let (t_curve, i2t_curve) = (f.clearing_time_s(i).unwrap(), f.clearing_i2t_a2s(i).unwrap());
+    let t = m.fuse_cleared_us.unwrap() * 1e-6;
+    // later than the curve by about the rise (the current below I for ≈ τ_L), never earlier
+    let tau_l = m.loop_inductance_uh * 1e-6 / (m.loop_resistance_mohm * 1e-3);
+    assert!(t > t_curve && t < t_curve + 3.0 * tau_l, "{t} vs {t_curve} (τ_L {tau_l})");
+    assert!(rel(m.fuse_i2t_a2s.unwrap(), i2t_curve) < 0.01, "{:?} vs {i2t_curve}", m.fuse_i2t_a2s);
+    assert!(m.complete && o.end.current_a == 0.0, "{:?}", o.checks);
+    // the verdicts: the SmartPro did not shut down, the fuse did; both say so
+    let by = |n: &str| o.checks.iter().find(|c| c.name == n).unwrap().clone();
+    let sd = by("shutdown");
+    assert!(!sd.passed && sd.reason.contains("fuse cleared"), "{}", sd.reason);
+    let fc = by(FUSE_CHECK);
+    assert!(!fc.passed && fc.decided && fc.reason.contains("cleared"), "{}", fc.reason);
+    assert_eq!(o.verdict(), Verdict::Fail);
+    // with the comparator on, the SmartPro clears it in µs and the fuse is intact (selectivity)
+    let on = TransientParams { comparator: ComparatorParams::default(), ..p };
+    let o = run(&on, Variant::V48, &EventParams::default());
+    assert_eq!(o.metrics.fuse_melt_us, None);
+    let fc = o.checks.iter().find(|c| c.name == FUSE_CHECK).unwrap();
+    assert!(fc.passed && fc.value < 1e-2 * fc.limit, "{fc:?}");
+    assert_eq!(o.verdict(), Verdict::Pass, "{:?}", o.checks);
+}
+
+#[test]
+fn issue_16_a_fuse_event_is_incomplete_until_the_fuse_has_cleared() {
+    // The event ends when the fuse has cleared and the current is zero: a window that ends
+    // while the fuse heats, or while it arcs, leaves the event INCOMPLETE and says why.
+    let mut p = TransientParams { powerpro: Some(crate::companions::PowerProParams::default()), ..Default::default() };
+    p.comparator.enabled = false;
+    let full = run(&p, Variant::V48, &EventParams::default()).metrics;
+    let melt_us = full.fuse_melt_us.unwrap();
+    for (window_us, what) in [(0.5 * melt_us, "the fuse heating"), (melt_us + 500.0, "still arcing")] {
+        p.solver.window_us = window_us;
+        let o = run(&p, Variant::V48, &EventParams::default());
+        assert!(!o.metrics.complete, "{window_us} µs");
+        let c = o.checks.iter().find(|c| c.name == COMPLETE_CHECK).unwrap();
+        assert!(!c.passed && c.reason.contains(what), "{}", c.reason);
+        assert_eq!(o.metrics.bound("fuse_i2t_a2s"), Bound::Lower);
+        assert!(o.metrics.fuse_i2t_a2s.unwrap() < full.fuse_i2t_a2s.unwrap());
+        assert_eq!(o.metrics.fuse_cleared_us, None);
+        // the fuse check decides only what is already past its limit
+        let fc = o.checks.iter().find(|c| c.name == FUSE_CHECK).unwrap();
+        assert_eq!(fc.decided, o.metrics.fuse_melt_us.is_some(), "{fc:?}");
+    }
+    // the comparator on and a window too short for the current to settle: no verdict on the fuse
+    let mut on = TransientParams { comparator: ComparatorParams::default(), ..p };
+    on.solver.window_us = 1.0;
+    let o = run(&on, Variant::V48, &EventParams::default());
+    assert_eq!(o.verdict(), Verdict::Incomplete, "{:?}", o.checks);
+}
+
+#[test]
+fn issue_15_secondary_over_current_opens_the_contacts_after_delay_and_release() {
+    // A 300 A fault (a resistive short): below the comparator's threshold; above the fuse's
+    // minimum fusing current (270 A) but it would melt only after ≈ 3.6 s; above the PowerPro's
+    // over-current trip written to 250 A / 10 ms. The contacts part delay + release (12 ms) after
+    // the current crossed 250 A and their arc takes it to zero in break_arcing_s.
+    use crate::companions::PowerProParams;
+    let pp = PowerProParams { oc_a: 250.0, oc_delay_s: 0.01, cell_uv_v: 1.0, ..PowerProParams::default() };
+    let mut p = ideal(48.0, 10.0, 2.0, 70.0);
+    p.powerpro = Some(pp);
+    let r_total_ohm = 48.0 / 300.0;
+    let ev = EventParams {
+        fault_resistance_mohm: (r_total_ohm - 10e-3 - pp.r_on_ohm - pp.fuse.resistance_mohm * 1e-3) * 1e3,
+        ..short_at_zero()
+    };
+    let o = run(&p, Variant::V48, &ev);
+    let m = &o.metrics;
+    assert!(rel(m.prospective_current_a, 300.0) < 1e-6, "{}", m.prospective_current_a);
+    // the crossing of 250 A on the L/R rise, in closed form
+    let tau = 2e-6 / r_total_ohm;
+    let t_cross = -tau * (1.0 - 250.0 / 300.0f64).ln();
+    assert!(rel(m.powerpro_trip_us.unwrap(), (t_cross + 0.01) * 1e6) < 1e-6, "{:?}", m.powerpro_trip_us);
+    assert!(rel(m.powerpro_open_us.unwrap(), (t_cross + 0.01 + pp.release_s) * 1e6) < 1e-6);
+    assert!(rel(m.powerpro_interrupted_us.unwrap(), m.powerpro_open_us.unwrap() + pp.break_arcing_s * 1e6) < 1e-6);
+    assert_eq!(m.fuse_melt_us, None);
+    assert!(m.complete && o.end.current_a == 0.0);
+    let fc = o.checks.iter().find(|c| c.name == FUSE_CHECK).unwrap();
+    assert!(fc.passed, "{fc:?}");
+}
+
+#[test]
+fn issue_15_secondary_under_voltage_reads_the_pack_behind_its_resistance() {
+    // 12 V pack (4 cells) at 13.2 V behind 10 mΩ, a 500 A fault: the pack voltage the PowerPro
+    // reads, 13.2 V − 10 mΩ·i, falls below 4 × 2.5 V at i = 320 A; held for 50 ms it trips, the
+    // contacts part 12 ms later — long before the fuse would melt at 500 A (0.76 s).
+    use crate::companions::PowerProParams;
+    let pp = PowerProParams { oc_a: 1e6, uv_delay_s: 0.05, ..PowerProParams::default() };
+    let mut p = ideal(13.2, 10.0, 2.0, 20.0);
+    p.powerpro = Some(pp);
+    p.comparator.enabled = false;
+    let r_total_ohm = 13.2 / 500.0;
+    let ev = EventParams {
+        fault_resistance_mohm: (r_total_ohm - 10e-3 - pp.r_on_ohm - pp.fuse.resistance_mohm * 1e-3) * 1e3,
+        ..short_at_zero()
+    };
+    let o = run(&p, Variant::V12, &ev);
+    let m = &o.metrics;
+    let tau = 2e-6 / r_total_ohm;
+    let t_cross = -tau * (1.0 - 320.0 / 500.0f64).ln();
+    assert!(rel(m.powerpro_trip_us.unwrap(), (t_cross + 0.05) * 1e6) < 1e-6, "{:?}", m.powerpro_trip_us);
+    assert!(rel(m.powerpro_open_us.unwrap(), (t_cross + 0.05 + pp.release_s) * 1e6) < 1e-6);
+    assert_eq!(m.fuse_melt_us, None);
+    assert!(m.complete && o.end.current_a == 0.0, "{:?}", o.checks);
+}

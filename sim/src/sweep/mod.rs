@@ -181,6 +181,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn issue_15_fuse_backup_study_clears_within_the_fuses_curve() {
+        // scenarios/whatif/48v-fuse-backup.toml: with the comparator off the fuse clears every
+        // short, at its own curve (closed form at the prospective current) up to the current's
+        // L/R rise, with the curve's let-through I²t; with the comparator on it stays intact.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/whatif/48v-fuse-backup.toml");
+        let study = Study::load(&path).unwrap();
+        let results = run_cases(&study, 0..study.len(), 1, &|_| {}).unwrap();
+        assert_eq!(results.len(), 8);
+        for (r, case) in results.iter().zip(&study.cases) {
+            let m = &r.metrics;
+            let fuse = case.params.powerpro.unwrap().fuse;
+            let fc = r.checks.iter().find(|c| c.name == transient::FUSE_CHECK).unwrap();
+            assert!(m.complete, "case {}: {:?}", r.index, r.checks);
+            if case.params.comparator.enabled {
+                assert_eq!(m.fuse_melt_us, None);
+                assert!(fc.passed && fc.value < 1e-3 * fuse.pre_arcing_i2t_a2s, "{fc:?}");
+                assert_eq!(r.verdict(), Verdict::Pass);
+                continue;
+            }
+            let i = m.prospective_current_a;
+            let t_curve_s = fuse.clearing_time_s(i).unwrap();
+            let t_s = m.fuse_cleared_us.unwrap() * 1e-6;
+            let tau_l_s = m.loop_inductance_uh / m.loop_resistance_mohm * 1e-3;
+            assert!(t_s > t_curve_s && t_s < t_curve_s + 3.0 * tau_l_s, "case {}: {t_s} vs {t_curve_s}", r.index);
+            let i2t = m.fuse_i2t_a2s.unwrap();
+            assert!((i2t / fuse.clearing_i2t_a2s(i).unwrap() - 1.0).abs() < 0.01, "case {}: {i2t}", r.index);
+            assert_eq!(m.time_to_zero_us, m.fuse_cleared_us);
+            assert!(!fc.passed && fc.decided && r.verdict() == Verdict::Fail);
+        }
+        // the summary shows the fuse's figures beside its curve
+        let md = summary::markdown(&study, &results, None);
+        assert!(md.contains("## The PowerPro's fuse") && md.contains("4 of 8 case(s)"), "{md}");
+    }
+
+    #[test]
     fn shards_cover_every_case_once() {
         for total in [0, 1, 7, 100, 1001] {
             for n in 1..=9 {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use models::transient::{Bound, CHECK_NAMES};
+use models::transient::{Bound, CHECK_NAMES, FUSE_CHECK};
 use serde::Serialize;
 
 use super::region::{self, Boundary, plot_axes};
@@ -62,6 +62,25 @@ const COLUMNS: &[Column] = &[
     ("utilisation", |r| format!("{:.4}", r.utilisation)),
 ];
 
+/// With a PowerPro in any case (`[powerpro]`): its fuse's and switch's figures, after [`COLUMNS`]
+/// (then `fuse_ok` after the checks); a study without one keeps its columns.
+const POWERPRO_COLUMNS: &[Column] = &[
+    ("fuse_melt_us", |r| opt(r.metrics.fuse_melt_us, 2)),
+    ("fuse_cleared_us", |r| opt(r.metrics.fuse_cleared_us, 2)),
+    ("fuse_i2t_a2s", |r| opt(r.metrics.fuse_i2t_a2s, 1)),
+    ("fuse_curve_cleared_us", |r| opt(r.metrics.fuse_curve_cleared_us, 2)),
+    ("fuse_curve_i2t_a2s", |r| opt(r.metrics.fuse_curve_i2t_a2s, 1)),
+    ("powerpro_trip_us", |r| opt(r.metrics.powerpro_trip_us, 2)),
+    ("powerpro_interrupted_us", |r| opt(r.metrics.powerpro_interrupted_us, 2)),
+    ("arc_energy_j", |r| format!("{:.4}", r.metrics.arc_energy_j)),
+    ("peak_arc_voltage_v", |r| format!("{:.2}", r.metrics.peak_arc_voltage_v)),
+];
+
+/// Some case has the PowerPro in its loop.
+pub fn has_powerpro(results: &[CaseResult]) -> bool {
+    results.iter().any(|r| r.metrics.fuse_i2t_a2s.is_some())
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
@@ -71,16 +90,19 @@ pub fn write_csv(w: &mut dyn Write, study: &Study, results: &[CaseResult]) -> st
     let mut head = vec!["case".to_owned()];
     head.extend(study.value_columns().iter().map(|c| csv_field(c)));
     head.extend(["variant".into(), "event".into()]);
-    head.extend(COLUMNS.iter().map(|(h, _)| (*h).to_owned()));
-    head.extend(CHECK_NAMES.iter().map(|c| format!("{c}_ok")));
+    let pp = has_powerpro(results);
+    let extra: &[Column] = if pp { POWERPRO_COLUMNS } else { &[] };
+    let checks: Vec<&str> = CHECK_NAMES.iter().copied().chain(pp.then_some(FUSE_CHECK)).collect();
+    head.extend(COLUMNS.iter().chain(extra).map(|(h, _)| (*h).to_owned()));
+    head.extend(checks.iter().map(|c| format!("{c}_ok")));
     head.extend(["passed".into(), "verdict".into()]);
     writeln!(w, "{}", head.join(","))?;
     for r in results {
         let mut row = vec![r.index.to_string()];
         row.extend(r.values.iter().map(|v| csv_field(v)));
         row.extend([r.variant.to_string(), r.event.clone()]);
-        row.extend(COLUMNS.iter().map(|(_, f)| f(r)));
-        row.extend(CHECK_NAMES.iter().map(|name| {
+        row.extend(COLUMNS.iter().chain(extra).map(|(_, f)| f(r)));
+        row.extend(checks.iter().map(|name| {
             r.checks.iter().find(|c| c.name == *name).map_or(String::new(), |c| u8::from(c.passed).to_string())
         }));
         row.extend([u8::from(r.passed).to_string(), r.verdict().as_str().to_owned()]);

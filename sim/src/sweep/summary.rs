@@ -162,6 +162,7 @@ pub fn markdown(study: &Study, results: &[CaseResult], shard: Option<(usize, usi
         }
     }
 
+    powerpro_fuse(&mut s, study, results);
     if let [r] = results {
         // one case: its checks, each with its reason
         let _ = writeln!(s, "\n## The checks\n");
@@ -355,4 +356,50 @@ fn draws(s: &mut String, study: &Study, results: &[CaseResult]) {
         let _ = writeln!(s, "| `{}` | {} | {} | {} | {} |", p.param, dist_text(&p.dist), num(lo), num(mean), num(hi));
     }
     let _ = writeln!(s);
+}
+
+/// With a PowerPro (`[powerpro]`): the cases whose fuse melted — when it melted and cleared and
+/// its let-through I²t, beside its own curve at the prospective current (closed form).
+fn powerpro_fuse(s: &mut String, study: &Study, results: &[CaseResult]) {
+    let with: Vec<&CaseResult> = results.iter().filter(|r| r.metrics.fuse_i2t_a2s.is_some()).collect();
+    if with.is_empty() {
+        return;
+    }
+    let melted: Vec<&&CaseResult> = with.iter().filter(|r| r.metrics.fuse_melt_us.is_some()).collect();
+    let _ = writeln!(
+        s,
+        "\n## The PowerPro's fuse\n\n{} of {} case(s) with a PowerPro melted its fuse (the SmartPro did not \
+         interrupt first).\n",
+        melted.len(),
+        with.len()
+    );
+    if melted.is_empty() {
+        return;
+    }
+    let ms = |v: Option<f64>| v.map_or("—".to_owned(), |t| num(t * 1e-3));
+    let a2s = |v: Option<f64>| v.map_or("—".to_owned(), num);
+    let _ = writeln!(
+        s,
+        "| case | parameters | prospective | melted | cleared | let-through I²t | curve: cleared | curve: I²t |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for r in melted.iter().take(MAX_TABLE_ROWS) {
+        let m = &r.metrics;
+        let params = case_label(study, r);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} A | {} ms | {} ms | {} A²s | {} ms | {} A²s |",
+            r.index,
+            if params.is_empty() { "(the base case)".into() } else { params.replace('|', "\\|") },
+            num(m.prospective_current_a),
+            ms(m.fuse_melt_us),
+            ms(m.fuse_cleared_us),
+            a2s(m.fuse_i2t_a2s),
+            ms(m.fuse_curve_cleared_us),
+            a2s(m.fuse_curve_i2t_a2s)
+        );
+    }
+    if melted.len() > MAX_TABLE_ROWS {
+        let _ = writeln!(s, "\n(the first {MAX_TABLE_ROWS}; all in results.csv)");
+    }
 }
