@@ -559,9 +559,30 @@ impl Figure {
     }
 }
 
-/// Draws legend rows from `(x, y)` (backend px) in a box `w` × `h`: one
-/// column while the rows fit, else as many columns as they need, each
-/// text cut to its column ("…").
+/// `text` in lines of at most `max` characters, broken at spaces (a word
+/// longer than a line is cut, "…").
+fn wrap(text: &str, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + word.chars().count() <= max => {
+                l.push(' ');
+                l.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    for l in &mut lines {
+        if l.chars().count() > max {
+            *l = l.chars().take(max.saturating_sub(1)).chain(std::iter::once('…')).collect();
+        }
+    }
+    lines
+}
+
+/// Draws legend rows from `(x, y)` (backend px) in a box `w` × `h`: a text
+/// too long for its column wraps onto the next rows; one column while the
+/// rows fit, else as many columns as they need.
 fn draw_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(Swatch, String)],
@@ -569,28 +590,42 @@ fn draw_legend<DB: DrawingBackend>(
     (w, h): (i32, i32),
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let per_col = ((h - 2 * LEGEND_PAD_PX) / LEGEND_ROW_PX).max(1) as usize;
-    let cols = rows.len().div_ceil(per_col).max(1);
+    let chars = |col_w: i32| {
+        ((f64::from(col_w - LEGEND_SWATCH_PX - 3 * LEGEND_PAD_PX) / LEGEND_CHAR_PX).floor() as usize).max(3)
+    };
+    // the fewest columns the wrapped rows fit in
+    let mut cols = 1;
+    let lines = loop {
+        let lines: Vec<(Option<&Swatch>, String)> = rows
+            .iter()
+            .flat_map(|(s, t)| {
+                wrap(t, chars(w / cols as i32)).into_iter().enumerate().map(move |(k, l)| ((k == 0).then_some(s), l))
+            })
+            .collect();
+        if lines.len() <= per_col * cols || cols >= 4 {
+            break lines;
+        }
+        cols += 1;
+    };
     let col_w = w / cols as i32;
-    let max_chars = ((f64::from(col_w - LEGEND_SWATCH_PX - 3 * LEGEND_PAD_PX) / LEGEND_CHAR_PX).floor() as usize).max(3);
-    for (i, (swatch, text)) in rows.iter().enumerate() {
+    for (i, (swatch, text)) in lines.into_iter().enumerate() {
         let cx = x + (i / per_col) as i32 * col_w + LEGEND_PAD_PX;
         let cy = y + LEGEND_PAD_PX + (i % per_col) as i32 * LEGEND_ROW_PX + LEGEND_ROW_PX / 2;
         let sw = LEGEND_SWATCH_PX;
         match swatch {
-            Swatch::Line(c, width) => root.draw(&PathElement::new([(cx, cy), (cx + sw, cy)], c.stroke_width(*width)))?,
-            Swatch::Dot(c) => root.draw(&Circle::new((cx + sw / 2, cy), 3, c.filled()))?,
-            Swatch::Cross(c) => root.draw(&Cross::new((cx + sw / 2, cy), 4, c.stroke_width(1)))?,
-            Swatch::Fill(c) => root.draw(&Rectangle::new([(cx, cy - 5), (cx + sw, cy + 5)], c.filled()))?,
-            Swatch::Number(n, c) => {
-                let style = TextStyle::from(("sans-serif", 12).into_font()).color(c).pos(Pos::new(HPos::Left, VPos::Center));
+            None => {}
+            Some(Swatch::Line(c, width)) => {
+                root.draw(&PathElement::new([(cx, cy), (cx + sw, cy)], c.stroke_width(*width)))?;
+            }
+            Some(Swatch::Dot(c)) => root.draw(&Circle::new((cx + sw / 2, cy), 3, c.filled()))?,
+            Some(Swatch::Cross(c)) => root.draw(&Cross::new((cx + sw / 2, cy), 4, c.stroke_width(1)))?,
+            Some(Swatch::Fill(c)) => root.draw(&Rectangle::new([(cx, cy - 5), (cx + sw, cy + 5)], c.filled()))?,
+            Some(Swatch::Number(n, c)) => {
+                let style =
+                    TextStyle::from(("sans-serif", 12).into_font()).color(c).pos(Pos::new(HPos::Left, VPos::Center));
                 root.draw(&Text::new(n.clone(), (cx + 2, cy), style))?;
             }
         }
-        let text: String = if text.chars().count() > max_chars {
-            text.chars().take(max_chars - 1).chain(std::iter::once('…')).collect()
-        } else {
-            text.clone()
-        };
         let style = TextStyle::from(("sans-serif", LEGEND_FONT_PX).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
         root.draw(&Text::new(text, (cx + sw + LEGEND_PAD_PX, cy), style))?;
     }
@@ -699,6 +734,147 @@ mod tests {
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
         let reader = decoder.read_info().unwrap();
         assert_eq!((reader.info().width, reader.info().height), (400, 300));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn line(points: Vec<(f64, f64)>) -> Series {
+        Series { name: "data".into(), color: color(0), width: 2, style: Style::Line, points }
+    }
+
+    const PX: (f64, f64) = (800.0, 300.0);
+
+    /// Issue 21 item 7: the legend goes in a corner it covers nothing in, else outside the plot area.
+    #[test]
+    fn issue_21_legend_never_covers_a_line() {
+        let place = |p: &Panel, marks: &[f64]| legend_place(p, marks, (0.0, 10.0), y_range(p), PX);
+        // a rising diagonal crosses the upper-right and lower-left corners
+        let rising = Panel { series: vec![line(vec![(0.0, 0.0), (10.0, 10.0)])], ..Panel::default() };
+        assert_eq!(place(&rising, &[]), LegendPlace::Inside(Corner::UpperLeft));
+        // a mark near the left edge takes the upper left too
+        assert_eq!(place(&rising, &[0.5]), LegendPlace::Inside(Corner::LowerRight));
+        // a falling one: the upper right is free
+        let falling = Panel { series: vec![line(vec![(0.0, 10.0), (10.0, 0.0)])], ..Panel::default() };
+        assert_eq!(place(&falling, &[]), LegendPlace::Inside(Corner::UpperRight));
+        // a segment that crosses the corner with both ends outside it still counts
+        let crossing = Panel { series: vec![line(vec![(0.0, 0.0), (8.0, 10.4), (10.0, 9.4)])], ..Panel::default() };
+        assert!(segment_in_box((8.0, 10.4), (10.0, 9.4), (9.0, 10.0), (9.5, 11.0)));
+        assert!(!segment_in_box((8.0, 10.4), (10.0, 9.4), (9.9, 10.0), (10.0, 11.0)));
+        assert_ne!(place(&crossing, &[]), LegendPlace::Inside(Corner::UpperRight));
+        // a limit line along the top: a lower corner
+        let limit = Panel {
+            series: vec![line(vec![(0.0, 0.0), (10.0, 10.0)])],
+            limits: vec![(10.0, "limit 10 A".into())],
+            ..Panel::default()
+        };
+        assert_eq!(place(&limit, &[]), LegendPlace::Inside(Corner::LowerRight));
+        // lines along the top and the bottom edge: no corner is free
+        let full = Panel {
+            series: vec![line(vec![(0.0, 0.0), (10.0, 0.0)]), line(vec![(0.0, 10.0), (10.0, 10.0)])],
+            ..Panel::default()
+        };
+        assert_eq!(place(&full, &[]), LegendPlace::Outside);
+        // dots count, and a legend too big for a corner goes outside
+        let dots = Panel {
+            series: vec![Series { style: Style::Points, points: vec![(0.2, 9.8), (9.8, 9.8), (9.8, 0.2), (0.2, 0.2)], ..line(vec![]) }],
+            ..Panel::default()
+        };
+        assert_eq!(place(&dots, &[]), LegendPlace::Outside);
+        let many = Panel { series: (0..30).map(|_| line(vec![(4.0, 5.0), (6.0, 5.0)])).collect(), ..Panel::default() };
+        assert_eq!(place(&many, &[]), LegendPlace::Outside);
+    }
+
+    /// Issue 21 item 7: a reading flickering by its 0.1 °C resolution does not fill the axis.
+    #[test]
+    fn issue_21_min_span_keeps_quantisation_flat() {
+        let flicker: Vec<(f64, f64)> = (0..100).map(|k| (f64::from(k), if k % 2 == 0 { 24.9 } else { 25.0 })).collect();
+        let bare = Panel { series: vec![line(flicker.clone())], ..Panel::default() };
+        let (lo, hi) = y_range(&bare);
+        assert!(hi - lo < 0.2, "without a span the flicker fills the axis: {lo}..{hi}");
+        let spanned = Panel { min_span: 2.0, ..bare.clone() };
+        let (lo, hi) = y_range(&spanned);
+        assert!(hi - lo >= 2.0 && ((lo + hi) / 2.0 - 24.95).abs() < 1e-9, "{lo}..{hi}");
+        // the flicker is at most 5 % of the axis
+        assert!(0.1 / (hi - lo) <= 0.05);
+        // data wider than the span keep their own range
+        let wide = Panel { series: vec![line(vec![(0.0, 0.0), (1.0, 30.0)])], min_span: 2.0, ..Panel::default() };
+        assert_eq!(y_range(&wide), padded(0.0, 30.0));
+        // from zero: widened upwards
+        let small = Panel { series: vec![line(vec![(0.0, 0.1), (1.0, 0.2)])], y_from_zero: true, min_span: 4.0, ..Panel::default() };
+        assert_eq!(y_range(&small), padded(0.0, 4.0));
+        // lanes are fixed
+        let lanes = Panel { lanes: vec!["a".into(), "b".into()], ..Panel::default() };
+        assert_eq!(y_range(&lanes), (-0.5, 1.5));
+    }
+
+    /// Issue 21 item 7: tick labels with a decimal point and the decimals the span needs; titles that fit.
+    #[test]
+    fn issue_21_ticks_and_titles_read_right() {
+        assert_eq!(tick_label(25.0, 2.2), "25.0");
+        assert_eq!(tick_label(13.305, 0.01), "13.305");
+        assert_eq!(tick_label(13.305, 0.1), "13.30");
+        assert_eq!(tick_label(1200.0, 1300.0), "1200");
+        assert_eq!(tick_label(-0.0001, 1.0), "0.0");
+        assert!(!tick_label(0.5, 1.0).contains(','));
+        let long = "48v-installation-mc — Time above 250 A until the switch is off (worst over the other parameters)";
+        let (lines, size) = title_layout(long, 900.0);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(long.chars().count() as f64 * size * 0.56 <= 880.0, "{size} px");
+        let (lines, size) = title_layout(long, 600.0);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for l in &lines {
+            assert!(l.chars().count() as f64 * size * 0.56 <= 580.0, "{l} at {size} px");
+        }
+        assert_eq!(title_layout("short", 900.0), (vec!["short".to_owned()], TITLE_PX.0));
+    }
+
+    /// Marks, lanes and a legend that has no free corner: the SVG holds the
+    /// marks' numbers and labels, the lanes' names, and the legend right of the plot area.
+    #[test]
+    fn issue_21_marks_lanes_and_outside_legend_render() {
+        let dir = std::env::temp_dir().join(format!("smartpro-plot-marks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t: Vec<f64> = (0..10).map(f64::from).collect();
+        let on: Vec<bool> = t.iter().map(|&x| x < 5.0).collect();
+        let fig = Figure {
+            title: "marks".into(),
+            x_desc: "time (s)".into(),
+            size: (900, 600),
+            panels: vec![
+                Panel {
+                    y_desc: "current (A)".into(),
+                    series: vec![
+                        Series { name: "top line".into(), ..line(vec![(0.0, 10.0), (9.0, 10.0)]) },
+                        Series { name: "bottom line".into(), ..line(vec![(0.0, 0.0), (9.0, 0.0)]) },
+                    ],
+                    ..Panel::default()
+                },
+                Panel {
+                    lanes: vec!["switch closed".into()],
+                    series: vec![lane(0, "", &t, &on, color(1))],
+                    ..Panel::default()
+                },
+            ],
+            marks: vec![Mark { x: 5.0, label: "5 s short circuit trip".into(), color: RED.to_rgba() }],
+        };
+        fig.render(&dir, "m", Formats::SVG).unwrap();
+        let svg = std::fs::read_to_string(dir.join("m.svg")).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let text_x = |s: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name("text") && n.text().is_some_and(|t| t.trim() == s))
+                .and_then(|n| n.attribute("x"))
+                .and_then(|x| x.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no text {s:?}"))
+        };
+        let strip_x = f64::from(900 - LEGEND_STRIP_PX);
+        for s in ["top line", "bottom line", "5 s short circuit trip"] {
+            assert!(text_x(s) >= strip_x, "{s} at x = {} inside the plot area", text_x(s));
+        }
+        assert!(text_x("1") < strip_x, "the mark's number is on the plot");
+        let plot_left = f64::from(MARGIN_PX + "switch closed".len() as u32 * LANE_CHAR_PX + 16);
+        assert!(text_x("switch closed") <= plot_left, "the lane's name is its y label");
+        // the lane: one change, drawn as a step at the first row that shows it
+        assert_eq!(lane(0, "", &t, &on, color(1)).points, vec![(0.0, 0.3), (5.0, 0.3), (5.0, -0.3), (9.0, -0.3)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

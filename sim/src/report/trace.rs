@@ -549,3 +549,123 @@ fn transient_figure(scenario: &Scenario, rec: &TransientRecord, k: usize) -> Fig
     figure.marks.sort_by(|a, b| a.x.total_cmp(&b.x));
     figure
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `text` into `dir/<name>/trace.csv` and returns the scenario and its summary.
+    fn run_into(dir: &Path, text: &str) -> (Scenario, Summary) {
+        let scenario = Scenario::parse(text, Path::new("t.toml")).unwrap();
+        let run_dir = dir.join(&scenario.name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let mut trace = std::io::BufWriter::new(std::fs::File::create(run_dir.join("trace.csv")).unwrap());
+        let summary = crate::runner::run(&scenario, Some(&mut trace)).unwrap();
+        std::io::Write::flush(&mut trace).unwrap();
+        (scenario, summary)
+    }
+
+    fn texts(svg: &str) -> Vec<String> {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+        doc.descendants().filter_map(|n| n.text()).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
+    }
+
+    const SHORT: &str = "name = \"plot-sc\"\nvariant = 12\nseed = 3\ninitial_soc = 0.8\n\
+        [firmware]\nregisters = { sc_auto_retry = 1, sc_retry_s = 4 }\n\
+        [[event]]\nat_s = 5\ntransient = \"short_circuit\"\n\
+        [[segment]]\nkind = \"discharge\"\ncurrent_a = 20.0\nduration_s = 12\n";
+
+    /// Issue 21 item 7: trace.svg marks the run's events and trips (from the
+    /// summary's metrics and the scenario's events), has the switch/fault
+    /// panel and names the SOC method; transient.svg is the event's µs waveform.
+    #[test]
+    fn issue_21_trace_plot_marks_events_trips_and_the_transient() {
+        let dir = std::env::temp_dir().join(format!("smartpro-trace-plot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (scenario, summary) = run_into(&dir, SHORT);
+        let files = plot_run(&dir.join("plot-sc"), &scenario, &summary).unwrap();
+        assert_eq!(files, vec![dir.join("plot-sc/trace.svg"), dir.join("plot-sc/transient.svg")]);
+        let t = texts(&std::fs::read_to_string(&files[0]).unwrap());
+        let has = |s: &str| t.iter().any(|x| x.contains(s));
+        let trip_s = summary.outcomes["short_circuit_trip_time_s"];
+        let off_s = summary.outcomes["switch_off_time_s"];
+        assert!(has(&format!("{} s short circuit trip", fmt_s(trip_s))), "{t:?}");
+        assert!(has(&format!("{} s main switch opened (board)", fmt_s(off_s))), "{t:?}");
+        // a long label wraps onto a second row
+        assert!(has("5 s event: short circuit (µs waveform:") && has("transient.svg)"), "{t:?}");
+        for lane in ["board switch closed", "load output on (LVP)", "charger output on (OVP)", "fault: short circuit"] {
+            assert!(t.iter().any(|x| x == lane), "no lane {lane:?} in {t:?}");
+        }
+        assert!(has("board: Ah counting (soc_method = 0)"), "{t:?}");
+        for panel in ["current (A)", "voltage (V)", "SOC (%)", "temperature (°C)"] {
+            assert!(t.iter().any(|x| x == panel), "no panel {panel:?}");
+        }
+        assert!(has("datasheet max error"), "error bands named: {t:?}");
+        // the waveform is the run's own event
+        let w = texts(&std::fs::read_to_string(&files[1]).unwrap());
+        let peak = summary.outcomes["transient_peak_current_a"];
+        assert!(w.iter().any(|x| x.contains(&format!("µs-resolved (peak {peak:.0} A, PASS)"))), "{w:?}");
+        assert!(w.iter().any(|x| x.contains("µs comparator trip")), "{w:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The replay with the waveform record on reproduces the run's event exactly.
+    #[test]
+    fn issue_21_replayed_transient_is_the_runs_own() {
+        let scenario = Scenario::parse(SHORT, Path::new("t.toml")).unwrap();
+        let summary = crate::runner::run(&scenario, None).unwrap();
+        let records = replay_transients(&scenario).unwrap();
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert!(r.outcome.samples.len() > 50, "{} samples", r.outcome.samples.len());
+        assert!((r.start_s - 5.0).abs() < 1e-9, "{}", r.start_s);
+        let m = &r.outcome.metrics;
+        for (metric, v) in [
+            ("transient_peak_current_a", m.peak_current_a),
+            ("transient_arrester_energy_j", m.arrester_energy_j),
+            ("transient_switch_i2t_a2s", m.switch_i2t_a2s),
+        ] {
+            assert_eq!(summary.outcomes[metric], v, "{metric}");
+        }
+        // the waveform's largest sample is the peak the metrics report (to the record's µs grid)
+        let max = r.outcome.samples.iter().map(|s| s.current_a.abs()).fold(0.0, f64::max);
+        assert!(max <= m.peak_current_a && max > 0.97 * m.peak_current_a, "{max} vs {}", m.peak_current_a);
+    }
+
+    /// Issue 15 item 5: with [lipro] and [powerpro] the plot shows the cells
+    /// (voltages with the LiPro thresholds, temperatures, balancing) and the
+    /// companions' lanes; a missing column is a clear error.
+    #[test]
+    fn issue_15_trace_plot_shows_the_cells() {
+        let dir = std::env::temp_dir().join(format!("smartpro-trace-cells-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = "name = \"plot-cells\"\nvariant = 12\nseed = 5\ninitial_soc = 0.5\n[lipro]\n[powerpro]\n\
+                    [[segment]]\nkind = \"charge\"\ncurrent_a = 10.0\nduration_s = 20\n";
+        let (scenario, summary) = run_into(&dir, text);
+        let files = plot_run(&dir.join("plot-cells"), &scenario, &summary).unwrap();
+        assert_eq!(files.len(), 1, "no transient: {files:?}");
+        let t = texts(&std::fs::read_to_string(&files[0]).unwrap());
+        let lipro = scenario.lipro.as_ref().unwrap();
+        for s in [
+            "cell voltage (V)".to_owned(),
+            "cell temperature (°C)".to_owned(),
+            "balancing (cells bleeding)".to_owned(),
+            "cell 1".to_owned(),
+            "cell 4".to_owned(),
+            format!("LiPro UV threshold {} V", lipro.uv_v),
+            format!("LiPro OV threshold {} V", lipro.ov_v),
+            "LiPro LVP loop held".to_owned(),
+            "PowerPro switch closed".to_owned(),
+            "fuse intact".to_owned(),
+        ] {
+            assert!(t.contains(&s), "no {s:?} in {t:?}");
+        }
+        assert!(!t.iter().any(|x| x == "cell 5"), "a 12 V pack has 4 cells");
+        let trace = dir.join("plot-cells/trace.csv");
+        let csv = std::fs::read_to_string(&trace).unwrap().replacen("cell2_temp_c", "x", 1);
+        std::fs::write(&trace, csv).unwrap();
+        let e = plot_run(&dir.join("plot-cells"), &scenario, &summary).unwrap_err();
+        assert!(format!("{e:#}").contains("no column \"cell2_temp_c\""), "{e:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
