@@ -122,8 +122,9 @@ pub enum LegendPlace {
     Outside,
 }
 
-/// Width of the legend strip right of the plot areas (px).
-pub const LEGEND_STRIP_PX: u32 = 370;
+/// Widest and narrowest legend strip right of the plot areas (px): as wide
+/// as its longest row needs within these (longer rows wrap).
+pub const LEGEND_STRIP_PX: (u32, u32) = (370, 160);
 /// Legend rows (px), the text's size, an average character's width at that size.
 const LEGEND_ROW_PX: i32 = 17;
 const LEGEND_FONT_PX: u32 = 13;
@@ -299,9 +300,12 @@ pub fn legend_place(
                 s.points.len() == 1 && inside(s.points[0])
                     || s.points.windows(2).any(|w| segment_in_box(w[0], w[1], bx, by))
             }
-        }) || panel.bands.iter().flat_map(|b| &b.points).any(|&(x, lo, hi)| {
-            (bx.0..=bx.1).contains(&x) && lo <= by.1 && hi >= by.0
-        }) || panel.limits.iter().any(|(l, _)| (by.0..=by.1).contains(l))
+        }) || panel
+            .bands
+            .iter()
+            .flat_map(|b| &b.points)
+            .any(|&(x, lo, hi)| (bx.0..=bx.1).contains(&x) && lo <= by.1 && hi >= by.0)
+            || panel.limits.iter().any(|(l, _)| (by.0..=by.1).contains(l))
             || marks.iter().any(|m| (bx.0..=bx.1).contains(m))
     };
     let (left, right) = ((x0, x0 + bw), (x1 - bw, x1));
@@ -322,7 +326,11 @@ pub fn legend_place(
 pub fn tick_label(v: f64, span: f64) -> String {
     let decimals = if span > 0.0 && span.is_finite() { (-(span / 10.0).log10()).ceil().clamp(0.0, 6.0) } else { 0.0 };
     let s = format!("{v:.*}", decimals as usize);
-    if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { s.trim_start_matches('-').to_owned() } else { s }
+    if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+        s.trim_start_matches('-').to_owned()
+    } else {
+        s
+    }
 }
 
 /// The title's lines and size so that it fits `width_px`: one line at up
@@ -334,11 +342,8 @@ fn title_layout(title: &str, width_px: f64) -> (Vec<String>, f64) {
         return (vec![title.to_owned()], fit(n).floor());
     }
     let mid = title.len() / 2;
-    let split = title
-        .char_indices()
-        .filter(|&(_, c)| c == ' ')
-        .min_by_key(|&(i, _)| i.abs_diff(mid))
-        .map_or(mid, |(i, _)| i);
+    let split =
+        title.char_indices().filter(|&(_, c)| c == ' ').min_by_key(|&(i, _)| i.abs_diff(mid)).map_or(mid, |(i, _)| i);
     let (a, b) = title.split_at(split);
     let (a, b) = (a.trim().to_owned(), b.trim().to_owned());
     let size = fit(a.chars().count().max(b.chars().count())).max(TITLE_PX.1 - 2.0).floor();
@@ -374,8 +379,9 @@ impl Figure {
         // every panel's y label area as wide as the longest lane name needs (the x axes stay aligned)
         let lane_chars = self.panels.iter().flat_map(|p| &p.lanes).map(|l| l.chars().count()).max().unwrap_or(0);
         let y_label_px = Y_LABEL_PX.max(lane_chars as u32 * LANE_CHAR_PX + 16);
+        let strip_w = self.strip_px();
         let plot_px = |area_h: u32, strip: bool| {
-            let strip = if strip { LEGEND_STRIP_PX } else { 0 };
+            let strip = if strip { strip_w } else { 0 };
             (
                 f64::from(w.saturating_sub(2 * MARGIN_PX + y_label_px + strip)),
                 f64::from(area_h.saturating_sub(2 * MARGIN_PX + X_LABEL_PX)),
@@ -390,16 +396,17 @@ impl Figure {
         };
         // A strip for all panels (their x axes stay aligned) when a legend fits in no corner or marks need a list.
         let strip = !self.marks.is_empty()
-            || place(false).iter().zip(&self.panels).any(|(p, panel)| {
-                *p == LegendPlace::Outside && !legend_entries(panel).is_empty()
-            });
+            || place(false)
+                .iter()
+                .zip(&self.panels)
+                .any(|(p, panel)| *p == LegendPlace::Outside && !legend_entries(panel).is_empty());
         let places = if strip { vec![LegendPlace::Outside; self.panels.len()] } else { place(false) };
         let last = self.panels.len().saturating_sub(1);
         for (k, ((area, panel), place)) in areas.iter().zip(&self.panels).zip(places).enumerate() {
             let (y0, y1) = y_range(panel);
             let (chart_area, strip_area) = if strip {
                 let (aw, _) = area.dim_in_pixel();
-                let (a, b) = area.split_horizontally(aw.saturating_sub(LEGEND_STRIP_PX));
+                let (a, b) = area.split_horizontally(aw.saturating_sub(strip_w));
                 (a, Some(b))
             } else {
                 (area.clone(), None)
@@ -473,7 +480,12 @@ impl Figure {
             }
             let mut rows = legend_entries(panel);
             if k == last && !self.marks.is_empty() {
-                rows.extend(self.marks.iter().enumerate().map(|(i, m)| (Swatch::Number(format!("{}", i + 1), m.color), m.label.clone())));
+                rows.extend(
+                    self.marks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| (Swatch::Number(format!("{}", i + 1), m.color), m.label.clone())),
+                );
             }
             if rows.is_empty() {
                 continue;
@@ -508,12 +520,30 @@ impl Figure {
         root.present().map_err(e)
     }
 
+    /// The legend strip's width: its longest row's, within [`LEGEND_STRIP_PX`].
+    pub fn strip_px(&self) -> u32 {
+        let chars = self
+            .panels
+            .iter()
+            .flat_map(legend_entries)
+            .map(|r| r.1)
+            .chain(self.marks.iter().map(|m| m.label.clone()))
+            .map(|t| t.chars().count())
+            .max()
+            .unwrap_or(0);
+        let need = legend_box_px(1, chars).0 as u32 + 2 * LEGEND_PAD_PX as u32;
+        need.clamp(LEGEND_STRIP_PX.1, LEGEND_STRIP_PX.0)
+    }
+
     /// The marks' numbers at the top of the first panel; marks closer than
     /// 16 px share one label ("1,2").
     fn draw_mark_numbers<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
-        chart: &ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+        chart: &ChartContext<
+            DB,
+            Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+        >,
         top_px: i32,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         let mut groups: Vec<(i32, String, RGBAColor)> = Vec::new();
@@ -775,7 +805,11 @@ mod tests {
         assert_eq!(place(&full, &[]), LegendPlace::Outside);
         // dots count, and a legend too big for a corner goes outside
         let dots = Panel {
-            series: vec![Series { style: Style::Points, points: vec![(0.2, 9.8), (9.8, 9.8), (9.8, 0.2), (0.2, 0.2)], ..line(vec![]) }],
+            series: vec![Series {
+                style: Style::Points,
+                points: vec![(0.2, 9.8), (9.8, 9.8), (9.8, 0.2), (0.2, 0.2)],
+                ..line(vec![])
+            }],
             ..Panel::default()
         };
         assert_eq!(place(&dots, &[]), LegendPlace::Outside);
@@ -799,7 +833,12 @@ mod tests {
         let wide = Panel { series: vec![line(vec![(0.0, 0.0), (1.0, 30.0)])], min_span: 2.0, ..Panel::default() };
         assert_eq!(y_range(&wide), padded(0.0, 30.0));
         // from zero: widened upwards
-        let small = Panel { series: vec![line(vec![(0.0, 0.1), (1.0, 0.2)])], y_from_zero: true, min_span: 4.0, ..Panel::default() };
+        let small = Panel {
+            series: vec![line(vec![(0.0, 0.1), (1.0, 0.2)])],
+            y_from_zero: true,
+            min_span: 4.0,
+            ..Panel::default()
+        };
         assert_eq!(y_range(&small), padded(0.0, 4.0));
         // lanes are fixed
         let lanes = Panel { lanes: vec!["a".into(), "b".into()], ..Panel::default() };
@@ -866,7 +905,7 @@ mod tests {
                 .and_then(|x| x.parse::<f64>().ok())
                 .unwrap_or_else(|| panic!("no text {s:?}"))
         };
-        let strip_x = f64::from(900 - LEGEND_STRIP_PX);
+        let strip_x = f64::from(900 - fig.strip_px());
         for s in ["top line", "bottom line", "5 s short circuit trip"] {
             assert!(text_x(s) >= strip_x, "{s} at x = {} inside the plot area", text_x(s));
         }

@@ -13,7 +13,6 @@
 //! last event is checked against the summary's `transient_*` metrics
 //! before it is drawn.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -82,9 +81,9 @@ impl Trace {
             .into_iter()
             .enumerate()
             .map(|(n, c)| {
-                c.trim().parse().with_context(|| {
-                    format!("{}:{}: {name} = {c:?} is not a number", self.path.display(), n + 2)
-                })
+                c.trim()
+                    .parse()
+                    .with_context(|| format!("{}:{}: {name} = {c:?} is not a number", self.path.display(), n + 2))
             })
             .collect()
     }
@@ -201,13 +200,21 @@ fn time_unit(end_s: f64) -> (&'static str, f64) {
 
 /// The truth ± a datasheet error as a band.
 fn band(name: String, points: &[(f64, f64)], err: f64) -> Band {
-    Band { name, color: RGBColor(120, 170, 255).mix(0.3), points: points.iter().map(|&(t, y)| (t, y - err, y + err)).collect() }
+    Band {
+        name,
+        color: RGBColor(120, 170, 255).mix(0.3),
+        points: points.iter().map(|&(t, y)| (t, y - err, y + err)).collect(),
+    }
 }
 
 fn truth_and_board(t: &[f64], truth: &[f64], board: &[f64], board_name: &str) -> Vec<Series> {
+    truth_named_and_board("true", t, truth, board, board_name)
+}
+
+fn truth_named_and_board(truth_name: &str, t: &[f64], truth: &[f64], board: &[f64], board_name: &str) -> Vec<Series> {
     vec![
         Series {
-            name: "true".into(),
+            name: truth_name.into(),
             color: plot::color(0).mix(0.45),
             width: 4,
             style: Style::Line,
@@ -236,6 +243,7 @@ pub fn trace_figure(trace_path: &Path, scenario: &Scenario, summary: &Summary) -
     let current_err_a = models::variant::CURRENT_TOTAL_ERROR_PCT_FS / 100.0 * models::variant::CURRENT_RANGE_A;
     let voltage_err_v = models::variant::VOLTAGE_TOTAL_ERROR_PCT_FS / 100.0 * variant.voltage_range_v();
 
+    let method = soc_method_text(scenario)?;
     let true_i = tr.f64("true_current_a")?;
     let true_v = tr.f64("true_voltage_v")?;
     let mut panels = vec![
@@ -263,18 +271,28 @@ pub fn trace_figure(trace_path: &Path, scenario: &Scenario, summary: &Summary) -
         },
         Panel {
             y_desc: "SOC (%)".into(),
-            series: truth_and_board(
+            series: truth_named_and_board(
+                if method.contains("temperature-compensated") {
+                    "true (charge SOC; that method estimates the usable SOC)"
+                } else {
+                    "true"
+                },
                 &t,
                 &tr.f64("true_soc_pct")?,
                 &tr.f64("board_soc_pct")?,
-                &format!("board: {}", soc_method_text(scenario)?),
+                &format!("board: {method}"),
             ),
             min_span: MIN_SPAN_SOC_PCT,
             ..Panel::default()
         },
         Panel {
             y_desc: "temperature (°C)".into(),
-            series: truth_and_board(&t, &tr.f64("true_temp_c")?, &tr.f64("meas_temp_c")?, "measured (board, 0.1 °C steps)"),
+            series: truth_and_board(
+                &t,
+                &tr.f64("true_temp_c")?,
+                &tr.f64("meas_temp_c")?,
+                "measured (board, 0.1 °C steps)",
+            ),
             min_span: MIN_SPAN_TEMP_C,
             ..Panel::default()
         },
@@ -394,11 +412,8 @@ fn state_panel(tr: &Trace, t: &[f64]) -> anyhow::Result<Panel> {
         lanes.push(("PowerPro tripped".into(), trip.iter().map(|s| s.trim() != "none").collect()));
         lanes.push(("fuse intact".into(), tr.f64("fuse_state")?.into_iter().map(|v| v == 0.0).collect()));
     }
-    let fault_words: Vec<u16> = tr
-        .f64("faults")?
-        .into_iter()
-        .map(|v| u16::try_from(v as i64).unwrap_or(u16::MAX))
-        .collect();
+    let fault_words: Vec<u16> =
+        tr.f64("faults")?.into_iter().map(|v| u16::try_from(v as i64).unwrap_or(u16::MAX)).collect();
     for (bit, name) in faults::NAMES {
         let set: Vec<bool> = fault_words.iter().map(|w| w & bit != 0).collect();
         if set.iter().any(|&s| s) {
@@ -513,7 +528,8 @@ pub fn plot_run(dir: &Path, scenario: &Scenario, summary: &Summary) -> anyhow::R
                 color: EVENT.to_rgba(),
             }),
         }
-        written.extend(transient_figure(scenario, rec, k).render(dir, &stem, Formats::SVG).map_err(anyhow::Error::msg)?);
+        written
+            .extend(transient_figure(scenario, rec, k).render(dir, &stem, Formats::SVG).map_err(anyhow::Error::msg)?);
     }
     figure.marks.sort_by(|a, b| a.x.total_cmp(&b.x));
     let mut files = figure.render(dir, "trace", Formats::SVG).map_err(anyhow::Error::msg)?;
@@ -522,10 +538,11 @@ pub fn plot_run(dir: &Path, scenario: &Scenario, summary: &Summary) -> anyhow::R
 }
 
 /// One event's µs waveform: current, switch voltage and arrester power
-/// from the event ([`crate::sweep::plot::waveform_figure`]'s panels).
+/// from the event, its trip, switch-off and zero marked
+/// ([`crate::sweep::plot::waveform_figure`]).
 fn transient_figure(scenario: &Scenario, rec: &TransientRecord, k: usize) -> Figure {
     let m = &rec.outcome.metrics;
-    let mut figure = crate::sweep::plot::waveform_figure(
+    crate::sweep::plot::waveform_figure(
         &format!(
             "{}: transient event {} at {} s, µs-resolved (peak {:.0} A, {})",
             scenario.name,
@@ -536,18 +553,7 @@ fn transient_figure(scenario: &Scenario, rec: &TransientRecord, k: usize) -> Fig
         ),
         &rec.outcome,
         &scenario.transient,
-    );
-    let mut at: BTreeMap<&str, Option<f64>> = BTreeMap::new();
-    at.insert("comparator trip", m.trip_us);
-    at.insert("switch off", m.switch_off_us);
-    at.insert("current zero", m.time_to_zero_us);
-    figure.marks = at
-        .into_iter()
-        .filter_map(|(what, us)| us.map(|us| (what, us)))
-        .map(|(what, us)| Mark { x: us, label: format!("{us:.1} µs {what}"), color: TRIP.to_rgba() })
-        .collect();
-    figure.marks.sort_by(|a, b| a.x.total_cmp(&b.x));
-    figure
+    )
 }
 
 #[cfg(test)]

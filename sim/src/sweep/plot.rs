@@ -12,7 +12,7 @@ use plotters::style::{BLUE, Color as _, RED};
 
 use super::region::{Param, plot_axes};
 use super::{CaseResult, Study};
-use crate::report::plot::{Figure, Formats, Panel, Series, Style, color};
+use crate::report::plot::{Figure, Formats, Mark, Panel, Series, Style, color};
 
 /// One metric plot.
 struct MetricPlot {
@@ -89,8 +89,10 @@ fn series_of(study: &Study, series: Option<usize>, r: &CaseResult) -> usize {
 fn series_name(study: &Study, series: Option<usize>, g: usize) -> String {
     series.map_or_else(String::new, |s| {
         let (name, unit) = param_name_unit(&study.axes[s].param);
-        let unit = if unit.is_empty() || study.axes[s].labels[g].parse::<f64>().is_err() { "" } else { unit };
-        format!("{name} {}{}{unit}", study.axes[s].labels[g], if unit.is_empty() || unit == "%" { "" } else { " " })
+        let label = &study.axes[s].labels[g];
+        // a unit only after a number ("35 mm²", not "arrester = 40kW-type mm²")
+        let unit = if unit.is_empty() || label.parse::<f64>().is_err() { String::new() } else { format!(" {unit}") };
+        format!("{name} = {label}{unit}")
     })
 }
 
@@ -297,7 +299,9 @@ fn energy_vs_inductance(study: &Study, results: &[CaseResult], series: Option<us
     }
 }
 
-/// Current, switch voltage and arrester power of one event against time.
+/// Current, switch voltage and arrester power of one event against time,
+/// with the comparator's trip, the switch fully off and the current's zero
+/// marked at the times the event's metrics give.
 pub fn waveform_figure(title: &str, outcome: &Outcome, params: &TransientParams) -> Figure {
     let s = &outcome.samples;
     let m = &outcome.metrics;
@@ -310,6 +314,13 @@ pub fn waveform_figure(title: &str, outcome: &Outcome, params: &TransientParams)
     };
     let peak = params.limits.peak_current_a;
     let v_ds = m.switch_voltage_rating_v;
+    let mut marks: Vec<Mark> =
+        [("comparator trip", m.trip_us), ("switch off", m.switch_off_us), ("current zero", m.time_to_zero_us)]
+            .into_iter()
+            .filter_map(|(what, us)| us.map(|us| (what, us)))
+            .map(|(what, us)| Mark { x: us, label: format!("{us:.1} µs {what}"), color: RED.to_rgba() })
+            .collect();
+    marks.sort_by(|a, b| a.x.total_cmp(&b.x));
     Figure {
         title: title.into(),
         x_desc: "time from the fault (µs)".into(),
@@ -337,6 +348,48 @@ pub fn waveform_figure(title: &str, outcome: &Outcome, params: &TransientParams)
                 ..Panel::default()
             },
         ],
-        ..Figure::default()
+        marks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21 item 7: study axes are labelled with the documented names and units, not raw keys.
+    #[test]
+    fn issue_21_study_axes_have_documented_names_and_units() {
+        assert_eq!(param_label("load_line.length_m"), "load line length, one way (m)");
+        assert_eq!(param_label("load_line.cross_section_mm2"), "load line cross-section (mm²)");
+        assert_eq!(param_label("battery.temperature_c"), "battery temperature (°C)");
+        assert_eq!(param_label("battery.cell_r0_ohm"), "cell R0 at 25 °C (Ω)");
+        assert_eq!(param_label("event.position"), "fault position (0 = board terminals, 1 = far end)");
+        // undocumented keys: named from the key, the unit from its suffix
+        assert_eq!(param_label("battery_line.inductance_uh"), "battery line inductance (µH)");
+        assert_eq!(param_label("arrester"), "arrester");
+        for (key, _) in PARAM_NAMES {
+            assert!(!param_label(key).contains('_'), "{key}: {}", param_label(key));
+        }
+    }
+
+    /// Every limit line says what it is and its unit.
+    #[test]
+    fn issue_21_limits_have_units() {
+        for m in METRIC_PLOTS.iter().filter(|m| m.limit.is_some()) {
+            assert!(!m.limit_name.is_empty() && !m.unit.is_empty(), "{}", m.stem);
+            assert!(m.y_desc.ends_with(&format!("({})", m.unit)), "{}: {} vs {}", m.stem, m.y_desc, m.unit);
+        }
+        let params = TransientParams::default();
+        let outcome = models::transient::simulate(
+            &params,
+            models::variant::Variant::V12,
+            &params.battery.state(models::variant::Variant::V12),
+            &models::transient::EventParams::default(),
+            true,
+        )
+        .unwrap();
+        let fig = waveform_figure("w", &outcome, &params);
+        let limits: Vec<&str> = fig.panels.iter().flat_map(|p| &p.limits).map(|l| l.1.as_str()).collect();
+        assert_eq!(limits, ["datasheet max peak current: 1300 A", "switch V_DS rating: 40 V"]);
     }
 }
