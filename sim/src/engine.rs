@@ -232,6 +232,8 @@ struct Transients {
     active: Option<Box<ActiveEvent>>,
     /// The last finished transient event's outcome.
     last: Option<models::transient::Outcome>,
+    /// Keep each event's µs waveform in its outcome (a plot's replay; results do not depend on it).
+    record: bool,
 }
 
 /// A transient event in progress inside the engine's ticks.
@@ -346,7 +348,13 @@ impl Engine {
             thermal,
             switch,
             chain,
-            transient: Transients { params: scenario.transient, sc_latched: false, active: None, last: None },
+            transient: Transients {
+                params: scenario.transient,
+                sc_latched: false,
+                active: None,
+                last: None,
+                record: false,
+            },
             board,
             inputs: Inputs::codes(0, 0, 0),
             outputs: Outputs::IDLE,
@@ -571,11 +579,18 @@ impl Engine {
             current_a: self.truth.current_a - heater_a,
         };
         let event = EventParams { kind, at_us: 0.0, fault_resistance_mohm, position };
-        let run = EventRun::start(&self.transient.params, self.variant, &state, &event, false)
+        let run = EventRun::start(&self.transient.params, self.variant, &state, &event, self.transient.record)
             .map_err(EngineError::Transient)?;
         let totals = *run.circuit().totals();
         self.transient.active = Some(Box::new(ActiveEvent { run, t_s: 0.0, totals, latched: false }));
         Ok(())
+    }
+
+    /// From now on, transient events keep their µs waveform in
+    /// [`Self::last_transient`]'s `samples` (for plots). The circuit's figures
+    /// do not depend on it (models' `record_resolution_is_the_grid_and_metrics_do_not_depend_on_it`).
+    pub fn record_transient_waveforms(&mut self, on: bool) {
+        self.transient.record = on;
     }
 
     /// A transient event is running.

@@ -21,7 +21,9 @@ pub struct Cmd {
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
     /// Also write `<name>/trace.svg`: true vs measured vs estimated current, voltage, SOC and temperature
-    /// over time (long traces decimated, keeping peaks).
+    /// over time (long traces decimated, keeping peaks), the cells (with `[lipro]`), switches, outputs and
+    /// faults, the run's events and trips marked; and `<name>/transient.svg`, each transient event's µs
+    /// waveform.
     #[arg(long)]
     pub plots: bool,
 }
@@ -65,7 +67,7 @@ pub fn execute(cmd: &Cmd) -> u8 {
         }
         let result = run_one(&scenario, &cmd.out).and_then(|summary| {
             if cmd.plots {
-                plot_trace(&cmd.out.join(&scenario.name), &scenario.name)?;
+                plot_trace(&cmd.out.join(&scenario.name), &scenario, &summary)?;
             }
             Ok(summary)
         });
@@ -209,84 +211,11 @@ pub fn run_one(scenario: &Scenario, out: &Path) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The trace plot's panels: y label, then (column, legend) of true, measured / estimated.
-const TRACE_PANELS: [(&str, [(&str, &str); 2]); 4] = [
-    ("current (A)", [("true_current_a", "true"), ("meas_current_a", "measured (board)")]),
-    ("voltage (V)", [("true_voltage_v", "true"), ("meas_voltage_v", "measured (board)")]),
-    ("SOC (%)", [("true_soc_pct", "true"), ("board_soc_pct", "estimated (board, selected method)")]),
-    ("temperature (°C)", [("true_temp_c", "true"), ("meas_temp_c", "measured (board)")]),
-];
-
-/// Writes `trace.svg` beside `trace.csv` in `dir`: one panel each for
-/// current, voltage, SOC and temperature, the truth against what the board
-/// measured or estimated, decimated to [`MAX_TRACE_POINTS`] per series.
-///
-/// [`MAX_TRACE_POINTS`]: crate::report::plot::MAX_TRACE_POINTS
-pub fn plot_trace(dir: &Path, title: &str) -> anyhow::Result<PathBuf> {
-    use crate::report::plot::{self, Figure, Formats, MAX_TRACE_POINTS, Panel, Series, Style};
-    use plotters::style::Color as _;
-    let trace_path = dir.join("trace.csv");
-    let text = fs::read_to_string(&trace_path).with_context(|| format!("reading {}", trace_path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let column = |name: &str| {
-        header.iter().position(|h| *h == name).with_context(|| format!("{}: no column {name:?}", trace_path.display()))
-    };
-    let t_col = column("t_s")?;
-    let wanted: Vec<usize> =
-        TRACE_PANELS.iter().flat_map(|(_, s)| s.iter().map(|(c, _)| column(c))).collect::<anyhow::Result<_>>()?;
-    let mut t_s = Vec::new();
-    let mut cols: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
-    for (n, line) in lines.enumerate() {
-        let cells: Vec<&str> = line.split(',').collect();
-        let cell = |i: usize| -> anyhow::Result<f64> {
-            let c = cells.get(i).copied().unwrap_or_default();
-            c.trim().parse().with_context(|| format!("{}:{}: {:?} is not a number", trace_path.display(), n + 2, c))
-        };
-        t_s.push(cell(t_col)?);
-        for (col, &i) in cols.iter_mut().zip(&wanted) {
-            col.push(cell(i)?);
-        }
-    }
-    let end_s = t_s.last().copied().unwrap_or(0.0);
-    let (unit, scale) = if end_s > 3.0 * 3600.0 {
-        ("h", 1.0 / 3600.0)
-    } else if end_s > 600.0 {
-        ("min", 1.0 / 60.0)
-    } else {
-        ("s", 1.0)
-    };
-    let t: Vec<f64> = t_s.iter().map(|x| x * scale).collect();
-    let mut cols = cols.into_iter();
-    let panels = TRACE_PANELS
-        .iter()
-        .map(|(y_desc, series)| Panel {
-            y_desc: (*y_desc).into(),
-            series: series
-                .iter()
-                .zip(cols.by_ref())
-                .enumerate()
-                .map(|(i, ((_, name), y))| Series {
-                    name: (*name).into(),
-                    // the truth wide and light, the board's value narrow and dark on top
-                    color: if i == 0 { plot::color(0).mix(0.45) } else { plot::color(1) },
-                    width: if i == 0 { 4 } else { 1 },
-                    style: Style::Line,
-                    points: plot::decimate(&t, &y, MAX_TRACE_POINTS),
-                })
-                .collect(),
-            limits: Vec::new(),
-            y_from_zero: false,
-        })
-        .collect();
-    let figure = Figure {
-        title: format!("{title}: true vs measured vs estimated"),
-        x_desc: format!("time ({unit})"),
-        size: (1000, 1100),
-        panels,
-    };
-    let files = figure.render(dir, "trace", Formats::SVG).map_err(anyhow::Error::msg)?;
-    files.into_iter().next().context("no plot written")
+/// Writes `trace.svg` beside `trace.csv` in `dir`, and `transient.svg` for
+/// each transient event of the run ([`crate::report::trace::plot_run`]);
+/// returns the files written.
+pub fn plot_trace(dir: &Path, scenario: &Scenario, summary: &Summary) -> anyhow::Result<Vec<PathBuf>> {
+    crate::report::trace::plot_run(dir, scenario, summary)
 }
 
 #[cfg(test)]
@@ -327,40 +256,5 @@ mod tests {
         assert!(xml.contains(r#"tests="3" failures="1" errors="1""#), "{xml}");
         assert!(xml.contains("final_soc_error_pct = 2.000000, expected ≤ 1"), "{xml}");
         assert!(xml.contains("broken &lt;x&gt;") && xml.contains("unknown field `bogus`"), "{xml}");
-    }
-
-    /// `run --plots`: a scenario's trace.svg is well-formed SVG with the four
-    /// panels, each with the truth and the board's value.
-    #[test]
-    fn plots_draw_four_panels_of_true_vs_board() {
-        let dir = std::env::temp_dir().join(format!("smartpro-run-plots-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let text = "name = \"plot-me\"\nvariant = 12\nseed = 3\ninitial_soc = 0.8\nadc_rate_hz = 100\n\
-                    trace_interval_s = 0.5\n[[segment]]\nkind = \"discharge\"\ncurrent_a = 50.0\nduration_s = 40\n\
-                    [[segment]]\nkind = \"rest\"\nduration_s = 20\n";
-        let scenario = Scenario::parse(text, Path::new("plot-me.toml")).unwrap();
-        run_one(&scenario, &dir).unwrap();
-        let svg_path = plot_trace(&dir.join("plot-me"), "plot-me").unwrap();
-        assert_eq!(svg_path, dir.join("plot-me/trace.svg"));
-        let svg = fs::read_to_string(&svg_path).unwrap();
-        let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
-        assert_eq!(doc.root_element().tag_name().name(), "svg");
-        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).map(str::trim).collect();
-        for (y_desc, series) in TRACE_PANELS {
-            assert!(texts.contains(&y_desc), "no panel {y_desc:?} in {texts:?}");
-            for (_, legend) in series {
-                assert!(texts.contains(&legend), "no series {legend:?}");
-            }
-        }
-        // 4 panels × (truth + board) lines, each with its legend swatch
-        let lines = doc.descendants().filter(|n| n.has_tag_name("polyline")).count();
-        assert!(lines >= 8, "{lines} polylines");
-        // a missing column is a clear error, not a panic
-        let trace = dir.join("plot-me/trace.csv");
-        let t = fs::read_to_string(&trace).unwrap().replacen("meas_temp_c", "x", 1);
-        fs::write(&trace, t).unwrap();
-        let e = plot_trace(&dir.join("plot-me"), "plot-me").unwrap_err();
-        assert!(format!("{e:#}").contains("no column \"meas_temp_c\""), "{e:#}");
-        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// The font PNG text is drawn with (SVG names `sans-serif` and leaves it to the viewer).
 const FONT_TTF: &[u8] = include_bytes!("fonts/DejaVuSans-subset.ttf");
@@ -58,24 +59,87 @@ pub struct Series {
 }
 
 /// One chart of a figure.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Panel {
     pub y_desc: String,
     pub series: Vec<Series>,
-    /// Horizontal limit lines (red), with their legend text.
+    /// Horizontal limit lines (red), with their legend text (give the unit: "1300 A peak rating").
     pub limits: Vec<(f64, String)>,
     /// Start the y axis at 0 (or below, if values are negative).
     pub y_from_zero: bool,
+    /// The y axis spans at least this (y units), so that a flat reading
+    /// quantised to its resolution (0.1 °C) stays a flat line and not a
+    /// jagged "error" filling the panel. 0: the data's own span.
+    pub min_span: f64,
+    /// A state panel: lane `k` is a digital signal drawn between `k − 0.3`
+    /// (off) and `k + 0.3` (on) ([`lane`]), its name the y label at `k`.
+    pub lanes: Vec<String>,
+    /// Shaded bands (e.g. the truth ± the datasheet's accuracy), under the series.
+    pub bands: Vec<Band>,
+}
+
+/// A shaded band: (x, low, high) points.
+#[derive(Debug, Clone)]
+pub struct Band {
+    pub name: String,
+    pub color: RGBAColor,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// A vertical mark across every panel at `x` (an event, a trip), numbered
+/// at the top of the first panel and listed with its label beside the last.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub x: f64,
+    pub label: String,
+    pub color: RGBAColor,
 }
 
 /// A titled stack of panels over one x axis.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Figure {
     pub title: String,
     pub x_desc: String,
     pub size: (u32, u32),
     pub panels: Vec<Panel>,
+    pub marks: Vec<Mark>,
 }
+
+/// A corner of a panel's plot area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corner {
+    UpperRight,
+    UpperLeft,
+    LowerRight,
+    LowerLeft,
+}
+
+/// Where a panel's legend goes: inside, in a corner it covers nothing in,
+/// or outside the plot area (a strip right of every panel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegendPlace {
+    Inside(Corner),
+    Outside,
+}
+
+/// Widest and narrowest legend strip right of the plot areas (px): as wide
+/// as its longest row needs within these (longer rows wrap).
+pub const LEGEND_STRIP_PX: (u32, u32) = (370, 160);
+/// Legend rows (px), the text's size, an average character's width at that size.
+const LEGEND_ROW_PX: i32 = 17;
+const LEGEND_FONT_PX: u32 = 13;
+const LEGEND_CHAR_PX: f64 = 7.0;
+/// The swatch and the gaps around it in a legend row (px).
+const LEGEND_SWATCH_PX: i32 = 24;
+const LEGEND_PAD_PX: i32 = 6;
+/// Margin around a chart and its label areas (px).
+const MARGIN_PX: u32 = 10;
+const X_LABEL_PX: u32 = 40;
+const Y_LABEL_PX: u32 = 78;
+/// A lane name's characters (px each) in a state panel's y labels.
+const LANE_CHAR_PX: u32 = 7;
+/// The title's largest and smallest size (px).
+const TITLE_PX: (f64, f64) = (20.0, 12.0);
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if !(lo.is_finite() && hi.is_finite()) {
@@ -89,11 +153,210 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     (lo - d, hi + d)
 }
 
+/// A panel's y axis: the data, bands and limits (and 0 with
+/// `y_from_zero`), widened to `min_span` about their middle (upwards from
+/// a 0 start), then padded by 5 %; a state panel's lanes fixed.
+pub fn y_range(panel: &Panel) -> (f64, f64) {
+    if !panel.lanes.is_empty() {
+        return (-0.5, panel.lanes.len() as f64 - 0.5);
+    }
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut take = |v: f64| {
+        if v.is_finite() {
+            (lo, hi) = (lo.min(v), hi.max(v));
+        }
+    };
+    panel.series.iter().flat_map(|s| &s.points).for_each(|p| take(p.1));
+    panel.bands.iter().flat_map(|b| &b.points).for_each(|p| {
+        take(p.1);
+        take(p.2);
+    });
+    panel.limits.iter().for_each(|l| take(l.0));
+    if panel.y_from_zero {
+        take(0.0);
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let widen = panel.min_span - (hi - lo);
+    if widen > 0.0 {
+        if panel.y_from_zero && lo == 0.0 {
+            hi += widen;
+        } else {
+            (lo, hi) = (lo - widen / 2.0, hi + widen / 2.0);
+        }
+    }
+    padded(lo, hi)
+}
+
+/// A digital state as lane `k` of a state panel: `on` values step between
+/// `k − 0.3` and `k + 0.3`, keeping only the rows where it changed (exact,
+/// however long the trace). The row at `t` holds the state at `t`: a change
+/// is drawn at the first row that shows it.
+pub fn lane(k: usize, name: &str, t: &[f64], on: &[bool], color: RGBAColor) -> Series {
+    let y = |v: bool| k as f64 + if v { 0.3 } else { -0.3 };
+    let mut points = Vec::new();
+    for (i, (&t, &v)) in t.iter().zip(on).enumerate() {
+        if i == 0 {
+            points.push((t, y(v)));
+        } else if v != on[i - 1] {
+            points.push((t, y(on[i - 1])));
+            points.push((t, y(v)));
+        }
+    }
+    if let (Some(&tl), Some(&vl)) = (t.last(), on.last()) {
+        if points.last().is_some_and(|p| p.0 != tl) {
+            points.push((tl, y(vl)));
+        }
+    }
+    Series { name: name.into(), color, width: 2, style: Style::Line, points }
+}
+
+/// One row of a legend: the swatch and its text.
+enum Swatch {
+    Line(RGBAColor, u32),
+    Dot(RGBAColor),
+    Cross(RGBAColor),
+    Fill(RGBAColor),
+    Number(String, RGBAColor),
+}
+
+fn legend_entries(panel: &Panel) -> Vec<(Swatch, String)> {
+    let mut rows: Vec<(Swatch, String)> =
+        panel.limits.iter().map(|(_, n)| (Swatch::Line(RED.to_rgba(), 2), n.clone())).collect();
+    for s in panel.series.iter().filter(|s| !s.name.is_empty()) {
+        let swatch = match s.style {
+            Style::Line | Style::LineAndPoints => Swatch::Line(s.color, s.width.max(2)),
+            Style::Points => Swatch::Dot(s.color),
+            Style::Crosses => Swatch::Cross(s.color),
+        };
+        rows.push((swatch, s.name.clone()));
+    }
+    rows.extend(panel.bands.iter().filter(|b| !b.name.is_empty()).map(|b| (Swatch::Fill(b.color), b.name.clone())));
+    rows
+}
+
+/// A legend box of `rows` rows of at most `chars` characters (px).
+fn legend_box_px(rows: usize, chars: usize) -> (f64, f64) {
+    (
+        chars as f64 * LEGEND_CHAR_PX + f64::from(LEGEND_SWATCH_PX + 3 * LEGEND_PAD_PX),
+        rows as f64 * f64::from(LEGEND_ROW_PX) + f64::from(2 * LEGEND_PAD_PX),
+    )
+}
+
+/// Does the segment a–b pass through the box (Liang–Barsky clipping)?
+fn segment_in_box(a: (f64, f64), b: (f64, f64), (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> bool {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [(-dx, a.0 - x0), (dx, x1 - a.0), (-dy, a.1 - y0), (dy, y1 - a.1)] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return false;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 {
+                if r > t1 {
+                    return false;
+                }
+                t0 = t0.max(r);
+            } else {
+                if r < t0 {
+                    return false;
+                }
+                t1 = t1.min(r);
+            }
+        }
+    }
+    t0 <= t1
+}
+
+/// Where `panel`'s legend goes, drawn on axes `x` × `y` over a plot area
+/// of `plot_px` pixels with vertical marks at `marks`: the first corner
+/// (upper right, upper left, lower right, lower left) whose legend box
+/// covers no segment of a line, no dot, no band point, no limit line and
+/// no mark; outside the plot area when every corner covers something.
+pub fn legend_place(
+    panel: &Panel,
+    marks: &[f64],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    (w_px, h_px): (f64, f64),
+) -> LegendPlace {
+    let rows = legend_entries(panel);
+    let chars = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    let (bw_px, bh_px) = legend_box_px(rows.len(), chars);
+    if bw_px > w_px * 0.6 || bh_px > h_px * 0.9 {
+        return LegendPlace::Outside;
+    }
+    // the box plus its margin from the corner, in data units
+    let bw = (bw_px + f64::from(LEGEND_PAD_PX)) / w_px.max(1.0) * (x1 - x0);
+    let bh = (bh_px + f64::from(LEGEND_PAD_PX)) / h_px.max(1.0) * (y1 - y0);
+    let covers = |bx: (f64, f64), by: (f64, f64)| {
+        let inside = |(x, y): (f64, f64)| (bx.0..=bx.1).contains(&x) && (by.0..=by.1).contains(&y);
+        panel.series.iter().any(|s| match s.style {
+            Style::Points | Style::Crosses => s.points.iter().any(|&p| inside(p)),
+            Style::Line | Style::LineAndPoints => {
+                s.points.len() == 1 && inside(s.points[0])
+                    || s.points.windows(2).any(|w| segment_in_box(w[0], w[1], bx, by))
+            }
+        }) || panel
+            .bands
+            .iter()
+            .flat_map(|b| &b.points)
+            .any(|&(x, lo, hi)| (bx.0..=bx.1).contains(&x) && lo <= by.1 && hi >= by.0)
+            || panel.limits.iter().any(|(l, _)| (by.0..=by.1).contains(l))
+            || marks.iter().any(|m| (bx.0..=bx.1).contains(m))
+    };
+    let (left, right) = ((x0, x0 + bw), (x1 - bw, x1));
+    let (top, bottom) = ((y1 - bh, y1), (y0, y0 + bh));
+    [
+        (Corner::UpperRight, right, top),
+        (Corner::UpperLeft, left, top),
+        (Corner::LowerRight, right, bottom),
+        (Corner::LowerLeft, left, bottom),
+    ]
+    .into_iter()
+    .find(|&(_, bx, by)| !covers(bx, by))
+    .map_or(LegendPlace::Outside, |(c, _, _)| LegendPlace::Inside(c))
+}
+
+/// Tick labels with as many decimals as the axis's span needs (a point,
+/// never a comma; no "−0").
+pub fn tick_label(v: f64, span: f64) -> String {
+    let decimals = if span > 0.0 && span.is_finite() { (-(span / 10.0).log10()).ceil().clamp(0.0, 6.0) } else { 0.0 };
+    let s = format!("{v:.*}", decimals as usize);
+    if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+        s.trim_start_matches('-').to_owned()
+    } else {
+        s
+    }
+}
+
+/// The title's lines and size so that it fits `width_px`: one line at up
+/// to [`TITLE_PX`], else two lines split at the space nearest the middle.
+fn title_layout(title: &str, width_px: f64) -> (Vec<String>, f64) {
+    let fit = |chars: usize| ((width_px - 20.0) / (chars.max(1) as f64 * 0.56)).min(TITLE_PX.0);
+    let n = title.chars().count();
+    if fit(n) >= TITLE_PX.1 {
+        return (vec![title.to_owned()], fit(n).floor());
+    }
+    let mid = title.len() / 2;
+    let split =
+        title.char_indices().filter(|&(_, c)| c == ' ').min_by_key(|&(i, _)| i.abs_diff(mid)).map_or(mid, |(i, _)| i);
+    let (a, b) = title.split_at(split);
+    let (a, b) = (a.trim().to_owned(), b.trim().to_owned());
+    let size = fit(a.chars().count().max(b.chars().count())).max(TITLE_PX.1 - 2.0).floor();
+    (vec![a, b], size)
+}
+
 impl Figure {
     fn x_range(&self) -> (f64, f64) {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for p in self.panels.iter().flat_map(|p| &p.series).flat_map(|s| &s.points) {
-            (lo, hi) = (lo.min(p.0), hi.max(p.0));
+            if p.0.is_finite() {
+                (lo, hi) = (lo.min(p.0), hi.max(p.0));
+            }
         }
         padded(lo, hi)
     }
@@ -101,83 +364,201 @@ impl Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         root.fill(&WHITE).map_err(e)?;
-        let root = root.titled(&self.title, ("sans-serif", 20)).map_err(e)?;
+        let (w, h) = root.dim_in_pixel();
+        let (lines, size) = title_layout(&self.title, f64::from(w));
+        let line_px = (size * 1.25).ceil() as i32;
+        for (k, line) in lines.iter().enumerate() {
+            let style = TextStyle::from(("sans-serif", size).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw(&Text::new(line.as_str(), (w as i32 / 2, 6 + k as i32 * line_px), style)).map_err(e)?;
+        }
+        let title_px = 12 + lines.len() as i32 * line_px;
+        let body = root.margin(title_px as u32, 0, 0, 0);
         let (x0, x1) = self.x_range();
-        let areas = root.split_evenly((self.panels.len().max(1), 1));
-        for (area, panel) in areas.iter().zip(&self.panels) {
-            let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
-            for p in panel.series.iter().flat_map(|s| &s.points) {
-                (y0, y1) = (y0.min(p.1), y1.max(p.1));
-            }
-            for (l, _) in &panel.limits {
-                (y0, y1) = (y0.min(*l), y1.max(*l));
-            }
-            if panel.y_from_zero {
-                (y0, y1) = (y0.min(0.0), y1.max(0.0));
-            }
-            let (y0, y1) = padded(y0, y1);
-            // plot area without the label areas and margins
-            let (w, h) = area.dim_in_pixel();
-            let plot_px = (f64::from(w) - 92.0, f64::from(h) - 60.0);
-            let mut chart = ChartBuilder::on(area)
-                .margin(10)
-                .x_label_area_size(40)
-                .y_label_area_size(72)
+        let areas = body.split_evenly((self.panels.len().max(1), 1));
+        let mark_xs: Vec<f64> = self.marks.iter().map(|m| m.x).collect();
+        // every panel's y label area as wide as the longest lane name needs (the x axes stay aligned)
+        let lane_chars = self.panels.iter().flat_map(|p| &p.lanes).map(|l| l.chars().count()).max().unwrap_or(0);
+        let y_label_px = Y_LABEL_PX.max(lane_chars as u32 * LANE_CHAR_PX + 16);
+        let strip_w = self.strip_px();
+        let plot_px = |area_h: u32, strip: bool| {
+            let strip = if strip { strip_w } else { 0 };
+            (
+                f64::from(w.saturating_sub(2 * MARGIN_PX + y_label_px + strip)),
+                f64::from(area_h.saturating_sub(2 * MARGIN_PX + X_LABEL_PX)),
+            )
+        };
+        let area_h = areas.first().map_or(h, |a| a.dim_in_pixel().1);
+        let place = |strip: bool| -> Vec<LegendPlace> {
+            self.panels
+                .iter()
+                .map(|p| legend_place(p, &mark_xs, (x0, x1), y_range(p), plot_px(area_h, strip)))
+                .collect()
+        };
+        // A strip for all panels (their x axes stay aligned) when a legend fits in no corner or marks need a list.
+        let strip = !self.marks.is_empty()
+            || place(false)
+                .iter()
+                .zip(&self.panels)
+                .any(|(p, panel)| *p == LegendPlace::Outside && !legend_entries(panel).is_empty());
+        let places = if strip { vec![LegendPlace::Outside; self.panels.len()] } else { place(false) };
+        let last = self.panels.len().saturating_sub(1);
+        for (k, ((area, panel), place)) in areas.iter().zip(&self.panels).zip(places).enumerate() {
+            let (y0, y1) = y_range(panel);
+            let (chart_area, strip_area) = if strip {
+                let (aw, _) = area.dim_in_pixel();
+                let (a, b) = area.split_horizontally(aw.saturating_sub(strip_w));
+                (a, Some(b))
+            } else {
+                (area.clone(), None)
+            };
+            let mut chart = ChartBuilder::on(&chart_area)
+                .margin(MARGIN_PX)
+                .x_label_area_size(X_LABEL_PX)
+                .y_label_area_size(y_label_px)
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(e)?;
-            chart
-                .configure_mesh()
-                .x_desc(self.x_desc.as_str())
+            let (xs, ys) = (x1 - x0, y1 - y0);
+            let x_fmt = |v: &f64| tick_label(*v, xs);
+            let y_fmt = |v: &f64| {
+                if panel.lanes.is_empty() {
+                    tick_label(*v, ys)
+                } else if (v - v.round()).abs() < 1e-9 && v.round() >= 0.0 {
+                    panel.lanes.get(v.round() as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            };
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(self.x_desc.as_str())
                 .y_desc(panel.y_desc.as_str())
                 .label_style(("sans-serif", 13))
                 .axis_desc_style(("sans-serif", 15))
-                .draw()
-                .map_err(e)?;
-            let mut labelled = false;
-            for (l, name) in &panel.limits {
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&y_fmt);
+            if !panel.lanes.is_empty() {
+                mesh.y_labels(4 * panel.lanes.len() + 1).disable_y_mesh();
+            }
+            mesh.draw().map_err(e)?;
+            for b in &panel.bands {
+                let mut poly: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.1)).collect();
+                poly.extend(b.points.iter().rev().map(|p| (p.0, p.2)));
+                chart.draw_series(std::iter::once(Polygon::new(poly, b.color.filled()))).map_err(e)?;
+            }
+            for (l, _) in &panel.limits {
+                chart.draw_series(LineSeries::new([(x0, *l), (x1, *l)], RED.stroke_width(2))).map_err(e)?;
+            }
+            for m in &self.marks {
                 chart
-                    .draw_series(LineSeries::new([(x0, *l), (x1, *l)], RED.stroke_width(2)))
-                    .map_err(e)?
-                    .label(name.as_str())
-                    .legend(|(a, b)| PathElement::new([(a, b), (a + 20, b)], RED.stroke_width(2)));
-                labelled = true;
+                    .draw_series(LineSeries::new([(m.x, y0), (m.x, y1)], m.color.mix(0.8).stroke_width(1)))
+                    .map_err(e)?;
             }
             for s in &panel.series {
                 let (color, width) = (s.color, s.width);
                 let pts = s.points.iter().copied();
-                let anno = match s.style {
+                match s.style {
                     Style::Line | Style::LineAndPoints => {
                         if s.style == Style::LineAndPoints {
                             chart
                                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                                 .map_err(e)?;
                         }
-                        chart.draw_series(LineSeries::new(pts, color.stroke_width(width))).map_err(e)?
+                        chart.draw_series(LineSeries::new(pts, color.stroke_width(width))).map_err(e)?;
                     }
-                    Style::Points => chart.draw_series(pts.map(|p| Circle::new(p, 2, color.filled()))).map_err(e)?,
+                    Style::Points => {
+                        chart.draw_series(pts.map(|p| Circle::new(p, 2, color.filled()))).map_err(e)?;
+                    }
                     Style::Crosses => {
-                        chart.draw_series(pts.map(|p| Cross::new(p, 3, color.stroke_width(1)))).map_err(e)?
+                        chart.draw_series(pts.map(|p| Cross::new(p, 3, color.stroke_width(1)))).map_err(e)?;
                     }
-                };
-                if !s.name.is_empty() {
-                    labelled = true;
-                    anno.label(s.name.as_str()).legend(move |(a, b)| {
-                        PathElement::new([(a, b), (a + 20, b)], color.stroke_width(width.max(2)))
-                    });
                 }
             }
-            if labelled {
-                chart
-                    .configure_series_labels()
-                    .label_font(("sans-serif", 13))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .position(legend_corner(panel, (x0, x1), (y0, y1), plot_px))
-                    .draw()
-                    .map_err(e)?;
+            // plot area in backend pixels
+            let (px0, py0) = chart.backend_coord(&(x0, y1));
+            let (px1, py1) = chart.backend_coord(&(x1, y0));
+            if k == 0 {
+                self.draw_mark_numbers(root, &chart, py0).map_err(e)?;
+            }
+            let mut rows = legend_entries(panel);
+            if k == last && !self.marks.is_empty() {
+                rows.extend(
+                    self.marks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| (Swatch::Number(format!("{}", i + 1), m.color), m.label.clone())),
+                );
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            match (place, &strip_area) {
+                (LegendPlace::Outside, Some(sa)) => {
+                    let ((sx, _), (sw, _)) = (sa.get_base_pixel(), sa.dim_in_pixel());
+                    let bottom = if k == last { h as i32 - 4 } else { py1 };
+                    draw_legend(root, &rows, (sx + LEGEND_PAD_PX, py0), (sw as i32 - 2 * LEGEND_PAD_PX, bottom - py0))
+                        .map_err(e)?;
+                }
+                (place, _) => {
+                    let c = if let LegendPlace::Inside(c) = place { c } else { Corner::UpperRight };
+                    let chars = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+                    let (bw, bh) = legend_box_px(rows.len(), chars);
+                    let (bw, bh) = (bw as i32, bh as i32);
+                    let p = LEGEND_PAD_PX;
+                    let x = match c {
+                        Corner::UpperLeft | Corner::LowerLeft => px0 + p,
+                        _ => px1 - p - bw,
+                    };
+                    let y = match c {
+                        Corner::UpperLeft | Corner::UpperRight => py0 + p,
+                        _ => py1 - p - bh,
+                    };
+                    root.draw(&Rectangle::new([(x, y), (x + bw, y + bh)], WHITE.mix(0.9).filled())).map_err(e)?;
+                    root.draw(&Rectangle::new([(x, y), (x + bw, y + bh)], BLACK.stroke_width(1))).map_err(e)?;
+                    draw_legend(root, &rows, (x, y), (bw, bh)).map_err(e)?;
+                }
             }
         }
         root.present().map_err(e)
+    }
+
+    /// The legend strip's width: its longest row's, within [`LEGEND_STRIP_PX`].
+    pub fn strip_px(&self) -> u32 {
+        let chars = self
+            .panels
+            .iter()
+            .flat_map(legend_entries)
+            .map(|r| r.1)
+            .chain(self.marks.iter().map(|m| m.label.clone()))
+            .map(|t| t.chars().count())
+            .max()
+            .unwrap_or(0);
+        let need = legend_box_px(1, chars).0 as u32 + 2 * LEGEND_PAD_PX as u32;
+        need.clamp(LEGEND_STRIP_PX.1, LEGEND_STRIP_PX.0)
+    }
+
+    /// The marks' numbers at the top of the first panel; marks closer than
+    /// 16 px share one label ("1,2").
+    fn draw_mark_numbers<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        chart: &ChartContext<
+            DB,
+            Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+        >,
+        top_px: i32,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let mut groups: Vec<(i32, String, RGBAColor)> = Vec::new();
+        for (i, m) in self.marks.iter().enumerate() {
+            let x = chart.backend_coord(&(m.x, 0.0)).0;
+            match groups.last_mut() {
+                Some(g) if (x - g.0).abs() < 16 => g.1.push_str(&format!(",{}", i + 1)),
+                _ => groups.push((x, format!("{}", i + 1), m.color)),
+            }
+        }
+        for (x, text, color) in groups {
+            let style = TextStyle::from(("sans-serif", 12).into_font()).color(&color);
+            root.draw(&Text::new(text, (x + 3, top_px + 2), style))?;
+        }
+        Ok(())
     }
 
     /// Writes `<stem>.svg` and/or `<stem>.png` into `dir`; returns the files written.
@@ -208,50 +589,77 @@ impl Figure {
     }
 }
 
-/// The corner of the chart where the legend covers the least: series
-/// segments and dots under it count 1 each, a limit line 3.
-fn legend_corner(
-    panel: &Panel,
-    (x0, x1): (f64, f64),
-    (y0, y1): (f64, f64),
-    (w_px, h_px): (f64, f64),
-) -> SeriesLabelPosition {
-    let names = panel.series.iter().map(|s| s.name.as_str()).filter(|n| !n.is_empty());
-    let names: Vec<&str> = names.chain(panel.limits.iter().map(|(_, n)| n.as_str())).collect();
-    let chars = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as f64;
-    // the legend's size as a share of the plot: ~7.5 px per character plus the swatch; 20 px per entry
-    let bw = ((chars * 7.5 + 50.0) / w_px.max(1.0)).min(0.95) * (x1 - x0);
-    let bh = ((names.len() as f64 * 20.0 + 20.0) / h_px.max(1.0)).min(0.95) * (y1 - y0);
-    let hits = |(bx0, bx1): (f64, f64), (by0, by1): (f64, f64)| {
-        let inside = |(x, y): (f64, f64)| (bx0..=bx1).contains(&x) && (by0..=by1).contains(&y);
-        let mut n = 0usize;
-        for s in &panel.series {
-            match s.style {
-                Style::Points | Style::Crosses => n += s.points.iter().filter(|&&p| inside(p)).count(),
-                Style::Line | Style::LineAndPoints => {
-                    for w in s.points.windows(2) {
-                        let (a, b) = (w[0], w[1]);
-                        n += usize::from((0..=8).any(|k| {
-                            let f = f64::from(k) / 8.0;
-                            inside((a.0 + (b.0 - a.0) * f, a.1 + (b.1 - a.1) * f))
-                        }));
-                    }
-                }
+/// `text` in lines of at most `max` characters, broken at spaces (a word
+/// longer than a line is cut, "…").
+fn wrap(text: &str, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + word.chars().count() <= max => {
+                l.push(' ');
+                l.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    for l in &mut lines {
+        if l.chars().count() > max {
+            *l = l.chars().take(max.saturating_sub(1)).chain(std::iter::once('…')).collect();
+        }
+    }
+    lines
+}
+
+/// Draws legend rows from `(x, y)` (backend px) in a box `w` × `h`: a text
+/// too long for its column wraps onto the next rows; one column while the
+/// rows fit, else as many columns as they need.
+fn draw_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[(Swatch, String)],
+    (x, y): (i32, i32),
+    (w, h): (i32, i32),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let per_col = ((h - 2 * LEGEND_PAD_PX) / LEGEND_ROW_PX).max(1) as usize;
+    let chars = |col_w: i32| {
+        ((f64::from(col_w - LEGEND_SWATCH_PX - 3 * LEGEND_PAD_PX) / LEGEND_CHAR_PX).floor() as usize).max(3)
+    };
+    // the fewest columns the wrapped rows fit in
+    let mut cols = 1;
+    let lines = loop {
+        let lines: Vec<(Option<&Swatch>, String)> = rows
+            .iter()
+            .flat_map(|(s, t)| {
+                wrap(t, chars(w / cols as i32)).into_iter().enumerate().map(move |(k, l)| ((k == 0).then_some(s), l))
+            })
+            .collect();
+        if lines.len() <= per_col * cols || cols >= 4 {
+            break lines;
+        }
+        cols += 1;
+    };
+    let col_w = w / cols as i32;
+    for (i, (swatch, text)) in lines.into_iter().enumerate() {
+        let cx = x + (i / per_col) as i32 * col_w + LEGEND_PAD_PX;
+        let cy = y + LEGEND_PAD_PX + (i % per_col) as i32 * LEGEND_ROW_PX + LEGEND_ROW_PX / 2;
+        let sw = LEGEND_SWATCH_PX;
+        match swatch {
+            None => {}
+            Some(Swatch::Line(c, width)) => {
+                root.draw(&PathElement::new([(cx, cy), (cx + sw, cy)], c.stroke_width(*width)))?;
+            }
+            Some(Swatch::Dot(c)) => root.draw(&Circle::new((cx + sw / 2, cy), 3, c.filled()))?,
+            Some(Swatch::Cross(c)) => root.draw(&Cross::new((cx + sw / 2, cy), 4, c.stroke_width(1)))?,
+            Some(Swatch::Fill(c)) => root.draw(&Rectangle::new([(cx, cy - 5), (cx + sw, cy + 5)], c.filled()))?,
+            Some(Swatch::Number(n, c)) => {
+                let style =
+                    TextStyle::from(("sans-serif", 12).into_font()).color(c).pos(Pos::new(HPos::Left, VPos::Center));
+                root.draw(&Text::new(n.clone(), (cx + 2, cy), style))?;
             }
         }
-        n + 3 * panel.limits.iter().filter(|(l, _)| (by0..=by1).contains(l)).count()
-    };
-    let (left, right) = ((x0, x0 + bw), (x1 - bw, x1));
-    let (top, bottom) = ((y1 - bh, y1), (y0, y0 + bh));
-    [
-        (SeriesLabelPosition::UpperRight, hits(right, top)),
-        (SeriesLabelPosition::UpperLeft, hits(left, top)),
-        (SeriesLabelPosition::LowerRight, hits(right, bottom)),
-        (SeriesLabelPosition::LowerLeft, hits(left, bottom)),
-    ]
-    .into_iter()
-    .min_by_key(|c| c.1)
-    .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+        let style = TextStyle::from(("sans-serif", LEGEND_FONT_PX).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        root.draw(&Text::new(text, (cx + sw + LEGEND_PAD_PX, cy), style))?;
+    }
+    Ok(())
 }
 
 /// Encodes an 8-bit RGB buffer as a PNG file.
@@ -343,7 +751,9 @@ mod tests {
                 }],
                 limits: vec![(2.0, "limit".into())],
                 y_from_zero: true,
+                ..Panel::default()
             }],
+            ..Figure::default()
         };
         let files = fig.render(&dir, "f", Formats::SVG_AND_PNG).unwrap();
         assert_eq!(files.len(), 2);
@@ -354,6 +764,156 @@ mod tests {
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
         let reader = decoder.read_info().unwrap();
         assert_eq!((reader.info().width, reader.info().height), (400, 300));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn line(points: Vec<(f64, f64)>) -> Series {
+        Series { name: "data".into(), color: color(0), width: 2, style: Style::Line, points }
+    }
+
+    const PX: (f64, f64) = (800.0, 300.0);
+
+    /// Issue 21 item 7: the legend goes in a corner it covers nothing in, else outside the plot area.
+    #[test]
+    fn issue_21_legend_never_covers_a_line() {
+        let place = |p: &Panel, marks: &[f64]| legend_place(p, marks, (0.0, 10.0), y_range(p), PX);
+        // a rising diagonal crosses the upper-right and lower-left corners
+        let rising = Panel { series: vec![line(vec![(0.0, 0.0), (10.0, 10.0)])], ..Panel::default() };
+        assert_eq!(place(&rising, &[]), LegendPlace::Inside(Corner::UpperLeft));
+        // a mark near the left edge takes the upper left too
+        assert_eq!(place(&rising, &[0.5]), LegendPlace::Inside(Corner::LowerRight));
+        // a falling one: the upper right is free
+        let falling = Panel { series: vec![line(vec![(0.0, 10.0), (10.0, 0.0)])], ..Panel::default() };
+        assert_eq!(place(&falling, &[]), LegendPlace::Inside(Corner::UpperRight));
+        // a segment that crosses the corner with both ends outside it still counts
+        let crossing = Panel { series: vec![line(vec![(0.0, 0.0), (8.0, 10.4), (10.0, 9.4)])], ..Panel::default() };
+        assert!(segment_in_box((8.0, 10.4), (10.0, 9.4), (9.0, 10.0), (9.5, 11.0)));
+        assert!(!segment_in_box((8.0, 10.4), (10.0, 9.4), (9.9, 10.0), (10.0, 11.0)));
+        assert_ne!(place(&crossing, &[]), LegendPlace::Inside(Corner::UpperRight));
+        // a limit line along the top: a lower corner
+        let limit = Panel {
+            series: vec![line(vec![(0.0, 0.0), (10.0, 10.0)])],
+            limits: vec![(10.0, "limit 10 A".into())],
+            ..Panel::default()
+        };
+        assert_eq!(place(&limit, &[]), LegendPlace::Inside(Corner::LowerRight));
+        // lines along the top and the bottom edge: no corner is free
+        let full = Panel {
+            series: vec![line(vec![(0.0, 0.0), (10.0, 0.0)]), line(vec![(0.0, 10.0), (10.0, 10.0)])],
+            ..Panel::default()
+        };
+        assert_eq!(place(&full, &[]), LegendPlace::Outside);
+        // dots count, and a legend too big for a corner goes outside
+        let dots = Panel {
+            series: vec![Series {
+                style: Style::Points,
+                points: vec![(0.2, 9.8), (9.8, 9.8), (9.8, 0.2), (0.2, 0.2)],
+                ..line(vec![])
+            }],
+            ..Panel::default()
+        };
+        assert_eq!(place(&dots, &[]), LegendPlace::Outside);
+        let many = Panel { series: (0..30).map(|_| line(vec![(4.0, 5.0), (6.0, 5.0)])).collect(), ..Panel::default() };
+        assert_eq!(place(&many, &[]), LegendPlace::Outside);
+    }
+
+    /// Issue 21 item 7: a reading flickering by its 0.1 °C resolution does not fill the axis.
+    #[test]
+    fn issue_21_min_span_keeps_quantisation_flat() {
+        let flicker: Vec<(f64, f64)> = (0..100).map(|k| (f64::from(k), if k % 2 == 0 { 24.9 } else { 25.0 })).collect();
+        let bare = Panel { series: vec![line(flicker.clone())], ..Panel::default() };
+        let (lo, hi) = y_range(&bare);
+        assert!(hi - lo < 0.2, "without a span the flicker fills the axis: {lo}..{hi}");
+        let spanned = Panel { min_span: 2.0, ..bare.clone() };
+        let (lo, hi) = y_range(&spanned);
+        assert!(hi - lo >= 2.0 && ((lo + hi) / 2.0 - 24.95).abs() < 1e-9, "{lo}..{hi}");
+        // the flicker is at most 5 % of the axis
+        assert!(0.1 / (hi - lo) <= 0.05);
+        // data wider than the span keep their own range
+        let wide = Panel { series: vec![line(vec![(0.0, 0.0), (1.0, 30.0)])], min_span: 2.0, ..Panel::default() };
+        assert_eq!(y_range(&wide), padded(0.0, 30.0));
+        // from zero: widened upwards
+        let small = Panel {
+            series: vec![line(vec![(0.0, 0.1), (1.0, 0.2)])],
+            y_from_zero: true,
+            min_span: 4.0,
+            ..Panel::default()
+        };
+        assert_eq!(y_range(&small), padded(0.0, 4.0));
+        // lanes are fixed
+        let lanes = Panel { lanes: vec!["a".into(), "b".into()], ..Panel::default() };
+        assert_eq!(y_range(&lanes), (-0.5, 1.5));
+    }
+
+    /// Issue 21 item 7: tick labels with a decimal point and the decimals the span needs; titles that fit.
+    #[test]
+    fn issue_21_ticks_and_titles_read_right() {
+        assert_eq!(tick_label(25.0, 2.2), "25.0");
+        assert_eq!(tick_label(13.305, 0.01), "13.305");
+        assert_eq!(tick_label(13.305, 0.1), "13.30");
+        assert_eq!(tick_label(1200.0, 1300.0), "1200");
+        assert_eq!(tick_label(-0.0001, 1.0), "0.0");
+        assert!(!tick_label(0.5, 1.0).contains(','));
+        let long = "48v-installation-mc — Time above 250 A until the switch is off (worst over the other parameters)";
+        let (lines, size) = title_layout(long, 900.0);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(long.chars().count() as f64 * size * 0.56 <= 880.0, "{size} px");
+        let (lines, size) = title_layout(long, 600.0);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for l in &lines {
+            assert!(l.chars().count() as f64 * size * 0.56 <= 580.0, "{l} at {size} px");
+        }
+        assert_eq!(title_layout("short", 900.0), (vec!["short".to_owned()], TITLE_PX.0));
+    }
+
+    /// Marks, lanes and a legend that has no free corner: the SVG holds the
+    /// marks' numbers and labels, the lanes' names, and the legend right of the plot area.
+    #[test]
+    fn issue_21_marks_lanes_and_outside_legend_render() {
+        let dir = std::env::temp_dir().join(format!("smartpro-plot-marks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t: Vec<f64> = (0..10).map(f64::from).collect();
+        let on: Vec<bool> = t.iter().map(|&x| x < 5.0).collect();
+        let fig = Figure {
+            title: "marks".into(),
+            x_desc: "time (s)".into(),
+            size: (900, 600),
+            panels: vec![
+                Panel {
+                    y_desc: "current (A)".into(),
+                    series: vec![
+                        Series { name: "top line".into(), ..line(vec![(0.0, 10.0), (9.0, 10.0)]) },
+                        Series { name: "bottom line".into(), ..line(vec![(0.0, 0.0), (9.0, 0.0)]) },
+                    ],
+                    ..Panel::default()
+                },
+                Panel {
+                    lanes: vec!["switch closed".into()],
+                    series: vec![lane(0, "", &t, &on, color(1))],
+                    ..Panel::default()
+                },
+            ],
+            marks: vec![Mark { x: 5.0, label: "5 s short circuit trip".into(), color: RED.to_rgba() }],
+        };
+        fig.render(&dir, "m", Formats::SVG).unwrap();
+        let svg = std::fs::read_to_string(dir.join("m.svg")).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let text_x = |s: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name("text") && n.text().is_some_and(|t| t.trim() == s))
+                .and_then(|n| n.attribute("x"))
+                .and_then(|x| x.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no text {s:?}"))
+        };
+        let strip_x = f64::from(900 - fig.strip_px());
+        for s in ["top line", "bottom line", "5 s short circuit trip"] {
+            assert!(text_x(s) >= strip_x, "{s} at x = {} inside the plot area", text_x(s));
+        }
+        assert!(text_x("1") < strip_x, "the mark's number is on the plot");
+        let plot_left = f64::from(MARGIN_PX + "switch closed".len() as u32 * LANE_CHAR_PX + 16);
+        assert!(text_x("switch closed") <= plot_left, "the lane's name is its y label");
+        // the lane: one change, drawn as a step at the first row that shows it
+        assert_eq!(lane(0, "", &t, &on, color(1)).points, vec![(0.0, 0.3), (5.0, 0.3), (5.0, -0.3), (9.0, -0.3)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

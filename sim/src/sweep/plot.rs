@@ -12,7 +12,7 @@ use plotters::style::{BLUE, Color as _, RED};
 
 use super::region::{Param, plot_axes};
 use super::{CaseResult, Study};
-use crate::report::plot::{Figure, Formats, Panel, Series, Style, color};
+use crate::report::plot::{Figure, Formats, Mark, Panel, Series, Style, color};
 
 /// One metric plot.
 struct MetricPlot {
@@ -22,8 +22,10 @@ struct MetricPlot {
     metric: fn(&CaseResult) -> f64,
     /// The worst of several cases at one point is the largest (else the smallest).
     worst_is_max: bool,
-    /// The limit line, if any.
+    /// The limit line, if any, and what it is (its legend: the name, the value and `unit`).
     limit: Option<fn(&CaseResult) -> f64>,
+    limit_name: &'static str,
+    unit: &'static str,
 }
 
 const METRIC_PLOTS: &[MetricPlot] = &[
@@ -34,6 +36,8 @@ const METRIC_PLOTS: &[MetricPlot] = &[
         metric: |r| r.metrics.peak_current_a,
         worst_is_max: true,
         limit: Some(|_| models::variant::MAX_PEAK_CURRENT_A),
+        limit_name: "datasheet max peak current",
+        unit: "A",
     },
     MetricPlot {
         stem: "shutdown",
@@ -42,6 +46,8 @@ const METRIC_PLOTS: &[MetricPlot] = &[
         metric: |r| r.metrics.overcurrent_us.unwrap_or(0.0),
         worst_is_max: true,
         limit: Some(|_| models::variant::MAX_PEAK_DURATION_S * 1e6),
+        limit_name: "datasheet max duration of the peak",
+        unit: "µs",
     },
     MetricPlot {
         stem: "arrester_margin",
@@ -50,6 +56,8 @@ const METRIC_PLOTS: &[MetricPlot] = &[
         metric: |r| r.metrics.arrester_margin_pct,
         worst_is_max: false,
         limit: Some(|_| 0.0),
+        limit_name: "arrester at its derated rating",
+        unit: "%",
     },
     MetricPlot {
         stem: "arrester_energy",
@@ -58,6 +66,8 @@ const METRIC_PLOTS: &[MetricPlot] = &[
         metric: |r| r.metrics.arrester_energy_j,
         worst_is_max: true,
         limit: None,
+        limit_name: "",
+        unit: "J",
     },
     MetricPlot {
         stem: "switch_voltage",
@@ -66,6 +76,8 @@ const METRIC_PLOTS: &[MetricPlot] = &[
         metric: |r| r.metrics.peak_switch_voltage_v,
         worst_is_max: true,
         limit: Some(|r| r.metrics.switch_voltage_rating_v),
+        limit_name: "switch V_DS rating",
+        unit: "V",
     },
 ];
 
@@ -75,7 +87,76 @@ fn series_of(study: &Study, series: Option<usize>, r: &CaseResult) -> usize {
 }
 
 fn series_name(study: &Study, series: Option<usize>, g: usize) -> String {
-    series.map_or_else(String::new, |s| format!("{} = {}", study.axes[s].param, study.axes[s].labels[g]))
+    series.map_or_else(String::new, |s| {
+        let (name, unit) = param_name_unit(&study.axes[s].param);
+        let label = &study.axes[s].labels[g];
+        // a unit only after a number ("35 mm²", not "arrester = 40kW-type mm²")
+        let unit = if unit.is_empty() || label.parse::<f64>().is_err() { String::new() } else { format!(" {unit}") };
+        format!("{name} = {label}{unit}")
+    })
+}
+
+/// The documented names of study parameters ([docs/transients.md](../../../docs/transients.md)'s
+/// parameter table) for axis labels: (dotted key, name). Others are named from their key.
+const PARAM_NAMES: &[(&str, &str)] = &[
+    ("load_line.length_m", "load line length, one way"),
+    ("load_line.cross_section_mm2", "load line cross-section"),
+    ("battery_line.length_m", "battery line length, one way"),
+    ("battery_line.cross_section_mm2", "battery line cross-section"),
+    ("battery.temperature_c", "battery temperature"),
+    ("battery.soc", "battery SOC"),
+    ("battery.current_a", "current before the event (> 0 charges)"),
+    ("battery.cell_r0_ohm", "cell R0 at 25 °C"),
+    ("event.position", "fault position (0 = board terminals, 1 = far end)"),
+    ("event.fault_resistance_mohm", "fault resistance"),
+    ("switch.on_resistance_mohm", "switch on-resistance"),
+    ("switch.turn_off_us", "switch turn-off time"),
+    ("comparator.threshold_a", "short-circuit comparator threshold"),
+    ("arrester.breakdown_v", "arrester breakdown voltage"),
+    ("arrester.pppm_w", "arrester peak pulse power Pppm"),
+    ("arrester", "arrester"),
+];
+
+/// Units of key suffixes, longest first.
+const UNIT_SUFFIXES: &[(&str, &str)] = &[
+    ("_mm2", "mm²"),
+    ("_mohm", "mΩ"),
+    ("_ohm", "Ω"),
+    ("_uh", "µH"),
+    ("_nh", "nH"),
+    ("_us", "µs"),
+    ("_ms", "ms"),
+    ("_mm", "mm"),
+    ("_pct", "%"),
+    ("_m", "m"),
+    ("_c", "°C"),
+    ("_v", "V"),
+    ("_a", "A"),
+    ("_w", "W"),
+    ("_k", "K"),
+];
+
+/// A study parameter's documented name and its unit ("" without one).
+fn param_name_unit(key: &str) -> (String, &'static str) {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let (stem, unit) =
+        UNIT_SUFFIXES.iter().find_map(|(s, u)| last.strip_suffix(s).map(|stem| (stem, *u))).unwrap_or((last, ""));
+    let name = PARAM_NAMES.iter().find(|(k, _)| *k == key).map_or_else(
+        || {
+            let section = key.rsplit_once('.').map_or(String::new(), |(s, _)| format!("{} ", s.replace('_', " ")));
+            format!("{section}{}", stem.replace('_', " "))
+        },
+        |(_, n)| (*n).to_owned(),
+    );
+    (name, unit)
+}
+
+/// An axis label for a study parameter: its documented name and unit, "load line length, one way (m)".
+pub fn param_label(key: &str) -> String {
+    match param_name_unit(key) {
+        (name, "") => name,
+        (name, unit) => format!("{name} ({unit})"),
+    }
 }
 
 /// The metric plots (studies with a numeric axis or a random parameter) and
@@ -153,17 +234,19 @@ fn metric_figure(study: &Study, results: &[CaseResult], x: Param, series: Option
     };
     Figure {
         title: format!("{} — {}{folded_note}", study.name, m.title),
-        x_desc: x.name(study).to_owned(),
+        x_desc: param_label(x.name(study)),
         size: (900, 560),
         panels: vec![Panel {
             y_desc: m.y_desc.into(),
             series: lines,
             limits: limit
-                .map(|l| (l, format!("limit {}", super::random::round_significant(l, 4))))
+                .map(|l| (l, format!("{}: {} {}", m.limit_name, super::random::round_significant(l, 4), m.unit)))
                 .into_iter()
                 .collect(),
             y_from_zero: m.worst_is_max,
+            ..Panel::default()
         }],
+        ..Figure::default()
     }
 }
 
@@ -205,11 +288,20 @@ fn energy_vs_inductance(study: &Study, results: &[CaseResult], series: Option<us
         title: format!("{} — Arrester energy vs loop inductance", study.name),
         x_desc: "loop inductance after the event (µH)".into(),
         size: (900, 560),
-        panels: vec![Panel { y_desc: "arrester energy (J)".into(), series: s, limits: Vec::new(), y_from_zero: true }],
+        panels: vec![Panel {
+            y_desc: "arrester energy (J)".into(),
+            series: s,
+            limits: Vec::new(),
+            y_from_zero: true,
+            ..Panel::default()
+        }],
+        ..Figure::default()
     }
 }
 
-/// Current, switch voltage and arrester power of one event against time.
+/// Current, switch voltage and arrester power of one event against time,
+/// with the comparator's trip, the switch fully off and the current's zero
+/// marked at the times the event's metrics give.
 pub fn waveform_figure(title: &str, outcome: &Outcome, params: &TransientParams) -> Figure {
     let s = &outcome.samples;
     let m = &outcome.metrics;
@@ -222,6 +314,13 @@ pub fn waveform_figure(title: &str, outcome: &Outcome, params: &TransientParams)
     };
     let peak = params.limits.peak_current_a;
     let v_ds = m.switch_voltage_rating_v;
+    let mut marks: Vec<Mark> =
+        [("comparator trip", m.trip_us), ("switch off", m.switch_off_us), ("current zero", m.time_to_zero_us)]
+            .into_iter()
+            .filter_map(|(what, us)| us.map(|us| (what, us)))
+            .map(|(what, us)| Mark { x: us, label: format!("{us:.1} µs {what}"), color: RED.to_rgba() })
+            .collect();
+    marks.sort_by(|a, b| a.x.total_cmp(&b.x));
     Figure {
         title: title.into(),
         x_desc: "time from the fault (µs)".into(),
@@ -230,21 +329,67 @@ pub fn waveform_figure(title: &str, outcome: &Outcome, params: &TransientParams)
             Panel {
                 y_desc: "current (A)".into(),
                 series: vec![line("current (A)", |p| p.current_a)],
-                limits: vec![(peak, format!("{peak} A peak rating"))],
+                limits: vec![(peak, format!("datasheet max peak current: {peak} A"))],
                 y_from_zero: true,
+                ..Panel::default()
             },
             Panel {
                 y_desc: "switch voltage (V)".into(),
                 series: vec![line("switch voltage (V)", |p| p.switch_voltage_v)],
-                limits: vec![(v_ds, format!("{v_ds} V V_DS rating"))],
+                limits: vec![(v_ds, format!("switch V_DS rating: {v_ds} V"))],
                 y_from_zero: true,
+                ..Panel::default()
             },
             Panel {
                 y_desc: "arrester power (kW)".into(),
                 series: vec![line("arrester power (kW)", |p| p.arrester_power_w * 1e-3)],
                 limits: Vec::new(),
                 y_from_zero: true,
+                ..Panel::default()
             },
         ],
+        marks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21 item 7: study axes are labelled with the documented names and units, not raw keys.
+    #[test]
+    fn issue_21_study_axes_have_documented_names_and_units() {
+        assert_eq!(param_label("load_line.length_m"), "load line length, one way (m)");
+        assert_eq!(param_label("load_line.cross_section_mm2"), "load line cross-section (mm²)");
+        assert_eq!(param_label("battery.temperature_c"), "battery temperature (°C)");
+        assert_eq!(param_label("battery.cell_r0_ohm"), "cell R0 at 25 °C (Ω)");
+        assert_eq!(param_label("event.position"), "fault position (0 = board terminals, 1 = far end)");
+        // undocumented keys: named from the key, the unit from its suffix
+        assert_eq!(param_label("battery_line.inductance_uh"), "battery line inductance (µH)");
+        assert_eq!(param_label("arrester"), "arrester");
+        for (key, _) in PARAM_NAMES {
+            assert!(!param_label(key).contains('_'), "{key}: {}", param_label(key));
+        }
+    }
+
+    /// Every limit line says what it is and its unit.
+    #[test]
+    fn issue_21_limits_have_units() {
+        for m in METRIC_PLOTS.iter().filter(|m| m.limit.is_some()) {
+            assert!(!m.limit_name.is_empty() && !m.unit.is_empty(), "{}", m.stem);
+            assert!(m.y_desc.ends_with(&format!("({})", m.unit)), "{}: {} vs {}", m.stem, m.y_desc, m.unit);
+        }
+        let params = TransientParams::default();
+        let outcome = models::transient::simulate(
+            &params,
+            models::variant::Variant::V12,
+            &params.battery.state(models::variant::Variant::V12),
+            &models::transient::EventParams::default(),
+            true,
+        )
+        .unwrap();
+        let fig = waveform_figure("w", &outcome, &params);
+        let limits: Vec<&str> = fig.panels.iter().flat_map(|p| &p.limits).map(|l| l.1.as_str()).collect();
+        assert_eq!(limits, ["datasheet max peak current: 1300 A", "switch V_DS rating: 40 V"]);
     }
 }

@@ -271,18 +271,21 @@ pub fn write_plots(dir: &Path, traces: &[(Q, Trace)]) -> Result<Vec<PathBuf>, St
             series: value_series,
             limits: Vec::new(),
             y_from_zero: false,
+            ..Panel::default()
         };
         let error = Panel {
             y_desc: format!("board − twin ({})", q.unit()),
             series: vec![series("error", 2, &|p| p.err.filter(|_| p.judged)), red("± tolerance", 1.0), red("", -1.0)],
             limits: Vec::new(),
             y_from_zero: true,
+            ..Panel::default()
         };
         let figure = Figure {
             title: q.title().to_string(),
             x_desc: "board time (s)".into(),
             size: (1000, 700),
             panels: vec![values, error],
+            ..Figure::default()
         };
         written.extend(figure.render(dir, q.key(), Formats::SVG_AND_PNG)?);
     }
