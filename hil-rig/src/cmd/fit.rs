@@ -26,7 +26,7 @@ use firmware_core::map::by_name;
 use models::cell::DEFAULT_R_ACTIVATION_J_PER_MOL;
 use models::ecm::{self, EcmParams};
 use models::ocv::Chemistry;
-use models::variant::Variant;
+use models::variant::{POWER_CONSUMPTION_TYP_W, Variant};
 
 use crate::Failure;
 use crate::decode;
@@ -96,6 +96,11 @@ pub struct Cmd {
     #[arg(long, value_name = "J_PER_MOL", default_value_t = DEFAULT_R_ACTIVATION_J_PER_MOL,
           value_parser = non_negative)]
     r_activation: f64,
+    /// The board's own consumption (W), drawn from the pack before its shunt:
+    /// added to the recorded current as the pack's; 0 when the board is
+    /// supplied otherwise
+    #[arg(long, value_name = "W", default_value_t = POWER_CONSUMPTION_TYP_W, value_parser = non_negative)]
+    own_consumption_w: f64,
     /// Give up after this many Levenberg–Marquardt iterations (exit 1)
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = value_parser!(u32).range(1..))]
     max_iterations: u32,
@@ -314,7 +319,12 @@ impl Cmd {
                 )));
             }
         };
-        let model = SeriesModel { chemistry, cells_in_series: cells, r_activation_j_per_mol: self.r_activation };
+        let model = SeriesModel {
+            chemistry,
+            cells_in_series: cells,
+            r_activation_j_per_mol: self.r_activation,
+            own_consumption_w: self.own_consumption_w,
+        };
         let config = EcmFitConfig {
             model,
             fixed: self.fix.clone(),
@@ -434,9 +444,13 @@ impl Report<'_> {
         } else {
             "resistances independent of temperature".to_string()
         };
+        let own = match self.cmd.own_consumption_w {
+            0.0 => "the recorded current taken as the pack's".to_string(),
+            w => format!("the pack's current: the recorded one less the board's own {} W", figure(w, 3)),
+        };
         format!(
             "{} {chem} cells in series{variant}: the {chem} OCV table + an offset, R0 and two RC pairs flat over \
-             SOC; {temp}",
+             SOC; {temp}; {own}",
             self.cells
         )
     }
