@@ -72,7 +72,7 @@ use models::ecm::{self, EcmParams};
 use models::loads::SelfConsumption;
 use models::ocv::Chemistry;
 use models::table::{self, TableValues};
-use models::variant::{CURRENT_OFFSET_ERROR_PCT_FS, CURRENT_RANGE_A};
+use models::variant::{CURRENT_OFFSET_ERROR_PCT_FS, CURRENT_RANGE_A, CURRENT_TOTAL_ERROR_PCT_FS};
 use nalgebra::DMatrix;
 
 use super::lm::{
@@ -83,6 +83,19 @@ use super::lm::{
 /// A current below this is rest (A): ten times the datasheet's offset
 /// error bound ("Current measurement accuracy": offset < 0.01 % FS of ±250 A).
 pub const REST_CURRENT_A: f64 = 10.0 * CURRENT_OFFSET_ERROR_PCT_FS / 100.0 * CURRENT_RANGE_A;
+
+/// 1σ of the board's current offset that the fit cannot see (A): the
+/// datasheet's offset bound ("Current measurement accuracy": < 0.01 % FS of
+/// ±250 A = 25 mA) taken as a limit at 3σ, as the project's part tolerances
+/// are ([`models::chain`]). The typical 0.1 W of the board's own consumption
+/// ([`SeriesModel::own_consumption_w`]) is 7.7 mA at 13 V: an error in it acts
+/// as such an offset, and is within this.
+pub const CURRENT_OFFSET_SIGMA_A: f64 = CURRENT_OFFSET_ERROR_PCT_FS / 100.0 * CURRENT_RANGE_A / 3.0;
+
+/// 1σ of the board's current gain error (relative): what the datasheet's
+/// total error bound leaves beside the offset at full scale ((0.04 − 0.01) %
+/// FS at 250 A = 0.03 % of the reading), a limit at 3σ.
+pub const CURRENT_GAIN_SIGMA_REL: f64 = (CURRENT_TOTAL_ERROR_PCT_FS - CURRENT_OFFSET_ERROR_PCT_FS) / 100.0 / 3.0;
 
 /// Fewest samples [`fit_ecm`] accepts.
 pub const MIN_SAMPLES: usize = 20;
@@ -958,6 +971,19 @@ pub fn fit_ecm(samples: &[FitSample], config: &EcmFitConfig) -> Result<EcmFit, F
             };
         }
     }
+    // The board's current errors, which no residual shows (an offset or a
+    // gain error of the current is, to the voltage, another capacity).
+    let final_free = free_of(&status);
+    if !final_free.is_empty() {
+        let systematic = current_error_variances(samples, &prep, &est, &final_free, &sol);
+        for (p, var) in final_free.into_iter().zip(systematic) {
+            let k = p.index();
+            let sys = if p.is_log() { est.get(p) * var.sqrt() } else { var.sqrt() };
+            if std_err[k].is_finite() && sys.is_finite() {
+                std_err[k] = std_err[k].hypot(sys);
+            }
+        }
+    }
     if !sol.termination.converged() {
         let rmse_mv = 1e3 * (2.0 * sol.cost / prep.len() as f64).sqrt();
         return Err(FitError::NotConverged { iterations: sol.iterations, rmse_mv });
@@ -980,6 +1006,49 @@ pub fn fit_ecm(samples: &[FitSample], config: &EcmFitConfig) -> Result<EcmFit, F
         iterations: sol.iterations,
         loaded_start: prep.steady_start,
     })
+}
+
+/// The variance, in the solver's parameters (`ln x` for a log-scaled
+/// one), that the board's current errors leave in each of `free` at `est`:
+/// a current offset of [`CURRENT_OFFSET_SIGMA_A`] and a gain error of
+/// [`CURRENT_GAIN_SIGMA_REL`], each propagated through the fit — the
+/// parameters' least-squares response `δθ = −J⁺·∂r/∂e` to the residuals'
+/// change with the error `e` (numerically, one evaluation each), times its
+/// variance. An offset `e` moves a capacity from a net discharge `Ī` by about
+/// `e/Ī`; a gain error moves it by itself.
+fn current_error_variances(
+    samples: &[FitSample],
+    prep: &Prepared,
+    est: &CellEstimate,
+    free: &[Param],
+    sol: &LmSolution,
+) -> Vec<f64> {
+    let n = free.len();
+    let mut var = vec![0.0; n];
+    if sol.jacobian.ncols() != n {
+        return vec![f64::NAN; n];
+    }
+    let Some(pinv) = pseudo_inverse(sol.jacobian.clone(), 1e-12) else { return vec![f64::NAN; n] };
+    let mut r0 = vec![0.0; prep.len()];
+    residuals_into(prep, est, &mut r0);
+    // Perturbations of 10 mA and 1e-4: far above rounding, small for the model.
+    let sources: [(f64, f64, fn(&FitSample, f64) -> f64); 2] = [
+        (0.01, CURRENT_OFFSET_SIGMA_A, |s, h| s.current_a + h),
+        (1e-4, CURRENT_GAIN_SIGMA_REL, |s, h| s.current_a * (1.0 + h)),
+    ];
+    for (h, sigma, perturb) in sources {
+        let moved: Vec<FitSample> = samples.iter().map(|s| FitSample { current_a: perturb(s, h), ..*s }).collect();
+        let mut p = Prepared::new(prep.model, &moved);
+        p.unknown_start = prep.unknown_start;
+        let mut r = vec![0.0; prep.len()];
+        residuals_into(&p, est, &mut r);
+        let d = nalgebra::DVector::from_iterator(r.len(), r.iter().zip(&r0).map(|(a, b)| (a - b) / h));
+        let dtheta = &pinv * d;
+        for (v, x) in var.iter_mut().zip(dtheta.iter()) {
+            *v += (x * sigma).powi(2);
+        }
+    }
+    var
 }
 
 /// The model and the priors must be usable.
