@@ -34,7 +34,7 @@ use crate::recording;
 use crate::session::{MAX_BOARD_SKEW_S, Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
 use crate::source::{self, BoardSample, Registers};
 use crate::tolerance::Tolerances;
-use crate::twin::{self, Drive, Twin};
+use crate::twin::{self, Drive, GapCurrent, Twin};
 
 /// Shown at the end of `compare --help`.
 pub const EXIT_CODES: &str = "\
@@ -259,6 +259,7 @@ impl Cmd {
             skipped: 0,
             repeated: 0,
             skewed: 0,
+            counted_gaps: 0,
         };
         if let Some(args) = &self.link {
             println!(
@@ -324,6 +325,13 @@ impl Cmd {
                 "{} live values were read more than {MAX_BOARD_SKEW_S} s of board time from their sample's uptime_s \
                  (retries between a sample's requests) and were not compared",
                 session.skewed
+            ));
+        }
+        if session.counted_gaps > 0 {
+            meta.notes.push(format!(
+                "{} intervals between samples hid a change of current (retries, an offline window): the twin ran \
+                 them at the mean current the board counted (remaining_mah over the interval), not the held one",
+                session.counted_gaps
             ));
         }
         if let Some((link, _)) = &link {
@@ -552,6 +560,8 @@ struct Session<'a> {
     repeated: u64,
     /// Live values left out: read more than [`MAX_BOARD_SKEW_S`] from their sample's uptime.
     skewed: u64,
+    /// Intervals the twin ran at the board's counted mean current ([`GapCurrent::Counted`]).
+    counted_gaps: u64,
 }
 
 impl<'a> Session<'a> {
@@ -596,7 +606,9 @@ impl<'a> Session<'a> {
             _ => t - self.t0,
         };
         let twin = self.twin.as_mut().expect("started above");
-        twin.advance(twin_t, current_a).map_err(|e| engine_stop(e, s.line))?;
+        let remaining_ah = self.regs.value(&s.raw, RegId::RemainingCharge);
+        let gap = twin.advance_counted(twin_t, current_a, remaining_ah).map_err(|e| engine_stop(e, s.line))?;
+        self.counted_gaps += u64::from(matches!(gap, GapCurrent::Counted(_)));
         let twin_raw = twin.registers(&self.regs);
         let truth = twin.truth();
         let tracked = match self.tracker.as_mut() {
