@@ -158,19 +158,23 @@ impl<'s> Twin<'s> {
         // with the board's own consumption and the cells' spread): found by
         // running it once from the target, then started that much higher.
         let offset_ns = secs_to_ns(seconds);
-        let run = |initial_soc: f64| -> Result<Self, EngineError> {
+        // The battery and the firmware may start at different SOCs: both
+        // are moved back by what the run takes.
+        let firmware_pct = scenario.firmware.initial_soc_pct.unwrap_or(100.0 * scenario.initial_soc);
+        let run = |initial_soc: f64, moved: f64| -> Result<Self, EngineError> {
             let mut s = scenario.clone();
             s.initial_soc = initial_soc.clamp(0.0, 1.0);
-            s.firmware.initial_soc_pct = Some((s.initial_soc * 10_000.0).round() / 100.0);
+            let pct = (firmware_pct - 100.0 * moved).clamp(0.0, 100.0);
+            s.firmware.initial_soc_pct = Some((pct * 100.0).round() / 100.0);
             let mut twin = Self::measured(&s, regs, current_a)?;
             twin.offset_ns = offset_ns;
             twin.engine.advance_to(offset_ns, &mut HeldCurrent::new(current_a))?;
             Ok(twin)
         };
         let target = scenario.initial_soc;
-        let moved = run(target)?.truth().soc - target;
+        let moved = run(target, 0.0)?.truth().soc - target;
         let from_soc = (target - moved).clamp(0.0, 1.0);
-        Ok((run(from_soc)?, PreRun { seconds, current_a, from_soc }))
+        Ok((run(from_soc, moved)?, PreRun { seconds, current_a, from_soc }))
     }
 
     /// Twin time (s) from the comparison's t = 0.

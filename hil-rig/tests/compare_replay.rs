@@ -173,3 +173,145 @@ async fn issue_17_a_recording_with_an_offline_window_over_a_current_step_replays
     assert!(report.contains("the twin ran them at the mean current the board counted"), "{report}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The scenario library: `scenarios/*.toml` of the workspace.
+fn library() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Board seconds the self-comparison records of each scenario.
+const SELF_WINDOW_S: f64 = 120.0;
+/// Board seconds between its rows (the uptime's resolution: one per second).
+const SELF_INTERVAL_S: f64 = 1.0;
+/// When in a board second its rows are read (any phase: the comparison takes u + ½).
+const SELF_READ_PHASE_S: f64 = 0.3;
+
+/// `scenario` served as a stand-in would (its segments and events), recorded
+/// as `hil-rig record` writes it — every readable register through the same
+/// planning, decoding and row formatting — every [`SELF_INTERVAL_S`] from
+/// `from_s` for [`SELF_WINDOW_S`] (or to the scenario's end).
+fn record_window(scenario: &smartpro_sim::scenario::Scenario, from_s: f64) -> String {
+    use firmware_core::map::REGISTERS;
+    use hil_rig::decode::{self, MAX_REGS_PER_REQUEST};
+    use smartpro_sim::scenario::secs_to_ns;
+    let (header, regs) = hil_rig::recording::record_columns().unwrap();
+    let blocks = decode::plan(REGISTERS, &regs, MAX_REGS_PER_REQUEST);
+    let mut engine = smartpro_sim::engine::Engine::new(scenario).unwrap();
+    let mut stimulus = smartpro_sim::stimulus::Stimulus::new(scenario);
+    let mut csv = header.join(",");
+    csv.push('\n');
+    let end_s = (scenario.duration_ns() as f64 * 1e-9).min(from_s + SELF_WINDOW_S);
+    let mut t_s = from_s.floor() + SELF_READ_PHASE_S;
+    while t_s < end_s {
+        engine.advance_to(secs_to_ns(t_s), &mut stimulus).unwrap();
+        let mut raws = vec![None; regs.len()];
+        for b in &blocks {
+            let mut words = vec![0u16; usize::from(b.count)];
+            if engine.board_mut().read_registers(b.start, &mut words).is_err() {
+                continue;
+            }
+            for r in &b.regs {
+                let k = regs.iter().position(|x| x.addr == r.addr).unwrap();
+                raws[k] = b.words_of(r, &words).map(|w| r.ty.decode(w));
+            }
+        }
+        csv.push_str(&hil_rig::recording::format_row(engine.t_s(), &regs, &raws));
+        csv.push('\n');
+        t_s += SELF_INTERVAL_S;
+    }
+    csv
+}
+
+/// One scenario of the library compared with its own recording.
+struct SelfComparison {
+    name: String,
+    /// The recording's first row had a fault active (a trip before it).
+    starts_tripped: bool,
+    exit: Option<i32>,
+    report: String,
+    stderr: String,
+}
+
+/// Records a window of `path`'s scenario from the middle of its run (at
+/// most 1800 s in: the recording begins where the scenario is under way)
+/// and compares it with the twin of the same scenario, in `dir` — with
+/// `only_tripped`, only if the recording begins with a fault active.
+async fn self_comparison(dir: &std::path::Path, path: &std::path::Path, only_tripped: bool) -> Option<SelfComparison> {
+    let scenario = smartpro_sim::scenario::Scenario::load(path).unwrap();
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let from_s = (scenario.duration_ns() as f64 * 1e-9 / 2.0).min(1800.0);
+    let recording = record_window(&scenario, from_s);
+    let mut lines = recording.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let k = header.iter().position(|h| *h == "faults[bits]").unwrap();
+    let first_faults: u64 = lines.next().and_then(|l| l.split(',').nth(k)?.parse().ok()).unwrap_or(0);
+    if only_tripped && first_faults == 0 {
+        return None;
+    }
+    let rec = dir.join(format!("{name}.csv"));
+    std::fs::write(&rec, &recording).unwrap();
+    let out_dir = dir.join(&name);
+    let args: Vec<String> = ["compare", "--recording", rec.to_str().unwrap(), "--scenario", path.to_str().unwrap()]
+        .iter()
+        .chain(&["--out", out_dir.to_str().unwrap()])
+        .map(|s| s.to_string())
+        .collect();
+    let out = hil_rig(args).await;
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap_or_default();
+    eprintln!("{name} (from {from_s} s, faults at the start {first_faults}): exit {:?}", out.status.code());
+    Some(SelfComparison {
+        name,
+        starts_tripped: first_faults != 0,
+        exit: out.status.code(),
+        report,
+        stderr: text(&out.stderr),
+    })
+}
+
+#[tokio::test]
+async fn issue_21_a_recording_that_begins_after_a_trip_is_compared_from_the_first_sample_without_one_or_says_why() {
+    // Every scenario of the library whose mid-run window begins with its
+    // protection active (LVP, OVP, over-current, short circuit, a load dump's
+    // OVP, …): before, "protection … tripped spuriously at t = 0.0 s (the
+    // twin did not)" and a voltage FAIL, exit 1. The twin cannot have a
+    // trip that happened before its first sample: the comparison starts at
+    // the first sample without an active fault and says so, or, with none,
+    // compares nothing and says why (exit 2 for a recording).
+    let dir = temp_dir("issue-21-tripped");
+    let mut seen = 0;
+    for path in library() {
+        let Some(c) = self_comparison(&dir, &path, true).await else { continue };
+        assert!(c.starts_tripped);
+        seen += 1;
+        let excluded = c.report.contains("were not compared: the board's protection was active");
+        let nothing = c.exit == Some(2) && c.stderr.contains("the board's protection was active");
+        assert!(excluded || nothing, "{}: exit {:?}\n{}\n{}", c.name, c.exit, c.report, c.stderr);
+        assert!(!c.report.contains("tripped spuriously at t = 0.0 s"), "{}:\n{}", c.name, c.report);
+    }
+    assert!(seen >= 3, "only {seen} scenarios of the library begin their window tripped");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+#[ignore = "issue 21 item 2 is open: 8 of 25 scenarios pass, 8 are not comparable (tripped throughout, said why), 9 fail (see docs/hil-rig.md, Self-comparison)"]
+async fn issue_21_the_twin_compared_with_its_own_recording_passes_on_every_scenario_of_the_library() {
+    let dir = temp_dir("issue-21-self");
+    let mut failed = Vec::new();
+    for path in library() {
+        let c = self_comparison(&dir, &path, false).await.unwrap();
+        let not_comparable = c.exit == Some(2) && c.stderr.contains("the board's protection was active");
+        if c.exit != Some(0) && !not_comparable {
+            eprintln!("{}\n{}", c.report, c.stderr);
+            failed.push(c.name);
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
