@@ -206,9 +206,10 @@ impl<'s> Twin<'s> {
     /// (undoing its charge efficiency and adding the own consumption it
     /// counts, with the twin's settings, so that the twin's firmware counts
     /// the same). When that disagrees with the held current by more than the
-    /// count's resolution and the uptime's explain (`(1 mAh + ½ s × (|I_before|
-    /// + |I_now|)) / Δt`), the twin runs the interval (until its last two blocks, as
-    /// always) at the current that gives the counted charge. No count at
+    /// count's resolution and the uptime's explain
+    /// (`(1 mAh + ½ s × (|I_before| + |I_now|)) / Δt`), the twin runs the
+    /// interval (until its last two blocks, as always) at the current that
+    /// gives the counted charge. No count at
     /// either end, a reading at 0 or at the rated capacity (the count
     /// clamps there), or a mean beyond the current range (the board
     /// re-anchored its SOC: a full charge, an LVP trip, a `set_soc`) keeps
@@ -308,6 +309,9 @@ impl<'s> Twin<'s> {
     /// on the bus would (`hil-rig test` mirrors the settings and commands it
     /// writes to the board).
     pub fn write_register(&mut self, name: &str, value: i64) -> Result<(), EngineError> {
+        // A write may move the board's count (set_soc, reset_counters, the
+        // capacity): the next interval's change of it is no current.
+        self.counted_ah = None;
         self.engine.write_register_by_name(name, value)
     }
 }

@@ -1032,7 +1032,9 @@ fn current_error_variances(
     let mut r0 = vec![0.0; prep.len()];
     residuals_into(prep, est, &mut r0);
     // Perturbations of 10 mA and 1e-4: far above rounding, small for the model.
-    let sources: [(f64, f64, fn(&FitSample, f64) -> f64); 2] = [
+    // (perturbation, its 1σ, the sample's current with it)
+    type Perturbed = fn(&FitSample, f64) -> f64;
+    let sources: [(f64, f64, Perturbed); 2] = [
         (0.01, CURRENT_OFFSET_SIGMA_A, |s, h| s.current_a + h),
         (1e-4, CURRENT_GAIN_SIGMA_REL, |s, h| s.current_a * (1.0 + h)),
     ];
