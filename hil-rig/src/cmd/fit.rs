@@ -97,8 +97,8 @@ pub struct Cmd {
           value_parser = non_negative)]
     r_activation: f64,
     /// The board's own consumption (W), drawn from the pack before its shunt:
-    /// added to the recorded current as the pack's; 0 when the board is
-    /// supplied otherwise
+    /// the pack's current is the recorded one less this over the voltage; 0
+    /// when the board is supplied otherwise
     #[arg(long, value_name = "W", default_value_t = POWER_CONSUMPTION_TYP_W, value_parser = non_negative)]
     own_consumption_w: f64,
     /// Give up after this many Levenberg–Marquardt iterations (exit 1)
