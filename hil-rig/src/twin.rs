@@ -11,6 +11,7 @@ use smartpro_sim::stimulus::Stimulus;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
 use crate::estimate::fit::REST_CURRENT_A;
 use crate::source::Registers;
+use models::variant::CURRENT_RANGE_A;
 
 /// What drives the twin's battery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -76,7 +77,30 @@ pub struct Twin<'s> {
     stimulus: Option<Stimulus<'s>>,
     /// The board's current of the previous sample, held until the next (measured drive).
     held_a: f64,
+    /// The board's own count of the charge at the previous sample
+    /// (`remaining_mah`, Ah), read with its uptime (measured drive).
+    counted_ah: Option<f64>,
     blocks: Vec<Block>,
+}
+
+/// Resolution of the board's `remaining_mah` (Ah): a difference of two
+/// readings is off by less than this.
+const COUNT_RESOLUTION_AH: f64 = 0.001;
+
+/// The uptime's resolution (s): a sample read at uptime `u` was read within
+/// `[u, u + 1)` and the twin takes it at `u + ½`, so each end of the
+/// board's count between two samples is within half of this of the twin's.
+const UPTIME_RESOLUTION_S: f64 = 1.0;
+
+/// What the board's own count says flowed between two samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GapCurrent {
+    /// The held current agrees with the count within its resolution and
+    /// the uptime's (or there is no usable count): the twin held it.
+    Held,
+    /// The count disagrees: the twin ran the interval at this mean current
+    /// (A, + = charge), the charge the board counted over the time.
+    Counted(f64),
 }
 
 impl<'s> Twin<'s> {
@@ -87,6 +111,7 @@ impl<'s> Twin<'s> {
             offset_ns: 0,
             stimulus: Some(Stimulus::new(scenario)),
             held_a: 0.0,
+            counted_ah: None,
             blocks: decode::plan(REGISTERS, &regs.list, MAX_REGS_PER_REQUEST),
         })
     }
@@ -99,6 +124,7 @@ impl<'s> Twin<'s> {
             offset_ns: 0,
             stimulus: None,
             held_a: current_a,
+            counted_ah: None,
             blocks: decode::plan(REGISTERS, &regs.list, MAX_REGS_PER_REQUEST),
         })
     }
@@ -132,19 +158,23 @@ impl<'s> Twin<'s> {
         // with the board's own consumption and the cells' spread): found by
         // running it once from the target, then started that much higher.
         let offset_ns = secs_to_ns(seconds);
-        let run = |initial_soc: f64| -> Result<Self, EngineError> {
+        // The battery and the firmware may start at different SOCs: both
+        // are moved back by what the run takes.
+        let firmware_pct = scenario.firmware.initial_soc_pct.unwrap_or(100.0 * scenario.initial_soc);
+        let run = |initial_soc: f64, moved: f64| -> Result<Self, EngineError> {
             let mut s = scenario.clone();
             s.initial_soc = initial_soc.clamp(0.0, 1.0);
-            s.firmware.initial_soc_pct = Some((s.initial_soc * 10_000.0).round() / 100.0);
+            let pct = (firmware_pct - 100.0 * moved).clamp(0.0, 100.0);
+            s.firmware.initial_soc_pct = Some((pct * 100.0).round() / 100.0);
             let mut twin = Self::measured(&s, regs, current_a)?;
             twin.offset_ns = offset_ns;
             twin.engine.advance_to(offset_ns, &mut HeldCurrent::new(current_a))?;
             Ok(twin)
         };
         let target = scenario.initial_soc;
-        let moved = run(target)?.truth().soc - target;
+        let moved = run(target, 0.0)?.truth().soc - target;
         let from_soc = (target - moved).clamp(0.0, 1.0);
-        Ok((run(from_soc)?, PreRun { seconds, current_a, from_soc }))
+        Ok((run(from_soc, moved)?, PreRun { seconds, current_a, from_soc }))
     }
 
     /// Twin time (s) from the comparison's t = 0.
@@ -162,17 +192,88 @@ impl<'s> Twin<'s> {
     /// polls) then sees the same current, and its voltage and current
     /// registers average it as the board's did.
     pub fn advance(&mut self, t_s: f64, current_a: f64) -> Result<(), EngineError> {
+        self.advance_counted(t_s, current_a, None).map(|_| ())
+    }
+
+    /// [`Self::advance`], with the board's own count of the charge at this
+    /// sample, `remaining_ah` (its `remaining_mah` register, read in the same
+    /// request as its uptime), for the measured drive's intervals.
+    ///
+    /// Between two samples the current is not seen: a sample that retries
+    /// delayed, or an offline window, can hide a current step, and the held
+    /// current then puts `|ΔI| × gap` into the twin's SOC. The board counted
+    /// what flowed: `Δremaining` over the interval is its mean current
+    /// (undoing its charge efficiency and adding the own consumption it
+    /// counts, with the twin's settings, so that the twin's firmware counts
+    /// the same). When that disagrees with the held current by more than the
+    /// count's resolution and the uptime's explain
+    /// (`(1 mAh + ½ s × (|I_before| + |I_now|)) / Δt`), the twin runs the
+    /// interval (until its last two blocks, as always) at the current that
+    /// gives the counted charge. No count at
+    /// either end, a reading at 0 or at the rated capacity (the count
+    /// clamps there), or a mean beyond the current range (the board
+    /// re-anchored its SOC: a full charge, an LVP trip, a `set_soc`) keeps
+    /// the held current.
+    pub fn advance_counted(
+        &mut self,
+        t_s: f64,
+        current_a: f64,
+        remaining_ah: Option<f64>,
+    ) -> Result<GapCurrent, EngineError> {
         let target = self.offset_ns + secs_to_ns(t_s.max(0.0));
-        match &mut self.stimulus {
-            Some(stimulus) => self.engine.advance_to(target, stimulus)?,
-            None => {
-                let block_start = target.saturating_sub(2 * POLL_PERIOD.0);
-                self.engine.advance_to(block_start, &mut HeldCurrent::new(self.held_a))?;
-                self.engine.advance_to(target, &mut HeldCurrent::new(current_a))?;
-                self.held_a = current_a;
-            }
+        let Some(stimulus) = &mut self.stimulus else {
+            let block_start = target.saturating_sub(2 * POLL_PERIOD.0);
+            let gap = self.gap_current(target, current_a, remaining_ah);
+            let hold_a = match gap {
+                GapCurrent::Held => self.held_a,
+                GapCurrent::Counted(mean_a) => {
+                    // The last two blocks run at the current reported now.
+                    let dt_s = target.saturating_sub(self.engine.t_ns()) as f64 * 1e-9;
+                    let tail_s = (target - block_start) as f64 * 1e-9;
+                    (mean_a * dt_s - current_a * tail_s) / (dt_s - tail_s)
+                }
+            };
+            self.engine.advance_to(block_start, &mut HeldCurrent::new(hold_a))?;
+            self.engine.advance_to(target, &mut HeldCurrent::new(current_a))?;
+            self.held_a = current_a;
+            self.counted_ah = remaining_ah;
+            return Ok(gap);
+        };
+        self.engine.advance_to(target, stimulus)?;
+        Ok(GapCurrent::Held)
+    }
+
+    /// What the board's count says of the interval up to `target` (ns).
+    fn gap_current(&self, target: u64, current_a: f64, remaining_ah: Option<f64>) -> GapCurrent {
+        let (Some(before), Some(now)) = (self.counted_ah, remaining_ah) else { return GapCurrent::Held };
+        let settings = self.engine.board().settings();
+        let rated_ah = f64::from(settings.capacity_dah) * 0.1;
+        let inside = |q: f64| q > 0.0 && q < rated_ah;
+        let dt_s = target.saturating_sub(self.engine.t_ns()) as f64 * 1e-9;
+        let tail_s = 2.0 * POLL_PERIOD.0 as f64 * 1e-9;
+        if !(inside(before) && inside(now)) || dt_s <= 2.0 * tail_s {
+            return GapCurrent::Held;
         }
-        Ok(())
+        // What the firmware counts: (I − own)·efficiency on charge, I − own on discharge.
+        let counted_a = (now - before) * models::cell::SECONDS_PER_HOUR / dt_s;
+        let efficiency = f64::from(settings.charge_efficiency_centipct) / 10_000.0;
+        let uncounted_a = if counted_a > 0.0 && efficiency > 0.0 { counted_a / efficiency } else { counted_a };
+        let voltage_v = self.engine.truth().voltage_v;
+        let own_a = if settings.self_consumption_counted != 0 && voltage_v > 1.0 {
+            f64::from(firmware_core::settings::design::SELF_CONSUMPTION_MW) * 1e-3 / voltage_v
+        } else {
+            0.0
+        };
+        let mean_a = uncounted_a + own_a;
+        if !(mean_a.is_finite() && mean_a.abs() <= CURRENT_RANGE_A) {
+            return GapCurrent::Held;
+        }
+        // Each end of the board's interval is within half the uptime's
+        // resolution of the twin's (read within [u, u + 1), the twin at u + ½).
+        let explained_a = (COUNT_RESOLUTION_AH * models::cell::SECONDS_PER_HOUR
+            + 0.5 * UPTIME_RESOLUTION_S * (self.held_a.abs() + current_a.abs()))
+            / dt_s;
+        if (mean_a - self.held_a).abs() <= explained_a { GapCurrent::Held } else { GapCurrent::Counted(mean_a) }
     }
 
     /// The true state of the twin's battery.
@@ -208,6 +309,9 @@ impl<'s> Twin<'s> {
     /// on the bus would (`hil-rig test` mirrors the settings and commands it
     /// writes to the board).
     pub fn write_register(&mut self, name: &str, value: i64) -> Result<(), EngineError> {
+        // A write may move the board's count (set_soc, reset_counters, the
+        // capacity): the next interval's change of it is no current.
+        self.counted_ah = None;
         self.engine.write_register_by_name(name, value)
     }
 }
@@ -277,6 +381,54 @@ mod tests {
         // The board counted the same: 42 % of 100 Ah less what the second took (± 1 mAh).
         let remaining_ah = regs.value(&raw, RegId::RemainingCharge).unwrap();
         assert!((remaining_ah - (42.0 - want_ah)).abs() <= 0.001, "{remaining_ah} Ah");
+    }
+
+    /// The board's `remaining_mah` (Ah) as a master reads it.
+    fn remaining_ah(t: &mut Twin, regs: &Registers) -> Option<f64> {
+        let raw = t.registers(regs);
+        regs.value(&raw, RegId::RemainingCharge)
+    }
+
+    #[test]
+    fn issue_17_a_gap_that_hides_a_current_step_runs_at_the_current_the_board_counted() {
+        // The board: at rest, samples every board second; then an offline
+        // window of 15 s in which a 40 A discharge starts (at 7.98 s); the
+        // next sample reads it. Before, the twin held 0 A over the window
+        // and its SOC was 40 A × 12.5 s = 0.139 Ah above the board's.
+        let s = Scenario::parse(SCENARIO, Path::new("t.toml")).unwrap();
+        let twin_s = twin_scenario(&s, Drive::Measured, 0.60);
+        let regs = regs();
+        let mut board = Twin::measured(&twin_s, &regs, 0.0).unwrap();
+        let mut twin = Twin::measured(&twin_s, &regs, 0.0).unwrap();
+        let mut held = Twin::measured(&twin_s, &regs, 0.0).unwrap();
+        let step = |t_s: f64, board_a: f64, board: &mut Twin, twin: &mut Twin, held: &mut Twin| {
+            board.advance(t_s, board_a).unwrap();
+            let raw = board.registers(&regs);
+            let (i, q) = (regs.value(&raw, RegId::Current).unwrap(), regs.value(&raw, RegId::RemainingCharge));
+            held.advance(t_s, i).unwrap();
+            (twin.advance_counted(t_s, i, q).unwrap(), q.unwrap())
+        };
+        for k in 0..5 {
+            let (gap, _) = step(0.5 + f64::from(k), 0.0, &mut board, &mut twin, &mut held);
+            assert_eq!(gap, GapCurrent::Held, "at rest the count agrees with the held current");
+        }
+        board.advance(8.0, -40.0).unwrap();
+        let (gap, board_ah) = step(20.5, -40.0, &mut board, &mut twin, &mut held);
+        let GapCurrent::Counted(mean_a) = gap else { panic!("{gap:?}") };
+        // 12.5 s of 16 at 40 A, within the count's and the uptime's resolution.
+        assert!((mean_a + 40.0 * 12.5 / 16.0).abs() < 0.6, "{mean_a} A");
+        let twin_ah = remaining_ah(&mut twin, &regs).unwrap();
+        let held_ah = remaining_ah(&mut held, &regs).unwrap();
+        assert!((twin_ah - board_ah).abs() <= 0.002, "twin {twin_ah} Ah vs board {board_ah} Ah");
+        assert!(held_ah - board_ah > 0.13, "the held current: {held_ah} Ah vs {board_ah} Ah");
+        // Then steady: held again.
+        for k in 0..3 {
+            let (gap, _) = step(21.5 + f64::from(k), -40.0, &mut board, &mut twin, &mut held);
+            assert_eq!(gap, GapCurrent::Held);
+        }
+        // A count that jumps (the board re-anchored its SOC) is no current: held.
+        twin.counted_ah = Some(50.0);
+        assert_eq!(twin.advance_counted(40.0, -40.0, Some(10.0)).unwrap(), GapCurrent::Held);
     }
 
     #[test]

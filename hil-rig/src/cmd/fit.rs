@@ -26,7 +26,7 @@ use firmware_core::map::by_name;
 use models::cell::DEFAULT_R_ACTIVATION_J_PER_MOL;
 use models::ecm::{self, EcmParams};
 use models::ocv::Chemistry;
-use models::variant::Variant;
+use models::variant::{POWER_CONSUMPTION_TYP_W, Variant};
 
 use crate::Failure;
 use crate::decode;
@@ -96,6 +96,11 @@ pub struct Cmd {
     #[arg(long, value_name = "J_PER_MOL", default_value_t = DEFAULT_R_ACTIVATION_J_PER_MOL,
           value_parser = non_negative)]
     r_activation: f64,
+    /// The board's own consumption (W), drawn from the pack before its shunt:
+    /// the pack's current is the recorded one less this over the voltage; 0
+    /// when the board is supplied otherwise
+    #[arg(long, value_name = "W", default_value_t = POWER_CONSUMPTION_TYP_W, value_parser = non_negative)]
+    own_consumption_w: f64,
     /// Give up after this many Levenberg–Marquardt iterations (exit 1)
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = value_parser!(u32).range(1..))]
     max_iterations: u32,
@@ -207,6 +212,13 @@ fn time_axis(rows: &[(usize, f64, Option<f64>)]) -> (Vec<f64>, TimeAxis) {
     }
 }
 
+/// Why the rows from a protection trip on are not used: the trip opened
+/// the switch at an instant between two samples that the recording does not
+/// show, so the charge drawn until then is unknown (a discharge into LVP
+/// held its last current over the whole interval: up to `I·Δt` too much
+/// charge, which at the knee's OCV slope moved the fitted capacity by 0.1 %).
+const AFTER_TRIP: &str = "after a protection trip (a fault bit rose; the switch opened between two samples)";
+
 /// What the recording gives the fit.
 #[derive(Debug)]
 struct Extracted {
@@ -243,12 +255,21 @@ fn extract(rec: &Recording) -> Result<Extracted, Failure> {
     let ct = rec.column(recording::TEMPERATURE);
     let cs = rec.column(recording::SOC);
     let cu = register_column(rec, "uptime_s");
+    let cf = register_column(rec, "faults");
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     let mut raw = Vec::new();
+    // The faults of the last row that had them, and whether a trip was seen.
+    let (mut faults, mut tripped) = (None::<u64>, false);
     for row in &rec.rows {
         let get = |k: usize| row.values.get(k).copied().flatten();
-        let why = if row.commented {
+        if let Some(f) = cf.and_then(get).map(|f| f as u64) {
+            tripped |= faults.is_some_and(|before| f & !before != 0);
+            faults = Some(f);
+        }
+        let why = if tripped {
+            Some(AFTER_TRIP)
+        } else if row.commented {
             Some("a `# ` row: the current was not read")
         } else if get(ci).is_none() {
             Some("no current")
@@ -314,7 +335,12 @@ impl Cmd {
                 )));
             }
         };
-        let model = SeriesModel { chemistry, cells_in_series: cells, r_activation_j_per_mol: self.r_activation };
+        let model = SeriesModel {
+            chemistry,
+            cells_in_series: cells,
+            r_activation_j_per_mol: self.r_activation,
+            own_consumption_w: self.own_consumption_w,
+        };
         let config = EcmFitConfig {
             model,
             fixed: self.fix.clone(),
@@ -434,9 +460,13 @@ impl Report<'_> {
         } else {
             "resistances independent of temperature".to_string()
         };
+        let own = match self.cmd.own_consumption_w {
+            0.0 => "the recorded current taken as the pack's".to_string(),
+            w => format!("the pack's current: the recorded one less the board's own {} W", figure(w, 3)),
+        };
         format!(
             "{} {chem} cells in series{variant}: the {chem} OCV table + an offset, R0 and two RC pairs flat over \
-             SOC; {temp}",
+             SOC; {temp}; {own}",
             self.cells
         )
     }
@@ -580,7 +610,7 @@ impl Report<'_> {
             figure(100.0 * fit.soc_range.0, 1),
             figure(100.0 * fit.soc_range.1, 1),
         );
-        let _ = writeln!(out, "parameters (per cell; ± 1σ from the Jacobian at the optimum):");
+        let _ = writeln!(out, "parameters (per cell; ± 1σ: the residuals' and the board's current errors'):");
         for line in self.parameter_lines() {
             let _ = writeln!(out, "{line}");
         }
@@ -698,6 +728,24 @@ time_s,current_A,voltage_V,temp_C,soc_pct,uptime_s[s],capacity_dah[Ah],variant_v
         let rec = Recording::parse("time_s,current_A\n0,1\n", Path::new("r.csv")).unwrap();
         let Err(Failure::Usage(e)) = extract(&rec) else { panic!("a usage error") };
         assert!(e.to_string().contains("r.csv:1: no column \"voltage_V\""), "{e}");
+    }
+
+    #[test]
+    fn issue_17_the_fit_ends_at_the_last_sample_before_a_protection_trip() {
+        // A fault active from the start is no trip; the LVP bit rising at
+        // line 5 is: that row and every later one are left out.
+        let text = "\
+time_s,current_A,voltage_V,faults[bits]
+0.000,-30.000,12.000,4
+1.000,-30.000,11.900,4
+2.000,-30.000,11.800,
+3.000,0.000,11.900,5
+4.000,0.000,11.950,4
+";
+        let rec = Recording::parse(text, Path::new("r.csv")).unwrap();
+        let d = extract(&rec).unwrap();
+        assert_eq!(d.lines, [2, 3, 4]);
+        assert_eq!(d.skipped, [(5, AFTER_TRIP), (6, AFTER_TRIP)]);
     }
 
     #[test]

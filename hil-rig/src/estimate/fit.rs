@@ -6,7 +6,13 @@
 //!
 //! [`SeriesModel`]: `n` identical cells in series with the equations of
 //! [`models::pack`] (no hysteresis, resistances flat over SOC), sampled at the
-//! recording's instants `t_k`, the current `I_k` held over `[t_k, t_k+1)`:
+//! recording's instants `t_k`, the pack's current `I_k` held over
+//! `[t_k, t_k+1)`. That is the recorded (measured) current less the board's
+//! own consumption, which the board draws from the pack upstream of its shunt
+//! (datasheet, "Control system": 0.1 W typ.): `I_k = I_meas,k − P_own/V_k`
+//! ([`SeriesModel::own_consumption_w`]). Left out, it made every capacity
+//! fitted from a discharge low by `P_own/(V·|Ī|)` — 0.025 % at 0.1 W, 13 V
+//! and a mean 30 A (issue 17, item 4):
 //!
 //! ```text
 //! soc_k    = soc_0 + Σ_{i<k} I_i·Δt_i / (3600·Q)
@@ -63,9 +69,10 @@
 use models::cell::{CellParams, SECONDS_PER_HOUR};
 use models::decay::decay_factor;
 use models::ecm::{self, EcmParams};
+use models::loads::SelfConsumption;
 use models::ocv::Chemistry;
 use models::table::{self, TableValues};
-use models::variant::{CURRENT_OFFSET_ERROR_PCT_FS, CURRENT_RANGE_A};
+use models::variant::{CURRENT_OFFSET_ERROR_PCT_FS, CURRENT_RANGE_A, CURRENT_TOTAL_ERROR_PCT_FS};
 use nalgebra::DMatrix;
 
 use super::lm::{
@@ -76,6 +83,19 @@ use super::lm::{
 /// A current below this is rest (A): ten times the datasheet's offset
 /// error bound ("Current measurement accuracy": offset < 0.01 % FS of ±250 A).
 pub const REST_CURRENT_A: f64 = 10.0 * CURRENT_OFFSET_ERROR_PCT_FS / 100.0 * CURRENT_RANGE_A;
+
+/// 1σ of the board's current offset that the fit cannot see (A): the
+/// datasheet's offset bound ("Current measurement accuracy": < 0.01 % FS of
+/// ±250 A = 25 mA) taken as a limit at 3σ, as the project's part tolerances
+/// are ([`models::chain`]). The typical 0.1 W of the board's own consumption
+/// ([`SeriesModel::own_consumption_w`]) is 7.7 mA at 13 V: an error in it acts
+/// as such an offset, and is within this.
+pub const CURRENT_OFFSET_SIGMA_A: f64 = CURRENT_OFFSET_ERROR_PCT_FS / 100.0 * CURRENT_RANGE_A / 3.0;
+
+/// 1σ of the board's current gain error (relative): what the datasheet's
+/// total error bound leaves beside the offset at full scale ((0.04 − 0.01) %
+/// FS at 250 A = 0.03 % of the reading), a limit at 3σ.
+pub const CURRENT_GAIN_SIGMA_REL: f64 = (CURRENT_TOTAL_ERROR_PCT_FS - CURRENT_OFFSET_ERROR_PCT_FS) / 100.0 / 3.0;
 
 /// Fewest samples [`fit_ecm`] accepts.
 pub const MIN_SAMPLES: usize = 20;
@@ -344,6 +364,10 @@ pub struct SeriesModel {
     pub cells_in_series: usize,
     /// Activation energy of every resistance (J/mol); 0: no temperature dependence.
     pub r_activation_j_per_mol: f64,
+    /// The board's own consumption (W, ≥ 0), drawn from the pack before its
+    /// shunt: in the pack's current, not in the measured one (see the module
+    /// doc). 0: the recorded current is the pack's.
+    pub own_consumption_w: f64,
 }
 
 impl SeriesModel {
@@ -362,8 +386,14 @@ impl SeriesModel {
         a + f * (b - a)
     }
 
+    /// The pack's current at a sample (A, + = charge): the measured
+    /// `current_a` less the board's own draw at `voltage_v`.
+    pub fn pack_current_a(&self, current_a: f64, voltage_v: f64) -> f64 {
+        current_a + SelfConsumption { power_w: self.own_consumption_w }.current_a(voltage_v)
+    }
+
     /// The pack voltage the model gives at each sample for `est` (the
-    /// samples' own voltages are not used).
+    /// samples' own voltages are used only for the board's own draw).
     pub fn simulate(&self, est: &CellEstimate, samples: &[FitSample]) -> Vec<f64> {
         let prep = Prepared::new(self, samples);
         let mut out = vec![0.0; samples.len()];
@@ -426,11 +456,11 @@ impl SeriesModel {
 struct Prepared<'a> {
     model: &'a SeriesModel,
     voltage_v: Vec<f64>,
-    /// g(T_k)·I_k.
+    /// g(T_k)·I_k, `I_k` the pack's current.
     scaled_current_a: Vec<f64>,
     /// t_{k+1} − t_k (0 after the last sample).
     dt_s: Vec<f64>,
-    /// Σ_{i<k} I_i·Δt_i / 3600 (Ah).
+    /// Σ_{i<k} I_i·Δt_i / 3600 (Ah), `I_i` the pack's current.
     charge_ah: Vec<f64>,
     /// The first sample is not at rest: the model's RC pairs start in
     /// steady state at its current, and their true voltages then are unknown.
@@ -446,6 +476,7 @@ impl<'a> Prepared<'a> {
     fn new(model: &'a SeriesModel, samples: &[FitSample]) -> Self {
         let n = samples.len();
         let steady_start = samples.first().is_some_and(|s| s.current_a.abs() >= REST_CURRENT_A);
+        let pack_a: Vec<f64> = samples.iter().map(|s| model.pack_current_a(s.current_a, s.voltage_v)).collect();
         let mut charge_ah = Vec::with_capacity(n);
         let mut q = 0.0;
         let mut dt_s = Vec::with_capacity(n);
@@ -453,12 +484,12 @@ impl<'a> Prepared<'a> {
             charge_ah.push(q);
             let dt = samples.get(k + 1).map_or(0.0, |next| next.t_s - s.t_s);
             dt_s.push(dt);
-            q += s.current_a * dt / SECONDS_PER_HOUR;
+            q += pack_a[k] * dt / SECONDS_PER_HOUR;
         }
         Prepared {
             model,
             voltage_v: samples.iter().map(|s| s.voltage_v).collect(),
-            scaled_current_a: samples.iter().map(|s| model.resistance_factor(s.temp_c) * s.current_a).collect(),
+            scaled_current_a: samples.iter().zip(&pack_a).map(|(s, i)| model.resistance_factor(s.temp_c) * i).collect(),
             dt_s,
             charge_ah,
             steady_start,
@@ -940,6 +971,19 @@ pub fn fit_ecm(samples: &[FitSample], config: &EcmFitConfig) -> Result<EcmFit, F
             };
         }
     }
+    // The board's current errors, which no residual shows (an offset or a
+    // gain error of the current is, to the voltage, another capacity).
+    let final_free = free_of(&status);
+    if !final_free.is_empty() {
+        let systematic = current_error_variances(samples, &prep, &est, &final_free, &sol);
+        for (p, var) in final_free.into_iter().zip(systematic) {
+            let k = p.index();
+            let sys = if p.is_log() { est.get(p) * var.sqrt() } else { var.sqrt() };
+            if std_err[k].is_finite() && sys.is_finite() {
+                std_err[k] = std_err[k].hypot(sys);
+            }
+        }
+    }
     if !sol.termination.converged() {
         let rmse_mv = 1e3 * (2.0 * sol.cost / prep.len() as f64).sqrt();
         return Err(FitError::NotConverged { iterations: sol.iterations, rmse_mv });
@@ -964,6 +1008,51 @@ pub fn fit_ecm(samples: &[FitSample], config: &EcmFitConfig) -> Result<EcmFit, F
     })
 }
 
+/// The variance, in the solver's parameters (`ln x` for a log-scaled
+/// one), that the board's current errors leave in each of `free` at `est`:
+/// a current offset of [`CURRENT_OFFSET_SIGMA_A`] and a gain error of
+/// [`CURRENT_GAIN_SIGMA_REL`], each propagated through the fit — the
+/// parameters' least-squares response `δθ = −J⁺·∂r/∂e` to the residuals'
+/// change with the error `e` (numerically, one evaluation each), times its
+/// variance. An offset `e` moves a capacity from a net discharge `Ī` by about
+/// `e/Ī`; a gain error moves it by itself.
+fn current_error_variances(
+    samples: &[FitSample],
+    prep: &Prepared,
+    est: &CellEstimate,
+    free: &[Param],
+    sol: &LmSolution,
+) -> Vec<f64> {
+    let n = free.len();
+    let mut var = vec![0.0; n];
+    if sol.jacobian.ncols() != n {
+        return vec![f64::NAN; n];
+    }
+    let Some(pinv) = pseudo_inverse(sol.jacobian.clone(), 1e-12) else { return vec![f64::NAN; n] };
+    let mut r0 = vec![0.0; prep.len()];
+    residuals_into(prep, est, &mut r0);
+    // Perturbations of 10 mA and 1e-4: far above rounding, small for the model.
+    // (perturbation, its 1σ, the sample's current with it)
+    type Perturbed = fn(&FitSample, f64) -> f64;
+    let sources: [(f64, f64, Perturbed); 2] = [
+        (0.01, CURRENT_OFFSET_SIGMA_A, |s, h| s.current_a + h),
+        (1e-4, CURRENT_GAIN_SIGMA_REL, |s, h| s.current_a * (1.0 + h)),
+    ];
+    for (h, sigma, perturb) in sources {
+        let moved: Vec<FitSample> = samples.iter().map(|s| FitSample { current_a: perturb(s, h), ..*s }).collect();
+        let mut p = Prepared::new(prep.model, &moved);
+        p.unknown_start = prep.unknown_start;
+        let mut r = vec![0.0; prep.len()];
+        residuals_into(&p, est, &mut r);
+        let d = nalgebra::DVector::from_iterator(r.len(), r.iter().zip(&r0).map(|(a, b)| (a - b) / h));
+        let dtheta = &pinv * d;
+        for (v, x) in var.iter_mut().zip(dtheta.iter()) {
+            *v += (x * sigma).powi(2);
+        }
+    }
+    var
+}
+
 /// The model and the priors must be usable.
 fn check_config(config: &EcmFitConfig) -> Result<(), FitError> {
     if config.model.cells_in_series == 0 {
@@ -980,6 +1069,10 @@ fn check_config(config: &EcmFitConfig) -> Result<(), FitError> {
             value: activation,
             requirement: "finite, >= 0 and small enough that every resistance factor is finite",
         });
+    }
+    let own = config.model.own_consumption_w;
+    if !(own.is_finite() && own >= 0.0) {
+        return Err(FitError::BadFixedValue { name: "own_consumption_w", value: own, requirement: "finite and >= 0" });
     }
     if let Some(q) = config.rated_capacity_ah.filter(|q| !(q.is_finite() && *q > 0.0)) {
         return Err(FitError::BadFixedValue { name: "rated_capacity_ah", value: q, requirement: "finite and > 0" });
@@ -1512,8 +1605,12 @@ mod tests {
         }
     }
 
-    const LFP4: SeriesModel =
-        SeriesModel { chemistry: Chemistry::Lfp, cells_in_series: 4, r_activation_j_per_mol: 20_000.0 };
+    const LFP4: SeriesModel = SeriesModel {
+        chemistry: Chemistry::Lfp,
+        cells_in_series: 4,
+        r_activation_j_per_mol: 20_000.0,
+        own_consumption_w: 0.0,
+    };
 
     fn known_cell() -> CellEstimate {
         CellEstimate {
@@ -1578,7 +1675,12 @@ mod tests {
     #[test]
     fn rc_states_decay_exactly() {
         // After a step of I to rest, x decays as exp(−t/τ) from (1 − exp(−T/τ))·I.
-        let model = SeriesModel { chemistry: Chemistry::Nmc, cells_in_series: 1, r_activation_j_per_mol: 0.0 };
+        let model = SeriesModel {
+            chemistry: Chemistry::Nmc,
+            cells_in_series: 1,
+            r_activation_j_per_mol: 0.0,
+            own_consumption_w: 0.0,
+        };
         let samples: Vec<FitSample> = (0..30)
             .map(|k| FitSample {
                 t_s: f64::from(k) * 10.0,
@@ -1643,7 +1745,12 @@ mod tests {
 
     #[test]
     fn a_constant_current_does_not_show_r0() {
-        let model = SeriesModel { chemistry: Chemistry::Nmc, cells_in_series: 3, r_activation_j_per_mol: 0.0 };
+        let model = SeriesModel {
+            chemistry: Chemistry::Nmc,
+            cells_in_series: 3,
+            r_activation_j_per_mol: 0.0,
+            own_consumption_w: 0.0,
+        };
         let est = CellEstimate { capacity_ah: 50.0, initial_soc: 0.9, ..CellEstimate::builtin(Chemistry::Nmc, 0.9) };
         let samples: Vec<FitSample> = (0..400)
             .map(|k| FitSample { t_s: f64::from(k) * 10.0, current_a: -25.0, voltage_v: 0.0, temp_c: 25.0 })
@@ -1660,7 +1767,12 @@ mod tests {
 
     #[test]
     fn fixed_values_are_kept_and_checked() {
-        let model = SeriesModel { chemistry: Chemistry::Nmc, cells_in_series: 3, r_activation_j_per_mol: 0.0 };
+        let model = SeriesModel {
+            chemistry: Chemistry::Nmc,
+            cells_in_series: 3,
+            r_activation_j_per_mol: 0.0,
+            own_consumption_w: 0.0,
+        };
         let est = CellEstimate { r2_ohm: 0.0, ..CellEstimate::builtin(Chemistry::Nmc, 0.95) };
         let samples = with_voltage(&model, &est, pulse_profile(6000.0, 12.0));
         let config = EcmFitConfig { fixed: vec![(Param::R2Ohm, 0.0)], ..config_of(model) };

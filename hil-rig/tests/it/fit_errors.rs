@@ -14,7 +14,12 @@ use models::ocv::Chemistry;
 /// Three NMC cells of 50 Ah pulsed from 90 % to ≈ 20 % every 10 s, as the
 /// model's equations give them (no board): `time_s,current_A,voltage_V`.
 fn nmc_recording() -> String {
-    let model = SeriesModel { chemistry: Chemistry::Nmc, cells_in_series: 3, r_activation_j_per_mol: 0.0 };
+    let model = SeriesModel {
+        chemistry: Chemistry::Nmc,
+        cells_in_series: 3,
+        r_activation_j_per_mol: 0.0,
+        own_consumption_w: 0.0,
+    };
     let est = CellEstimate { capacity_ah: 50.0, ..CellEstimate::builtin(Chemistry::Nmc, 0.9) };
     let samples: Vec<FitSample> = (0..1300)
         .map(|k| {

@@ -371,7 +371,6 @@ const COVERAGE_STANDINS: u64 = 20;
 const COVERAGE_MIN: usize = 17;
 
 #[test]
-#[ignore = "issue 17 item 4 is open: 6 of 20 covered; the fit is biased by about −0.025 % (see the report)"]
 fn issue_17_capacity_std_err_covers_the_truth_in_about_95_percent_of_seeded_standins() {
     // The "true effective capacity" of a stand-in is its pack's capacity at
     // the temperature it ran at: the cells' capacity_ah at 25 °C, as the
@@ -400,6 +399,8 @@ fn issue_17_capacity_std_err_covers_the_truth_in_about_95_percent_of_seeded_stan
         );
         covered += usize::from(ratio.abs() <= 2.0);
         ratios.push(ratio);
+        // Honest, and still useful: the board's current accuracy bounds it.
+        assert!(sigma_rel < 1e-3, "stand-in {k}: 1σ {:.4} % is no longer a measurement", 100.0 * sigma_rel);
         std::fs::remove_dir_all(&dir).unwrap();
     }
     eprintln!("{covered} of {COVERAGE_STANDINS} within ±2σ; error/σ: {ratios:.2?}");

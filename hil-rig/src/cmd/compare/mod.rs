@@ -34,7 +34,7 @@ use crate::recording;
 use crate::session::{MAX_BOARD_SKEW_S, Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
 use crate::source::{self, BoardSample, Registers};
 use crate::tolerance::Tolerances;
-use crate::twin::{self, Drive, Twin};
+use crate::twin::{self, Drive, GapCurrent, Twin};
 
 /// Shown at the end of `compare --help`.
 pub const EXIT_CODES: &str = "\
@@ -259,6 +259,8 @@ impl Cmd {
             skipped: 0,
             repeated: 0,
             skewed: 0,
+            counted_gaps: 0,
+            tripped_before: None,
         };
         if let Some(args) = &self.link {
             println!(
@@ -300,10 +302,18 @@ impl Cmd {
                 Some(if self.recording.is_some() { Stop::BadInput(why) } else { Stop::Runtime(why) })
             }
             None if session.judge.samples == 0 => {
-                let why = anyhow!(
-                    "nothing was compared: no sample held the board's current and voltage ({} skipped)",
-                    session.skipped
-                );
+                let why = match session.tripped_before {
+                    Some((faults, n, _)) => anyhow!(
+                        "nothing was compared: the board's protection was active ({}) in every one of its {n} samples \
+                         — it tripped before the first one, and the twin, started from a sample, cannot have that \
+                         state (the load cut off, an output open); record from before the trip",
+                        fault_names(faults)
+                    ),
+                    None => anyhow!(
+                        "nothing was compared: no sample held the board's current and voltage ({} skipped)",
+                        session.skipped
+                    ),
+                };
                 Some(if self.recording.is_some() { Stop::BadInput(why) } else { Stop::Runtime(why) })
             }
             stop => stop,
@@ -324,6 +334,23 @@ impl Cmd {
                 "{} live values were read more than {MAX_BOARD_SKEW_S} s of board time from their sample's uptime_s \
                  (retries between a sample's requests) and were not compared",
                 session.skewed
+            ));
+        }
+        if let (Some((faults, n, from)), true) = (session.tripped_before, session.judge.samples > 0) {
+            meta.notes.push(format!(
+                "the first {n} samples (board time {} s to {} s) were not compared: the board's protection was \
+                 active ({}), a trip before the first sample that the twin, started from a sample, cannot have; \
+                 the comparison starts at the first sample without an active fault",
+                fit::figure(from, 1),
+                fit::figure(session.t0, 1),
+                fault_names(faults)
+            ));
+        }
+        if session.counted_gaps > 0 {
+            meta.notes.push(format!(
+                "{} intervals between samples hid a change of current (retries, an offline window): the twin ran \
+                 them at the mean current the board counted (remaining_mah over the interval), not the held one",
+                session.counted_gaps
             ));
         }
         if let Some((link, _)) = &link {
@@ -484,6 +511,14 @@ async fn stop_at(deadline: Option<Instant>) {
     }
 }
 
+/// The set bits of a `faults` value, as `poll` shows them.
+fn fault_names(faults: i64) -> String {
+    match firmware_core::map::by_name("faults").and_then(|reg| decode::meaning(reg, faults)) {
+        Some(bits) => format!("faults 0x{faults:04X}: {bits}"),
+        None => format!("faults 0x{faults:04X}"),
+    }
+}
+
 /// The median time between a recording's rows (s); 1 s for fewer than two.
 fn median_step_s(rows: &[BoardSample]) -> f64 {
     let mut d: Vec<f64> = rows.windows(2).map(|w| w[1].time_s - w[0].time_s).collect();
@@ -552,6 +587,11 @@ struct Session<'a> {
     repeated: u64,
     /// Live values left out: read more than [`MAX_BOARD_SKEW_S`] from their sample's uptime.
     skewed: u64,
+    /// Intervals the twin ran at the board's counted mean current ([`GapCurrent::Counted`]).
+    counted_gaps: u64,
+    /// Samples before the comparison started because a fault was active
+    /// at them: (the faults seen, how many, board time of the first).
+    tripped_before: Option<(i64, u64, f64)>,
 }
 
 impl<'a> Session<'a> {
@@ -589,6 +629,15 @@ impl<'a> Session<'a> {
         self.last_axis = Some(t);
         let current_a = regs.value(&s.raw, RegId::Current).unwrap_or(0.0);
         if self.twin.is_none() {
+            // A protection that tripped before the first sample (the switch or
+            // an output open) is a state the twin, started from a sample,
+            // cannot have: the comparison starts once no fault is active.
+            if let Some(faults) = regs.raw(&s.raw, RegId::Faults).filter(|&f| f != 0) {
+                let (first, n, _) = self.tripped_before.get_or_insert((faults, 0, t));
+                *first |= faults;
+                *n += 1;
+                return Ok(true);
+            }
             self.start(t, &s, current_a)?;
         }
         let twin_t = match (self.cmd.drive, axis) {
@@ -596,7 +645,9 @@ impl<'a> Session<'a> {
             _ => t - self.t0,
         };
         let twin = self.twin.as_mut().expect("started above");
-        twin.advance(twin_t, current_a).map_err(|e| engine_stop(e, s.line))?;
+        let remaining_ah = self.regs.value(&s.raw, RegId::RemainingCharge);
+        let gap = twin.advance_counted(twin_t, current_a, remaining_ah).map_err(|e| engine_stop(e, s.line))?;
+        self.counted_gaps += u64::from(matches!(gap, GapCurrent::Counted(_)));
         let twin_raw = twin.registers(&self.regs);
         let truth = twin.truth();
         let tracked = match self.tracker.as_mut() {

@@ -323,7 +323,8 @@ where
     /// `None` when they could not be read; after [`SILENT_SAMPLES`] such
     /// polls without a reply in a row the board has fallen silent.
     pub async fn observe(&mut self) -> Result<Option<Measurement>, Abort> {
-        let list = [reg(RegId::BatteryVoltage), reg(RegId::Current), reg(RegId::Uptime)];
+        // The remaining charge sits between them: the same request.
+        let list = [reg(RegId::BatteryVoltage), reg(RegId::Current), reg(RegId::Uptime), reg(RegId::RemainingCharge)];
         let before = self.no_reply;
         self.no_reply = false;
         let v = self.read(&list).await?;
@@ -343,7 +344,7 @@ where
         };
         self.silent_polls = 0;
         if let Some(Ok(ls)) = &mut self.twin {
-            ls.advance(uptime_s, current_a, voltage_v);
+            ls.advance(uptime_s, current_a, voltage_v, value(3));
         }
         Ok(Some(Measurement { uptime_s, current_a, voltage_v }))
     }

@@ -229,7 +229,10 @@ impl LockStep {
     /// Steps the twin to the board's uptime `uptime_s`, fed with the board's
     /// measured current `current_a` (held since the previous poll); `voltage_v`
     /// is the board's voltage, for the energy totals' tolerance.
-    pub fn advance(&mut self, uptime_s: f64, current_a: f64, voltage_v: f64) {
+    /// `remaining_ah` is the board's own count of the charge (`remaining_mah`)
+    /// read with the uptime: over a long interval it tells the twin what
+    /// flowed ([`crate::twin::Twin::advance_counted`]).
+    pub fn advance(&mut self, uptime_s: f64, current_a: f64, voltage_v: f64, remaining_ah: Option<f64>) {
         if self.stopped.is_some() {
             return;
         }
@@ -243,8 +246,8 @@ impl LockStep {
         let dt_h = (uptime_s - self.last_s) / 3600.0;
         let held_a = self.last_current_a;
         (self.last_s, self.last_current_a) = (uptime_s, current_a);
-        match self.twin.advance(uptime_s - self.t0_s, current_a) {
-            Ok(()) => self.wh_tol += (self.tol.soc_current_a * voltage_v + held_a.abs() * self.tol.voltage_v) * dt_h,
+        match self.twin.advance_counted(uptime_s - self.t0_s, current_a, remaining_ah) {
+            Ok(_) => self.wh_tol += (self.tol.soc_current_a * voltage_v + held_a.abs() * self.tol.voltage_v) * dt_h,
             Err(e) => self.stopped = Some(format!("the twin failed: {e}")),
         }
     }
@@ -414,8 +417,8 @@ mod tests {
 
         // 10 min at −60 A (the board's current is held from one poll to the next): 10 Ah of the
         // board's 200 Ah, 5 points.
-        ls.advance(100.0, -60.0, 13.0);
-        ls.advance(100.0 + 600.0, -60.0, 13.0);
+        ls.advance(100.0, -60.0, 13.0, None);
+        ls.advance(100.0 + 600.0, -60.0, 13.0, None);
         let twin_raw = ls.twin.registers(&ls.regs);
         let soc = ls.regs.value(&twin_raw, RegId::Soc).unwrap();
         assert!((soc - 55.0).abs() < 0.05, "{soc}");
@@ -440,8 +443,8 @@ mod tests {
         let regs = regs();
         let board = board_like_twin(&regs, 50.0, &[]);
         let mut ls = LockStep::start(&plan(PLAN), Some(&scenario()), regs, &board, Variant::V12, 10.0).unwrap();
-        ls.advance(20.0, 0.0, 13.2);
-        ls.advance(3.0, 0.0, 13.2);
+        ls.advance(20.0, 0.0, 13.2, None);
+        ls.advance(3.0, 0.0, 13.2, None);
         let v = by_id(RegId::BatteryVoltage).unwrap();
         let e = ls.compare(v, &board, None).unwrap_err();
         assert_eq!(e, "the board restarted (its uptime went from 20 s to 3 s): the twin stopped there");
@@ -462,8 +465,8 @@ mod tests {
         let regs = regs();
         let board = board_like_twin(&regs, 80.0, &[("discharged_total_dah", 12_345)]);
         let mut ls = LockStep::start(&plan(PLAN), Some(&scenario()), regs, &board, Variant::V12, 0.0).unwrap();
-        ls.advance(0.0, -30.0, 13.1);
-        ls.advance(600.0, -30.0, 13.1);
+        ls.advance(0.0, -30.0, 13.1, None);
+        ls.advance(600.0, -30.0, 13.1, None);
         let reg = by_id(RegId::DischargedTotal).unwrap();
         let k = ls.regs.index(RegId::DischargedTotal).unwrap();
         let mut now = board.clone();
