@@ -42,8 +42,9 @@ pub struct Cmd {
     #[arg(long = "unit-count", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=32),
           alias = "units")]
     pub units: u8,
-    /// Holding registers per read (FC03).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=125))]
+    /// Holding registers per read (FC03) (also `--registers`, its old name).
+    #[arg(long = "register-count", value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(1..=125), alias = "registers")]
     pub registers: u16,
     /// First register read.
     #[arg(long, default_value_t = 0x0100)]

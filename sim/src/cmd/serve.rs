@@ -63,7 +63,7 @@ pub struct Cmd {
           value_parser = serial::unit_parser(), help_heading = "Twin")]
     pub units: Vec<u8>,
     /// Scenario driving the battery (its segments, then rest); default: a 12 V battery at rest.
-    #[arg(long, help_heading = "Twin")]
+    #[arg(long, value_name = "FILE", help_heading = "Twin")]
     pub scenario: Option<PathBuf>,
     /// Simulated seconds per wall-clock second (the RTU line keeps real time).
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed, help_heading = "Twin")]

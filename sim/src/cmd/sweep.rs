@@ -25,6 +25,7 @@ pub struct Cmd {
 pub enum Action {
     /// Join the output folders of `--shard` runs into the outputs one unsharded run would write
     /// (the same as `smartpro-sim merge`).
+    #[command(after_help = help())]
     Merge(MergeArgs),
 }
 

@@ -25,27 +25,36 @@ use self::bench::{Abort, Bench};
 use self::plan::{Plan, Step};
 use self::report::{Meta, StepReport, Verdict};
 use crate::Failure;
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::session::interrupted;
 
-/// Shown at the end of `test --help`.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  every step passed (with --check: the plan is valid)
-  1  a step failed, or Ctrl-C stopped the plan (see report.md)
-  2  bad plan or usage: the plan (or the twin's scenario or ECM file it
-     names) has errors, each printed as FILE:LINE:COLUMN: cause, before
-     anything is sent to the board; the port cannot be opened; the output
-     directory cannot be created; the twin cannot be built for this board
-  3  the port was lost or the board fell silent during the plan, or a report
-     could not be written; report.md and junit.xml keep the steps done so far
-     (the rest are marked not run)
+/// `test`'s exit codes, for `--help`.
+pub const EXIT_CODES: &Table = &[
+    (Exit::Ok, "every step passed (with --check: the plan is valid)"),
+    (Exit::Failed, "a step failed, or Ctrl-C stopped the plan (see report.md)"),
+    (
+        Exit::BadInput,
+        "bad plan or usage: the plan (or the twin's scenario or ECM file it names) has errors, each printed as \
+         FILE:LINE:COLUMN: cause, before anything is sent to the board; the port cannot be opened; the output \
+         directory cannot be created; the twin cannot be built for this board",
+    ),
+    (
+        Exit::Runtime,
+        "the port was lost or the board fell silent during the plan, or a report could not be written; \
+         report.md and junit.xml keep the steps done so far (the rest are marked not run)",
+    ),
+];
 
-Durations in a plan are board time (the board's uptime_s): wall time on a
-real board, K times faster on a stand-in served with `smartpro-sim serve
---speed K`.";
+/// The end of `test --help`: the exit codes, and the plan's clock.
+pub fn help() -> String {
+    crate::exit::help(EXIT_CODES)
+        + "\n\nDurations in a plan are board time (the board's uptime_s): wall time on a real board, K times \
+           faster on a stand-in served with `smartpro-sim serve --speed K`."
+}
 
 #[derive(Args, Debug)]
+#[command(override_usage = "hil-rig test <PLAN.toml> --check\n       hil-rig test <PLAN.toml> --port <DEVICE> [OPTIONS]")]
 pub struct Cmd {
     /// The test plan (TOML; see docs/hil-rig.md, "test", and hil-rig/plans/)
     #[arg(value_name = "PLAN.toml")]
@@ -54,7 +63,7 @@ pub struct Cmd {
     #[arg(long, conflicts_with = "port")]
     check: bool,
     /// Directory for report.md and junit.xml (created)
-    #[arg(long, value_name = "DIR", default_value = "out/test")]
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = "out/test", alias = "out")]
     out: PathBuf,
     /// Time between two polls of the board while a step waits (default:
     /// the plan's poll_interval_ms, else 1000)
@@ -164,7 +173,7 @@ impl Session<'_> {
         let written = self.write_reports();
         println!("{}", report::summary(&self.all_steps()));
         if let Err(e) = &written {
-            eprintln!("hil-rig: {e:#}");
+            eprintln!("error: {e:#}");
         } else {
             println!("reports: {}", self.out.display());
         }
