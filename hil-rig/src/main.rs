@@ -215,6 +215,8 @@ mod tests {
         let Command::Test(t) = cli.command else { panic!("not test") };
         assert_eq!(t.link().map(|l| l.port.as_str()), Some("/dev/ttyUSB0"));
         assert!(Cli::try_parse_from(["hil-rig", "test", "p.toml", "--check"]).is_ok());
+        // `export HIL_RIG_PORT=…` as docs/hil-rig.md suggests, then a check: no conflict.
+        assert!(Cli::try_parse_from(["hil-rig", "test", "p.toml", "--check", "--port", "/dev/ttyUSB0"]).is_ok());
         let mut root = Cli::command();
         root.build();
         let usage = root.find_subcommand_mut("test").unwrap().render_usage().to_string();

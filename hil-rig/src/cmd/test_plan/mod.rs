@@ -54,13 +54,15 @@ pub fn help() -> String {
 }
 
 #[derive(Args, Debug)]
-#[command(override_usage = "hil-rig test <PLAN.toml> --check\n       hil-rig test <PLAN.toml> --port <DEVICE> [OPTIONS]")]
+#[command(override_usage = "hil-rig test <PLAN.toml> --check\n       hil-rig test <PLAN.toml> --port <DEVICE> [OPTIONS]",
+          mut_arg("port", |a| a.required(false).required_unless_present("check")))]
 pub struct Cmd {
     /// The test plan (TOML; see docs/hil-rig.md, "test", and hil-rig/plans/)
     #[arg(value_name = "PLAN.toml")]
     plan: PathBuf,
-    /// Only check the plan and list its steps; talk to no board
-    #[arg(long, conflicts_with = "port")]
+    /// Only check the plan and list its steps; talk to no board (a port given
+    /// by HIL_RIG_PORT or --port is not opened)
+    #[arg(long)]
     check: bool,
     /// Directory for report.md and junit.xml (created)
     #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = "out/test", alias = "out")]
@@ -91,7 +93,7 @@ impl Cmd {
             Some(path) => Some((path.clone(), Scenario::load(path).map_err(|e| Failure::Usage(anyhow!("{e:#}")))?)),
             None => None,
         };
-        let Some(args) = &self.link else {
+        let Some(args) = self.link.as_ref().filter(|_| !self.check) else {
             println!("{}: {} steps, valid", plan.path.display(), plan.steps.len());
             for (i, s) in plan.steps.iter().enumerate() {
                 println!("  {:>2}. {} ({}, line {})", i + 1, s.name, s.action.kind(), s.line);
@@ -330,7 +332,8 @@ mod tests {
         let c = parse(&["p.toml", "--check"]).unwrap();
         assert!(c.link().is_none() && c.check, "checks the plan only");
         assert!(parse(&["p.toml"]).is_err(), "--port or --check");
-        assert!(parse(&["p.toml", "--check", "--port", "p"]).is_err(), "not both");
+        // Issue 21 (5): with HIL_RIG_PORT exported (or --port given), --check still only checks.
+        assert!(parse(&["p.toml", "--check", "--port", "p"]).unwrap().check, "the check wins");
         assert!(parse(&["--port", "p"]).is_err(), "the plan is required");
         assert!(parse(&["p.toml", "--interval-ms", "5"]).is_err());
     }
