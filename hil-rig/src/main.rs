@@ -19,10 +19,10 @@ mod cmd {
 }
 pub use hil_rig::{decode, estimate, link, recording, session, source, tolerance, twin};
 
+use exit::Exit;
 /// The exit codes (one table for `smartpro-sim` and `hil-rig`); each
 /// subcommand lists its own in `cmd::<name>::EXIT_CODES`.
 pub(crate) use smartpro_sim::cmd::exit;
-use exit::Exit;
 
 #[derive(Parser, Debug)]
 #[command(

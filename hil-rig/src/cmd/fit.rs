@@ -29,10 +29,10 @@ use models::ocv::Chemistry;
 use models::variant::Variant;
 
 use crate::Failure;
-use crate::exit::{Exit, Table};
 use crate::decode;
 use crate::estimate::fit::{self, EcmFit, EcmFitConfig, FitError, FitSample, Param, ParamStatus, SeriesModel, figure};
 use crate::estimate::lm::LmOptions;
+use crate::exit::{Exit, Table};
 use crate::recording::{self, Recording};
 
 /// `fit`'s exit codes, for `--help`.

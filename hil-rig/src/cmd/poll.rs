@@ -12,8 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::Failure;
-use crate::exit::{Exit, Table};
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::session::{CsvLog, Reading, Sample, SampleArgs, interrupted, plural, summary};
 

@@ -23,12 +23,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
 use crate::Failure;
-use crate::exit::{Exit, Table};
-use smartpro_sim::serial;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
 use crate::session::{CsvLog, Reading, Sample, SampleArgs, interrupted, plural, summary};
+use smartpro_sim::serial;
 
 /// `record`'s exit codes, for `--help`.
 pub const EXIT_CODES: &Table = &[

@@ -20,7 +20,10 @@ use crate::handover::FirmwareReadout;
 pub const EXIT_CODES: &exit::Table = &[
     (Exit::Ok, "every figure of every variant run is within the datasheet's accuracy table"),
     (Exit::Failed, "a figure is outside the datasheet's accuracy table"),
-    (Exit::BadInput, "bad input: arguments (--boards 0, --cal-current), a --chain file that cannot be read or is malformed"),
+    (
+        Exit::BadInput,
+        "bad input: arguments (--boards 0, --cal-current), a --chain file that cannot be read or is malformed",
+    ),
 ];
 
 #[derive(Debug, clap::Args)]

@@ -20,8 +20,8 @@ use firmware_core::modbus::frame::{Frame, emit_frame};
 use firmware_core::modbus::rtu::RtuConfig;
 
 use super::exit::{self, Exit};
-use crate::serial;
 use crate::scenario::Scenario;
+use crate::serial;
 use crate::serve::{Options, Pty, RtuLine, Transports};
 
 /// `bench-bus`'s exit codes, for `--help`.

@@ -51,7 +51,9 @@ pub mod exit {
         pub const fn meaning(self) -> &'static str {
             match self {
                 Exit::Ok => "ok: everything ran and every check passed",
-                Exit::Failed => "a check failed (an expectation, a datasheet figure, a comparison, the board's answers)",
+                Exit::Failed => {
+                    "a check failed (an expectation, a datasheet figure, a comparison, the board's answers)"
+                }
                 Exit::BadInput => "bad input: arguments, input files, a port that cannot be opened",
                 Exit::Runtime => "runtime failure: an output that cannot be written, a port lost",
             }

@@ -26,17 +26,17 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use self::checks::{Judge, Q, Setup, Tracked, TwinState};
 use self::report::{Csv, Meta, Trace};
 use crate::Failure;
-use crate::exit::{Exit, Table};
-use smartpro_sim::serial;
 use crate::decode::{self, MAX_REGS_PER_REQUEST};
 use crate::estimate::fit;
 use crate::estimate::tracking::{SocTracker, TrackerModel, TrackerNoise};
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
 use crate::session::{MAX_BOARD_SKEW_S, Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
 use crate::source::{self, BoardSample, Registers};
 use crate::tolerance::Tolerances;
 use crate::twin::{self, Drive, Twin};
+use smartpro_sim::serial;
 
 /// `compare`'s exit codes, for `--help`.
 pub const EXIT_CODES: &Table = &[
@@ -103,7 +103,9 @@ impl BoardClock {
 pub const DEFAULT_INITIAL_SOC_SIGMA_PCT: f64 = 20.0;
 
 #[derive(Args, Debug)]
-#[command(override_usage = "hil-rig compare --port <DEVICE> [OPTIONS]\n       hil-rig compare --recording <FILE> [OPTIONS]")]
+#[command(
+    override_usage = "hil-rig compare --port <DEVICE> [OPTIONS]\n       hil-rig compare --recording <FILE> [OPTIONS]"
+)]
 pub struct Cmd {
     /// Compare a recording made by `hil-rig record` instead of a live board
     #[arg(long, value_name = "FILE", conflicts_with = "port", required_unless_present = "port")]
