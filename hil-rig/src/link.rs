@@ -22,7 +22,7 @@ use tokio_serial::{SerialPortBuilderExt, SerialStream};
 pub struct LinkArgs {
     /// Serial device: a USB-RS485 adapter (/dev/ttyUSB0) or the /dev/pts/N
     /// that `smartpro-sim serve` prints
-    #[arg(long, value_name = "DEVICE", env = "HIL_RIG_PORT")]
+    #[arg(short = 'p', long, value_name = "DEVICE", env = "HIL_RIG_PORT")]
     pub port: String,
     /// Baud rate
     #[arg(long, default_value_t = 19_200, env = "HIL_RIG_BAUD", value_parser = serial::baud_parser())]
@@ -34,8 +34,7 @@ pub struct LinkArgs {
     #[arg(long, default_value_t = 1, env = "HIL_RIG_STOP_BITS", value_parser = serial::stop_bits_parser())]
     pub stop_bits: u8,
     /// Modbus unit (slave) id of the board
-    #[arg(long, default_value_t = 1, env = "HIL_RIG_UNIT",
-          value_parser = value_parser!(u8).range(1..=247))]
+    #[arg(long, value_name = "ID", default_value_t = 1, env = "HIL_RIG_UNIT", value_parser = serial::unit_parser())]
     pub unit: u8,
     /// Reply timeout of one request
     #[arg(long, value_name = "MS", default_value_t = 500,

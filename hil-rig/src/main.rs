@@ -19,46 +19,17 @@ mod cmd {
 }
 pub use hil_rig::{decode, estimate, link, recording, session, source, tolerance, twin};
 
-/// Shown at the end of `hil-rig --help`: the codes all subcommands share.
-const ROOT_EXIT_CODES: &str = "\
-Exit codes (each subcommand's --help says exactly when):
-  0  ok
-  1  the board answered wrongly or not at all, a check or comparison failed,
-     or a fit did not converge
-  2  bad usage or input (arguments, plan, recording), or the serial port
-     cannot be opened
-  3  runtime failure: the port was lost mid-run or a report cannot be
-     written (compare, test); what was done so far is kept";
-
-/// Shown at the end of `poll --help`.
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  ok (--count polls done, or Ctrl-C), at least --min-samples of them complete
-  1  the first poll read nothing (no reply, exceptions only, garbled replies),
-     the port failed while polling, or fewer than --min-samples polls (default
-     1) read every register; later timeouts are counted, not fatal
-  2  bad usage, or the serial port cannot be opened";
-
-/// Shown at the end of `record --help`.
-const RECORD_EXIT_CODES: &str = "\
-Exit codes:
-  0  ok (--duration elapsed, or Ctrl-C), at least --min-samples rows with a current
-  1  the first sample read nothing (no reply, exceptions only, garbled replies),
-     the port failed while recording, or fewer than --min-samples rows (default
-     1) hold a current; later timeouts and CRC errors are counted and their
-     cells left empty, not fatal. Rows already written are kept (each is
-     flushed at once)
-  2  bad usage, the serial port cannot be opened, or FILE cannot be created
-
-A row whose current could not be read is written as a `# ` comment, which
-the profile reader of `smartpro-sim run` skips (the previous current holds).";
+use exit::Exit;
+/// The exit codes (one table for `smartpro-sim` and `hil-rig`); each
+/// subcommand lists its own in `cmd::<name>::EXIT_CODES`.
+pub(crate) use smartpro_sim::cmd::exit;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "hil-rig",
     version,
     about = "Modbus RTU master for the SmartPro-209 board and its digital twin",
-    after_help = ROOT_EXIT_CODES,
+    after_help = exit::overview(),
     propagate_version = true
 )]
 struct Cli {
@@ -69,24 +40,24 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Read the board's registers periodically, print them, optionally log CSV
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(cmd::poll::EXIT_CODES))]
     Poll(cmd::poll::Cmd),
     /// Record a board session to CSV that `smartpro-sim run` replays as a
     /// `kind = "profile"` segment
-    #[command(after_help = RECORD_EXIT_CODES)]
+    #[command(after_help = cmd::record::help())]
     Record(cmd::record::Cmd),
     /// Fit the battery's equivalent circuit (capacity, R0, RC pairs, OCV
     /// offset) to a recording; write it as a parameter file for the twin
-    #[command(after_help = cmd::fit::EXIT_CODES)]
+    #[command(after_help = exit::help(cmd::fit::EXIT_CODES))]
     Fit(cmd::fit::Cmd),
     /// Run the twin in lock-step with a board (live or recorded) and compare
     /// them quantity by quantity within the datasheet's tolerances
-    #[command(after_help = cmd::compare::EXIT_CODES)]
+    #[command(after_help = exit::help(cmd::compare::EXIT_CODES))]
     Compare(Box<cmd::compare::Cmd>),
     /// Run a TOML test plan against a board (waits, reads with limits,
     /// setting round-trips, comparisons with the twin, calibrations,
     /// commands); write an acceptance report and junit.xml
-    #[command(after_help = cmd::test_plan::EXIT_CODES)]
+    #[command(after_help = cmd::test_plan::help())]
     Test(cmd::test_plan::Cmd),
 }
 
@@ -104,10 +75,11 @@ pub enum Failure {
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Device(_) => 1,
-            Failure::Usage(_) => 2,
-            Failure::Runtime(_) => 3,
+            Failure::Device(_) => Exit::Failed,
+            Failure::Usage(_) => Exit::BadInput,
+            Failure::Runtime(_) => Exit::Runtime,
         }
+        .code()
     }
 }
 
@@ -125,7 +97,8 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             let (Failure::Device(e) | Failure::Usage(e) | Failure::Runtime(e)) = &failure;
-            eprintln!("hil-rig: {e:#}");
+            // As smartpro-sim: `error: ` and the causes after it.
+            eprintln!("error: {e:#}");
             ExitCode::from(failure.exit_code())
         }
     }
@@ -139,6 +112,123 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand of both binaries, with its path (`smartpro-sim sweep merge`).
+    fn subcommands() -> Vec<(String, clap::Command)> {
+        fn walk(prefix: &str, c: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+            for sub in c.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{prefix} {}", sub.get_name());
+                out.push((path.clone(), sub.clone()));
+                walk(&path, sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        for mut root in [Cli::command(), smartpro_sim::cmd::Cli::command()] {
+            root.build();
+            walk(root.get_name(), &root, &mut out);
+        }
+        out
+    }
+
+    /// Issue 21 (5): every subcommand's --help ends with the exit codes it
+    /// returns (from the shared table: known codes, in order, 0 and 2 always).
+    #[test]
+    fn issue_21_every_subcommand_documents_its_exit_codes() {
+        for (path, mut c) in subcommands() {
+            let help = c.render_long_help().to_string();
+            let codes = exit::listed(&help);
+            assert!(codes.contains(&0) && codes.contains(&2), "{path}: {codes:?}\n{help}");
+            assert!(codes.windows(2).all(|w| w[0] < w[1]), "{path}: {codes:?}");
+            assert!(codes.iter().all(|c| Exit::ALL.iter().any(|e| e.code() == *c)), "{path}: {codes:?}");
+        }
+        assert_eq!(exit::listed(&Cli::command().render_long_help().to_string()), [0, 1, 2, 3]);
+    }
+
+    /// Issue 21 (5): one convention across `smartpro-sim` and `hil-rig`. A
+    /// long flag means one thing everywhere (the same value name and short
+    /// flag), a short flag one long flag; `--out` is a FILE, a folder is
+    /// `--out-dir DIR`, and either has `-o`; `*-ms` flags take MS, `*-s` and
+    /// `--duration` take S; the old spellings (`--seconds`, `--out` for a
+    /// folder) are hidden aliases only.
+    #[test]
+    fn issue_21_flags_follow_one_convention_in_both_binaries() {
+        use std::collections::BTreeMap;
+        let mut by_long: BTreeMap<String, (Vec<String>, Option<char>, String)> = BTreeMap::new();
+        let mut by_short: BTreeMap<char, (String, String)> = BTreeMap::new();
+        let mut differ = Vec::new();
+        for (path, c) in subcommands() {
+            let mut outputs = 0;
+            for a in c.get_arguments() {
+                let Some(long) = a.get_long() else { continue };
+                if long == "help" || long == "version" {
+                    continue;
+                }
+                let values: Vec<String> =
+                    a.get_value_names().into_iter().flatten().map(|v| v.as_str().to_owned()).collect();
+                let takes_value = a.get_num_args().is_some_and(|n| n.takes_values());
+                let here = format!("{path} --{long}");
+                if let Some((v0, s0, at)) = by_long.get(long) {
+                    if (v0, s0) != (&values, &a.get_short()) {
+                        differ.push(format!("{here} {values:?} {:?} differs from {at} {v0:?} {s0:?}", a.get_short()));
+                    }
+                } else {
+                    by_long.insert(long.to_owned(), (values.clone(), a.get_short(), here.clone()));
+                }
+                // -o is --out or --out-dir, whichever the command writes.
+                if let Some(short) = a.get_short().filter(|&s| s != 'o') {
+                    let (l0, at) = by_short.entry(short).or_insert((long.to_owned(), here.clone()));
+                    assert_eq!(l0, long, "-{short}: {here} and {at}");
+                }
+                if takes_value && (long.ends_with("-ms") || long.ends_with("-s") || long == "duration") {
+                    let want = if long.ends_with("-ms") { "MS" } else { "S" };
+                    assert_eq!(values, [want], "{here}");
+                }
+                match long {
+                    "out" => assert_eq!(values, ["FILE"], "{here}"),
+                    "out-dir" => assert_eq!(values, ["DIR"], "{here}"),
+                    "seconds" => panic!("{here}: the duration is --duration"),
+                    _ => {}
+                }
+                if long == "out" || long == "out-dir" {
+                    outputs += 1;
+                    assert_eq!(a.get_short(), Some('o'), "{here}");
+                }
+                let visible: Vec<&str> = a.get_visible_aliases().unwrap_or_default();
+                assert!(!visible.contains(&"out") && !visible.contains(&"seconds"), "{here}: {visible:?}");
+            }
+            assert!(outputs <= 1, "{path}: both --out and --out-dir");
+        }
+        assert!(differ.is_empty(), "{differ:#?}");
+        for (long, short) in [("port", 'p'), ("jobs", 'j')] {
+            assert_eq!(by_long.get(long).map(|v| v.1), Some(Some(short)), "--{long}");
+        }
+    }
+
+    /// Issue 21 (5): the old spellings still parse (scripts), and `test
+    /// --check`'s usage asks for no port.
+    #[test]
+    fn issue_21_old_spellings_parse_and_test_check_needs_no_port() {
+        let cli = Cli::try_parse_from(["hil-rig", "compare", "--recording", "r.csv", "--out", "d"]).unwrap();
+        assert!(matches!(cli.command, Command::Compare(_)));
+        let cli = Cli::try_parse_from(["hil-rig", "test", "p.toml", "-o", "d", "-p", "/dev/ttyUSB0"]).unwrap();
+        let Command::Test(t) = cli.command else { panic!("not test") };
+        assert_eq!(t.link().map(|l| l.port.as_str()), Some("/dev/ttyUSB0"));
+        assert!(Cli::try_parse_from(["hil-rig", "test", "p.toml", "--check"]).is_ok());
+        // `export HIL_RIG_PORT=…` as docs/hil-rig.md suggests, then a check: no conflict.
+        assert!(Cli::try_parse_from(["hil-rig", "test", "p.toml", "--check", "--port", "/dev/ttyUSB0"]).is_ok());
+        let mut root = Cli::command();
+        root.build();
+        let usage = root.find_subcommand_mut("test").unwrap().render_usage().to_string();
+        let check_line = usage.lines().find(|l| l.contains("--check")).unwrap();
+        assert!(!check_line.contains("--port"), "{usage}");
+        for args in [
+            &["smartpro-sim", "bench-bus", "--seconds", "5", "--units", "2"][..],
+            &["smartpro-sim", "run", "scenarios/", "--out", "o"],
+            &["smartpro-sim", "sweep", "s.toml", "--out", "o", "-j", "2"],
+        ] {
+            smartpro_sim::cmd::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
     }
 
     #[test]

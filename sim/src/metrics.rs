@@ -71,6 +71,10 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The metrics that are yes/no (1 or 0 for expectations): summary.json
+/// writes them as `true`/`false`.
+pub const BOOLEAN_METRICS: &[&str] = &["transient_checks_passed", "transient_complete"];
+
 /// Every metric name a scenario may use.
 pub fn metric_names() -> Vec<String> {
     let mut names: Vec<String> = METRICS.iter().map(|(n, _)| (*n).to_owned()).collect();

@@ -1,8 +1,12 @@
 //! Serial line settings as command-line values: one parser each for the baud
-//! rate, parity, data bits and stop bits, shared by `smartpro-sim serve` and
-//! every `hil-rig` command that opens a port, so both accept and refuse the
-//! same values. The parity is firmware-core's [`Parity`] (the RTU slave's
-//! own), re-exported here.
+//! rate, parity, data bits, stop bits and Modbus unit id, and for a session's
+//! `--duration`, shared by `smartpro-sim serve`, `bench-bus` and every
+//! `hil-rig` command that opens a port, so all accept and refuse the same
+//! values. The parity is firmware-core's [`Parity`] (the RTU slave's own),
+//! re-exported here.
+//!
+//! Where a value may also come from the environment (`hil-rig`'s `HIL_RIG_*`,
+//! `serve`'s `SMARTPRO_SIM_*`), the variable goes through the same parser.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
@@ -34,6 +38,30 @@ pub fn data_bits_parser() -> impl TypedValueParser<Value = u8> {
 /// `--stop-bits 1|2`.
 pub fn stop_bits_parser() -> impl TypedValueParser<Value = u8> {
     clap::value_parser!(u8).range(1..=2)
+}
+
+/// Modbus unit (slave) ids a device may have: 1 to 247 (0 is broadcast, 248–255 reserved;
+/// Modbus over Serial Line v1.02, 2.2).
+const UNIT_RANGE: std::ops::RangeInclusive<i64> = 1..=247;
+
+/// `--unit ID` (or each id of `--units ID,...`): 1 to 247.
+pub fn unit_parser() -> impl TypedValueParser<Value = u8> {
+    clap::value_parser!(u8).range(UNIT_RANGE)
+}
+
+/// `--duration <S>`: a positive, finite number of seconds (fractions allowed) that a
+/// [`std::time::Duration`] can hold.
+pub fn duration_parser() -> impl TypedValueParser<Value = f64> {
+    clap::builder::NonEmptyStringValueParser::new().try_map(|s: String| parse_seconds(&s))
+}
+
+/// [`duration_parser`]'s check.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && std::time::Duration::try_from_secs_f64(v).is_ok() => Ok(v),
+        Ok(_) => Err(format!("{s:?} must be a positive number of seconds")),
+        Err(_) => Err(format!("{s:?} is not a number of seconds")),
+    }
 }
 
 /// The parity as a line mode writes it: `N`, `E` or `O`.
@@ -82,6 +110,10 @@ mod tests {
         data_bits: u8,
         #[arg(long, default_value_t = 1, value_parser = stop_bits_parser())]
         stop_bits: u8,
+        #[arg(long, default_value_t = 1, value_parser = unit_parser())]
+        unit: u8,
+        #[arg(long, value_parser = duration_parser())]
+        duration: Option<f64>,
     }
 
     fn parse(args: &[&str]) -> Result<Line, clap::Error> {
@@ -106,9 +138,20 @@ mod tests {
             &["--data-bits", "9"],
             &["--baud", "49"],
             &["--baud", "4000001"],
+            &["--unit", "0"],
+            &["--unit", "248"],
+            &["--duration", "0"],
+            &["--duration", "-1"],
+            &["--duration", "inf"],
+            &["--duration", "1e30"],
+            &["--duration", "ten"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+        let l = parse(&["--unit", "247", "--duration", "2.5"]).unwrap();
+        assert_eq!((l.unit, l.duration), (247, Some(2.5)));
+        let e = parse(&["--duration", "0"]).unwrap_err().to_string();
+        assert!(e.contains("positive number of seconds"), "{e}");
         let help = parse(&["--parity", "x"]).unwrap_err().to_string();
         assert!(help.contains("none") && help.contains("even") && help.contains("odd"), "{help}");
     }

@@ -32,19 +32,24 @@ use crate::Failure;
 use crate::decode;
 use crate::estimate::fit::{self, EcmFit, EcmFitConfig, FitError, FitSample, Param, ParamStatus, SeriesModel, figure};
 use crate::estimate::lm::LmOptions;
+use crate::exit::{Exit, Table};
 use crate::recording::{self, Recording};
 
-/// Shown at the end of `fit --help`.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  parameters written; parameters the recording does not determine are
-     reported as such (and held at a stated prior), not fatal
-  1  the fit did not converge or failed numerically (the reason is printed);
-     nothing is written
-  2  bad usage: RECORDING missing or garbled (file and line named), without a
-     current_A or voltage_V column, too few usable samples, a bad --fix, no
-     variant (neither --variant, --cells nor a variant_v column), or FILE
-     cannot be written";
+/// `fit`'s exit codes, for `--help`.
+pub const EXIT_CODES: &Table = &[
+    (
+        Exit::Ok,
+        "parameters written; parameters the recording does not determine are reported as such \
+         (and held at a stated prior), not fatal",
+    ),
+    (Exit::Failed, "the fit did not converge or failed numerically (the reason is printed); nothing is written"),
+    (
+        Exit::BadInput,
+        "bad usage: RECORDING missing or garbled (file and line named), without a current_A or voltage_V column, \
+         too few usable samples, a bad --fix, no variant (neither --variant, --cells nor a variant_v column), \
+         or FILE cannot be written",
+    ),
+];
 
 /// Resolution of `voltage_V` in a recording: the board's `battery_voltage_mv`
 /// register, 1 mV.
@@ -72,11 +77,11 @@ pub struct Cmd {
     recording: PathBuf,
     /// Parameter file to write (overwritten): an equivalent-circuit set for
     /// `ecm_file = "FILE"` in a scenario or `hil-rig compare --ecm FILE`
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     out: PathBuf,
     /// Board variant 12, 24 or 48 (the cell count); default: the recording's
     /// variant_v column
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "12|24|48")]
     variant: Option<Variant>,
     /// Cell chemistry: its OCV table, and the built-in cell whose values are
     /// the priors of parameters the recording does not determine

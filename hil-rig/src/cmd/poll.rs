@@ -13,11 +13,23 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::session::{CsvLog, Reading, Sample, SampleArgs, interrupted, plural, summary};
 
 /// Width of the value column of the table.
 const VALUE_WIDTH: usize = 14;
+
+/// `poll`'s exit codes, for `--help`.
+pub const EXIT_CODES: &Table = &[
+    (Exit::Ok, "ok (--count polls done, or Ctrl-C), at least --min-samples of them complete"),
+    (
+        Exit::Failed,
+        "the first poll read nothing (no reply, exceptions only, garbled replies), the port failed while polling, \
+         or fewer than --min-samples polls (default 1) read every register; later timeouts are counted, not fatal",
+    ),
+    (Exit::BadInput, "bad usage, or the serial port cannot be opened"),
+];
 
 #[derive(Args, Debug)]
 pub struct Cmd {

@@ -24,19 +24,40 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
 use crate::Failure;
 use crate::decode::{self, Block, MAX_REGS_PER_REQUEST};
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
 use crate::session::{CsvLog, Reading, Sample, SampleArgs, interrupted, plural, summary};
+use smartpro_sim::serial;
+
+/// `record`'s exit codes, for `--help`.
+pub const EXIT_CODES: &Table = &[
+    (Exit::Ok, "ok (--duration elapsed, or Ctrl-C), at least --min-samples rows with a current"),
+    (
+        Exit::Failed,
+        "the first sample read nothing (no reply, exceptions only, garbled replies), the port failed while \
+         recording, or fewer than --min-samples rows (default 1) hold a current; later timeouts and CRC errors \
+         are counted and their cells left empty, not fatal. Rows already written are kept (each is flushed at once)",
+    ),
+    (Exit::BadInput, "bad usage, the serial port cannot be opened, or FILE cannot be created"),
+];
+
+/// The end of `record --help`: the exit codes, and the rows that are comments.
+pub fn help() -> String {
+    crate::exit::help(EXIT_CODES)
+        + "\n\nA row whose current could not be read is written as a `# ` comment, which the profile reader of \
+           `smartpro-sim run` skips (the previous current holds)."
+}
 
 #[derive(Args, Debug)]
 pub struct Cmd {
     /// CSV file to write (overwritten): `time_s,current_A,voltage_V,temp_C,soc_pct`,
     /// then every other readable register as `name[unit]`; replay it with a
     /// scenario segment `kind = "profile"`, `csv = "FILE"`
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     out: PathBuf,
     /// Stop after this many seconds (default: until Ctrl-C)
-    #[arg(long, value_name = "S", value_parser = seconds)]
+    #[arg(long, value_name = "S", value_parser = serial::duration_parser())]
     duration: Option<f64>,
     /// Time from the start of one sample to the start of the next
     #[arg(long, value_name = "MS", default_value_t = 1000,
@@ -48,16 +69,6 @@ pub struct Cmd {
 
     #[command(flatten)]
     link: LinkArgs,
-}
-
-/// A positive, finite number of seconds (fractions allowed).
-fn seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if v.is_finite() && v > 0.0 && Duration::try_from_secs_f64(v).is_ok() {
-        Ok(v)
-    } else {
-        Err(format!("{s} must be a positive number of seconds"))
-    }
 }
 
 /// The CSV header and the register of each column after the time: the
@@ -210,6 +221,7 @@ mod tests {
 
     #[test]
     fn duration_must_be_positive_seconds() {
+        let seconds = serial::parse_seconds;
         assert_eq!(seconds("1.5"), Ok(1.5));
         assert!(seconds("0").is_err());
         assert!(seconds("-1").is_err());

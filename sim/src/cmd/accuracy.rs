@@ -13,26 +13,36 @@ use models::accuracy::{self, AccuracyConfig};
 use models::chain::ChainParams;
 use models::variant::Variant;
 
-use super::exit;
+use super::exit::{self, Exit};
 use crate::handover::FirmwareReadout;
+
+/// `accuracy`'s exit codes, for `--help`.
+pub const EXIT_CODES: &exit::Table = &[
+    (Exit::Ok, "every figure of every variant run is within the datasheet's accuracy table"),
+    (Exit::Failed, "a figure is outside the datasheet's accuracy table"),
+    (
+        Exit::BadInput,
+        "bad input: arguments (--boards 0, --cal-current), a --chain file that cannot be read or is malformed",
+    ),
+];
 
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
     /// Boards to simulate (at least 200 for a datasheet verdict).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     pub boards: usize,
     /// Variant: 12, 24 or 48 (default: all three).
-    #[arg(long)]
+    #[arg(long, value_name = "12|24|48")]
     pub variant: Option<Variant>,
     /// Seed of the Monte Carlo.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// Reference current of the production-line calibration (A).
-    #[arg(long, default_value_t = accuracy::DEFAULT_CAL_CURRENT_A)]
+    #[arg(long, value_name = "A", default_value_t = accuracy::DEFAULT_CAL_CURRENT_A)]
     pub cal_current: f64,
     /// A TOML file with component overrides, same keys as a scenario's
     /// `[chain]` table (e.g. `[amplifier]` `offset_drift_v_per_k = 0.1e-6`).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub chain: Option<PathBuf>,
 }
 

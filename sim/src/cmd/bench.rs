@@ -32,13 +32,20 @@ const CYCLE: &[(&str, f64, f64)] = &[
 /// Seconds in the year that `bench` projects its per-tick figure to.
 const YEAR_S: f64 = 365.0 * 86_400.0;
 
+/// `bench`'s exit codes, for `--help`. The speed is printed, never judged.
+pub const EXIT_CODES: &super::exit::Table = &[
+    (super::exit::Exit::Ok, "the benchmark ran and its figures were printed"),
+    (super::exit::Exit::BadInput, "bad arguments"),
+    (super::exit::Exit::Runtime, "runtime failure: the --trace file cannot be written, the run failed"),
+];
+
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
     /// Also write the bench's trace.csv here (default: no trace, pure simulation).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub trace: Option<std::path::PathBuf>,
     /// The board variant benched: 12, 24 or 48 (V).
-    #[arg(long, default_value = "12", value_parser = ["12", "24", "48"])]
+    #[arg(long, value_name = "12|24|48", default_value = "12", value_parser = ["12", "24", "48"])]
     pub variant: String,
 }
 

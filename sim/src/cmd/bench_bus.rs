@@ -19,23 +19,32 @@ use std::time::{Duration, Instant};
 use firmware_core::modbus::frame::{Frame, emit_frame};
 use firmware_core::modbus::rtu::RtuConfig;
 
-use super::exit;
+use super::exit::{self, Exit};
 use crate::scenario::Scenario;
+use crate::serial;
 use crate::serve::{Options, Pty, RtuLine, Transports};
 
-/// Exit codes of `bench-bus`, for `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:\n  0  every response arrived\n  1  a response was missed or malformed\n  2  bad arguments\n  3  runtime failure (pty, server)";
+/// `bench-bus`'s exit codes, for `--help`.
+pub const EXIT_CODES: &exit::Table = &[
+    (Exit::Ok, "every response arrived"),
+    (Exit::Failed, "a response was missed or malformed"),
+    (Exit::BadInput, "bad arguments"),
+    (Exit::Runtime, "runtime failure: the pty or the server failed"),
+];
 
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
-    /// How long to poll, wall-clock seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// How long to poll, wall-clock seconds (also `--seconds`, its old name).
+    #[arg(long = "duration", value_name = "S", default_value_t = 10.0, value_parser = serial::duration_parser(),
+          alias = "seconds")]
     pub seconds: f64,
-    /// Units on the bus (ids 1..=N), polled in turn.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=32))]
+    /// Units on the bus (ids 1..=N), polled in turn (also `--units`, its old name).
+    #[arg(long = "unit-count", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=32),
+          alias = "units")]
     pub units: u8,
-    /// Holding registers per read (FC03).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=125))]
+    /// Holding registers per read (FC03) (also `--registers`, its old name).
+    #[arg(long = "register-count", value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(1..=125), alias = "registers")]
     pub registers: u16,
     /// First register read.
     #[arg(long, default_value_t = 0x0100)]
@@ -44,16 +53,16 @@ pub struct Cmd {
     #[arg(long)]
     pub line_timing: bool,
     /// Baud rate (8E1).
-    #[arg(long, default_value_t = 19_200, value_parser = clap::value_parser!(u32).range(300..=4_000_000))]
+    #[arg(long, default_value_t = 19_200, value_parser = serial::baud_parser())]
     pub baud: u32,
     /// Polls per second per unit; 0: as fast as possible.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_name = "HZ", default_value_t = 0.0)]
     pub rate: f64,
     /// A reply not complete after this many ms is missed.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, value_name = "MS", default_value_t = 200)]
     pub timeout_ms: u64,
     /// Print the resident memory every this many seconds (and at start and end); 0: only at start and end.
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, value_name = "S", default_value_t = 600.0)]
     pub memory_every_s: f64,
 }
 
@@ -169,7 +178,7 @@ pub fn execute(cmd: &Cmd) -> u8 {
         && cmd.memory_every_s.is_finite()
         && cmd.memory_every_s >= 0.0)
     {
-        eprintln!("error: --seconds must be positive, --rate and --memory-every-s finite and non-negative");
+        eprintln!("error: --duration must be positive, --rate and --memory-every-s finite and non-negative");
         return exit::BAD_INPUT;
     }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

@@ -20,13 +20,17 @@ use models::variant::Variant;
 
 pub use models::ecm::run::{EcmRun, EcmRunError, Heat, Row, simulate};
 
-use super::exit;
+use super::exit::{self, Exit};
 
 /// Initial SOC of a run on a profile file without `--initial-soc`.
 pub const DEFAULT_INITIAL_SOC: f64 = 0.5;
 
-/// Exit codes of `smartpro-sim ecm`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:\n  0  the profile ran and the output was written\n  2  bad input (parameter file, profile, arguments)\n  3  runtime failure (the output cannot be written, the model left its valid range)";
+/// `ecm`'s exit codes, for `--help`.
+pub const EXIT_CODES: &exit::Table = &[
+    (Exit::Ok, "the profile ran and the output was written"),
+    (Exit::BadInput, "bad input: the parameter file, the profile, arguments"),
+    (Exit::Runtime, "runtime failure: the output cannot be written, the model left its valid range"),
+];
 
 /// How the current varies between profile rows (the CLI's spelling of
 /// [`Interpolation`]).
@@ -66,28 +70,29 @@ pub struct Cmd {
     /// one-hour profile: builtin:cc, builtin:hppc, builtin:drive, builtin:sine (+ = charge).
     pub profile: PathBuf,
     /// Output CSV: time_s,current_A,voltage_V,soc,temp_C,jig_temp_C, one row per profile row ("-": stdout).
-    #[arg(long)]
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub out: PathBuf,
     /// Initial SOC (0..1) of every cell; default: 0.5, or the built-in profile's own.
-    #[arg(long)]
+    #[arg(long, value_name = "0..1")]
     pub initial_soc: Option<f64>,
     /// Ambient temperature (°C).
-    #[arg(long, default_value_t = 25.0)]
+    #[arg(long, value_name = "C", default_value_t = 25.0)]
     pub ambient_c: f64,
     /// Initial temperature of cell and jig (°C); default: the ambient.
-    #[arg(long)]
+    #[arg(long, value_name = "C")]
     pub initial_temp_c: Option<f64>,
     /// The profile's current is + = discharge (PyBaMM's convention); default + = charge.
     #[arg(long)]
     pub discharge_positive: bool,
-    /// How the current varies between rows.
+    /// How the current varies between rows: linear, as PyBaMM's drive cycles (and tools/pybamm/);
+    /// hold, as a scenario's `kind = "profile"` segment in `smartpro-sim run` replays a CSV.
     #[arg(long, value_enum, default_value = "linear")]
     pub between: Between,
     /// Longest internal step (s).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
     pub max_step_s: f64,
     /// Variant whose cell count applies when the set's cells_in_series is 0 (12, 24, 48).
-    #[arg(long, default_value = "12")]
+    #[arg(long, value_name = "12|24|48", default_value = "12")]
     pub variant: Variant,
     /// Heat that drives the thermal model: pack (the twin's) or bernardi (PyBaMM's).
     #[arg(long, value_enum, default_value = "pack")]
@@ -140,17 +145,39 @@ pub fn read_profile(path: &Path, between: Between, discharge_positive: bool) -> 
     Ok(if discharge_positive { profile.negated() } else { profile })
 }
 
-/// The rows as CSV text.
+/// The rows as CSV text. No cell reads `-0`: a zero is written unsigned,
+/// whether the value is −0.0 (a rest row of a profile with + = discharge,
+/// negated) or a tiny negative that rounds to zero at the cell's digits.
 pub fn to_csv(rows: &[Row]) -> String {
     let mut s = String::with_capacity(64 * (rows.len() + 1));
     s.push_str("time_s,current_A,voltage_V,soc,temp_C,jig_temp_C\n");
     for r in rows {
         s.push_str(&format!(
-            "{},{},{:.9},{:.12},{:.9},{:.9}\n",
-            r.time_s, r.current_a, r.voltage_v, r.soc, r.temp_c, r.jig_temp_c
+            "{},{},{},{},{},{}\n",
+            shortest(r.time_s),
+            shortest(r.current_a),
+            fixed(r.voltage_v, 9),
+            fixed(r.soc, 12),
+            fixed(r.temp_c, 9),
+            fixed(r.jig_temp_c, 9)
         ));
     }
     s
+}
+
+/// `x` in the shortest form that reads back to it, `0` for ±0.
+fn shortest(x: f64) -> String {
+    // −0.0 + 0.0 is +0.0; every other value is unchanged.
+    format!("{}", x + 0.0)
+}
+
+/// `x` with `digits` decimals, without the sign of a value that rounds to zero.
+fn fixed(x: f64, digits: usize) -> String {
+    let s = format!("{x:.digits$}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_owned(),
+        _ => s,
+    }
 }
 
 pub fn execute(cmd: &Cmd) -> u8 {
@@ -224,6 +251,46 @@ pub fn execute(cmd: &Cmd) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 21 (8): `ecm` wrote `-0` for the zero current of a rest row read
+    /// with `--discharge-positive` (the profile negated) and for values that
+    /// round to zero.
+    #[test]
+    fn issue_21_ecm_writes_no_negative_zero() {
+        let row = |current_a: f64, voltage_v: f64| Row {
+            time_s: 10.0,
+            current_a,
+            voltage_v,
+            soc: -1e-15,
+            temp_c: -0.0,
+            jig_temp_c: -4e-10,
+        };
+        let csv = to_csv(&[row(-0.0, 13.2), row(-2.5, -1e-12)]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[1], "10,0,13.200000000,0.000000000000,0.000000000,0.000000000");
+        assert_eq!(lines[2], "10,-2.5,0.000000000,0.000000000000,0.000000000,0.000000000");
+        assert_eq!(fixed(-0.5, 3), "-0.500");
+        assert_eq!((shortest(-0.0), shortest(-0.25)), ("0".to_owned(), "-0.25".to_owned()));
+        // End to end: a rest row of a + = discharge file.
+        let dir = std::env::temp_dir().join(format!("smartpro-ecm-negzero-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let profile = dir.join("p.csv");
+        std::fs::write(&profile, "time_s,current_A\n0,0\n10,40\n20,0\n").unwrap();
+        let p = read_profile(&profile, Between::Hold, true).unwrap();
+        let ecm = read_params(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/data/lfp-100ah-ecm.toml")))
+            .unwrap();
+        let run = EcmRun {
+            initial_soc: 0.5,
+            ambient_c: 25.0,
+            initial_temp_c: 25.0,
+            max_step_s: 1.0,
+            variant: Variant::V12,
+            heat: Heat::Pack,
+        };
+        let text = to_csv(&simulate(&ecm, &p, &run).unwrap());
+        assert!(!text.contains(",-0,") && !text.contains(",-0.0000"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn builtin_profiles_by_name() {

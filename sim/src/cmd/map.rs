@@ -4,6 +4,15 @@ use std::fmt::Write;
 
 use firmware_core::map::{self, REGISTERS, RegDef};
 
+use super::exit::{self, Exit};
+
+/// `map`'s exit codes, for `--help`.
+pub const EXIT_CODES: &exit::Table = &[
+    (Exit::Ok, "the map was printed"),
+    (Exit::BadInput, "bad arguments"),
+    (Exit::Runtime, "stdout could not be written (a closed pipe ends quietly with 0)"),
+];
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Format {
     /// Markdown, as in docs/register-map.md.
@@ -14,12 +23,23 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
+    /// Output format.
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
 }
 
-pub fn execute(cmd: &Cmd) {
-    print!("{}", render(cmd.format));
+/// Prints the map; returns the process exit code.
+pub fn execute(cmd: &Cmd) -> u8 {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(render(cmd.format).as_bytes()) {
+        Ok(()) => exit::OK,
+        // `smartpro-sim map | head`: the reader had what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("error: writing the map to stdout: {e}");
+            exit::RUNTIME
+        }
+    }
 }
 
 /// The register map in `format`.

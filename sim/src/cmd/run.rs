@@ -6,10 +6,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::exit;
+use super::exit::{self, Exit};
 use crate::engine::EngineError;
 use crate::runner::{self, RunError, Summary};
 use crate::scenario::Scenario;
+
+/// `run`'s exit codes, for `--help`.
+pub const EXIT_CODES: &exit::Table = &[
+    (Exit::Ok, "every scenario ran and every expectation passed"),
+    (Exit::Failed, "a scenario ran and one of its expectations failed"),
+    (
+        Exit::BadInput,
+        "bad input: arguments, a scenario that cannot be read or is malformed (file, line and column named), \
+         two scenarios of one name, a set-up the board refuses",
+    ),
+    (Exit::Runtime, "runtime failure: an output that cannot be written, a model that left its valid range"),
+];
 
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
@@ -17,8 +29,8 @@ pub struct Cmd {
     /// a file named twice runs once.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Where `<name>/trace.csv` and `<name>/summary.json` go.
-    #[arg(long, default_value = "out")]
+    /// Folder for `<name>/trace.csv`, `<name>/summary.json` and `junit.xml` (created).
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = "out", alias = "out")]
     pub out: PathBuf,
     /// Also write `<name>/trace.svg`: true vs measured vs estimated current, voltage, SOC and temperature
     /// over time (long traces decimated, keeping peaks), the cells (with `[lipro]`), switches, outputs and
@@ -205,10 +217,67 @@ pub fn run_one(scenario: &Scenario, out: &Path) -> anyhow::Result<Summary> {
     let result = runner::run(scenario, Some(&mut trace));
     std::io::Write::flush(&mut trace).with_context(|| format!("writing {}", trace_path.display()))?;
     let summary = result?;
-    let json = serde_json::to_string_pretty(&summary)?;
+    let json = serde_json::to_string_pretty(&summary_json(&summary)?)?;
     let summary_path = dir.join("summary.json");
     fs::write(&summary_path, json + "\n").with_context(|| format!("writing {}", summary_path.display()))?;
     Ok(summary)
+}
+
+/// Significant digits of the numbers in summary.json: below every figure's
+/// resolution (a time of 10^5 s to 0.1 µs, a voltage to 1e-11 V), above the
+/// binary noise of its arithmetic (`7800.000000000001` is written `7800`).
+pub const SUMMARY_DIGITS: usize = 12;
+
+/// summary.json: the summary with every non-integer number rounded to
+/// [`SUMMARY_DIGITS`] significant digits (then written in the shortest form
+/// that reads back to it), and the yes/no metrics
+/// ([`crate::metrics::BOOLEAN_METRICS`]) as `true`/`false` among the
+/// outcomes and as an expectation's value.
+pub fn summary_json(summary: &Summary) -> serde_json::Result<serde_json::Value> {
+    use serde_json::Value;
+    fn round(v: &mut Value) {
+        match v {
+            Value::Number(n) if n.is_f64() => {
+                if let Some(x) = n.as_f64().map(round_significant).and_then(serde_json::Number::from_f64) {
+                    *n = x;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(round),
+            Value::Object(o) => o.values_mut().for_each(round),
+            _ => {}
+        }
+    }
+    let boolean = |v: &mut Value| {
+        if let Some(x) = v.as_f64() {
+            *v = Value::Bool(x != 0.0);
+        }
+    };
+    let mut json = serde_json::to_value(summary)?;
+    round(&mut json);
+    if let Some(outcomes) = json.get_mut("outcomes").and_then(Value::as_object_mut) {
+        for (metric, v) in outcomes.iter_mut() {
+            if crate::metrics::BOOLEAN_METRICS.contains(&metric.as_str()) {
+                boolean(v);
+            }
+        }
+    }
+    for e in json.get_mut("expectations").and_then(Value::as_array_mut).into_iter().flatten() {
+        if e.get("metric").and_then(Value::as_str).is_some_and(|m| crate::metrics::BOOLEAN_METRICS.contains(&m)) {
+            if let Some(v) = e.get_mut("value") {
+                boolean(v);
+            }
+        }
+    }
+    Ok(json)
+}
+
+/// `x` rounded to [`SUMMARY_DIGITS`] significant digits (by its decimal
+/// form: exact, and safe for any magnitude); ±0 as 0.
+fn round_significant(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    format!("{x:.*e}", SUMMARY_DIGITS - 1).parse::<f64>().map_or(x, |r| r + 0.0)
 }
 
 /// Writes `trace.svg` beside `trace.csv` in `dir`, and `transient.svg` for
@@ -222,6 +291,51 @@ pub fn plot_trace(dir: &Path, scenario: &Scenario, summary: &Summary) -> anyhow:
 mod tests {
     use super::*;
     use crate::runner::Checked;
+
+    /// Issue 21 (8): summary.json wrote `7800.000000000001` and the yes/no
+    /// metrics as `1.0`.
+    #[test]
+    fn issue_21_summary_json_rounds_and_writes_booleans() {
+        let mut outcomes = std::collections::BTreeMap::new();
+        outcomes.insert("lvp_trip_time_s".to_owned(), 7800.000000000001);
+        outcomes.insert("min_voltage_v".to_owned(), 0.1 + 0.2);
+        outcomes.insert("transient_checks_passed".to_owned(), 1.0);
+        outcomes.insert("transient_complete".to_owned(), 0.0);
+        outcomes.insert("tiny_a".to_owned(), -1e-310);
+        let summary = Summary {
+            name: "s".into(),
+            description: String::new(),
+            variant: "12-209".into(),
+            seed: u64::MAX,
+            simulated_s: 7800.000000000001,
+            wall_s: 0.123456789012345,
+            adc_rate_hz: 1000,
+            ticks: 7_800_000,
+            outcomes,
+            expectations: vec![Checked {
+                metric: "transient_complete".into(),
+                min: Some(1.0),
+                max: None,
+                value: Some(0.0),
+                passed: false,
+                note: None,
+            }],
+            passed: false,
+        };
+        let text = serde_json::to_string(&summary_json(&summary).unwrap()).unwrap();
+        assert!(text.contains(r#""lvp_trip_time_s":7800.0"#), "{text}");
+        assert!(text.contains(r#""simulated_s":7800.0"#) && text.contains(r#""wall_s":0.123456789012"#), "{text}");
+        assert!(text.contains(r#""min_voltage_v":0.3"#), "{text}");
+        assert!(text.contains(r#""transient_checks_passed":true"#), "{text}");
+        assert!(text.contains(r#""transient_complete":false"#), "{text}");
+        assert!(text.contains(r#""min":1.0"#) && text.contains(r#""value":false"#), "{text}");
+        assert!(text.contains(&format!(r#""seed":{}"#, u64::MAX)) && text.contains(r#""ticks":7800000"#), "{text}");
+        assert!(!text.contains("000000000001"), "{text}");
+        // Each number reads back within its stated precision.
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let v = back["outcomes"]["tiny_a"].as_f64().unwrap();
+        assert!((v + 1e-310).abs() <= 1e-310 * 1e-11, "{v}");
+    }
 
     #[test]
     fn junit_names_failures_and_errors() {

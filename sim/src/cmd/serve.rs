@@ -8,14 +8,31 @@ use std::time::Duration;
 use anyhow::Context;
 use firmware_core::modbus::rtu::RtuConfig;
 
-use super::exit;
+use super::exit::{self, Exit};
 use crate::scenario::Scenario;
 use crate::serial::{self, Parity};
 use crate::serve::faults::{FaultOverrides, FaultsConfig, Window};
 use crate::serve::{IDLE_SCENARIO, Options, Pty, RtuLine, Transports};
 
-/// Exit codes of `serve`, for `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:\n  0  stopped by Ctrl-C, SIGTERM or --duration\n  2  bad input: flags, scenario, faults file, NVM file, a port that cannot be opened or an address that cannot be bound\n  3  runtime failure: the pty failed, a model went non-finite, the frame log could not be written\n\nA serial port (--port) that vanishes is not an error: serve logs it, keeps the twin running and reopens the device when it returns.";
+/// `serve`'s exit codes, for `--help`.
+pub const EXIT_CODES: &exit::Table = &[
+    (Exit::Ok, "stopped by Ctrl-C, SIGTERM or --duration"),
+    (
+        Exit::BadInput,
+        "bad input: arguments (or their SMARTPRO_SIM_* variables), the scenario, faults file or NVM file, \
+         a serial port that cannot be opened, an address that cannot be bound",
+    ),
+    (Exit::Runtime, "runtime failure: the pty failed, a model went non-finite, the frame log could not be written"),
+];
+
+/// The end of `serve --help`: the exit codes and what is not an error.
+pub fn help() -> String {
+    exit::help(EXIT_CODES)
+        + "\n\nA serial port (--port) that vanishes is not an error: serve logs it, keeps the twin running and \
+           reopens the device when it returns.\n\nThe line settings and units may come from the environment: \
+           SMARTPRO_SIM_BAUD, SMARTPRO_SIM_PARITY, SMARTPRO_SIM_STOP_BITS, SMARTPRO_SIM_DATA_BITS, \
+           SMARTPRO_SIM_UNITS (a flag wins)."
+}
 
 /// Where `--tcp` without a value listens: loopback, the customary unprivileged Modbus TCP port.
 pub const DEFAULT_TCP: &str = "127.0.0.1:5020";
@@ -26,26 +43,27 @@ pub struct Cmd {
     #[command(flatten)]
     pub transport: Box<TransportArgs>,
     /// Baud rate (sets the 3.5-character frame gap; a pty itself ignores it unless --line-timing).
-    #[arg(long, default_value_t = 19_200, value_parser = serial::baud_parser(), help_heading = "Line")]
+    #[arg(long, default_value_t = 19_200, env = "SMARTPRO_SIM_BAUD", value_parser = serial::baud_parser(), help_heading = "Line")]
     pub baud: u32,
     /// Parity (the specification: even, or none with 2 stop bits).
-    #[arg(long, default_value = "even", value_parser = serial::parity_parser(), help_heading = "Line")]
+    #[arg(long, default_value = "even", env = "SMARTPRO_SIM_PARITY", value_parser = serial::parity_parser(), help_heading = "Line")]
     pub parity: Parity,
     /// Stop bits: 1 or 2.
-    #[arg(long, default_value_t = 1, value_parser = serial::stop_bits_parser(), help_heading = "Line")]
+    #[arg(long, default_value_t = 1, env = "SMARTPRO_SIM_STOP_BITS", value_parser = serial::stop_bits_parser(), help_heading = "Line")]
     pub stop_bits: u8,
     /// Data bits: 8 (Modbus RTU), or 7 (timing only: RTU bytes need 8).
-    #[arg(long, default_value_t = 8, value_parser = serial::data_bits_parser(), help_heading = "Line")]
+    #[arg(long, default_value_t = 8, env = "SMARTPRO_SIM_DATA_BITS", value_parser = serial::data_bits_parser(), help_heading = "Line")]
     pub data_bits: u8,
     /// Pace the RTU line at the baud rate: requests arrive and replies leave as fast as the real line would carry them.
     #[arg(long, help_heading = "Line")]
     pub line_timing: bool,
 
     /// Modbus unit ids to serve, e.g. 1,2,3: independent twins (seed + index) on one bus; default the scenario's.
-    #[arg(long, visible_alias = "unit", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=247), help_heading = "Twin")]
+    #[arg(long, visible_alias = "unit", value_name = "ID,...", value_delimiter = ',', env = "SMARTPRO_SIM_UNITS",
+          value_parser = serial::unit_parser(), help_heading = "Twin")]
     pub units: Vec<u8>,
     /// Scenario driving the battery (its segments, then rest); default: a 12 V battery at rest.
-    #[arg(long, help_heading = "Twin")]
+    #[arg(long, value_name = "FILE", help_heading = "Twin")]
     pub scenario: Option<PathBuf>,
     /// Simulated seconds per wall-clock second (the RTU line keeps real time).
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed, help_heading = "Twin")]
@@ -54,7 +72,7 @@ pub struct Cmd {
     #[arg(long, value_name = "FILE", help_heading = "Twin")]
     pub nvm: Option<PathBuf>,
     /// Stop after this many wall-clock seconds (default: until Ctrl-C or SIGTERM).
-    #[arg(long, value_name = "SECONDS", help_heading = "Twin")]
+    #[arg(long, value_name = "S", value_parser = serial::duration_parser(), help_heading = "Twin")]
     pub duration: Option<f64>,
 
     #[command(flatten)]
@@ -75,7 +93,7 @@ pub struct TransportArgs {
     #[arg(long, requires = "pty", help_heading = "Transport")]
     pub link: Option<PathBuf>,
     /// Serve RTU on a serial port (e.g. /dev/ttyUSB0 on a USB-RS485 adapter); reopened if it vanishes and returns.
-    #[arg(long, value_name = "DEVICE", conflicts_with = "rtu_tcp", help_heading = "Transport")]
+    #[arg(short = 'p', long, value_name = "DEVICE", conflicts_with = "rtu_tcp", help_heading = "Transport")]
     pub port: Option<PathBuf>,
     /// Serve RTU frames over TCP at ADDR:PORT (or PORT on 127.0.0.1); one client at a time, the newest wins.
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_addr, help_heading = "Transport")]
@@ -105,7 +123,7 @@ pub struct FaultArgs {
     #[arg(long, value_name = "N", help_heading = "Faults")]
     pub fault_seed: Option<u64>,
     /// Units the --fault-* flags apply to (default: all).
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=247), help_heading = "Faults")]
+    #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = serial::unit_parser(), help_heading = "Faults")]
     pub fault_units: Vec<u8>,
     /// Delay every reply: MS or MS+JITTER (uniform 0..JITTER ms added).
     #[arg(long, value_name = "MS[+JITTER]", value_parser = parse_delay, help_heading = "Faults")]
@@ -246,9 +264,6 @@ fn options(cmd: &Cmd, scenario: &Scenario) -> anyhow::Result<Options> {
     }
     // Checked here so that a bad combination is a bad-input exit before anything is opened.
     faults.resolve(&units, &overrides).map_err(anyhow::Error::msg)?;
-    if let Some(d) = cmd.duration {
-        anyhow::ensure!(d.is_finite() && d > 0.0, "--duration {d}: must be a positive number of seconds");
-    }
     let mut opts = Options::new(units);
     opts.speed = cmd.speed;
     opts.line = RtuConfig {

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::exit;
+use super::exit::{self, Exit};
 use crate::report::plot::Formats;
 use crate::sweep::plot;
 use crate::sweep::report::{self, RunInfo};
@@ -25,6 +25,7 @@ pub struct Cmd {
 pub enum Action {
     /// Join the output folders of `--shard` runs into the outputs one unsharded run would write
     /// (the same as `smartpro-sim merge`).
+    #[command(after_help = help())]
     Merge(MergeArgs),
 }
 
@@ -61,15 +62,15 @@ pub struct RunArgs {
     #[arg(value_name = "STUDY")]
     pub studies: Vec<PathBuf>,
     /// Output folder of one study [default: out/<study name>, or out/<study name>/shard-K-of-N with
-    /// --shard]; with several studies each writes out/<study name>, and --out is refused.
-    #[arg(long)]
+    /// --shard]; with several studies each writes out/<study name>, and --out-dir is refused.
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", alias = "out")]
     pub out: Option<PathBuf>,
     /// Worker threads [default: all cores].
-    #[arg(long)]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
     pub jobs: Option<usize>,
     /// Run only slice K of N of the cases (0-based K: 0/4 … 3/4), for a cluster; join the folders with
     /// `smartpro-sim merge`. A shard draws the same Monte Carlo values for its cases as an unsharded run.
-    #[arg(long)]
+    #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
     /// Write no plots (SVG and PNG); shards never write them.
     #[arg(long)]
@@ -79,18 +80,93 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
     /// The shards' output folders (each with study.toml and cases.jsonl), in any order.
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
     /// Where the joined outputs go [default: out/<study name>].
-    #[arg(long)]
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", alias = "out")]
     pub out: Option<PathBuf>,
     /// Write no plots (SVG and PNG).
     #[arg(long)]
     pub no_plots: bool,
 }
 
-/// Text for `--help`.
-pub const EXIT_CODES_HELP: &str = "Outputs: results.csv, summary.md, summary.json, junit.xml, cases.jsonl, study.toml; plots as SVG and PNG (not for shards).\n\nExit codes:\n  0  every case passed every datasheet check\n  1  a case failed a check (peak current, shutdown, arrester, switch voltage) or is INCOMPLETE (its event had not ended within solver.window_us)\n  2  bad input (study file, arguments, shards that do not fit together)\n  3  runtime failure (output not writable)";
+/// `sweep`'s (and `merge`'s) exit codes, for `--help`.
+pub const EXIT_CODES: &exit::Table = &[
+    (Exit::Ok, "every case passed every datasheet check"),
+    (
+        Exit::Failed,
+        "a case failed a check (peak current, shutdown, arrester, switch voltage) or is INCOMPLETE \
+         (its event had not ended within solver.window_us)",
+    ),
+    (Exit::BadInput, "bad input: a study file, arguments, shards that do not fit together"),
+    (Exit::Runtime, "runtime failure: an output that cannot be written"),
+];
+
+/// The end of `sweep --help` and `merge --help`: the outputs and the exit codes.
+pub fn help() -> String {
+    "Outputs: results.csv, summary.md, summary.json, junit.xml, cases.jsonl, study.toml; plots as SVG and PNG \
+     (not for shards).\n\n"
+        .to_owned()
+        + &exit::help(EXIT_CODES)
+}
+
+/// When `sweep` shows its progress: on a terminal (stderr), once the cases
+/// have taken [`Progress::AFTER_S`], then at most every [`Progress::EVERY_S`]
+/// (one line redrawn); in a log (not a terminal), a line every
+/// [`Progress::LOG_EVERY_S`]. A job done before [`Progress::AFTER_S`] prints none.
+#[derive(Debug)]
+struct Progress {
+    cases: usize,
+    terminal: bool,
+    started: Instant,
+    /// When the last line was shown (s since the start), and whether a terminal line is open.
+    last: std::sync::Mutex<(Option<f64>, bool)>,
+}
+
+impl Progress {
+    /// Seconds before the first progress line (as `run`'s progress: `runner::Progress`).
+    const AFTER_S: f64 = 2.0;
+    /// Seconds between two redraws on a terminal.
+    const EVERY_S: f64 = 0.5;
+    /// Seconds between two lines in a log.
+    const LOG_EVERY_S: f64 = 30.0;
+
+    fn new(cases: usize, terminal: bool) -> Self {
+        Progress { cases, terminal, started: Instant::now(), last: std::sync::Mutex::new((None, false)) }
+    }
+
+    /// The text to show after `done` cases at `elapsed_s`, if any: `\r…` on a terminal, a line in a log.
+    fn line(&self, done: usize, elapsed_s: f64) -> Option<String> {
+        let Ok(mut last) = self.last.lock() else { return None };
+        let (shown_s, open) = *last;
+        let every = if self.terminal { Self::EVERY_S } else { Self::LOG_EVERY_S };
+        let first = if self.terminal { Self::AFTER_S } else { Self::LOG_EVERY_S };
+        let end = done == self.cases;
+        let due = match shown_s {
+            None => elapsed_s >= first,
+            Some(t) => elapsed_s - t >= every,
+        };
+        // The last case closes an open terminal line; otherwise only what is due is shown.
+        if !(due || (end && open)) {
+            return None;
+        }
+        *last = (Some(elapsed_s), self.terminal && !end);
+        let text = format!("{done}/{} cases, {elapsed_s:.0} s", self.cases);
+        Some(if !self.terminal {
+            format!("{text}\n")
+        } else if end {
+            format!("\r{text}\n")
+        } else {
+            format!("\r{text}")
+        })
+    }
+
+    fn report(&self, done: usize) {
+        if let Some(text) = self.line(done, self.started.elapsed().as_secs_f64()) {
+            eprint!("{text}");
+        }
+    }
+}
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cmd: &Cmd) -> u8 {
@@ -115,7 +191,7 @@ fn run(args: &RunArgs) -> u8 {
         }
     };
     if files.len() > 1 && (args.out.is_some() || args.shard.is_some()) {
-        let flag = if args.out.is_some() { "--out" } else { "--shard" };
+        let flag = if args.out.is_some() { "--out-dir" } else { "--shard" };
         eprintln!(
             "error: {flag} applies to one study, and {} were given ({}); run them one by one, or without {flag} \
              (each study writes out/<study name>)",
@@ -170,19 +246,8 @@ fn run_study(path: &Path, args: &RunArgs) -> u8 {
         jobs,
         out.display()
     );
-    let n = range.len();
-    let terminal = std::io::stderr().is_terminal();
-    let progress = move |done: usize| {
-        let step = (n / 100).max(1);
-        if terminal && (done % step == 0 || done == n) {
-            eprint!("\r{done}/{n} cases");
-            if done == n {
-                eprintln!();
-            }
-        } else if !terminal && n >= 1000 && (done % (n / 10) == 0) {
-            eprintln!("{done}/{n} cases");
-        }
-    };
+    let progress = Progress::new(range.len(), std::io::stderr().is_terminal());
+    let progress = |done: usize| progress.report(done);
     let started = Instant::now();
     let results = match sweep::run_cases(&study, range, jobs, &progress) {
         Ok(r) => r,
@@ -300,6 +365,28 @@ fn plot_all(out: &Path, study: &Study, results: &[CaseResult]) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 21 (8): a 10 ms job printed ten progress lines in a log. Now
+    /// nothing before 2 s on a terminal (30 s in a log), then at most one
+    /// redraw per 0.5 s (a line per 30 s), and a terminal line is closed.
+    #[test]
+    fn issue_21_sweep_progress_only_when_it_helps() {
+        for terminal in [false, true] {
+            let p = Progress::new(10_000, terminal);
+            let lines: Vec<String> = (1..=10_000).filter_map(|d| p.line(d, d as f64 * 1e-6)).collect();
+            assert!(lines.is_empty(), "a 10 ms job showed {lines:?}");
+        }
+        // 100 s of cases on a terminal: one redraw per 0.5 s from 2 s, the line closed at the end.
+        let p = Progress::new(1000, true);
+        let lines: Vec<String> = (1..=1000).filter_map(|d| p.line(d, d as f64 * 0.1)).collect();
+        assert_eq!(lines.first().map(String::as_str), Some("\r20/1000 cases, 2 s"));
+        assert!(lines.len() <= 1 + 98 * 2 + 1, "{}", lines.len());
+        assert_eq!(lines.last().map(String::as_str), Some("\r1000/1000 cases, 100 s\n"));
+        // In a log: whole lines, every 30 s, none at the end unless due.
+        let p = Progress::new(1000, false);
+        let lines: Vec<String> = (1..=1000).filter_map(|d| p.line(d, d as f64 * 0.1)).collect();
+        assert_eq!(lines, ["300/1000 cases, 30 s\n", "600/1000 cases, 60 s\n", "900/1000 cases, 90 s\n"]);
+    }
 
     #[test]
     fn shard_syntax() {

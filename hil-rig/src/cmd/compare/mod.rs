@@ -29,24 +29,31 @@ use crate::Failure;
 use crate::decode::{self, MAX_REGS_PER_REQUEST};
 use crate::estimate::fit;
 use crate::estimate::tracking::{SocTracker, TrackerModel, TrackerNoise};
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::recording;
 use crate::session::{MAX_BOARD_SKEW_S, Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
 use crate::source::{self, BoardSample, Registers};
 use crate::tolerance::Tolerances;
 use crate::twin::{self, Drive, GapCurrent, Twin};
+use smartpro_sim::serial;
 
-/// Shown at the end of `compare --help`.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  every quantity within tolerance, nothing found
-  1  a discrepancy: a quantity out of tolerance or a named finding (see report.md)
-  2  bad input: flags, scenario, ECM or tolerance file, recording, a port that
-     cannot be opened, a board of another variant than the twin
-  3  runtime failure: the port vanished, the board never answered or fell
-     silent, fewer samples than --min-samples were compared, the twin failed,
-     a report could not be written. What was compared so far is kept: compare.csv
-     is written as samples come, and the reports are written before exiting";
+/// `compare`'s exit codes, for `--help`.
+pub const EXIT_CODES: &Table = &[
+    (Exit::Ok, "every quantity within tolerance, nothing found"),
+    (Exit::Failed, "a discrepancy: a quantity out of tolerance or a named finding (see report.md)"),
+    (
+        Exit::BadInput,
+        "bad input: flags, scenario, ECM or tolerance file, recording, a port that cannot be opened, \
+         a board of another variant than the twin",
+    ),
+    (
+        Exit::Runtime,
+        "runtime failure: the port vanished, the board never answered or fell silent, fewer samples than \
+         --min-samples were compared, the twin failed, a report could not be written. What was compared so far \
+         is kept: compare.csv is written as samples come, and the reports are written before exiting",
+    ),
+];
 
 /// The board's `uptime_s` counts whole seconds (it truncates): a sample read
 /// at uptime `u` was taken at board time `u..u + 1`, estimated as its middle.
@@ -96,13 +103,15 @@ impl BoardClock {
 pub const DEFAULT_INITIAL_SOC_SIGMA_PCT: f64 = 20.0;
 
 #[derive(Args, Debug)]
-#[command(override_usage = "hil-rig compare (--port <DEVICE> | --recording <FILE>) [OPTIONS]")]
+#[command(
+    override_usage = "hil-rig compare --port <DEVICE> [OPTIONS]\n       hil-rig compare --recording <FILE> [OPTIONS]"
+)]
 pub struct Cmd {
     /// Compare a recording made by `hil-rig record` instead of a live board
     #[arg(long, value_name = "FILE", conflicts_with = "port", required_unless_present = "port")]
     recording: Option<PathBuf>,
     /// Live: stop after this many seconds (default: until Ctrl-C)
-    #[arg(long, value_name = "S", value_parser = seconds)]
+    #[arg(long, value_name = "S", value_parser = serial::duration_parser())]
     duration: Option<f64>,
     /// Live: time from the start of one sample to the start of the next
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = value_parser!(u64).range(1..))]
@@ -129,13 +138,14 @@ pub struct Cmd {
     /// The tracking filter's initial SOC in % (default: the board's first
     /// SOC reading). The measured-drive twin always starts at the board's
     /// first SOC reading (at this value only when the board's SOC is not read)
-    #[arg(long, value_name = "PCT", value_parser = percent, help_heading = "Twin")]
+    #[arg(long = "initial-soc-pct", value_name = "PCT", value_parser = percent, help_heading = "Twin",
+          alias = "initial-soc")]
     initial_soc: Option<f64>,
     /// 1σ of that initial SOC for the tracking filter, in points (the true
     /// initial SOC is unknown: a board's SOC that was never synchronised
     /// can be tens of points off)
-    #[arg(long, value_name = "PCT", default_value_t = DEFAULT_INITIAL_SOC_SIGMA_PCT, value_parser = sigma_percent,
-          help_heading = "Twin")]
+    #[arg(long = "initial-soc-sigma-pct", value_name = "PCT", default_value_t = DEFAULT_INITIAL_SOC_SIGMA_PCT,
+          value_parser = sigma_percent, help_heading = "Twin", alias = "initial-soc-sigma")]
     initial_soc_sigma: f64,
     /// Scenario drive: the board's uptime (s) at the scenario's t = 0
     /// (default 0: the stimulus starts at power-up, as `smartpro-sim serve
@@ -147,7 +157,7 @@ pub struct Cmd {
     #[arg(long, value_name = "FILE")]
     tolerances: Option<PathBuf>,
     /// Directory for compare.csv, report.md, junit.xml and plots/ (created)
-    #[arg(long, value_name = "DIR", default_value = "out/compare")]
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = "out/compare", alias = "out")]
     out: PathBuf,
 
     #[command(flatten)]
@@ -155,13 +165,6 @@ pub struct Cmd {
 
     #[command(flatten)]
     link: Option<LinkArgs>,
-}
-
-fn seconds(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && Duration::try_from_secs_f64(v).is_ok() => Ok(v),
-        _ => Err(format!("{s:?} must be a positive number of seconds")),
-    }
 }
 
 fn non_negative(s: &str) -> Result<f64, String> {

@@ -25,36 +25,47 @@ use self::bench::{Abort, Bench};
 use self::plan::{Plan, Step};
 use self::report::{Meta, StepReport, Verdict};
 use crate::Failure;
+use crate::exit::{Exit, Table};
 use crate::link::{Link, LinkArgs};
 use crate::session::interrupted;
 
-/// Shown at the end of `test --help`.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  every step passed (with --check: the plan is valid)
-  1  a step failed, or Ctrl-C stopped the plan (see report.md)
-  2  bad plan or usage: the plan (or the twin's scenario or ECM file it
-     names) has errors, each printed as FILE:LINE:COLUMN: cause, before
-     anything is sent to the board; the port cannot be opened; the output
-     directory cannot be created; the twin cannot be built for this board
-  3  the port was lost or the board fell silent during the plan, or a report
-     could not be written; report.md and junit.xml keep the steps done so far
-     (the rest are marked not run)
+/// `test`'s exit codes, for `--help`.
+pub const EXIT_CODES: &Table = &[
+    (Exit::Ok, "every step passed (with --check: the plan is valid)"),
+    (Exit::Failed, "a step failed, or Ctrl-C stopped the plan (see report.md)"),
+    (
+        Exit::BadInput,
+        "bad plan or usage: the plan (or the twin's scenario or ECM file it names) has errors, each printed as \
+         FILE:LINE:COLUMN: cause, before anything is sent to the board; the port cannot be opened; the output \
+         directory cannot be created; the twin cannot be built for this board",
+    ),
+    (
+        Exit::Runtime,
+        "the port was lost or the board fell silent during the plan, or a report could not be written; \
+         report.md and junit.xml keep the steps done so far (the rest are marked not run)",
+    ),
+];
 
-Durations in a plan are board time (the board's uptime_s): wall time on a
-real board, K times faster on a stand-in served with `smartpro-sim serve
---speed K`.";
+/// The end of `test --help`: the exit codes, and the plan's clock.
+pub fn help() -> String {
+    crate::exit::help(EXIT_CODES)
+        + "\n\nDurations in a plan are board time (the board's uptime_s): wall time on a real board, K times \
+           faster on a stand-in served with `smartpro-sim serve --speed K`."
+}
 
 #[derive(Args, Debug)]
+#[command(override_usage = "hil-rig test <PLAN.toml> --check\n       hil-rig test <PLAN.toml> --port <DEVICE> [OPTIONS]",
+          mut_arg("port", |a| a.required(false).required_unless_present("check")))]
 pub struct Cmd {
     /// The test plan (TOML; see docs/hil-rig.md, "test", and hil-rig/plans/)
     #[arg(value_name = "PLAN.toml")]
     plan: PathBuf,
-    /// Only check the plan and list its steps; talk to no board
-    #[arg(long, conflicts_with = "port")]
+    /// Only check the plan and list its steps; talk to no board (a port given
+    /// by HIL_RIG_PORT or --port is not opened)
+    #[arg(long)]
     check: bool,
     /// Directory for report.md and junit.xml (created)
-    #[arg(long, value_name = "DIR", default_value = "out/test")]
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = "out/test", alias = "out")]
     out: PathBuf,
     /// Time between two polls of the board while a step waits (default:
     /// the plan's poll_interval_ms, else 1000)
@@ -82,7 +93,7 @@ impl Cmd {
             Some(path) => Some((path.clone(), Scenario::load(path).map_err(|e| Failure::Usage(anyhow!("{e:#}")))?)),
             None => None,
         };
-        let Some(args) = &self.link else {
+        let Some(args) = self.link.as_ref().filter(|_| !self.check) else {
             println!("{}: {} steps, valid", plan.path.display(), plan.steps.len());
             for (i, s) in plan.steps.iter().enumerate() {
                 println!("  {:>2}. {} ({}, line {})", i + 1, s.name, s.action.kind(), s.line);
@@ -164,7 +175,7 @@ impl Session<'_> {
         let written = self.write_reports();
         println!("{}", report::summary(&self.all_steps()));
         if let Err(e) = &written {
-            eprintln!("hil-rig: {e:#}");
+            eprintln!("error: {e:#}");
         } else {
             println!("reports: {}", self.out.display());
         }
@@ -321,7 +332,8 @@ mod tests {
         let c = parse(&["p.toml", "--check"]).unwrap();
         assert!(c.link().is_none() && c.check, "checks the plan only");
         assert!(parse(&["p.toml"]).is_err(), "--port or --check");
-        assert!(parse(&["p.toml", "--check", "--port", "p"]).is_err(), "not both");
+        // Issue 21 (5): with HIL_RIG_PORT exported (or --port given), --check still only checks.
+        assert!(parse(&["p.toml", "--check", "--port", "p"]).unwrap().check, "the check wins");
         assert!(parse(&["--port", "p"]).is_err(), "the plan is required");
         assert!(parse(&["p.toml", "--interval-ms", "5"]).is_err());
     }
