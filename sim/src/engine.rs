@@ -377,6 +377,12 @@ impl Engine {
         engine.inputs.current_code = current_code;
         engine.inputs.voltage_code = voltage_code;
         engine.outputs = engine.board.poll(Instant::ZERO, &engine.inputs);
+        // Commissioning: the board is set to the pack it is installed on, as an installer
+        // would, unless the scenario writes the rated capacity itself (an aged pack behind a
+        // board rated for the new one). The factory value needs no write.
+        if let Some(dah) = scenario.commissioned_capacity_dah() {
+            engine.write_register_by_name(crate::scenario::RATED_CAPACITY_REGISTER, i64::from(dah))?;
+        }
         for (name, &value) in &scenario.firmware.registers {
             engine.write_register_by_name(name, value)?;
         }

@@ -273,6 +273,9 @@ fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
     }
 }
 
+/// The register commissioning writes at t = 0: the board's rated capacity (0.1 Ah).
+pub const RATED_CAPACITY_REGISTER: &str = "capacity_dah";
+
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -289,7 +292,48 @@ impl Scenario {
         scenario.transient.switch = scenario.switch;
         scenario.load_files(path)?;
         scenario.thermal_params().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
+        scenario.check_commissioning().map_err(|message| ScenarioError::Invalid { path: path.to_owned(), message })?;
         Ok(scenario)
+    }
+
+    /// The pack's nominal capacity (Ah): its cell's rated capacity, from the `ecm_file` when it
+    /// has one, else `[pack.cell]`. Spread, an odd cell and ageing are departures from it that
+    /// an installer would not know of.
+    pub fn nominal_capacity_ah(&self) -> f64 {
+        self.ecm.as_ref().map_or(self.pack.cell.capacity_ah, |e| e.capacity_ah)
+    }
+
+    /// The rated capacity (0.1 Ah) the board is commissioned with at t = 0, before the
+    /// scenario's own writes: the pack's nominal capacity, as an installer would set it. `None`
+    /// when the scenario writes [`RATED_CAPACITY_REGISTER`] itself (e.g. an aged pack behind a
+    /// board rated for the new one) or the nominal capacity is the factory setting.
+    pub fn commissioned_capacity_dah(&self) -> Option<u16> {
+        if self.firmware.registers.contains_key(RATED_CAPACITY_REGISTER) {
+            return None;
+        }
+        let dah = (self.nominal_capacity_ah() * 10.0).round();
+        let dah = dah.clamp(0.0, f64::from(u16::MAX)) as u16;
+        (dah != firmware_core::settings::CAPACITY_DAH).then_some(dah)
+    }
+
+    /// A pack whose nominal capacity the board cannot be set to is refused here, naming both,
+    /// rather than as a refused write the scenario never made.
+    fn check_commissioning(&self) -> Result<(), String> {
+        let Some(dah) = self.commissioned_capacity_dah() else { return Ok(()) };
+        let Some(reg) = firmware_core::map::by_name(RATED_CAPACITY_REGISTER) else {
+            return Err(format!("the register map has no {RATED_CAPACITY_REGISTER} to commission the board with"));
+        };
+        if !(reg.min..=reg.max).contains(&i64::from(dah)) {
+            return Err(format!(
+                "the pack's nominal capacity {} Ah is outside the board's rated capacity range {:.1}..={:.1} Ah \
+                 ({RATED_CAPACITY_REGISTER}); set firmware.registers.{RATED_CAPACITY_REGISTER} to the value the board \
+                 is rated for",
+                self.nominal_capacity_ah(),
+                reg.min as f64 / 10.0,
+                reg.max as f64 / 10.0
+            ));
+        }
+        Ok(())
     }
 
     /// The thermal network: the default one for the pack's cell count
@@ -781,6 +825,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("on_resistance_mohm = 0.4"), "{err}");
+    }
+
+    /// A 20 Ah pack behind a board left at its factory 100 Ah counted a tenth of the truth's
+    /// SOC swing (12v-lipro-balancing-cycles): the board is commissioned for the pack it is on.
+    #[test]
+    fn issue_15_the_board_is_commissioned_with_the_packs_nominal_capacity() {
+        let parse = |extra: &str| Scenario::parse(&format!("{MINIMAL}{extra}"), Path::new("t.toml"));
+        assert_eq!(parse("").unwrap().commissioned_capacity_dah(), None, "100 Ah is the factory setting");
+        let small = parse("[pack.cell]\ncapacity_ah = 20.0\n").unwrap();
+        assert_eq!(small.commissioned_capacity_dah(), Some(200));
+        let engine = crate::engine::Engine::new(&small).unwrap();
+        assert_eq!(engine.board().settings().capacity_dah, 200);
+        // an aged pack behind a board rated for the new one: the scenario's own write wins
+        let aged = parse("[pack.cell]\ncapacity_ah = 85.0\n[firmware]\nregisters = { capacity_dah = 1000 }\n").unwrap();
+        assert_eq!(aged.commissioned_capacity_dah(), None);
+        assert_eq!(crate::engine::Engine::new(&aged).unwrap().board().settings().capacity_dah, 1000);
+        let err = parse("[pack.cell]\ncapacity_ah = 7000.0\n").unwrap_err().to_string();
+        assert!(err.contains("7000 Ah") && err.contains("capacity_dah") && err.contains("t.toml"), "{err}");
     }
 
     #[test]
