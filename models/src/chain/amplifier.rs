@@ -91,6 +91,18 @@ impl Amplifier {
         self.gain
     }
 
+    /// This unit's input offset drift (V/K).
+    pub fn offset_drift_v_per_k(&self) -> f64 {
+        self.drift_v_per_k
+    }
+
+    /// This unit with its input offset drift set to `drift_v_per_k` (V/K),
+    /// its other draws kept: for a Monte Carlo that draws the drift from
+    /// another distribution (`accuracy::Parts::Datasheet`).
+    pub fn with_offset_drift_v_per_k(self, drift_v_per_k: f64) -> Self {
+        Self { drift_v_per_k, ..self }
+    }
+
     /// This unit's gain at `temp_c` (V/V).
     #[inline]
     pub fn gain_at(&self, temp_c: f64) -> f64 {

@@ -101,4 +101,16 @@ impl Shunt {
     pub fn tcr_per_k(&self) -> f64 {
         self.tcr_per_k
     }
+
+    /// This unit with its temperature coefficient set to `tcr_per_k` (1/K),
+    /// its other draws kept: for a Monte Carlo that draws the coefficient
+    /// from another distribution (`accuracy::Parts::Datasheet`).
+    pub fn with_tcr_per_k(self, tcr_per_k: f64) -> Self {
+        Self { tcr_per_k, ..self }
+    }
+
+    /// This unit's thermoelectric coefficient (V/K).
+    pub fn thermal_emf_v_per_k(&self) -> f64 {
+        self.emf_v_per_k
+    }
 }
