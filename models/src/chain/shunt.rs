@@ -12,7 +12,9 @@ pub const SHUNT_TOLERANCE_REL: f64 = 0.0002;
 /// the full 10 ppm/K: calibrated at 25 °C, a board at −10 °C carries 35 K ×
 /// TCR of gain error, 350 ppm at 10 ppm/K, which with the reference and
 /// amplifier drifts pushes ≈ 0.1 % of boards over the 0.04 % FS total
-/// error (21 of 20 000 in `smartpro-sim accuracy`); at 5 ppm/K none do.
+/// error (21 of 20 000 in `smartpro-sim accuracy`, then isothermal); at
+/// 5 ppm/K none do at steady temperatures (after a soak at full current the
+/// board's own heat adds: `docs/models.md`, accuracy).
 pub const SHUNT_TCR_PPM_PER_K: f64 = 5.0;
 /// Thermoelectric EMF of the shunt's terminal pair against copper, limit
 /// ±0.25 µV/K (manganin precision shunts specify < 0.25 µV/K vs Cu; the

@@ -129,3 +129,43 @@ pub fn execute(cmd: &Cmd) -> u8 {
     }
     if all_pass { exit::OK } else { exit::EXPECTATION_FAILED }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(boards: usize, parts: PartsArg) -> Cmd {
+        Cmd {
+            boards,
+            variant: Some(Variant::V12),
+            seed: 1,
+            cal_current: accuracy::DEFAULT_CAL_CURRENT_A,
+            chain: None,
+            parts,
+        }
+    }
+
+    #[test]
+    fn issue_21_a_verdict_that_could_not_be_reached_is_not_a_pass() {
+        // 100 boards: undecided (or FAIL), never PASS, so never exit 0.
+        assert_eq!(execute(&cmd(100, PartsArg::Design)), exit::EXPECTATION_FAILED);
+        // The datasheet's parts fail outright.
+        assert_eq!(execute(&cmd(100, PartsArg::Datasheet)), exit::EXPECTATION_FAILED);
+        assert_eq!(execute(&Cmd { cal_current: 0.0, ..cmd(10, PartsArg::Design) }), exit::BAD_INPUT);
+        assert_eq!(execute(&cmd(0, PartsArg::Design)), exit::BAD_INPUT);
+    }
+
+    #[test]
+    fn parts_flag_names_both_sets() {
+        use clap::ValueEnum;
+        let names: Vec<String> = PartsArg::value_variants()
+            .iter()
+            .filter_map(|p| p.to_possible_value())
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        assert_eq!(names, ["design", "datasheet"]);
+        for p in PartsArg::value_variants() {
+            assert_eq!(p.to_possible_value().unwrap().get_name(), p.parts().name());
+        }
+    }
+}
