@@ -367,7 +367,7 @@ impl Condition {
     pub fn label(&self) -> String {
         match *self {
             Condition::Steady => "steady at the ambient".to_owned(),
-            Condition::AfterSoak { current_a, soak_s, after_s } if after_s == 0.0 => {
+            Condition::AfterSoak { current_a, soak_s, after_s: 0.0 } => {
                 format!("end of {} at {current_a:+} A", duration_label(soak_s))
             }
             Condition::AfterSoak { current_a, soak_s, after_s } => {
@@ -419,11 +419,15 @@ impl Condition {
             }
         }
         match self {
-            Condition::AfterSoak { current_a, .. } if !(current_a.abs() <= variant::CURRENT_RANGE_A) => Err(format!(
-                "condition '{}': the soak current must be within ±{} A",
-                self.label(),
-                variant::CURRENT_RANGE_A
-            )),
+            Condition::AfterSoak { current_a, .. }
+                if current_a.is_nan() || current_a.abs() > variant::CURRENT_RANGE_A =>
+            {
+                Err(format!(
+                    "condition '{}': the soak current must be within ±{} A",
+                    self.label(),
+                    variant::CURRENT_RANGE_A
+                ))
+            }
             Condition::AmbientRamp { from_c, .. } if !from_c.is_finite() => {
                 Err(format!("condition '{}': from_c must be finite", self.label()))
             }
@@ -736,6 +740,9 @@ pub enum Verdict {
     Undecided,
 }
 
+/// One figure of a row, for the table.
+type Figure = dyn Fn(&TempRow) -> f64;
+
 /// The outcome of a Monte Carlo run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccuracyReport {
@@ -831,7 +838,7 @@ impl AccuracyReport {
                 cond.label(),
                 cells(&|r| format!("{:+.1} / {:+.1} / {:+.2}", r.board_rise_k, r.shunt_rise_k, r.shunt_delta_t_k))
             );
-            let figures: [(&str, &dyn Fn(&TempRow) -> f64, f64); 5] = [
+            let figures: [(&str, &Figure, f64); 5] = [
                 ("current total error, worst board", &|r| r.current_total.worst, variant::CURRENT_TOTAL_ERROR_PCT_FS),
                 ("current total error, 99th percentile", &|r| r.current_total.p99, variant::CURRENT_TOTAL_ERROR_PCT_FS),
                 (
