@@ -156,6 +156,15 @@ mod tests {
     }
 
     #[test]
+    fn boards_help_states_the_boards_a_pass_needs() {
+        use clap::Args;
+        let command = Cmd::augment_args(clap::Command::new("accuracy"));
+        let help = command.get_arguments().find(|a| a.get_id() == "boards").unwrap().get_help().unwrap().to_string();
+        let n = accuracy::boards_for_a_pass(accuracy::YIELD_TARGET, accuracy::VERDICT_CONFIDENCE);
+        assert!(help.contains(&format!("≥ {n} boards")), "{help}");
+    }
+
+    #[test]
     fn parts_flag_names_both_sets() {
         use clap::ValueEnum;
         let names: Vec<String> = PartsArg::value_variants()
