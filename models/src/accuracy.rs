@@ -1010,6 +1010,32 @@ fn board_state(trace: &Trace, chain: &MeasurementChain, switch: &Switch, own_w: 
     }
 }
 
+/// One board after `history`: built from `streams` as `config` says (the
+/// Monte Carlo builds board k from `SeedStreams::new(seed).derive("board",
+/// k)`; a scenario's engine builds its board from `SeedStreams::new(seed)`,
+/// with the pack of the same seed), calibrated by the line through
+/// `readout`. Returns the temperatures the history leaves and the board's
+/// reading (A) of `current_a` there.
+pub fn reading_after<R: Readout>(
+    config: &AccuracyConfig,
+    readout: &R,
+    streams: &SeedStreams,
+    history: &History,
+    current_a: f64,
+) -> (ChainTemperatures, f64) {
+    let (chain, switch) = build_board(config, streams);
+    let cal = readout.calibrate(&line_measurement(config, &chain, &mut streams.stream("line")));
+    let t = board_state(&trace(config, history, THERMAL_STEP_S), &chain, &switch, config.self_consumption_w);
+    let s = CurrentSample {
+        current_a,
+        shunt_temp_c: t.shunt_temp_c,
+        board_temp_c: t.board_temp_c,
+        shunt_delta_t_k: t.shunt_delta_t_k,
+    };
+    let code = chain.adc().quantize(chain.current_code_noiseless_at(&s));
+    (t, readout.current_a(code, &cal, t.board_temp_c))
+}
+
 /// Runs the Monte Carlo with the readout `readout`. `config` must pass
 /// [`AccuracyConfig::validate`].
 pub fn run<R: Readout>(config: &AccuracyConfig, readout: &R) -> AccuracyReport {
