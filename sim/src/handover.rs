@@ -112,7 +112,8 @@ mod tests {
                 assert!((a.current_total.worst - b.current_total.worst).abs() < 1e-4, "{a:?} {b:?}");
                 assert!((a.voltage_total.worst - b.voltage_total.worst).abs() < 1e-4, "{a:?} {b:?}");
             }
-            assert!(fw.all_pass(), "{}", fw.table());
+            // At steady temperatures every board is within the datasheet (after a soak, not all: docs/models.md).
+            assert!(fw.rows.iter().filter(|r| r.condition == 0).all(|r| r.within == 20), "{}", fw.table());
         }
     }
 

@@ -15,7 +15,9 @@ pub const AMP_INPUT_OFFSET_V: f64 = 3e-6;
 /// < 0.1 µV/°C drift". Why not the full 0.1 µV/K: calibration at 25 °C
 /// leaves the drift over ±35 K, and 0.1 µV/K × 35 K = 3.5 µV = 0.014 % FS
 /// exceeds the 0.01 % FS offset specification; at 0.05 µV/K the worst unit
-/// drifts 1.75 µV = 0.007 % FS (see `docs/models.md`, accuracy).
+/// drifts 1.75 µV = 0.007 % FS at steady temperatures; a board that its own
+/// heat takes further from 25 °C (a soak at full current) drifts more (see
+/// `docs/models.md`, accuracy).
 pub const AMP_OFFSET_DRIFT_V_PER_K: f64 = 0.05e-6;
 /// Gain drift limit, ±1 ppm/K (ratio tracking of the matched thin-film
 /// gain network).
@@ -89,6 +91,18 @@ impl Amplifier {
     /// This unit's gain at its reference temperature (V/V).
     pub fn gain(&self) -> f64 {
         self.gain
+    }
+
+    /// This unit's input offset drift (V/K).
+    pub fn offset_drift_v_per_k(&self) -> f64 {
+        self.drift_v_per_k
+    }
+
+    /// This unit with its input offset drift set to `drift_v_per_k` (V/K),
+    /// its other draws kept: for a Monte Carlo that draws the drift from
+    /// another distribution (`accuracy::Parts::Datasheet`).
+    pub fn with_offset_drift_v_per_k(self, drift_v_per_k: f64) -> Self {
+        Self { drift_v_per_k, ..self }
     }
 
     /// This unit's gain at `temp_c` (V/V).

@@ -707,6 +707,19 @@ impl MeasurementChain {
         &self.amplifier
     }
 
+    /// This chain with its shunt and amplifier replaced by `shunt` and
+    /// `amplifier` (e.g. [`Shunt::with_tcr_per_k`]): for a Monte Carlo that
+    /// draws some of their deviations another way. The chain is held at
+    /// 25 °C again, as after [`Self::new`].
+    pub fn with_current_parts(mut self, shunt: Shunt, amplifier: Amplifier) -> Self {
+        self.shunt = shunt;
+        self.amplifier = amplifier;
+        self.current_noise_codes = self.current_noise_rms_codes();
+        self.current_pool_limit_codes = pool_limit_codes(&self.adc, self.current_noise_codes);
+        self.set_temperatures(&ChainTemperatures::isothermal(REF_TEMP_C));
+        self
+    }
+
     /// The built ADC.
     pub fn adc(&self) -> &Adc {
         &self.adc

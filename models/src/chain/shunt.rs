@@ -12,7 +12,9 @@ pub const SHUNT_TOLERANCE_REL: f64 = 0.0002;
 /// the full 10 ppm/K: calibrated at 25 °C, a board at −10 °C carries 35 K ×
 /// TCR of gain error, 350 ppm at 10 ppm/K, which with the reference and
 /// amplifier drifts pushes ≈ 0.1 % of boards over the 0.04 % FS total
-/// error (21 of 20 000 in `smartpro-sim accuracy`); at 5 ppm/K none do.
+/// error (21 of 20 000 in `smartpro-sim accuracy`, then isothermal); at
+/// 5 ppm/K none do at steady temperatures (after a soak at full current the
+/// board's own heat adds: `docs/models.md`, accuracy).
 pub const SHUNT_TCR_PPM_PER_K: f64 = 5.0;
 /// Thermoelectric EMF of the shunt's terminal pair against copper, limit
 /// ±0.25 µV/K (manganin precision shunts specify < 0.25 µV/K vs Cu; the
@@ -100,5 +102,17 @@ impl Shunt {
     /// This unit's temperature coefficient (1/K).
     pub fn tcr_per_k(&self) -> f64 {
         self.tcr_per_k
+    }
+
+    /// This unit with its temperature coefficient set to `tcr_per_k` (1/K),
+    /// its other draws kept: for a Monte Carlo that draws the coefficient
+    /// from another distribution (`accuracy::Parts::Datasheet`).
+    pub fn with_tcr_per_k(self, tcr_per_k: f64) -> Self {
+        Self { tcr_per_k, ..self }
+    }
+
+    /// This unit's thermoelectric coefficient (V/K).
+    pub fn thermal_emf_v_per_k(&self) -> f64 {
+        self.emf_v_per_k
     }
 }
