@@ -27,7 +27,10 @@ use crate::handover::FirmwareReadout;
 /// `accuracy`'s exit codes, for `--help`.
 pub const EXIT_CODES: &exit::Table = &[
     (Exit::Ok, "every variant run passes: the yield's 95 % interval is at or above 99 % of boards within every figure"),
-    (Exit::Failed, "a variant fails (its yield's interval is below 99 %) or is undecided (the interval straddles 99 %)"),
+    (
+        Exit::Failed,
+        "a variant fails (its yield's interval is below 99 %) or is undecided (the interval straddles 99 %)",
+    ),
     (
         Exit::BadInput,
         "bad input: arguments (--boards 0, --cal-current), a --chain file that cannot be read or is malformed",

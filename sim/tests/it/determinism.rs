@@ -30,6 +30,7 @@ fn trace(text: &str) -> Vec<u8> {
 
 #[test]
 fn same_seed_gives_a_byte_identical_trace() {
+    let _machine = crate::machine::exclusive();
     let a = trace(SCENARIO);
     let b = trace(SCENARIO);
     assert!(a.len() > 1_000);
@@ -38,6 +39,7 @@ fn same_seed_gives_a_byte_identical_trace() {
 
 #[test]
 fn another_seed_gives_another_trace() {
+    let _machine = crate::machine::exclusive();
     let a = trace(SCENARIO);
     let b = trace(&SCENARIO.replace("seed = 99", "seed = 100"));
     assert_ne!(a, b);

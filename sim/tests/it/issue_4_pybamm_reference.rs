@@ -73,6 +73,7 @@ fn compare(heat: Heat) -> Agreement {
 
 #[test]
 fn twin_heat_meets_the_target_against_pybamm() {
+    let _machine = crate::machine::exclusive();
     // The twin's heat (RC pairs: vk²/Rk) lags PyBaMM's (I·vk) while a pulse
     // charges the capacitor: up to 0.07 K cooler at 300 A, ≈ 0.3 mV through
     // the Arrhenius resistances (measured: RMSE 0.025 mV, max 0.32 mV,
@@ -86,6 +87,7 @@ fn twin_heat_meets_the_target_against_pybamm() {
 
 #[test]
 fn bernardi_heat_matches_pybamm_to_microvolts() {
+    let _machine = crate::machine::exclusive();
     // With PyBaMM's heat the models are the same; what is left is the 1 s
     // step (elements taken at the start of each step): measured RMSE
     // 0.0068 mV, max 0.044 mV, 2.3e-4 K; ten times smaller at 0.1 s steps.

@@ -67,6 +67,7 @@ fn read(p: PathBuf) -> String {
 
 #[test]
 fn same_study_gives_identical_results_and_shards_merge_to_one_run() {
+    let _machine = crate::machine::exclusive();
     let d = tmp("shards");
     let study = small_study(&d);
     let s = study.to_str().unwrap();
@@ -135,6 +136,7 @@ fn same_study_gives_identical_results_and_shards_merge_to_one_run() {
 
 #[test]
 fn junit_has_a_testcase_per_case_and_check_with_reasons() {
+    let _machine = crate::machine::exclusive();
     let d = tmp("junit");
     let study = Study::load(&small_study(&d)).unwrap();
     let results = sweep::run_cases(&study, 0..study.len(), 2, &|_| {}).unwrap();
@@ -150,6 +152,7 @@ fn junit_has_a_testcase_per_case_and_check_with_reasons() {
 
 #[test]
 fn bad_input_exits_2_and_names_the_problem() {
+    let _machine = crate::machine::exclusive();
     let d = tmp("bad");
     let p = d.join("bad.toml");
     std::fs::write(&p, "variant = 48\n[load_line]\nlenght_m = 3\n").unwrap();
@@ -168,6 +171,7 @@ fn bad_input_exits_2_and_names_the_problem() {
 
 #[test]
 fn whatif_files_are_studies_that_run_does_not_pick_up() {
+    let _machine = crate::machine::exclusive();
     let dir = repo().join("scenarios/whatif");
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -221,6 +225,7 @@ sd = 0.05e-3
 
 #[test]
 fn monte_carlo_is_seeded_and_shards_draw_what_one_run_draws() {
+    let _machine = crate::machine::exclusive();
     let d = tmp("mc");
     let study = mc_study(&d, 7);
     let s = study.to_str().unwrap();
@@ -268,6 +273,7 @@ fn monte_carlo_is_seeded_and_shards_draw_what_one_run_draws() {
 
 #[test]
 fn summary_md_names_the_worst_cases_and_the_safe_region() {
+    let _machine = crate::machine::exclusive();
     let d = tmp("summary");
     let study = small_study(&d);
     let out = d.join("out");
@@ -292,6 +298,7 @@ fn summary_md_names_the_worst_cases_and_the_safe_region() {
 /// The designer's question of issue 7, answered by the shipped case file.
 #[test]
 fn issue_7_48v_3m_95mm2_answer() {
+    let _machine = crate::machine::exclusive();
     let study = Study::load(&whatif("48v-3m-95mm2.toml")).unwrap();
     assert_eq!(study.len(), 1);
     let o = sweep::simulate_case(&study.cases[0], true).unwrap();

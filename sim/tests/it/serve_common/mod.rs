@@ -43,6 +43,8 @@ pub struct Server {
     pub tcp: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Task,
+    /// The serve tests' share of the machine ([`crate::machine`]), for the server's lifetime.
+    _machine: crate::machine::Timing,
 }
 
 impl Server {
@@ -58,6 +60,7 @@ pub async fn start(opts: Options, tcp: bool) -> Server {
 }
 
 pub async fn start_with(opts: Options, tcp: bool, rtu: Option<RtuLine>) -> Server {
+    let machine = crate::machine::timing();
     let scenario = scenario();
     let (rtu, path) = match rtu {
         Some(r) => (Some(r), String::new()),
@@ -82,7 +85,7 @@ pub async fn start_with(opts: Options, tcp: bool, rtu: Option<RtuLine>) -> Serve
         })
         .await
     });
-    Server { path, tcp: addr, stop: Some(stop), task }
+    Server { path, tcp: addr, stop: Some(stop), task, _machine: machine }
 }
 
 /// A client port on the server's pty.
