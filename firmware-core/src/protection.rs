@@ -341,7 +341,10 @@ impl Row {
         }
     }
 
-    /// Whether a tripped function releases by itself now (if its condition is gone).
+    /// Whether a tripped function releases by itself now (if its condition is gone):
+    /// the table's own reading, which the compiled rows ([`Protection::update`])
+    /// are tested against.
+    #[cfg(test)]
     fn released(&self, c: &Conditions, s: &Settings, trip: &DelayedTrip, now: Instant) -> bool {
         let level = |l: &Level| l.value(s, c.variant);
         match (self.release, self.trip) {
@@ -362,6 +365,12 @@ impl Row {
 }
 
 /// The state of every protection function, and of the hardware latch's retries.
+///
+/// A poll's work is proportional to what changed ([`Protection::update`]): the
+/// table is compiled once per set of settings into bounds in the units the
+/// measurements carry ([`Compiled`]), and a poll with no row tripped or pending
+/// whose quantities lie inside the band where no row is beyond (and no fault
+/// input set) changes nothing, so it evaluates no row.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Protection {
     trips: [DelayedTrip; FUNCTIONS],
@@ -369,47 +378,79 @@ pub struct Protection {
     retries: [u16; FUNCTIONS],
     /// A latch should be reset (a pulse on its reset line) this poll.
     latch_reset: bool,
+    /// Rows tripped or with an excursion pending (bit `k`: row `k`): they are
+    /// evaluated whatever the quantities do.
+    active: u16,
+    /// Fault bits and paths of the tripped rows ([`Self::faults`], [`Self::paths_open`]).
+    faults: u16,
+    paths: u8,
+    /// The table for the settings of the last poll.
+    compiled: Option<Compiled>,
 }
 
 impl Protection {
-    /// Evaluates every row; calls `on_trip` for each function that tripped in this poll.
+    /// Evaluates the rows that can change; calls `on_trip` for each function
+    /// that tripped in this poll.
+    ///
+    /// The same as evaluating every row of [`TABLE`] (`Row::beyond`,
+    /// `Row::released`, [`DelayedTrip::update`]) in table order, which a
+    /// property test pins: a row that is neither tripped nor pending and
+    /// whose condition does not hold is left as it is by that evaluation, so
+    /// when that is true of every row (every quantity inside its quiet band,
+    /// no fault input) the poll stops after three compares.
     pub fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
         self.latch_reset = false;
-        for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
+        let k = match &mut self.compiled {
+            Some(k) if k.variant == c.variant && k.settings == *s => &*k,
+            slot => &*slot.insert(Compiled::new(s, c.variant)),
+        };
+        let q = c.native();
+        let signals = c.signal_bits();
+        if self.active == 0 && signals & k.signals == 0 && k.quiet.iter().zip(q).all(|(&(lo, hi), x)| lo <= x && x <= hi)
+        {
+            return;
+        }
+        let (mut active, mut faults, mut paths) = (0u16, 0u16, 0u8);
+        for (i, (((row, compiled), trip), retries)) in
+            TABLE.iter().zip(&k.rows).zip(self.trips.iter_mut()).zip(self.retries.iter_mut()).enumerate()
+        {
             let was = trip.is_tripped();
-            let mut beyond = row.beyond(c, s);
+            let mut beyond = compiled.trip.holds(&q, signals);
             // What `DelayedTrip::update` reads: the release only of a tripped function whose
             // condition is gone, the delay only while the condition holds.
-            let released = was && !beyond && row.released(c, s, trip, now);
-            if let Release::Latch { enabled, retry, max } = row.release {
-                let max = s.get(max).unwrap_or(0);
-                if was
-                    && s.get(enabled).unwrap_or(0) != 0
-                    && i64::from(*retries) < max
-                    && trip.tripped_for(now) >= retry.value(s)
-                {
+            let released = was && !beyond && compiled.released(&q, signals, trip, now);
+            if let Some(latch) = compiled.latch {
+                if was && latch.enabled && i64::from(*retries) < latch.max && trip.tripped_for(now) >= latch.retry {
                     *retries += 1;
                     self.latch_reset = true;
                     *trip = DelayedTrip::default();
                     beyond = false;
                 }
             }
-            let delay = if beyond { row.delay.value(s) } else { Duration::ZERO };
+            let delay = if beyond { compiled.delay } else { Duration::ZERO };
             let now_tripped = trip.update(now, beyond, released, delay);
             if now_tripped && !was {
                 on_trip(row);
             }
+            if now_tripped {
+                faults |= row.fault;
+                paths |= row.paths();
+            }
+            if now_tripped || trip.beyond_since.is_some() {
+                active |= 1 << i;
+            }
         }
+        (self.active, self.faults, self.paths) = (active, faults, paths);
     }
 
     /// Fault bits of the tripped functions.
     pub fn faults(&self) -> u16 {
-        TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |f, (r, _)| f | r.fault)
+        self.faults
     }
 
     /// Paths opened by the tripped functions ([`path`] bits).
     pub fn paths_open(&self) -> u8 {
-        TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |p, (r, _)| p | r.paths())
+        self.paths
     }
 
     /// Whether the hardware short-circuit latch is to be reset now.
@@ -431,6 +472,17 @@ impl Protection {
             }
             trip.clear(row.beyond(c, s));
         }
+        let (mut active, mut faults, mut paths) = (0u16, 0u16, 0u8);
+        for (i, (row, trip)) in TABLE.iter().zip(&self.trips).enumerate() {
+            if trip.is_tripped() {
+                faults |= row.fault;
+                paths |= row.paths();
+            }
+            if trip.is_tripped() || trip.beyond_since.is_some() {
+                active |= 1 << i;
+            }
+        }
+        (self.active, self.faults, self.paths) = (active, faults, paths);
     }
 
     /// The earliest time a pending delay expires (for `poll_at`).
@@ -441,6 +493,208 @@ impl Protection {
             .zip(&self.trips)
             .filter_map(|(row, t)| Some(t.trips_at(Duration::ZERO)? + row.delay.value(s)))
             .min()
+    }
+}
+
+/// The quantities of [`Quantity`] in the units the measurements carry (µV,
+/// µA, 0.1 °C), indexed by [`Quantity::index`].
+type Native = [i64; 3];
+
+impl Quantity {
+    const fn index(self) -> usize {
+        match self {
+            VoltageMv => 0,
+            CurrentMa => 1,
+            TemperatureDc => 2,
+        }
+    }
+
+    /// The largest value in the measurement's unit that reads as at most
+    /// `level` in the quantity's (µV → mV and µA → mA round half away from
+    /// zero, [`crate::measure::div_round`]; monotonic, so `quantity > level`
+    /// is `native > at_most(level)`).
+    const fn at_most(self, level: i64) -> i64 {
+        match self {
+            VoltageMv | CurrentMa => {
+                let base = level.saturating_mul(1_000);
+                base.saturating_add(if level >= 0 { 499 } else { 500 })
+            }
+            TemperatureDc => level,
+        }
+    }
+}
+
+impl Signal {
+    const fn bit(self) -> u8 {
+        match self {
+            Signal::LvpInputLost => 1 << 0,
+            Signal::OvpInputLost => 1 << 1,
+            Signal::ScLatched => 1 << 2,
+            Signal::AuxOvercurrent => 1 << 3,
+        }
+    }
+}
+
+impl Conditions {
+    /// The quantities in the measurements' own units: no conversion per poll.
+    fn native(&self) -> Native {
+        [i64::from(self.meas.voltage_uv), i64::from(self.meas.current_ua), i64::from(self.meas.temperature_dc)]
+    }
+
+    /// The fault inputs that are set ([`Signal::bit`]).
+    fn signal_bits(&self) -> u8 {
+        let bit = |on: bool, s: Signal| if on { s.bit() } else { 0 };
+        bit(!self.lvp_input_ok, Signal::LvpInputLost)
+            | bit(!self.ovp_input_ok, Signal::OvpInputLost)
+            | bit(self.sc_latched, Signal::ScLatched)
+            | bit(self.aux_overcurrent, Signal::AuxOvercurrent)
+    }
+}
+
+/// A condition compiled for one set of settings, in the measurements' units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// The quantity's native value above the bound.
+    Above(usize, i64),
+    /// The quantity's native value below the bound.
+    Below(usize, i64),
+    /// A fault input ([`Signal::bit`]) set.
+    Signal(u8),
+}
+
+impl Check {
+    /// `quantity > level` (in the quantity's unit) as a bound on its native value.
+    const fn above(q: Quantity, level: i64) -> Check {
+        Check::Above(q.index(), q.at_most(level))
+    }
+
+    /// `quantity < level`, i.e. `quantity ≤ level − 1`, i.e. `native < at_most(level − 1) + 1`.
+    const fn below(q: Quantity, level: i64) -> Check {
+        Check::Below(q.index(), q.at_most(level.saturating_sub(1)).saturating_add(1))
+    }
+
+    #[inline]
+    fn holds(&self, q: &Native, signals: u8) -> bool {
+        match *self {
+            Check::Above(i, bound) => q[i] > bound,
+            Check::Below(i, bound) => q[i] < bound,
+            Check::Signal(bit) => signals & bit != 0,
+        }
+    }
+}
+
+/// How a compiled row releases by itself ([`Release`] at its settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Releases {
+    /// When the check holds (a release level, a hysteresis).
+    When(Check),
+    /// As soon as the trip condition is gone.
+    Cleared,
+    /// This long (> 0) after the trip.
+    After(Duration),
+    /// Never by itself.
+    Never,
+}
+
+/// A hardware latch's automatic reset at its settings ([`Release::Latch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LatchRetry {
+    enabled: bool,
+    retry: Duration,
+    max: i64,
+}
+
+/// One row of [`TABLE`] at a set of settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CompiledRow {
+    trip: Check,
+    delay: Duration,
+    release: Releases,
+    latch: Option<LatchRetry>,
+}
+
+impl CompiledRow {
+    fn new(row: &Row, s: &Settings, v: Variant) -> CompiledRow {
+        let level = |l: &Level| l.value(s, v);
+        let trip = match row.trip {
+            Trip::Above(q, l) => Check::above(q, level(&l)),
+            Trip::Below(q, l) => Check::below(q, level(&l)),
+            Trip::Signal(signal) => Check::Signal(signal.bit()),
+        };
+        let release = match (row.release, row.trip) {
+            (Release::Above(l), Trip::Above(q, _) | Trip::Below(q, _)) => Releases::When(Check::above(q, level(&l))),
+            (Release::Below(l), Trip::Above(q, _) | Trip::Below(q, _)) => Releases::When(Check::below(q, level(&l))),
+            (Release::Hysteresis(h), Trip::Above(q, l)) => {
+                Releases::When(Check::below(q, level(&l).saturating_sub(level(&h))))
+            }
+            (Release::Hysteresis(h), Trip::Below(q, l)) => {
+                Releases::When(Check::above(q, level(&l).saturating_add(level(&h))))
+            }
+            (Release::Cleared, _) => Releases::Cleared,
+            (Release::After(t), _) => match t.value(s) {
+                Duration::ZERO => Releases::Never,
+                after => Releases::After(after),
+            },
+            (Release::Above(_) | Release::Below(_) | Release::Hysteresis(_), Trip::Signal(_)) => Releases::Never,
+            (Release::Latch { .. }, _) => Releases::Never,
+        };
+        let latch = match row.release {
+            Release::Latch { enabled, retry, max } => Some(LatchRetry {
+                enabled: s.get(enabled).unwrap_or(0) != 0,
+                retry: retry.value(s),
+                max: s.get(max).unwrap_or(0),
+            }),
+            _ => None,
+        };
+        CompiledRow { trip, delay: row.delay.value(s), release, latch }
+    }
+
+    /// [`Row::released`] on native values.
+    #[inline]
+    fn released(&self, q: &Native, signals: u8, trip: &DelayedTrip, now: Instant) -> bool {
+        match self.release {
+            Releases::When(check) => check.holds(q, signals),
+            Releases::Cleared => true,
+            Releases::After(after) => trip.tripped_for(now) >= after,
+            Releases::Never => false,
+        }
+    }
+}
+
+/// [`TABLE`] compiled for one set of settings on one variant: levels and
+/// times read from the settings once, bounds in the measurements' units,
+/// and the quiet band of each quantity — the native values at which no row
+/// on it is beyond — for the poll that changes nothing.
+#[derive(Clone, Copy, Debug)]
+struct Compiled {
+    settings: Settings,
+    variant: Variant,
+    rows: [CompiledRow; FUNCTIONS],
+    /// Per quantity ([`Quantity::index`]): inside `lo..=hi` no row's trip condition holds.
+    quiet: [(i64, i64); 3],
+    /// The fault inputs some row trips on.
+    signals: u8,
+}
+
+impl Compiled {
+    fn new(s: &Settings, v: Variant) -> Compiled {
+        let mut rows = [CompiledRow {
+            trip: Check::Signal(0),
+            delay: Duration::ZERO,
+            release: Releases::Never,
+            latch: None,
+        }; FUNCTIONS];
+        let mut quiet = [(i64::MIN, i64::MAX); 3];
+        let mut signals = 0;
+        for (compiled, row) in rows.iter_mut().zip(&TABLE) {
+            *compiled = CompiledRow::new(row, s, v);
+            match compiled.trip {
+                Check::Above(i, bound) => quiet[i].1 = quiet[i].1.min(bound),
+                Check::Below(i, bound) => quiet[i].0 = quiet[i].0.max(bound),
+                Check::Signal(bit) => signals |= bit,
+            }
+        }
+        Compiled { settings: *s, variant: v, rows, quiet, signals }
     }
 }
 
@@ -736,6 +990,214 @@ mod table_tests {
             Function::ShortCircuit => (c.sc_latched, false, Duration::ZERO),
             Function::AuxOvercurrent => (c.aux_overcurrent, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
             Function::AuxOvervoltage => (v > 60_000, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
+        }
+    }
+
+    /// The poll as it was before the table was compiled (issue 18): every row
+    /// every poll, its levels read from the settings through the rows.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct RowByRow {
+        trips: [DelayedTrip; FUNCTIONS],
+        retries: [u16; FUNCTIONS],
+        latch_reset: bool,
+    }
+
+    impl RowByRow {
+        fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
+            self.latch_reset = false;
+            for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
+                let was = trip.is_tripped();
+                let mut beyond = row.beyond(c, s);
+                let released = was && !beyond && row.released(c, s, trip, now);
+                if let Release::Latch { enabled, retry, max } = row.release {
+                    let max = s.get(max).unwrap_or(0);
+                    if was
+                        && s.get(enabled).unwrap_or(0) != 0
+                        && i64::from(*retries) < max
+                        && trip.tripped_for(now) >= retry.value(s)
+                    {
+                        *retries += 1;
+                        self.latch_reset = true;
+                        *trip = DelayedTrip::default();
+                        beyond = false;
+                    }
+                }
+                let delay = if beyond { row.delay.value(s) } else { Duration::ZERO };
+                if trip.update(now, beyond, released, delay) && !was {
+                    on_trip(row);
+                }
+            }
+        }
+
+        fn clear(&mut self, c: &Conditions, s: &Settings) {
+            for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
+                if let Release::Latch { .. } = row.release {
+                    if trip.is_tripped() {
+                        self.latch_reset = true;
+                        *retries = 0;
+                        *trip = DelayedTrip::default();
+                    }
+                    continue;
+                }
+                trip.clear(row.beyond(c, s));
+            }
+        }
+
+        fn faults(&self) -> u16 {
+            TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |f, (r, _)| f | r.fault)
+        }
+
+        fn paths_open(&self) -> u8 {
+            TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |p, (r, _)| p | r.paths())
+        }
+    }
+
+    /// Settings with the protection levels and times drawn near small values,
+    /// so that random measurements cross them (and their rounding) often.
+    fn small_settings(v: Variant, levels: [u16; 6], temps: [i16; 4], times: [u16; 6]) -> Settings {
+        let mut s = Settings::defaults(v);
+        [s.lvp_mv, s.lvp_release_mv, s.ovp_mv, s.ovp_release_mv, s.occ_da, s.ocd_da] = levels;
+        [s.otc_dc, s.utc_dc, s.otd_dc, s.utd_dc] = temps;
+        [s.lvp_delay_ms, s.ovp_delay_ms, s.occ_delay_ms, s.ocd_delay_ms, s.temp_delay_ms, s.temp_hysteresis_dc] =
+            times.map(|t| t % 60);
+        s.oc_retry_s = times[0] % 3;
+        s.sc_auto_retry = times[1] % 2;
+        s.sc_retry_s = times[2] % 2;
+        s.sc_max_retries = times[3] % 4;
+        s
+    }
+
+    fn measured(uv: i32, ua: i32, dc: i16, inputs: (bool, bool, bool, bool), v: Variant) -> Conditions {
+        let mut c = cond(0, 0, dc);
+        c.variant = v;
+        c.meas.voltage_uv = uv;
+        c.meas.current_ua = ua;
+        (c.lvp_input_ok, c.ovp_input_ok, c.sc_latched, c.aux_overcurrent) = inputs;
+        c
+    }
+
+    proptest! {
+        // Cheap cases; enough of them to land on each row's rounding edges.
+        #![proptest_config(ProptestConfig::with_cases(4_096))]
+        /// Issue 18: the compiled rows (bounds in µV, µA and 0.1 °C, levels and
+        /// times read once) say what the rows say on the rounded quantities, at
+        /// any settings, on and around every rounding boundary.
+        #[test]
+        fn issue_18_compiled_rows_read_as_the_table(
+            vi in 0usize..3,
+            levels in any::<[u16; 6]>(),
+            small in any::<bool>(),
+            temps in any::<[i16; 4]>(),
+            times in any::<[u16; 6]>(),
+            uv_mv in -70_000i32..70_000, ua_ma in -400_000i32..400_000,
+            // Any fraction of the unit, often on the rounding edges (±0.5 mA, ±0.5 mV).
+            frac in prop_oneof![-1_000i32..=1_000, -501i32..=-499, 499i32..=501],
+            dc in any::<i16>(),
+            inputs in any::<(bool, bool, bool, bool)>(),
+            tripped_s in 0u64..100,
+            (pick, on_release, off) in (0usize..FUNCTIONS, any::<bool>(), -2i64..=2),
+        ) {
+            let v = [Variant::V12, Variant::V24, Variant::V48][vi];
+            // Small levels: the random measurements sit on them and their rounding edges.
+            let levels = if small { levels.map(|l| l % 8) } else { levels };
+            let temps = if small { temps.map(|t| t % 8) } else { temps };
+            let s = small_settings(v, levels, temps, times);
+            let (mut uv, mut ua, mut dc) = if small {
+                ((uv_mv % 16) * 1_000 + frac, (ua_ma % 1_600) * 1_000 + frac, dc % 16)
+            } else {
+                (uv_mv.saturating_mul(1_000).saturating_add(frac), ua_ma.saturating_mul(1_000) + frac, dc)
+            };
+            // One row's quantity on (±2 of) its trip or release level, at any fraction of the unit.
+            let row = &TABLE[pick];
+            if let Trip::Above(q, l) | Trip::Below(q, l) = row.trip {
+                let level = match (on_release, row.release) {
+                    (true, Release::Above(r) | Release::Below(r)) => r.value(&s, v),
+                    (true, Release::Hysteresis(h)) => l.value(&s, v) + h.value(&s, v),
+                    _ => l.value(&s, v),
+                } + off;
+                let native = |l: i64| (l * 1_000 + i64::from(frac)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+                match q {
+                    VoltageMv => uv = native(level),
+                    CurrentMa => ua = native(level),
+                    TemperatureDc => dc = level.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16,
+                }
+            }
+            let c = measured(uv, ua, dc, inputs, v);
+            let mut trip = DelayedTrip::default();
+            trip.update(Instant::ZERO, true, false, Duration::ZERO);
+            let now = Instant::from_secs(tripped_s);
+            let k = Compiled::new(&s, v);
+            let (q, signals) = (c.native(), c.signal_bits());
+            for (row, compiled) in TABLE.iter().zip(&k.rows) {
+                let beyond = row.beyond(&c, &s);
+                prop_assert_eq!(compiled.trip.holds(&q, signals), beyond, "{:?} at {:?}", row.function, c.meas);
+                prop_assert_eq!(compiled.delay, row.delay.value(&s), "{:?}", row.function);
+                if !beyond {
+                    prop_assert_eq!(
+                        compiled.released(&q, signals, &trip, now),
+                        row.released(&c, &s, &trip, now),
+                        "{:?} at {:?}", row.function, c.meas
+                    );
+                }
+            }
+            // Inside the quiet band nothing is beyond.
+            if signals & k.signals == 0 && k.quiet.iter().zip(q).all(|(&(lo, hi), x)| lo <= x && x <= hi) {
+                prop_assert!(TABLE.iter().all(|row| !row.beyond(&c, &s)));
+            }
+        }
+    }
+
+    proptest! {
+        /// Issue 18: a protection that skips the rows which cannot change does what
+        /// evaluating every row every poll did: the same trips (and trip calls, in
+        /// order), releases, latch resets, retries and deadlines, through changes of
+        /// the settings and clear commands.
+        #[test]
+        fn issue_18_skipping_unchanged_rows_changes_nothing(
+            vi in 0usize..3,
+            levels in any::<[u16; 6]>(),
+            temps in any::<[i16; 4]>(),
+            times in any::<[u16; 6]>(),
+            steps in proptest::collection::vec(
+                (-2i32..18, -1_800i32..1_800, -1_000i32..=1_000, -12i16..12, any::<(bool, bool, bool, bool)>(), 1u64..700, 0u8..40),
+                1..300,
+            ),
+        ) {
+            let v = [Variant::V12, Variant::V24, Variant::V48][vi];
+            let mut s = small_settings(v, levels.map(|l| l % 12), temps.map(|t| t % 10), times);
+            let (mut fast, mut slow) = (Protection::default(), RowByRow::default());
+            let mut now = Instant::ZERO;
+            for (mv, ma, frac, dc, inputs, dt_ms, what) in steps {
+                now += Duration::from_millis(dt_ms);
+                // Mostly healthy inputs: faults come and go.
+                let inputs = if what % 4 == 0 { inputs } else { (true, true, false, false) };
+                let c = measured(mv * 1_000 + frac, ma * 1_000 + frac, dc, inputs, v);
+                match what {
+                    0 => s.lvp_mv = (s.lvp_mv + 1) % 12,
+                    1 => s.ovp_release_mv = (s.ovp_release_mv + 3) % 12,
+                    2 => s.temp_hysteresis_dc = (s.temp_hysteresis_dc + 1) % 5,
+                    3 => s.sc_auto_retry ^= 1,
+                    4 => {
+                        fast.clear(&c, &s);
+                        slow.clear(&c, &s);
+                    }
+                    _ => {}
+                }
+                let (mut a, mut b) = ([0u16; 8], [0u16; 8]);
+                let (mut na, mut nb) = (0, 0);
+                fast.update(now, &c, &s, |row| { a[na % 8] = row.fault; na += 1; });
+                slow.update(now, &c, &s, |row| { b[nb % 8] = row.fault; nb += 1; });
+                prop_assert_eq!((na, a), (nb, b), "trips at {:?}", now);
+                prop_assert_eq!(fast.trips, slow.trips, "at {:?}", now);
+                prop_assert_eq!(fast.retries, slow.retries);
+                prop_assert_eq!(fast.faults(), slow.faults());
+                prop_assert_eq!(fast.paths_open(), slow.paths_open());
+                prop_assert_eq!(fast.sc_latch_reset(), slow.latch_reset);
+                prop_assert_eq!(
+                    fast.next_deadline(&s),
+                    TABLE.iter().zip(&slow.trips).filter_map(|(r, t)| Some(t.trips_at(Duration::ZERO)? + r.delay.value(&s))).min()
+                );
+            }
         }
     }
 
