@@ -406,7 +406,9 @@ impl Protection {
         };
         let q = c.native();
         let signals = c.signal_bits();
-        if self.active == 0 && signals & k.signals == 0 && k.quiet.iter().zip(q).all(|(&(lo, hi), x)| lo <= x && x <= hi)
+        if self.active == 0
+            && signals & k.signals == 0
+            && k.quiet.iter().zip(q).all(|(&(lo, hi), x)| lo <= x && x <= hi)
         {
             return;
         }
@@ -678,12 +680,9 @@ struct Compiled {
 
 impl Compiled {
     fn new(s: &Settings, v: Variant) -> Compiled {
-        let mut rows = [CompiledRow {
-            trip: Check::Signal(0),
-            delay: Duration::ZERO,
-            release: Releases::Never,
-            latch: None,
-        }; FUNCTIONS];
+        let mut rows =
+            [CompiledRow { trip: Check::Signal(0), delay: Duration::ZERO, release: Releases::Never, latch: None };
+                FUNCTIONS];
         let mut quiet = [(i64::MIN, i64::MAX); 3];
         let mut signals = 0;
         for (compiled, row) in rows.iter_mut().zip(&TABLE) {

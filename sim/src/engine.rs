@@ -422,9 +422,15 @@ impl Engine {
         let mut max_run = 1u64;
         while self.clock.t_ns < t_ns {
             let mut n = 0;
-            // (A run ends before the next pack step, thermal step and NTC conversion.)
+            // (A run ends before the next pack step, thermal step, NTC conversion and poll: a tick
+            // that polls is an ordinary one, and the drive is not asked.)
             let u = &self.until;
-            if max_run > 1 && u.pack > 1 && u.thermal > 1 && u.ntc > 1 {
+            if max_run > 1
+                && u.pack > 1
+                && u.thermal > 1
+                && u.ntc > 1
+                && !self.board.sample_due(Instant(self.clock.t_ns + self.clock.step_ns), &self.inputs)
+            {
                 let limit = ticks_before_at_most(self.clock.t_ns, t_ns, self.clock.step_ns, max_run);
                 if limit > 1
                     && let Some((demand_a, steady_n)) = drive.steady(self, limit)

@@ -146,6 +146,8 @@ struct Core {
     settings: Settings,
     settings_changed: bool,
     meas: Measurements,
+    /// Codes → measurements, remembering the last temperature code's conversion.
+    converter: measure::Converter,
     cond: Conditions,
     window: CodeWindow,
     soc: SocEstimator,
@@ -244,6 +246,7 @@ impl Board {
             settings,
             settings_changed: false,
             meas,
+            converter: measure::Converter::default(),
             cond: Conditions {
                 variant,
                 meas,
@@ -465,7 +468,8 @@ impl Core {
         self.now = now;
         let s = self.settings;
         // 1. Measure.
-        self.meas = measure::convert(inputs.current_code, inputs.voltage_code, inputs.temperature_code, &s.calibration);
+        self.meas =
+            self.converter.convert(inputs.current_code, inputs.voltage_code, inputs.temperature_code, &s.calibration);
         self.window.add(now, inputs);
         let m = self.meas;
 
