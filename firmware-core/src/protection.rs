@@ -398,10 +398,33 @@ impl Protection {
     /// whose condition does not hold is left as it is by that evaluation, so
     /// when that is true of every row (every quantity inside its quiet band,
     /// no fault input) the poll stops after three compares.
-    pub fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
+    pub fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, on_trip: impl FnMut(&Row)) {
+        self.configure(s, c.variant);
+        self.update_configured(now, c, s, on_trip);
+    }
+
+    /// Compiles the table for the settings `s` on a board of `v`, unless it is
+    /// compiled for them already.
+    pub fn configure(&mut self, s: &Settings, v: Variant) {
+        if !self.compiled.as_ref().is_some_and(|k| k.variant == v && k.settings == *s) {
+            self.compiled = Some(Compiled::new(s, v));
+        }
+    }
+
+    /// [`Self::update`] on the table [`Self::configure`] compiled last, without
+    /// comparing the settings (about a hundred instructions a poll): `s` must be
+    /// the settings configured last, which debug builds check. The board
+    /// configures at start and after every change of its settings.
+    pub fn update_configured(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
         self.latch_reset = false;
         let k = match &mut self.compiled {
-            Some(k) if k.variant == c.variant && k.settings == *s => &*k,
+            Some(k) => {
+                debug_assert!(
+                    k.settings == *s && k.variant == c.variant,
+                    "protection not configured for these settings"
+                );
+                &*k
+            }
             slot => &*slot.insert(Compiled::new(s, c.variant)),
         };
         let q = c.native();
