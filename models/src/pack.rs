@@ -319,11 +319,12 @@ struct Elements {
 }
 
 /// Values per row of [`SegmentRows`].
-const SEGMENT_WIDTH: usize = 12;
+const SEGMENT_WIDTH: usize = 15;
 
 /// For each SOC segment in use, the elements at the present temperature
 /// packed into one row, `[ocv, Δocv, M, ΔM, R0, ΔR0, R1, ΔR1, R2, ΔR2,
-/// dOCV/dT, ΔdOCV/dT]` (Δ: the value at the segment's end minus its start),
+/// dOCV/dT, ΔdOCV/dT, SOC₀, SOC₁, 1/(SOC₁ − SOC₀)]` (Δ: the value at the
+/// segment's end minus its start; the segment's ends on the SOC axis last),
 /// filled when a cell first reads it after a temperature change (`value = v
 /// + f·Δ`, the same bits as the tables' own interpolation). The pack-wide
 /// step reads one row per cell, and takes the heat at its current from it
@@ -412,7 +413,15 @@ impl Elements {
             && rc.iter().all(|k| k.tau_const.is_some());
         let inv_ds: Vec<f64> = soc.windows(2).map(|w| 1.0 / (w[1] - w[0])).collect();
         let segments = pack_wide.then(|| SegmentRows {
-            rows: vec![[0.0; SEGMENT_WIDTH]; inv_ds.len()],
+            rows: soc
+                .windows(2)
+                .zip(&inv_ds)
+                .map(|(w, &inv)| {
+                    let mut row = [0.0; SEGMENT_WIDTH];
+                    row[12..].copy_from_slice(&[w[0], w[1], inv]);
+                    row
+                })
+                .collect(),
             filled_at: vec![u64::MAX; inv_ds.len()],
             generation: 0,
             entropic: match &entropic {
@@ -488,6 +497,9 @@ pub struct Pack {
     /// pack-wide step from the values it had at hand; `None` once anything
     /// but a step changed the cells.
     step_heat: Option<(u64, f64)>,
+    /// [`Self::soc`] after the last step, summed by the pack-wide step; `None`
+    /// as `step_heat`.
+    step_soc: Option<f64>,
 }
 
 impl Pack {
@@ -579,6 +591,7 @@ impl Pack {
             rest_v: 0.0,
             r0_total_ohm: 0.0,
             step_heat: None,
+            step_soc: None,
         };
         pack.set_temperature_c(ecm::T_REF_C);
         Ok(pack)
@@ -599,6 +612,7 @@ impl Pack {
     /// in one evaluation.
     pub fn set_temperature_at(&mut self, temp_c: f64, current_a: f64) {
         self.step_heat = None;
+        self.step_soc = None;
         if temp_c.to_bits() != self.temp_c.to_bits() {
             self.temp_c = temp_c;
             let t = &self.tables;
@@ -632,6 +646,7 @@ impl Pack {
     /// to every cell's capacity and resistances.
     pub fn refresh_ageing(&mut self) {
         self.step_heat = None;
+        self.step_soc = None;
         let (health, growth) = self.ageing.state(self.efc(), self.age_eq_s / 86_400.0);
         self.health = health;
         self.growth = growth;
@@ -656,6 +671,7 @@ impl Pack {
     /// Re-evaluates every cell's elements at its state and `current_a`.
     fn evaluate(&mut self, current_a: f64) {
         self.step_heat = None;
+        self.step_soc = None;
         let c = self.locate_current(current_a);
         let mut rest_v = 0.0;
         let mut r0_total = 0.0;
@@ -672,6 +688,7 @@ impl Pack {
     /// constant (see the module doc for the update). Allocation-free.
     pub fn step(&mut self, dt_s: f64, current_a: f64) {
         self.step_heat = None;
+        self.step_soc = None;
         let charge_c = current_a * dt_s;
         let stored_c = if current_a > 0.0 { charge_c * self.tables.coulombic_efficiency } else { charge_c };
         let dsoc_leak = self.self_discharge_per_s * dt_s;
@@ -703,17 +720,21 @@ impl Pack {
             let bh = (1.0 - ah) * target;
             // `heat_w(current_a)` of the state the step leaves, summed as it sums (from −0.0, cell by cell).
             let i_t_k = current_a * (self.temp_c + ecm::ZERO_C_K);
-            let (mut irreversible_w, mut reversible_w) = (-0.0, -0.0);
+            let (mut irreversible_w, mut reversible_w, mut soc_sum) = (-0.0, -0.0, -0.0);
             for cell in &mut self.cells {
                 cell.v_rc1_v = a1 * cell.v_rc1_v + b1 * cell.r1_ohm;
                 cell.v_rc2_v = a2 * cell.v_rc2_v + b2 * cell.r2_ohm;
                 cell.hysteresis = ah * cell.hysteresis + bh;
                 cell.soc = (cell.soc + stored_c * cell.soc_per_coulomb - dsoc_leak).clamp(0.0, 1.0);
                 let x = 1.0 - (1.0 - cell.soc) * e.inv_cap_factor; // cell_x
-                let is = table::locate_segment(&e.soc, x, cell.hint);
+                // Still in the segment of the last step (`locate_segment`'s answer then), or walk.
+                let is = match seg.rows.get(cell.hint) {
+                    Some(r) if x >= r[12] && x < r[13] => cell.hint,
+                    _ => table::locate_segment(&e.soc, x, cell.hint),
+                };
                 cell.hint = is;
-                let fs = ((x - e.soc[is]) * e.inv_ds[is]).clamp(0.0, 1.0);
                 let row = seg.row(is, &e.ocv, &e.hyst, &e.r0, &e.rc, &e.entropic);
+                let fs = ((x - row[12]) * row[14]).clamp(0.0, 1.0);
                 cell.ocv_v = row[0] + fs * row[1];
                 cell.hyst_v = row[2] + fs * row[3];
                 cell.r0_ohm = (row[4] + fs * row[5]) * cell.r_scale;
@@ -723,6 +744,10 @@ impl Pack {
                 r0_total += cell.r0_ohm;
                 irreversible_w += cell.irreversible_heat_w(current_a);
                 reversible_w += i_t_k * (row[10] + fs * row[11]);
+                soc_sum += cell.soc;
+            }
+            if !self.cells.is_empty() {
+                self.step_soc = Some(soc_sum / self.cells.len() as f64);
             }
             if seg.entropic {
                 self.step_heat = Some((current_a.to_bits(), irreversible_w + reversible_w));
@@ -771,6 +796,10 @@ impl Pack {
 
     /// Mean cell SOC (0..1).
     pub fn soc(&self) -> f64 {
+        if let Some(soc) = self.step_soc {
+            // The pack-wide step's sum: the same terms in the same order.
+            return soc;
+        }
         if self.cells.is_empty() {
             return 0.0;
         }
@@ -817,6 +846,7 @@ impl Pack {
     /// elements and the string's voltage follow at the next step.
     pub fn bleed_cell(&mut self, i: usize, charge_c: f64) {
         self.step_heat = None;
+        self.step_soc = None;
         if let Some(c) = self.cells.get_mut(i) {
             c.soc = (c.soc - charge_c.max(0.0) * c.soc_per_coulomb).clamp(0.0, 1.0);
         }
@@ -1125,6 +1155,8 @@ mod tests {
                 }
                 summed += usize::from(pk.step_heat.is_some());
                 let fused = pk.heat_w(i);
+                let soc_by_cell = pk.cells().iter().map(|c| c.soc).sum::<f64>() / pk.cells().len() as f64;
+                assert_eq!(pk.soc().to_bits(), soc_by_cell.to_bits(), "{temp_c} °C, {i} A, step {n}");
                 let by_cell = pk.irreversible_heat_w(i) + pk.reversible_heat_w(i);
                 assert_eq!(fused.to_bits(), by_cell.to_bits(), "{temp_c} °C, {i} A, step {n}");
                 // Another current than the step's: computed, not the step's sum.

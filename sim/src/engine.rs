@@ -728,7 +728,11 @@ impl Engine {
             self.sums.heat_j[1] += self.switch.power_w(state, load_a, self.held.chain_temps.board_temp_c) * dt_s;
         }
         self.sums.shunt_i2_as += current_a * current_a * dt_s;
-        self.sums.heat_j[0] += heater_w * dt_s;
+        // (Without a heater its zero is not added: a sum that starts at +0.0 is never −0.0, and adding
+        // ±0.0 to anything else leaves it as it is, bit for bit.)
+        if heater_w != 0.0 {
+            self.sums.heat_j[0] += heater_w * dt_s;
+        }
         // The slower models step out of line: the common tick stays small.
         self.until.pack -= 1;
         if self.until.pack == 0 {

@@ -396,21 +396,6 @@ impl ChannelBlock {
         }
     }
 
-    /// `n` calls of [`Self::add`] with the same code: the same additions in
-    /// the same order, the pooling decided once.
-    #[inline]
-    fn add_n(&mut self, code: f64, n: u32, pool_limit_codes: f64, noise_rms_codes: f64, adc: &Adc, rng: &mut ModelRng) {
-        if code.abs() <= pool_limit_codes {
-            for _ in 0..n {
-                self.pooled_code += code;
-            }
-        } else {
-            for _ in 0..n {
-                self.add_single(code, noise_rms_codes, adc, rng);
-            }
-        }
-    }
-
     /// Quantizes one conversion with its own noise draw (out of line: rare).
     #[cold]
     #[inline(never)]
@@ -597,22 +582,24 @@ impl MeasurementChain {
         }
         let (current_code, voltage_code) = self.last_codes;
         self.block_conversions = self.block_conversions.saturating_add(n);
-        self.current_block.add_n(
-            current_code,
-            n,
-            self.current_pool_limit_codes,
-            self.current_noise_codes,
-            &self.adc,
-            &mut self.noise_current,
-        );
-        self.voltage_block.add_n(
-            voltage_code,
-            n,
-            self.voltage_pool_limit_codes,
-            self.adc.noise_rms_lsb,
-            &self.adc,
-            &mut self.noise_voltage,
-        );
+        for _ in 0..n {
+            self.current_block.add(
+                current_code,
+                self.current_pool_limit_codes,
+                self.current_noise_codes,
+                &self.adc,
+                &mut self.noise_current,
+            );
+        }
+        for _ in 0..n {
+            self.voltage_block.add(
+                voltage_code,
+                self.voltage_pool_limit_codes,
+                self.adc.noise_rms_lsb,
+                &self.adc,
+                &mut self.noise_voltage,
+            );
+        }
     }
 
     /// The sums of the conversions since the last call (draws the block's
