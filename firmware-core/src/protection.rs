@@ -522,15 +522,26 @@ impl Protection {
 }
 
 /// The quantities of [`Quantity`] in the units the measurements carry (µV,
-/// µA, 0.1 °C), indexed by [`Quantity::index`].
+/// µA, 0.1 °C): voltage, current, temperature ([`Quantity::of`]).
 type Native = [i64; 3];
 
 impl Quantity {
-    const fn index(self) -> usize {
+    /// This quantity's entry of a per-quantity array (no index: no panic path).
+    fn of<T>(self, per_quantity: &[T; 3]) -> &T {
+        let [v, i, t] = per_quantity;
         match self {
-            VoltageMv => 0,
-            CurrentMa => 1,
-            TemperatureDc => 2,
+            VoltageMv => v,
+            CurrentMa => i,
+            TemperatureDc => t,
+        }
+    }
+
+    fn of_mut<T>(self, per_quantity: &mut [T; 3]) -> &mut T {
+        let [v, i, t] = per_quantity;
+        match self {
+            VoltageMv => v,
+            CurrentMa => i,
+            TemperatureDc => t,
         }
     }
 
@@ -580,9 +591,9 @@ impl Conditions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Check {
     /// The quantity's native value above the bound.
-    Above(usize, i64),
+    Above(Quantity, i64),
     /// The quantity's native value below the bound.
-    Below(usize, i64),
+    Below(Quantity, i64),
     /// A fault input ([`Signal::bit`]) set.
     Signal(u8),
 }
@@ -590,19 +601,19 @@ enum Check {
 impl Check {
     /// `quantity > level` (in the quantity's unit) as a bound on its native value.
     const fn above(q: Quantity, level: i64) -> Check {
-        Check::Above(q.index(), q.at_most(level))
+        Check::Above(q, q.at_most(level))
     }
 
     /// `quantity < level`, i.e. `quantity ≤ level − 1`, i.e. `native < at_most(level − 1) + 1`.
     const fn below(q: Quantity, level: i64) -> Check {
-        Check::Below(q.index(), q.at_most(level.saturating_sub(1)).saturating_add(1))
+        Check::Below(q, q.at_most(level.saturating_sub(1)).saturating_add(1))
     }
 
     #[inline]
     fn holds(&self, q: &Native, signals: u8) -> bool {
         match *self {
-            Check::Above(i, bound) => q[i] > bound,
-            Check::Below(i, bound) => q[i] < bound,
+            Check::Above(i, bound) => *i.of(q) > bound,
+            Check::Below(i, bound) => *i.of(q) < bound,
             Check::Signal(bit) => signals & bit != 0,
         }
     }
@@ -695,7 +706,7 @@ struct Compiled {
     settings: Settings,
     variant: Variant,
     rows: [CompiledRow; FUNCTIONS],
-    /// Per quantity ([`Quantity::index`]): inside `lo..=hi` no row's trip condition holds.
+    /// Per quantity ([`Quantity::of`]): inside `lo..=hi` no row's trip condition holds.
     quiet: [(i64, i64); 3],
     /// The fault inputs some row trips on.
     signals: u8,
@@ -711,8 +722,14 @@ impl Compiled {
         for (compiled, row) in rows.iter_mut().zip(&TABLE) {
             *compiled = CompiledRow::new(row, s, v);
             match compiled.trip {
-                Check::Above(i, bound) => quiet[i].1 = quiet[i].1.min(bound),
-                Check::Below(i, bound) => quiet[i].0 = quiet[i].0.max(bound),
+                Check::Above(i, bound) => {
+                    let band = i.of_mut(&mut quiet);
+                    band.1 = band.1.min(bound);
+                }
+                Check::Below(i, bound) => {
+                    let band = i.of_mut(&mut quiet);
+                    band.0 = band.0.max(bound);
+                }
                 Check::Signal(bit) => signals |= bit,
             }
         }
