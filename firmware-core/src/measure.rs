@@ -38,8 +38,14 @@ pub const fn div_round(n: i64, d: i64) -> i64 {
 /// Current-channel code → µA, with the gain corrected to `temp_dc` by its
 /// temperature coefficient (the gain is calibrated at 25 °C).
 pub fn current_ua(code: i32, cal: &Calibration, temp_dc: i16) -> i32 {
+    current_ua_at_gain(code, cal, gain_at(cal, temp_dc))
+}
+
+/// Current-channel code → µA at the gain `gain_pa_per_code` ([`gain_at`]).
+#[inline]
+fn current_ua_at_gain(code: i32, cal: &Calibration, gain_pa_per_code: i64) -> i32 {
     let net = i64::from(code) - i64::from(cal.current_offset_code);
-    let ua = div_round(net.saturating_mul(gain_at(cal, temp_dc)), 1_000_000);
+    let ua = div_round(net.saturating_mul(gain_pa_per_code), 1_000_000);
     ua.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
@@ -78,6 +84,44 @@ pub fn convert(current_code: i32, voltage_code: i32, temperature_code: i32, cal:
         voltage_uv: voltage_uv(voltage_code, cal),
         temperature_dc,
         saturated: sat(current_code) || sat(voltage_code),
+    }
+}
+
+/// [`convert`] that remembers the last temperature code's conversion and the
+/// current gain at it: the NTC channel converts every 100 ms and the board
+/// polls every 10 ms, so most polls see the code (and calibration) they saw
+/// before, and their temperature (`logf`) and gain are those of the last.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Converter {
+    /// (temperature code, calibration) last converted → (0.1 °C, current gain at it, pA/code).
+    last: Option<(i32, Calibration, i16, i64)>,
+}
+
+impl Converter {
+    /// The same as [`convert`] of the same arguments.
+    pub fn convert(
+        &mut self,
+        current_code: i32,
+        voltage_code: i32,
+        temperature_code: i32,
+        cal: &Calibration,
+    ) -> Measurements {
+        let (temperature_dc, gain) = match self.last {
+            Some((code, c, t, g)) if code == temperature_code && c == *cal => (t, g),
+            _ => {
+                let t = temperature_dc(temperature_code, cal);
+                let g = gain_at(cal, t);
+                self.last = Some((temperature_code, *cal, t, g));
+                (t, g)
+            }
+        };
+        let sat = |c: i32| c >= ADC_CODE_MAX || c <= ADC_CODE_MIN;
+        Measurements {
+            current_ua: current_ua_at_gain(current_code, cal, gain),
+            voltage_uv: voltage_uv(voltage_code, cal),
+            temperature_dc,
+            saturated: sat(current_code) || sat(voltage_code),
+        }
     }
 }
 
@@ -142,6 +186,28 @@ mod tests {
         assert_eq!(div_round(i64::from(voltage_uv(code, &cal())), 1_000), 15_000);
         let c48 = Calibration::nominal(Variant::V48);
         assert_eq!(div_round(i64::from(voltage_uv(code, &c48)), 1_000), 60_000);
+    }
+
+    /// Issue 18: the converter that remembers the temperature code converts as `convert` does,
+    /// through changes of the codes and of the calibration.
+    #[test]
+    fn issue_18_remembered_temperature_converts_as_convert() {
+        let mut conv = Converter::default();
+        let mut c = cal();
+        let mut x: u32 = 12_345;
+        for k in 0..20_000 {
+            // A small LCG: codes that repeat (as between two NTC conversions) and jump.
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let t_code = if k % 10 == 0 { (x >> 8) as i32 - (1 << 23) } else { 1 << 22 };
+            let i_code = (x as i32) >> 7;
+            let v_code = (x.rotate_left(13) as i32) >> 8;
+            if k % 997 == 0 {
+                c.temperature_offset_dc = (x % 21) as i16 - 10;
+                c.current_gain_tc_ppm_per_k = (x % 201) as i16 - 100;
+                c.current_offset_code = (x % 2001) as i32 - 1000;
+            }
+            assert_eq!(conv.convert(i_code, v_code, t_code, &c), convert(i_code, v_code, t_code, &c), "{k}");
+        }
     }
 
     #[test]

@@ -362,6 +362,13 @@ impl Row {
 }
 
 /// The state of every protection function, and of the hardware latch's retries.
+///
+/// A poll's work is proportional to what changed ([`Protection::update`]):
+/// once per set of settings the table gives each quantity its *quiet band*,
+/// the values (in the units the measurements carry: µV, µA, 0.1 °C) at which
+/// no row on it is beyond ([`Quiet`]); a poll with no row tripped or pending,
+/// every quantity inside its band and no fault input set changes nothing, so
+/// it evaluates no row.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Protection {
     trips: [DelayedTrip; FUNCTIONS],
@@ -369,13 +376,56 @@ pub struct Protection {
     retries: [u16; FUNCTIONS],
     /// A latch should be reset (a pulse on its reset line) this poll.
     latch_reset: bool,
+    /// Rows tripped or with an excursion pending (bit `k`: row `k`): while one
+    /// is, every row is evaluated.
+    active: u16,
+    /// Fault bits and paths of the tripped rows ([`Self::faults`], [`Self::paths_open`]).
+    faults: u16,
+    paths: u8,
+    /// The quiet bands of the settings configured last.
+    quiet: Option<Quiet>,
 }
 
 impl Protection {
-    /// Evaluates every row; calls `on_trip` for each function that tripped in this poll.
-    pub fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
+    /// Evaluates every row, unless none can change; calls `on_trip` for each
+    /// function that tripped in this poll.
+    ///
+    /// The same as evaluating every row of [`TABLE`] in table order, which a
+    /// property test pins: a row that is neither tripped nor pending and whose
+    /// condition does not hold is left as it is by its evaluation, so when
+    /// that is true of every row (each quantity inside its quiet band, no fault
+    /// input) the poll stops after three compares.
+    pub fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, on_trip: impl FnMut(&Row)) {
+        self.configure(s, c.variant);
+        self.update_configured(now, c, s, on_trip);
+    }
+
+    /// Derives the quiet bands of the settings `s` on a board of `v`: call it
+    /// whenever the settings change (about as costly as a poll of every row).
+    pub fn configure(&mut self, s: &Settings, v: Variant) {
+        self.quiet = Some(Quiet::new(s, v));
+    }
+
+    /// [`Self::update`] on the bands [`Self::configure`] derived last, not
+    /// derived again: `s` must be the settings configured last, which debug
+    /// builds check. The board configures at start and after every change of
+    /// its settings.
+    pub fn update_configured(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
         self.latch_reset = false;
-        for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
+        let quiet = match self.quiet {
+            Some(q) => {
+                debug_assert!(q == Quiet::new(s, c.variant), "protection not configured for these settings");
+                q
+            }
+            None => *self.quiet.insert(Quiet::new(s, c.variant)),
+        };
+        if self.active == 0 && quiet.holds(c) {
+            return;
+        }
+        let (mut active, mut faults, mut paths) = (0u16, 0u16, 0u8);
+        for (i, ((row, trip), retries)) in
+            TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()).enumerate()
+        {
             let was = trip.is_tripped();
             let mut beyond = row.beyond(c, s);
             // What `DelayedTrip::update` reads: the release only of a tripped function whose
@@ -399,17 +449,25 @@ impl Protection {
             if now_tripped && !was {
                 on_trip(row);
             }
+            if now_tripped {
+                faults |= row.fault;
+                paths |= row.paths();
+            }
+            if now_tripped || trip.beyond_since.is_some() {
+                active |= 1 << i;
+            }
         }
+        (self.active, self.faults, self.paths) = (active, faults, paths);
     }
 
     /// Fault bits of the tripped functions.
     pub fn faults(&self) -> u16 {
-        TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |f, (r, _)| f | r.fault)
+        self.faults
     }
 
     /// Paths opened by the tripped functions ([`path`] bits).
     pub fn paths_open(&self) -> u8 {
-        TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |p, (r, _)| p | r.paths())
+        self.paths
     }
 
     /// Whether the hardware short-circuit latch is to be reset now.
@@ -431,6 +489,17 @@ impl Protection {
             }
             trip.clear(row.beyond(c, s));
         }
+        let (mut active, mut faults, mut paths) = (0u16, 0u16, 0u8);
+        for (i, (row, trip)) in TABLE.iter().zip(&self.trips).enumerate() {
+            if trip.is_tripped() {
+                faults |= row.fault;
+                paths |= row.paths();
+            }
+            if trip.is_tripped() || trip.beyond_since.is_some() {
+                active |= 1 << i;
+            }
+        }
+        (self.active, self.faults, self.paths) = (active, faults, paths);
     }
 
     /// The earliest time a pending delay expires (for `poll_at`).
@@ -441,6 +510,129 @@ impl Protection {
             .zip(&self.trips)
             .filter_map(|(row, t)| Some(t.trips_at(Duration::ZERO)? + row.delay.value(s)))
             .min()
+    }
+}
+
+impl Quantity {
+    /// The largest value in the measurement's unit (µV, µA, 0.1 °C) that reads
+    /// as at most `level` in the quantity's (µV → mV and µA → mA round half
+    /// away from zero, [`crate::measure::div_round`]; monotonic, so `quantity >
+    /// level` is `native > at_most(level)`).
+    const fn at_most(self, level: i64) -> i64 {
+        match self {
+            VoltageMv | CurrentMa => {
+                let base = level.saturating_mul(1_000);
+                base.saturating_add(if level >= 0 { 499 } else { 500 })
+            }
+            TemperatureDc => level,
+        }
+    }
+
+    /// The measurement in its own unit.
+    fn native(self, m: &Measurements) -> i64 {
+        match self {
+            VoltageMv => i64::from(m.voltage_uv),
+            CurrentMa => i64::from(m.current_ua),
+            TemperatureDc => i64::from(m.temperature_dc),
+        }
+    }
+}
+
+impl Signal {
+    const fn bit(self) -> u8 {
+        match self {
+            Signal::LvpInputLost => 1 << 0,
+            Signal::OvpInputLost => 1 << 1,
+            Signal::ScLatched => 1 << 2,
+            Signal::AuxOvercurrent => 1 << 3,
+        }
+    }
+}
+
+impl Conditions {
+    /// The fault inputs that are set ([`Signal::bit`]).
+    fn signal_bits(&self) -> u8 {
+        let bit = |on: bool, s: Signal| if on { s.bit() } else { 0 };
+        bit(!self.lvp_input_ok, Signal::LvpInputLost)
+            | bit(!self.ovp_input_ok, Signal::OvpInputLost)
+            | bit(self.sc_latched, Signal::ScLatched)
+            | bit(self.aux_overcurrent, Signal::AuxOvercurrent)
+    }
+}
+
+/// A trip condition at a level, as a bound on the measurement's own value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bound {
+    /// `quantity > level`: the native value above the bound.
+    Above(i64),
+    /// `quantity < level`: the native value below the bound.
+    Below(i64),
+}
+
+impl Bound {
+    /// The bound of `Trip::Above(q, level)` or `Trip::Below(q, level)` (`quantity <
+    /// level` is `quantity ≤ level − 1`, i.e. `native < at_most(level − 1) + 1`).
+    const fn of(above: bool, q: Quantity, level: i64) -> Bound {
+        if above {
+            Bound::Above(q.at_most(level))
+        } else {
+            Bound::Below(q.at_most(level.saturating_sub(1)).saturating_add(1))
+        }
+    }
+
+    #[cfg(test)]
+    fn holds(self, native: i64) -> bool {
+        match self {
+            Bound::Above(b) => native > b,
+            Bound::Below(b) => native < b,
+        }
+    }
+}
+
+/// The quiet bands of one set of settings: per quantity (voltage, current,
+/// temperature) the native values `lo..=hi` at which no row's trip
+/// condition on it holds, and the fault inputs some row trips on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quiet {
+    bands: [(i64, i64); 3],
+    signals: u8,
+}
+
+impl Quiet {
+    fn new(s: &Settings, v: Variant) -> Quiet {
+        let mut q = Quiet { bands: [(i64::MIN, i64::MAX); 3], signals: 0 };
+        for row in &TABLE {
+            let (quantity, bound) = match row.trip {
+                Trip::Above(quantity, l) => (quantity, Bound::of(true, quantity, l.value(s, v))),
+                Trip::Below(quantity, l) => (quantity, Bound::of(false, quantity, l.value(s, v))),
+                Trip::Signal(signal) => {
+                    q.signals |= signal.bit();
+                    continue;
+                }
+            };
+            let [volts, amps, temp] = &mut q.bands;
+            let band = match quantity {
+                VoltageMv => volts,
+                CurrentMa => amps,
+                TemperatureDc => temp,
+            };
+            match bound {
+                Bound::Above(b) => band.1 = band.1.min(b),
+                Bound::Below(b) => band.0 = band.0.max(b),
+            }
+        }
+        q
+    }
+
+    /// No row's trip condition holds in `c`.
+    #[inline]
+    fn holds(&self, c: &Conditions) -> bool {
+        let inside = |(lo, hi): (i64, i64), q: Quantity| (lo..=hi).contains(&q.native(&c.meas));
+        let [volts, amps, temp] = self.bands;
+        c.signal_bits() & self.signals == 0
+            && inside(volts, VoltageMv)
+            && inside(amps, CurrentMa)
+            && inside(temp, TemperatureDc)
     }
 }
 
@@ -736,6 +928,212 @@ mod table_tests {
             Function::ShortCircuit => (c.sc_latched, false, Duration::ZERO),
             Function::AuxOvercurrent => (c.aux_overcurrent, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
             Function::AuxOvervoltage => (v > 60_000, trip.tripped_for(now) >= AUX_RETRY, Duration::ZERO),
+        }
+    }
+
+    /// The poll as it was before the table was compiled (issue 18): every row
+    /// every poll, its levels read from the settings through the rows.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct RowByRow {
+        trips: [DelayedTrip; FUNCTIONS],
+        retries: [u16; FUNCTIONS],
+        latch_reset: bool,
+    }
+
+    impl RowByRow {
+        fn update(&mut self, now: Instant, c: &Conditions, s: &Settings, mut on_trip: impl FnMut(&Row)) {
+            self.latch_reset = false;
+            for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
+                let was = trip.is_tripped();
+                let mut beyond = row.beyond(c, s);
+                let released = was && !beyond && row.released(c, s, trip, now);
+                if let Release::Latch { enabled, retry, max } = row.release {
+                    let max = s.get(max).unwrap_or(0);
+                    if was
+                        && s.get(enabled).unwrap_or(0) != 0
+                        && i64::from(*retries) < max
+                        && trip.tripped_for(now) >= retry.value(s)
+                    {
+                        *retries += 1;
+                        self.latch_reset = true;
+                        *trip = DelayedTrip::default();
+                        beyond = false;
+                    }
+                }
+                let delay = if beyond { row.delay.value(s) } else { Duration::ZERO };
+                if trip.update(now, beyond, released, delay) && !was {
+                    on_trip(row);
+                }
+            }
+        }
+
+        fn clear(&mut self, c: &Conditions, s: &Settings) {
+            for ((row, trip), retries) in TABLE.iter().zip(self.trips.iter_mut()).zip(self.retries.iter_mut()) {
+                if let Release::Latch { .. } = row.release {
+                    if trip.is_tripped() {
+                        self.latch_reset = true;
+                        *retries = 0;
+                        *trip = DelayedTrip::default();
+                    }
+                    continue;
+                }
+                trip.clear(row.beyond(c, s));
+            }
+        }
+
+        fn faults(&self) -> u16 {
+            TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |f, (r, _)| f | r.fault)
+        }
+
+        fn paths_open(&self) -> u8 {
+            TABLE.iter().zip(&self.trips).filter(|(_, t)| t.is_tripped()).fold(0, |p, (r, _)| p | r.paths())
+        }
+    }
+
+    /// Settings with the protection levels and times drawn near small values,
+    /// so that random measurements cross them (and their rounding) often.
+    fn small_settings(v: Variant, levels: [u16; 6], temps: [i16; 4], times: [u16; 6]) -> Settings {
+        let mut s = Settings::defaults(v);
+        [s.lvp_mv, s.lvp_release_mv, s.ovp_mv, s.ovp_release_mv, s.occ_da, s.ocd_da] = levels;
+        [s.otc_dc, s.utc_dc, s.otd_dc, s.utd_dc] = temps;
+        [s.lvp_delay_ms, s.ovp_delay_ms, s.occ_delay_ms, s.ocd_delay_ms, s.temp_delay_ms, s.temp_hysteresis_dc] =
+            times.map(|t| t % 60);
+        s.oc_retry_s = times[0] % 3;
+        s.sc_auto_retry = times[1] % 2;
+        s.sc_retry_s = times[2] % 2;
+        s.sc_max_retries = times[3] % 4;
+        s
+    }
+
+    fn measured(uv: i32, ua: i32, dc: i16, inputs: (bool, bool, bool, bool), v: Variant) -> Conditions {
+        let mut c = cond(0, 0, dc);
+        c.variant = v;
+        c.meas.voltage_uv = uv;
+        c.meas.current_ua = ua;
+        (c.lvp_input_ok, c.ovp_input_ok, c.sc_latched, c.aux_overcurrent) = inputs;
+        c
+    }
+
+    proptest! {
+        // Cheap cases; enough of them to land on each row's rounding edges.
+        #![proptest_config(ProptestConfig::with_cases(4_096))]
+        /// Issue 18: the levels as bounds in µV, µA and 0.1 °C read as the rows read
+        /// the rounded quantities, and the quiet bands are exactly where no row is
+        /// beyond, at any settings, on and around every rounding edge.
+        #[test]
+        fn issue_18_bounds_and_quiet_bands_read_as_the_table(
+            vi in 0usize..3,
+            levels in any::<[u16; 6]>(),
+            small in any::<bool>(),
+            temps in any::<[i16; 4]>(),
+            times in any::<[u16; 6]>(),
+            uv_mv in -70_000i32..70_000, ua_ma in -400_000i32..400_000,
+            // Any fraction of the unit, often on the rounding edges (±0.5 mA, ±0.5 mV).
+            frac in prop_oneof![-1_000i32..=1_000, -501i32..=-499, 499i32..=501],
+            dc in any::<i16>(),
+            inputs in any::<(bool, bool, bool, bool)>(),
+            (pick, on_release, off) in (0usize..FUNCTIONS, any::<bool>(), -2i64..=2),
+        ) {
+            let v = [Variant::V12, Variant::V24, Variant::V48][vi];
+            // Small levels: the random measurements sit on them and their rounding edges.
+            let levels = if small { levels.map(|l| l % 8) } else { levels };
+            let temps = if small { temps.map(|t| t % 8) } else { temps };
+            let s = small_settings(v, levels, temps, times);
+            let (mut uv, mut ua, mut dc) = if small {
+                ((uv_mv % 16) * 1_000 + frac, (ua_ma % 1_600) * 1_000 + frac, dc % 16)
+            } else {
+                (uv_mv.saturating_mul(1_000).saturating_add(frac), ua_ma.saturating_mul(1_000) + frac, dc)
+            };
+            // One row's quantity on (±2 of) its trip or release level, at any fraction of the unit.
+            let row = &TABLE[pick];
+            if let Trip::Above(q, l) | Trip::Below(q, l) = row.trip {
+                let level = match (on_release, row.release) {
+                    (true, Release::Above(r) | Release::Below(r)) => r.value(&s, v),
+                    (true, Release::Hysteresis(h)) => l.value(&s, v) + h.value(&s, v),
+                    _ => l.value(&s, v),
+                } + off;
+                let native = |l: i64| (l * 1_000 + i64::from(frac)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+                match q {
+                    VoltageMv => uv = native(level),
+                    CurrentMa => ua = native(level),
+                    TemperatureDc => dc = level.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16,
+                }
+            }
+            let c = measured(uv, ua, dc, inputs, v);
+            // Each level of the table as a bound on the measurement's own value reads as the
+            // rounded quantity compared with the level.
+            for row in &TABLE {
+                if let Trip::Above(q, l) | Trip::Below(q, l) = row.trip {
+                    let levels = [Some(l.value(&s, v)), match row.release {
+                        Release::Above(r) | Release::Below(r) => Some(r.value(&s, v)),
+                        Release::Hysteresis(h) => Some(l.value(&s, v) + h.value(&s, v)),
+                        _ => None,
+                    }];
+                    for level in levels.into_iter().flatten().flat_map(|l| [l - 1, l, l + 1]) {
+                        let (native, rounded) = (q.native(&c.meas), c.quantity(q));
+                        prop_assert_eq!(Bound::of(true, q, level).holds(native), rounded > level, "{:?} {}", q, native);
+                        prop_assert_eq!(Bound::of(false, q, level).holds(native), rounded < level, "{:?} {}", q, native);
+                    }
+                }
+            }
+            // The quiet bands are exact: inside them (no fault input set) no row is beyond, and
+            // outside them one is.
+            let beyond_none = TABLE.iter().all(|row| !row.beyond(&c, &s));
+            prop_assert_eq!(Quiet::new(&s, v).holds(&c), beyond_none, "{:?}", c.meas);
+        }
+    }
+
+    proptest! {
+        /// Issue 18: a protection that skips the rows which cannot change does what
+        /// evaluating every row every poll did: the same trips (and trip calls, in
+        /// order), releases, latch resets, retries and deadlines, through changes of
+        /// the settings and clear commands.
+        #[test]
+        fn issue_18_skipping_unchanged_rows_changes_nothing(
+            vi in 0usize..3,
+            levels in any::<[u16; 6]>(),
+            temps in any::<[i16; 4]>(),
+            times in any::<[u16; 6]>(),
+            steps in proptest::collection::vec(
+                (-2i32..18, -1_800i32..1_800, -1_000i32..=1_000, -12i16..12, any::<(bool, bool, bool, bool)>(), 1u64..700, 0u8..40),
+                1..300,
+            ),
+        ) {
+            let v = [Variant::V12, Variant::V24, Variant::V48][vi];
+            let mut s = small_settings(v, levels.map(|l| l % 12), temps.map(|t| t % 10), times);
+            let (mut fast, mut slow) = (Protection::default(), RowByRow::default());
+            let mut now = Instant::ZERO;
+            for (mv, ma, frac, dc, inputs, dt_ms, what) in steps {
+                now += Duration::from_millis(dt_ms);
+                // Mostly healthy inputs: faults come and go.
+                let inputs = if what % 4 == 0 { inputs } else { (true, true, false, false) };
+                let c = measured(mv * 1_000 + frac, ma * 1_000 + frac, dc, inputs, v);
+                match what {
+                    0 => s.lvp_mv = (s.lvp_mv + 1) % 12,
+                    1 => s.ovp_release_mv = (s.ovp_release_mv + 3) % 12,
+                    2 => s.temp_hysteresis_dc = (s.temp_hysteresis_dc + 1) % 5,
+                    3 => s.sc_auto_retry ^= 1,
+                    4 => {
+                        fast.clear(&c, &s);
+                        slow.clear(&c, &s);
+                    }
+                    _ => {}
+                }
+                let (mut a, mut b) = ([0u16; 8], [0u16; 8]);
+                let (mut na, mut nb) = (0, 0);
+                fast.update(now, &c, &s, |row| { a[na % 8] = row.fault; na += 1; });
+                slow.update(now, &c, &s, |row| { b[nb % 8] = row.fault; nb += 1; });
+                prop_assert_eq!((na, a), (nb, b), "trips at {:?}", now);
+                prop_assert_eq!(fast.trips, slow.trips, "at {:?}", now);
+                prop_assert_eq!(fast.retries, slow.retries);
+                prop_assert_eq!(fast.faults(), slow.faults());
+                prop_assert_eq!(fast.paths_open(), slow.paths_open());
+                prop_assert_eq!(fast.sc_latch_reset(), slow.latch_reset);
+                prop_assert_eq!(
+                    fast.next_deadline(&s),
+                    TABLE.iter().zip(&slow.trips).filter_map(|(r, t)| Some(t.trips_at(Duration::ZERO)? + r.delay.value(&s))).min()
+                );
+            }
         }
     }
 

@@ -319,20 +319,25 @@ struct Elements {
 }
 
 /// Values per row of [`SegmentRows`].
-const SEGMENT_WIDTH: usize = 10;
+const SEGMENT_WIDTH: usize = 15;
 
 /// For each SOC segment in use, the elements at the present temperature
-/// packed into one row, `[ocv, Δocv, M, ΔM, R0, ΔR0, R1, ΔR1, R2, ΔR2]` (Δ:
-/// the value at the segment's end minus its start), filled when a cell
-/// first reads it after a temperature change (`value = v + f·Δ`, the same
-/// bits as the tables' own interpolation). The pack-wide step reads one
-/// cache line per cell.
+/// packed into one row, `[ocv, Δocv, M, ΔM, R0, ΔR0, R1, ΔR1, R2, ΔR2,
+/// dOCV/dT, ΔdOCV/dT, SOC₀, SOC₁, 1/(SOC₁ − SOC₀)]` (Δ: the value at the
+/// segment's end minus its start; the segment's ends on the SOC axis last),
+/// filled when a cell first reads it after a temperature change (`value = v
+/// + f·Δ`, the same bits as the tables' own interpolation). The pack-wide
+/// step reads one row per cell, and takes the heat at its current from it
+/// as well ([`Pack::heat_w`]).
 #[derive(Clone, Debug)]
 struct SegmentRows {
     rows: Vec<[f64; SEGMENT_WIDTH]>,
     /// The temperature generation each row was filled at.
     filled_at: Vec<u64>,
     generation: u64,
+    /// dOCV/dT is a function of SOC alone here (the OCV table's slope, or an
+    /// entropic table without a current axis): its columns are filled.
+    entropic: bool,
 }
 
 impl SegmentRows {
@@ -346,10 +351,20 @@ impl SegmentRows {
         hyst: &Quantity,
         r0: &Quantity,
         rc: &[RcQuantity],
+        entropic: &Entropic,
     ) -> &[f64; SEGMENT_WIDTH] {
         if self.filled_at[j] != self.generation {
             let pair = |q: Option<&Quantity>| {
                 q.map_or([0.0; 2], |q| [q.table.at_point(q.temp, 0, j), q.table.at_point(q.temp, 0, j + 1)])
+            };
+            // `Elements::entropic_v_per_k`'s points on the first row of the current axis.
+            let slope = match entropic {
+                _ if !self.entropic => [0.0; 2],
+                Entropic::Table(q) => pair(Some(q)),
+                Entropic::OcvSlope { hi, lo } => {
+                    let t = &ocv.table;
+                    [j, j + 1].map(|j| t.at_point(*hi, 0, j) - t.at_point(*lo, 0, j))
+                }
             };
             let cols = [
                 pair(Some(ocv)),
@@ -357,6 +372,7 @@ impl SegmentRows {
                 pair(Some(r0)),
                 pair(rc.first().map(|k| &k.r)),
                 pair(rc.get(1).map(|k| &k.r)),
+                slope,
             ];
             let row = &mut self.rows[j];
             for (k, [a, b]) in cols.into_iter().enumerate() {
@@ -397,9 +413,21 @@ impl Elements {
             && rc.iter().all(|k| k.tau_const.is_some());
         let inv_ds: Vec<f64> = soc.windows(2).map(|w| 1.0 / (w[1] - w[0])).collect();
         let segments = pack_wide.then(|| SegmentRows {
-            rows: vec![[0.0; SEGMENT_WIDTH]; inv_ds.len()],
+            rows: soc
+                .windows(2)
+                .zip(&inv_ds)
+                .map(|(w, &inv)| {
+                    let mut row = [0.0; SEGMENT_WIDTH];
+                    row[12..].copy_from_slice(&[w[0], w[1], inv]);
+                    row
+                })
+                .collect(),
             filled_at: vec![u64::MAX; inv_ds.len()],
             generation: 0,
+            entropic: match &entropic {
+                Entropic::Table(q) => q.table.rows() == 1,
+                Entropic::OcvSlope { .. } => true,
+            },
         });
         Self { soc, inv_ds, current_a, ocv, r0, rc, hyst, entropic, inv_cap_factor: 1.0, segments }
     }
@@ -465,6 +493,13 @@ pub struct Pack {
     last_current_a: f64,
     rest_v: f64,
     r0_total_ohm: f64,
+    /// [`Self::heat_w`] at the last step's current (its bits), summed by the
+    /// pack-wide step from the values it had at hand; `None` once anything
+    /// but a step changed the cells.
+    step_heat: Option<(u64, f64)>,
+    /// [`Self::soc`] after the last step, summed by the pack-wide step; `None`
+    /// as `step_heat`.
+    step_soc: Option<f64>,
 }
 
 impl Pack {
@@ -555,6 +590,8 @@ impl Pack {
             last_current_a: 0.0,
             rest_v: 0.0,
             r0_total_ohm: 0.0,
+            step_heat: None,
+            step_soc: None,
         };
         pack.set_temperature_c(ecm::T_REF_C);
         Ok(pack)
@@ -574,6 +611,8 @@ impl Pack {
     /// `set_temperature_c(temp_c)` followed by `step(0.0, current_a)` leaves,
     /// in one evaluation.
     pub fn set_temperature_at(&mut self, temp_c: f64, current_a: f64) {
+        self.step_heat = None;
+        self.step_soc = None;
         if temp_c.to_bits() != self.temp_c.to_bits() {
             self.temp_c = temp_c;
             let t = &self.tables;
@@ -606,6 +645,8 @@ impl Pack {
     /// Applies the ageing accumulated so far (throughput and calendar time)
     /// to every cell's capacity and resistances.
     pub fn refresh_ageing(&mut self) {
+        self.step_heat = None;
+        self.step_soc = None;
         let (health, growth) = self.ageing.state(self.efc(), self.age_eq_s / 86_400.0);
         self.health = health;
         self.growth = growth;
@@ -629,6 +670,8 @@ impl Pack {
 
     /// Re-evaluates every cell's elements at its state and `current_a`.
     fn evaluate(&mut self, current_a: f64) {
+        self.step_heat = None;
+        self.step_soc = None;
         let c = self.locate_current(current_a);
         let mut rest_v = 0.0;
         let mut r0_total = 0.0;
@@ -644,6 +687,8 @@ impl Pack {
     /// Advances every cell by `dt_s` with `current_a` (> 0 charges) held
     /// constant (see the module doc for the update). Allocation-free.
     pub fn step(&mut self, dt_s: f64, current_a: f64) {
+        self.step_heat = None;
+        self.step_soc = None;
         let charge_c = current_a * dt_s;
         let stored_c = if current_a > 0.0 { charge_c * self.tables.coulombic_efficiency } else { charge_c };
         let dsoc_leak = self.self_discharge_per_s * dt_s;
@@ -673,16 +718,23 @@ impl Pack {
             let (a1, a2) = (a_const[0].unwrap_or(1.0), a_const[1].unwrap_or(1.0));
             let (b1, b2) = ((1.0 - a1) * current_a, (1.0 - a2) * current_a);
             let bh = (1.0 - ah) * target;
+            // `heat_w(current_a)` of the state the step leaves, summed as it sums (from −0.0, cell by cell).
+            let i_t_k = current_a * (self.temp_c + ecm::ZERO_C_K);
+            let (mut irreversible_w, mut reversible_w, mut soc_sum) = (-0.0, -0.0, -0.0);
             for cell in &mut self.cells {
                 cell.v_rc1_v = a1 * cell.v_rc1_v + b1 * cell.r1_ohm;
                 cell.v_rc2_v = a2 * cell.v_rc2_v + b2 * cell.r2_ohm;
                 cell.hysteresis = ah * cell.hysteresis + bh;
                 cell.soc = (cell.soc + stored_c * cell.soc_per_coulomb - dsoc_leak).clamp(0.0, 1.0);
                 let x = 1.0 - (1.0 - cell.soc) * e.inv_cap_factor; // cell_x
-                let is = table::locate_segment(&e.soc, x, cell.hint);
+                // Still in the segment of the last step (`locate_segment`'s answer then), or walk.
+                let is = match seg.rows.get(cell.hint) {
+                    Some(r) if x >= r[12] && x < r[13] => cell.hint,
+                    _ => table::locate_segment(&e.soc, x, cell.hint),
+                };
                 cell.hint = is;
-                let fs = ((x - e.soc[is]) * e.inv_ds[is]).clamp(0.0, 1.0);
-                let row = seg.row(is, &e.ocv, &e.hyst, &e.r0, &e.rc);
+                let row = seg.row(is, &e.ocv, &e.hyst, &e.r0, &e.rc, &e.entropic);
+                let fs = ((x - row[12]) * row[14]).clamp(0.0, 1.0);
                 cell.ocv_v = row[0] + fs * row[1];
                 cell.hyst_v = row[2] + fs * row[3];
                 cell.r0_ohm = (row[4] + fs * row[5]) * cell.r_scale;
@@ -690,6 +742,15 @@ impl Pack {
                 cell.r2_ohm = (row[8] + fs * row[9]) * cell.r_scale;
                 rest_v += cell.ocv_v + cell.hyst_v * cell.hysteresis + cell.v_rc1_v + cell.v_rc2_v;
                 r0_total += cell.r0_ohm;
+                irreversible_w += cell.irreversible_heat_w(current_a);
+                reversible_w += i_t_k * (row[10] + fs * row[11]);
+                soc_sum += cell.soc;
+            }
+            if !self.cells.is_empty() {
+                self.step_soc = Some(soc_sum / self.cells.len() as f64);
+            }
+            if seg.entropic {
+                self.step_heat = Some((current_a.to_bits(), irreversible_w + reversible_w));
             }
         } else {
             for cell in &mut self.cells {
@@ -735,6 +796,10 @@ impl Pack {
 
     /// Mean cell SOC (0..1).
     pub fn soc(&self) -> f64 {
+        if let Some(soc) = self.step_soc {
+            // The pack-wide step's sum: the same terms in the same order.
+            return soc;
+        }
         if self.cells.is_empty() {
             return 0.0;
         }
@@ -780,6 +845,8 @@ impl Pack {
     /// string's current does not carry it). Its SOC falls by `charge_c/(3600·Q·SOH)`; its
     /// elements and the string's voltage follow at the next step.
     pub fn bleed_cell(&mut self, i: usize, charge_c: f64) {
+        self.step_heat = None;
+        self.step_soc = None;
         if let Some(c) = self.cells.get_mut(i) {
             c.soc = (c.soc - charge_c.max(0.0) * c.soc_per_coulomb).clamp(0.0, 1.0);
         }
@@ -830,7 +897,11 @@ impl Pack {
     /// part `I²R0 + Σ vk²/Rk + I·M·h` plus the reversible (entropic) part
     /// `I·T·dOCV/dT` (+ = charge, so an endothermic discharge is negative).
     pub fn heat_w(&self, current_a: f64) -> f64 {
-        self.irreversible_heat_w(current_a) + self.reversible_heat_w(current_a)
+        match self.step_heat {
+            // The pack-wide step's sum: the same terms in the same order.
+            Some((bits, heat_w)) if bits == current_a.to_bits() => heat_w,
+            _ => self.irreversible_heat_w(current_a) + self.reversible_heat_w(current_a),
+        }
     }
 
     /// The irreversible part of [`Pack::heat_w`] (W).
@@ -1064,6 +1135,39 @@ mod tests {
                 assert_eq!(pk.terminal_voltage_v(0.0).to_bits(), v.to_bits());
             }
         }
+    }
+
+    /// Issue 18: the heat the pack-wide step sums is `heat_w`'s to the bit, across SOC
+    /// segments, temperature changes, both directions, rest and a bleed.
+    #[test]
+    fn issue_18_the_steps_heat_is_heat_w_to_the_bit() {
+        let p = PackParams { ageing: AgeingParams::none(), ..PackParams::default() };
+        let mut pk = pack(&p, Variant::V48, 0.97, 5);
+        assert!(pk.elements.segments.as_ref().is_some_and(|s| s.entropic));
+        let mut summed = 0;
+        for (k, temp_c) in [25.0, 24.97, 10.0, -12.5, 41.0].into_iter().enumerate() {
+            pk.set_temperature_c(temp_c);
+            for n in 0..60 {
+                let i = [-150.0, 60.0, 0.0, -0.0][(k + n) % 4];
+                pk.step(10.0, i);
+                if n == 30 {
+                    pk.bleed_cell(1, 50.0);
+                }
+                summed += usize::from(pk.step_heat.is_some());
+                let fused = pk.heat_w(i);
+                let soc_by_cell = pk.cells().iter().map(|c| c.soc).sum::<f64>() / pk.cells().len() as f64;
+                assert_eq!(pk.soc().to_bits(), soc_by_cell.to_bits(), "{temp_c} °C, {i} A, step {n}");
+                let by_cell = pk.irreversible_heat_w(i) + pk.reversible_heat_w(i);
+                assert_eq!(fused.to_bits(), by_cell.to_bits(), "{temp_c} °C, {i} A, step {n}");
+                // Another current than the step's: computed, not the step's sum.
+                let other = pk.heat_w(i + 1.0);
+                assert_eq!(
+                    other.to_bits(),
+                    (pk.irreversible_heat_w(i + 1.0) + pk.reversible_heat_w(i + 1.0)).to_bits()
+                );
+            }
+        }
+        assert!(summed > 250, "the step's sum was used ({summed} of 300)");
     }
 
     #[test]

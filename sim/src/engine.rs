@@ -436,9 +436,15 @@ impl Engine {
         let mut max_run = 1u64;
         while self.clock.t_ns < t_ns {
             let mut n = 0;
-            // (A run ends before the next pack step, thermal step and NTC conversion.)
+            // (A run ends before the next pack step, thermal step, NTC conversion and poll: a tick
+            // that polls is an ordinary one, and the drive is not asked.)
             let u = &self.until;
-            if max_run > 1 && u.pack > 1 && u.thermal > 1 && u.ntc > 1 {
+            if max_run > 1
+                && u.pack > 1
+                && u.thermal > 1
+                && u.ntc > 1
+                && !self.board.sample_due(Instant(self.clock.t_ns + self.clock.step_ns), &self.inputs)
+            {
                 let limit = ticks_before_at_most(self.clock.t_ns, t_ns, self.clock.step_ns, max_run);
                 if limit > 1
                     && let Some((demand_a, steady_n)) = drive.steady(self, limit)
@@ -743,7 +749,11 @@ impl Engine {
             self.sums.heat_j[1] += self.switch.power_w(state, load_a, self.held.chain_temps.board_temp_c) * dt_s;
         }
         self.sums.shunt_i2_as += current_a * current_a * dt_s;
-        self.sums.heat_j[0] += heater_w * dt_s;
+        // (Without a heater its zero is not added: a sum that starts at +0.0 is never −0.0, and adding
+        // ±0.0 to anything else leaves it as it is, bit for bit.)
+        if heater_w != 0.0 {
+            self.sums.heat_j[0] += heater_w * dt_s;
+        }
         // The slower models step out of line: the common tick stays small.
         self.until.pack -= 1;
         if self.until.pack == 0 {

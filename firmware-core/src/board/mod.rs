@@ -146,6 +146,8 @@ struct Core {
     settings: Settings,
     settings_changed: bool,
     meas: Measurements,
+    /// Codes → measurements, remembering the last temperature code's conversion.
+    converter: measure::Converter,
     cond: Conditions,
     window: CodeWindow,
     soc: SocEstimator,
@@ -244,6 +246,7 @@ impl Board {
             settings,
             settings_changed: false,
             meas,
+            converter: measure::Converter::default(),
             cond: Conditions {
                 variant,
                 meas,
@@ -274,7 +277,9 @@ impl Board {
             now: Instant::ZERO,
             outputs: Outputs::IDLE,
         };
-        Ok(Board { core, rtu: RtuSlave::new(rtu), block: SampleBlock::default() })
+        let mut board = Board { core, rtu: RtuSlave::new(rtu), block: SampleBlock::default() };
+        board.core.prot.configure(&settings, variant);
+        Ok(board)
     }
 
     /// Processes one ADC conversion taken at `now` in full: measure, count,
@@ -341,7 +346,10 @@ impl Board {
     /// True once after a register write changed the settings: the main loop
     /// then saves them ([`crate::nvm::SettingsStore::save`]) outside the Modbus reply path.
     pub fn take_settings_changed(&mut self) -> bool {
-        core::mem::take(&mut self.core.settings_changed)
+        // Until the flag is taken, each poll has the protection follow the settings; then once more.
+        let c = &mut self.core;
+        c.prot.configure(&c.settings, c.variant);
+        core::mem::take(&mut c.settings_changed)
     }
     /// The calibrated measurements of the last poll (with [`Self::sample`]:
     /// of the last block's mean).
@@ -465,7 +473,8 @@ impl Core {
         self.now = now;
         let s = self.settings;
         // 1. Measure.
-        self.meas = measure::convert(inputs.current_code, inputs.voltage_code, inputs.temperature_code, &s.calibration);
+        self.meas =
+            self.converter.convert(inputs.current_code, inputs.voltage_code, inputs.temperature_code, &s.calibration);
         self.window.add(now, inputs);
         let m = self.meas;
 
@@ -534,7 +543,13 @@ impl Core {
         };
         let mut tripped = 0u16;
         let (time_s, log) = (self.clock_s(now), &mut self.log);
-        self.prot.update(now, &self.cond, &s, |row| {
+        // A register write that changes the settings raises `settings_changed` (for the EEPROM);
+        // until it is taken, the protection table follows the settings here (see
+        // `take_settings_changed`), so it is compiled for them at every poll.
+        if self.settings_changed {
+            self.prot.configure(&s, self.variant);
+        }
+        self.prot.update_configured(now, &self.cond, &s, |row| {
             tripped |= row.fault;
             log.push(row.log_entry(time_s, &m));
         });
@@ -579,13 +594,13 @@ impl Core {
         } else if t >= s.aux_off_dc {
             self.heating = false;
         }
-        let soc = self.soc_selected();
+        // (The SOC only where the mode reads it: a division saved in every other poll.)
         let aux = match s.aux_mode() {
             AuxMode::Off => false,
             AuxMode::On => true,
             AuxMode::Heating => self.heating,
-            AuxMode::SocAbove => soc >= s.aux_soc_centipct,
-            AuxMode::SocBelow => soc < s.aux_soc_centipct,
+            AuxMode::SocAbove => self.soc_selected() >= s.aux_soc_centipct,
+            AuxMode::SocBelow => self.soc_selected() < s.aux_soc_centipct,
             AuxMode::Fault => f != 0,
         };
         Outputs {
