@@ -85,6 +85,7 @@ impl Failure {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    exit::stop_on_a_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Poll(cmd) => cmd.run().await,

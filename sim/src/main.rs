@@ -7,5 +7,6 @@ use clap::Parser;
 use smartpro_sim::cmd::Cli;
 
 fn main() -> ExitCode {
+    smartpro_sim::cmd::exit::stop_on_a_closed_stdout();
     ExitCode::from(Cli::parse().execute())
 }

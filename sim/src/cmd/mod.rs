@@ -72,6 +72,33 @@ pub mod exit {
     /// A subcommand's exit codes: each code it returns, and when.
     pub type Table = [(Exit, &'static str)];
 
+    /// What a closed stdout prints before the binary stops with [`RUNTIME`].
+    pub const CLOSED_STDOUT: &str = "error: stdout was closed (its reader ended): stopping";
+
+    /// Makes a write to a closed stdout (`smartpro-sim serve … | head -1`) end the process
+    /// with [`RUNTIME`] ("an output that cannot be written") and one line on stderr, instead of
+    /// the panic `println!` raises on it (Rust ignores SIGPIPE, so the write fails with EPIPE).
+    /// Every other panic keeps the default report. Called first in both binaries' `main`.
+    pub fn stop_on_a_closed_stdout() {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or_default();
+            let broken_pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
+            if message.starts_with("failed printing to stdout")
+                && (message.contains("os error 32") || message.contains(&broken_pipe))
+            {
+                eprintln!("{CLOSED_STDOUT}");
+                std::process::exit(i32::from(RUNTIME));
+            }
+            default(info);
+        }));
+    }
+
     /// Width the help text is wrapped to.
     const WIDTH: usize = 80;
     /// Indent of a row's text (after `  N  `).

@@ -5,6 +5,7 @@
 //! rather than once per file. Run one module with
 //! `cargo test -p smartpro-sim --test it MODULE::`.
 
+mod closed_stdout;
 mod determinism;
 mod issue_4_pybamm_reference;
 mod serve_common;
