@@ -185,6 +185,48 @@ pub const SYNC_MAX_ERROR_CENTIPCT: u16 = 50;
 /// to 20 % of v2, v2 ≤ 20 % of the total: 4 %), rounded up: 15 %.
 pub const POLARISATION_UNCERTAINTY_PPM: i64 = 150_000;
 
+/// 1σ spread of the cells' SOC around the pack's, ppm: the models' default pack
+/// (`models::pack::DEFAULT_SOC_SPREAD`, 0.5 %). The board sees the sum of the
+/// cell voltages only; where the OCV bends (the knee at 99 %, the foot below
+/// 5 %) the mean of the cells' OCVs is not the OCV of their mean SOC.
+pub const CELL_SOC_SPREAD_PPM: i64 = 5_000;
+
+/// √3 × 1000: the outer nodes of the three-point Gauss–Hermite rule.
+const SQRT3_MILLI: i64 = 1_732;
+
+/// The expected mean OCV of `cells` whose table SOCs spread with 1σ =
+/// `sigma_ppm` around `x_ppm`: E[OCV(x + σ'Z)], Z normal, σ' = σ·√((n−1)/n) (the
+/// deviations from the cells' own mean), by the three-point Gauss–Hermite rule
+/// (nodes 0, ±√3σ', weights 2/3, 1/6, 1/6: exact for cubics).
+pub fn mean_cell_ocv_uv(x_ppm: i32, temp_dc: i16, sigma_ppm: i64) -> i64 {
+    let d = sigma_ppm * SQRT3_MILLI / 1_000;
+    let at = |x: i64| i64::from(cell_ocv_uv(x.clamp(0, 1_000_000) as i32, temp_dc));
+    let x = i64::from(x_ppm);
+    (at(x - d) + 4 * at(x) + at(x + d)) / 6
+}
+
+/// The table SOC whose expected mean cell OCV ([`mean_cell_ocv_uv`]) is `ocv_uv`:
+/// bisection (the mean OCV rises with x), to 1 ppm.
+pub fn x_from_mean_cell_ocv_ppm(ocv_uv: i32, temp_dc: i16, sigma_ppm: i64) -> i32 {
+    let v = i64::from(ocv_uv);
+    let (mut lo, mut hi) = (0i32, 1_000_000i32);
+    if v <= mean_cell_ocv_uv(lo, temp_dc, sigma_ppm) {
+        return lo;
+    }
+    if v >= mean_cell_ocv_uv(hi, temp_dc, sigma_ppm) {
+        return hi;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if mean_cell_ocv_uv(mid, temp_dc, sigma_ppm) <= v {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// Fixed-point iterations of "resistances at x → OCV → x" (the resistances rise
 /// towards empty; each pass contracts the error by ≥ 5×).
 const SYNC_ITERATIONS: usize = 6;
@@ -299,13 +341,17 @@ impl Polarisation {
 /// The SOC of the default cell at a criterion, and its bound: the resting OCV
 /// is what the cell voltage leaves after the overpotential and the hysteresis,
 /// `OCV(x, T) = V_cell − I·R0(x,T) − R1(x,T)·ĩ₁ − R2(x,T)·ĩ₂ − M·h`, solved for
-/// the table SOC x (the resistances depend on x: a fixed-point iteration from
-/// `x_guess_ppm`); the charge SOC is `1 − (1 − x)·f_Q(T)` (the charge out of
-/// reach in the cold sits below x = 0). The bound is the SOC span of the OCV
-/// within ±δV, `δV = voltage_error_uv + 15 %·|overpotential| + M·(1 − |h|)`.
+/// the table SOC x of the cells' mean, as the expected mean OCV of cells spread
+/// by [`CELL_SOC_SPREAD_PPM`] ([`x_from_mean_cell_ocv_ppm`]; the resistances
+/// depend on x: a fixed-point iteration from `x_guess_ppm`); the charge SOC is
+/// `1 − (1 − x)·f_Q(T)` (the charge out of reach in the cold sits below x = 0).
+/// The bound is the SOC span within ±δV, `δV = voltage_error_uv +
+/// 15 %·|overpotential| + M·(1 − |h|)`, plus the spread's own effect (the shift
+/// from the OCV inverse of a balanced pack: a spread of 0 to 2σ), times f_Q.
 pub fn sync_point(
     kind: SyncKind,
     pol: &Polarisation,
+    cells: u16,
     cell_uv: i32,
     temp_dc: i16,
     voltage_error_uv: i32,
@@ -313,26 +359,44 @@ pub fn sync_point(
 ) -> SyncPoint {
     let h = pol.hysteresis_ppm().clamp(-1_000_000, 1_000_000);
     let hyst_uv = HYSTERESIS_UV * h / 1_000_000;
+    let fq = i64::from(usable_permille(temp_dc).clamp(1, 1_000));
+    // The spread in table SOC (x = 1 − (1 − SOC)/f_Q) about the cells' own mean.
+    let n = i64::from(cells.max(1));
+    let sigma = CELL_SOC_SPREAD_PPM * 1_000 / fq * isqrt(1_000_000 * (n - 1) / n) / 1_000;
     let mut x = x_guess_ppm.clamp(0, 1_000_000);
     let mut over_uv = 0;
     for _ in 0..SYNC_ITERATIONS {
         over_uv = pol.overpotential_uv(x, temp_dc);
-        x = cell_x_from_ocv_ppm(ocv_of(cell_uv, over_uv + hyst_uv), temp_dc);
+        x = x_from_mean_cell_ocv_ppm(ocv_of(cell_uv, over_uv + hyst_uv), temp_dc, sigma);
     }
     let ocv = ocv_of(cell_uv, over_uv + hyst_uv);
     let dv = i64::from(voltage_error_uv.max(0))
         + over_uv.abs() * POLARISATION_UNCERTAINTY_PPM / 1_000_000
         + HYSTERESIS_UV * (1_000_000 - h.abs()) / 1_000_000;
     let dv = dv.clamp(0, i64::from(i32::MAX)) as i32;
-    let x_lo = cell_x_from_ocv_ppm(ocv.saturating_sub(dv), temp_dc);
-    let x_hi = cell_x_from_ocv_ppm(ocv.saturating_add(dv), temp_dc);
-    let fq = i64::from(usable_permille(temp_dc).clamp(0, 1_000));
+    let x_lo = x_from_mean_cell_ocv_ppm(ocv.saturating_sub(dv), temp_dc, sigma);
+    let x_hi = x_from_mean_cell_ocv_ppm(ocv.saturating_add(dv), temp_dc, sigma);
+    let spread = (cell_x_from_ocv_ppm(ocv, temp_dc) - x).abs();
     // Charge SOC in ppm, then 0.01 %.
     let soc_ppm = 1_000_000 - (1_000_000 - i64::from(x)) * fq / 1_000;
-    let span_ppm = i64::from((x_hi - x).max(x - x_lo)) * fq / 1_000;
+    let span_ppm = i64::from((x_hi - x).max(x - x_lo) + spread) * fq / 1_000;
     let soc_centipct = ((soc_ppm + 50) / 100).clamp(0, 10_000) as u16;
     let bound_centipct = ((span_ppm + 99) / 100).clamp(0, 10_000) as u16;
     SyncPoint { kind, soc_centipct, bound_centipct, applied: bound_centipct <= SYNC_MAX_ERROR_CENTIPCT }
+}
+
+/// ⌊√v⌋ for v ≥ 0 (Newton's method; 0 for v ≤ 0).
+fn isqrt(v: i64) -> i64 {
+    if v <= 0 {
+        return 0;
+    }
+    let mut x = v;
+    let mut y = (x + 1) / 2;
+    while y < x {
+        x = y;
+        y = (x + v / x) / 2;
+    }
+    x
 }
 
 /// `cell_uv − drop_uv`, saturated to i32.
@@ -424,11 +488,11 @@ impl SocEstimator {
     /// Applied when its bound is within [`SYNC_MAX_ERROR_CENTIPCT`]: every method
     /// to the derived charge SOC, so the temperature-compensated SOC reads the table
     /// SOC x (issue 16: 98.75 % and 2.1 % were fitted on one case); else nothing changes.
-    pub fn sync(&mut self, kind: SyncKind, cell_uv: i32, temp_dc: i16, voltage_error_uv: i32) -> SyncPoint {
+    pub fn sync(&mut self, kind: SyncKind, cells: u16, cell_uv: i32, temp_dc: i16, voltage_error_uv: i32) -> SyncPoint {
         let fq = i64::from(usable_permille(temp_dc).clamp(1, 1_000));
         let own_ppm = i64::from(self.soc_ah()) * 100;
         let x_guess = (1_000_000 - (1_000_000 - own_ppm) * 1_000 / fq).clamp(0, 1_000_000) as i32;
-        let p = sync_point(kind, &self.pol, cell_uv, temp_dc, voltage_error_uv, x_guess);
+        let p = sync_point(kind, &self.pol, cells, cell_uv, temp_dc, voltage_error_uv, x_guess);
         if p.applied {
             self.set_soc(p.soc_centipct);
         }
@@ -571,14 +635,14 @@ mod tests {
         }
         assert!(pol.hysteresis_ppm() > 999_000, "{}", pol.hysteresis_ppm());
         // 3.48 V + M at 25 °C: 99 %.
-        let p = sync_point(SyncKind::Full, &pol, 3_490_000, 250, 3_750, 900_000);
+        let p = sync_point(SyncKind::Full, &pol, 1, 3_490_000, 250, 3_750, 900_000);
         assert!(p.applied && p.soc_centipct.abs_diff(9_900) <= 1, "{p:?}");
         assert!(p.bound_centipct <= 12, "{p:?}");
         // On the plateau (3.34 V + M: 90 %), 3.75 mV is 1 point: refused.
-        let p = sync_point(SyncKind::Full, &pol, 3_350_000, 250, 3_750, 500_000);
+        let p = sync_point(SyncKind::Full, &pol, 1, 3_350_000, 250, 3_750, 500_000);
         assert!(!p.applied && p.soc_centipct.abs_diff(9_000) <= 3 && p.bound_centipct > 50, "{p:?}");
         // At 0 °C the charge SOC is 1 − (1 − x)·0.9 (the charge out of reach below x = 0).
-        let p = sync_point(SyncKind::Empty, &Polarisation::default(), 2_900_000 + 10_000, 0, 0, 0);
+        let p = sync_point(SyncKind::Empty, &Polarisation::default(), 1, 2_900_000 + 10_000, 0, 0, 0);
         let x = cell_x_from_ocv_ppm(2_900_000 + 10_000, 0);
         assert_eq!(i64::from(p.soc_centipct), (1_000_000 - i64::from(1_000_000 - x) * 9 / 10 + 50) / 100);
     }
@@ -627,6 +691,23 @@ mod tests {
         assert_eq!(usable_permille(175), 980);
     }
 
+    /// Where the OCV is straight the cells' spread averages out; at the 99 % knee
+    /// the cells above it pull the mean OCV up, so a given pack voltage stands for
+    /// a lower mean SOC than for cells all alike.
+    #[test]
+    fn issue_16_soc_sync_cell_spread_matters_only_where_the_ocv_bends() {
+        let sigma = CELL_SOC_SPREAD_PPM * 866 / 1_000; // 4 cells: σ·√(3/4)
+        assert!((mean_cell_ocv_uv(980_000, 250, sigma) - i64::from(cell_ocv_uv(980_000, 250))).abs() <= 1);
+        assert!((mean_cell_ocv_uv(450_000, 250, sigma) - i64::from(cell_ocv_uv(450_000, 250))).abs() <= 1);
+        let knee = mean_cell_ocv_uv(990_000, 250, sigma) - i64::from(cell_ocv_uv(990_000, 250));
+        // (1/6)·(12 − 4 mV per 0.1 %)·√3σ' = (1/6)·80 V·0.0075 = 10 mV
+        assert!((knee - 10_000).abs() <= 100, "{knee}");
+        let v = cell_ocv_uv(990_000, 250);
+        assert!(x_from_mean_cell_ocv_ppm(v, 250, sigma) < 990_000);
+        assert_eq!(x_from_mean_cell_ocv_ppm(v, 250, 0), 990_000);
+        assert_eq!(isqrt(750_000), 866);
+    }
+
     /// Issue 16: an empty sync leaves the charge out of reach at the temperature
     /// below the table SOC it found: the temperature-compensated SOC reads the
     /// table SOC, the Ah SOC both.
@@ -641,7 +722,7 @@ mod tests {
                 s.count(-30_000_000, 48_000_000, 1_000_000, 10_000);
             }
             s.set_soc(6_000);
-            let p = s.sync(SyncKind::Empty, 2_800_000, t_dc, 3_750);
+            let p = s.sync(SyncKind::Empty, 16, 2_800_000, t_dc, 3_750);
             assert!(p.applied, "{t_dc}: {p:?}");
             let x = s.soc_temperature_compensated(t_dc);
             let fq = usable_permille(t_dc);
