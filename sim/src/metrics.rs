@@ -23,7 +23,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "true pack usable SOC at the end (the share of the capacity usable at its temperature left), %",
     ),
     ("max_full_sync_error_pct", "largest |board SOC − true SOC| at a full-charge sync the board applied, points"),
-    ("max_empty_sync_error_pct", "largest |board SOC − true SOC| at an empty sync (an LVP trip) the board applied, points"),
+    (
+        "max_empty_sync_error_pct",
+        "largest |board SOC − true SOC| at an empty sync (an LVP trip) the board applied, points",
+    ),
     ("soc_syncs_applied", "SOC sync points (full or empty) the board applied"),
     ("soc_syncs_refused", "SOC sync points the board refused: their error bound was above 0.5 points"),
     ("max_current_error_a", "largest |measured − true| current over all samples, A"),
@@ -148,8 +151,9 @@ mod soc_sync_tests {
                     (rc[0].r.eval(t_c, 0.0, x), soc::R1_UOHM),
                     (rc[1].r.eval(t_c, 0.0, x), soc::R2_UOHM),
                 ] {
-                    let fw_ohm =
-                        soc::cell_resistance_nohm(base_uohm, (x * 1e6).round() as i32, (t_c * 10.0) as i16) as f64 * 1e-9;
+                    let fw_ohm = soc::cell_resistance_nohm(base_uohm, (x * 1e6).round() as i32, (t_c * 10.0) as i16)
+                        as f64
+                        * 1e-9;
                     assert!((model_ohm - fw_ohm).abs() <= 1e-6 * model_ohm + 2e-9, "R at {x}, {t_c} °C");
                 }
             }
@@ -206,7 +210,9 @@ mod soc_sync_tests {
                 for ending in [Ending::CvTail, Ending::Ovp, Ending::StopsEarly, Ending::LowFloat] {
                     let s0 = 0.90;
                     let charge = match ending {
-                        Ending::CvTail => format!("cv_voltage_v = 14.0\nduration_s = {}", 40_000.0 / current_a + 7_200.0),
+                        Ending::CvTail => {
+                            format!("cv_voltage_v = 14.0\nduration_s = {}", 40_000.0 / current_a + 7_200.0)
+                        }
                         Ending::Ovp => format!("until = \"ovp\"\nduration_s = {}", 40_000.0 / current_a + 3_600.0),
                         // 9 points of 100 Ah (the cells store 99.9 % of it).
                         Ending::StopsEarly => format!("duration_s = {}", 0.09 * 360_000.0 / current_a),
@@ -235,7 +241,10 @@ mod soc_sync_tests {
         for temp_c in [0.0, 25.0, 40.0] {
             for current_a in [5.0, 20.0, 50.0] {
                 for ending in [Ending::CvTail, Ending::Ovp] {
-                    assert!(applied_at.contains(&(temp_c, current_a, ending)), "no sync: {temp_c} °C {current_a} A {ending:?}");
+                    assert!(
+                        applied_at.contains(&(temp_c, current_a, ending)),
+                        "no sync: {temp_c} °C {current_a} A {ending:?}"
+                    );
                 }
             }
         }

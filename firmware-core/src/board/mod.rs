@@ -486,7 +486,13 @@ impl Core {
     fn sync(&mut self, kind: SyncKind) {
         let cells = self.cells().max(1);
         let error_uv = i32::from(self.variant.max_operating_mv()) * 1_000 / VOLTAGE_ERROR_PER_FS / cells;
-        let p = self.soc.sync(kind, self.variant.cells_in_series(), self.meas.voltage_uv / cells, self.meas.temperature_dc, error_uv);
+        let p = self.soc.sync(
+            kind,
+            self.variant.cells_in_series(),
+            self.meas.voltage_uv / cells,
+            self.meas.temperature_dc,
+            error_uv,
+        );
         if p.applied {
             self.soc_synced = true;
             self.syncs_applied = self.syncs_applied.wrapping_add(1);
