@@ -308,12 +308,14 @@ impl Polarisation {
         };
         for (f, tau_s) in self.filtered_na.iter_mut().zip([TAU1_S, TAU2_S]) {
             // u = dt / τ, in ppb.
-            *f = towards(*f, i * 1_000, one_minus_exp_neg_ppb(dt * 1_000 / tau_s));
+            *f = towards(*f, i * 1_000, one_minus_exp_neg_ppb((dt * 1_000).checked_div(tau_s).unwrap_or(0)));
         }
         if current_ua != 0 && capacity_uah > 0 {
             // |ΔQ| in µA·s; u = γ·|ΔQ| / (Q_µAh · 3600 s/h), in ppb.
             let dq_uas = i.abs() * dt / 1_000_000;
-            let u = i128::from(dq_uas) * i128::from(HYSTERESIS_RATE) * 2_500_000 / 9 / i128::from(capacity_uah);
+            let u = (i128::from(dq_uas) * i128::from(HYSTERESIS_RATE) * 2_500_000 / 9)
+                .checked_div(i128::from(capacity_uah))
+                .unwrap_or(0);
             let target = if current_ua > 0 { 1_000_000_000 } else { -1_000_000_000 };
             self.h_ppb = towards(self.h_ppb, target, one_minus_exp_neg_ppb(u.min(i128::from(i64::MAX)) as i64));
         }
@@ -394,7 +396,7 @@ fn isqrt(v: i64) -> i64 {
     let mut y = (x + 1) / 2;
     while y < x {
         x = y;
-        y = (x + v / x) / 2;
+        y = (x + v.checked_div(x).unwrap_or(0)) / 2;
     }
     x
 }
