@@ -282,16 +282,34 @@ pub struct Polarisation {
 }
 
 /// 1 − e^(−u) for u ≥ 0 in ppb: the series u − u²/2 + u³/6 (error < u⁴/24 < 4·10⁻⁶
-/// for u ≤ 0.1: a poll is ≤ 1 s, the shortest τ 30 s), beyond that `libm::exp`.
+/// for u ≤ 0.1: a poll is ≤ 1 s, the shortest τ 30 s); a larger u is halved k
+/// times into that range and e^(−u) = (e^(−u/2^k))^(2^k) (integers only: no
+/// float `exp` in the image).
 fn one_minus_exp_neg_ppb(u_ppb: i64) -> i64 {
     const ONE: i64 = 1_000_000_000;
-    let u = u_ppb.clamp(0, 40 * ONE);
-    if u > ONE / 10 {
-        return ((1.0 - libm::exp(-(u as f64) / ONE as f64)) * ONE as f64) as i64;
+    let mut u = u_ppb.clamp(0, 40 * ONE);
+    let mut k = 0;
+    while u > ONE / 10 {
+        u /= 2;
+        k += 1;
     }
     let u2 = u * u / ONE;
     let u3 = u2 * u / ONE;
-    u - u2 / 2 + u3 / 6
+    let mut e = ONE - (u - u2 / 2 + u3 / 6);
+    for _ in 0..k {
+        e = e * e / ONE;
+    }
+    ONE - e
+}
+
+/// `f + (target − f)·w/10⁹`, rounded to nearest (no drift from truncation),
+/// without a 128-bit product: |target − f| is split at 10⁹.
+fn towards(f: i64, target: i64, w_ppb: i64) -> i64 {
+    const ONE: i64 = 1_000_000_000;
+    let d = target.saturating_sub(f);
+    let (hi, lo) = (d / ONE, d % ONE);
+    let frac = lo * w_ppb;
+    f.saturating_add(hi.saturating_mul(w_ppb)).saturating_add((frac + frac.signum() * (ONE / 2)) / ONE)
 }
 
 impl Polarisation {
@@ -300,12 +318,6 @@ impl Polarisation {
     pub fn update(&mut self, current_ua: i32, dt_us: u32, capacity_uah: i64) {
         let i = i64::from(current_ua);
         let dt = i64::from(dt_us);
-        // f += (target − f)·w, w in ppb, rounded to nearest (no drift from truncation).
-        let towards = |f: i64, target: i64, w: i64| {
-            let step = i128::from(target - f) * i128::from(w);
-            let step = (step + step.signum() * 500_000_000) / 1_000_000_000;
-            f + step as i64
-        };
         for (f, tau_s) in self.filtered_na.iter_mut().zip([TAU1_S, TAU2_S]) {
             // u = dt / τ, in ppb.
             *f = towards(*f, i * 1_000, one_minus_exp_neg_ppb((dt * 1_000).checked_div(tau_s).unwrap_or(0)));
@@ -313,11 +325,9 @@ impl Polarisation {
         if current_ua != 0 && capacity_uah > 0 {
             // |ΔQ| in µA·s; u = γ·|ΔQ| / (Q_µAh · 3600 s/h), in ppb.
             let dq_uas = i.abs() * dt / 1_000_000;
-            let u = (i128::from(dq_uas) * i128::from(HYSTERESIS_RATE) * 2_500_000 / 9)
-                .checked_div(i128::from(capacity_uah))
-                .unwrap_or(0);
+            let u = dq_uas.saturating_mul(HYSTERESIS_RATE * 2_500_000).checked_div(9 * capacity_uah).unwrap_or(0);
             let target = if current_ua > 0 { 1_000_000_000 } else { -1_000_000_000 };
-            self.h_ppb = towards(self.h_ppb, target, one_minus_exp_neg_ppb(u.min(i128::from(i64::MAX)) as i64));
+            self.h_ppb = towards(self.h_ppb, target, one_minus_exp_neg_ppb(u));
         }
         self.current_ua = i;
     }
@@ -331,12 +341,15 @@ impl Polarisation {
     pub fn overpotential_uv(&self, x_ppm: i32, temp_dc: i16) -> i64 {
         let r = |base| cell_resistance_nohm(base, x_ppm, temp_dc);
         // µA × nΩ / 10⁹ = µV.
-        let [f1, f2] = self.filtered_na.map(i128::from);
-        let uv = (i128::from(self.current_ua) * 1_000 * i128::from(r(R0_UOHM))
-            + f1 * i128::from(r(R1_UOHM))
-            + f2 * i128::from(r(R2_UOHM)))
-            / 1_000_000_000_000;
-        uv.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i64
+        // µA·10³ × nΩ and nA × nΩ: at most ~10¹⁸ (250 A, ~6 mΩ), within i64; saturating beyond.
+        let [f1, f2] = self.filtered_na;
+        let nv_n = self
+            .current_ua
+            .saturating_mul(1_000)
+            .saturating_mul(r(R0_UOHM))
+            .saturating_add(f1.saturating_mul(r(R1_UOHM)))
+            .saturating_add(f2.saturating_mul(r(R2_UOHM)));
+        (nv_n / 1_000_000_000_000).clamp(i64::from(i32::MIN), i64::from(i32::MAX))
     }
 }
 
@@ -621,7 +634,8 @@ mod tests {
         let h = 1e9 * (1.0 - (-0.05f64).exp());
         assert!((p.h_ppb as f64 - h).abs() < h * 5e-5, "{}", p.h_ppb); // u truncated to whole ppb, as above
         assert_eq!(one_minus_exp_neg_ppb(0), 0);
-        assert_eq!(one_minus_exp_neg_ppb(2_000_000_000), 864_664_716);
+        // u = 2: halved 5 times into the series, squared back: within 5·10⁻⁶ of 1 − e⁻²
+        assert!((one_minus_exp_neg_ppb(2_000_000_000) - 864_664_717).abs() < 5_000);
     }
 
     /// Issue 16: a sync point is the OCV inverse of the cell voltage less the
