@@ -9,6 +9,7 @@ use crate::engine::{Engine, EngineError};
 use crate::stimulus::Stimulus;
 use firmware_core::map::faults;
 use firmware_core::settings::SocMethod;
+use firmware_core::soc::SyncKind;
 
 use crate::scenario::Scenario;
 
@@ -185,7 +186,7 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
     let mut aux_on_ticks: u64 = 0;
     let mut faults_seen = 0u16;
     // The board's sync points (an LVP trip: empty; the full-charge detection: full) as last seen.
-    let (mut was_empty_sync, mut was_full_sync) = (false, false);
+    let mut syncs_seen = engine.board().sync_counts();
     let mut was_aux_on = false;
     // Truth summed over the board's current sample block: (current, voltage, samples).
     let mut block = (0.0f64, 0.0f64, 0.0f64);
@@ -277,15 +278,19 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
             }
             was_aux_on = o.aux_on;
         }
-        // At each sync point: how far the board's SOC is from the truth it estimates.
-        let (empty_sync, full_sync) = (o.faults & faults::LVP != 0, engine.board().full());
-        if empty_sync && !was_empty_sync {
-            out.raise("max_empty_sync_error_pct", soc_error_pct(engine));
+        // At each sync point the board applied: how far its SOC is from the truth it estimates
+        // (a refused one changed nothing, issue 16).
+        let syncs = engine.board().sync_counts();
+        if syncs != syncs_seen {
+            if syncs.0 != syncs_seen.0 {
+                let metric = match engine.board().last_sync().map(|p| p.kind) {
+                    Some(SyncKind::Empty) => "max_empty_sync_error_pct",
+                    _ => "max_full_sync_error_pct",
+                };
+                out.raise(metric, soc_error_pct(engine));
+            }
+            syncs_seen = syncs;
         }
-        if full_sync && !was_full_sync {
-            out.raise("max_full_sync_error_pct", soc_error_pct(engine));
-        }
-        (was_empty_sync, was_full_sync) = (empty_sync, full_sync);
         aux_on_ticks += u64::from(o.aux_on) * n;
         // A run never passes a trace row: the engine takes at most `until_trace` ticks in one.
         until_trace -= n;
@@ -334,6 +339,8 @@ pub fn run(scenario: &Scenario, mut trace: Option<&mut dyn Write>) -> Result<Sum
         out.set("board_internal_resistance_mohm", r_mohm);
         out.set("internal_resistance_error_pct", (r_mohm - r0_mohm).abs() / r0_mohm * 100.0);
     }
+    out.set("soc_syncs_applied", f64::from(syncs_seen.0));
+    out.set("soc_syncs_refused", f64::from(syncs_seen.1));
     out.set("aux_on_fraction_pct", aux_on_ticks as f64 / ticks.max(1) as f64 * 100.0);
     if let Some(c) = engine.companions() {
         for (metric, at) in [

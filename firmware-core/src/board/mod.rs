@@ -23,7 +23,7 @@ use crate::modbus::rtu::{RtuConfig, RtuSlave};
 use crate::modbus::{ExceptionCode, MAX_ADU_LEN, RegisterBank, RegisterKind};
 use crate::protection::{Conditions, Protection, path};
 use crate::settings::{AuxMode, Settings, SettingsError, Variant, design};
-use crate::soc::{self, SocEstimator};
+use crate::soc::{self, SocEstimator, SyncKind, SyncPoint};
 use crate::time::{Duration, Instant};
 
 mod registers;
@@ -46,6 +46,9 @@ pub const REST_ANCHOR: Duration = Duration::from_secs(30 * 60);
 pub const OCV_RELIABLE_BELOW_CELL_MV: i32 = 3_220;
 /// … and above it.
 pub const OCV_RELIABLE_ABOVE_CELL_MV: i32 = 3_380;
+/// The voltage channel's total error is the measuring range / this (datasheet,
+/// "Voltage measurement accuracy": 0.1 % FS).
+pub const VOLTAGE_ERROR_PER_FS: i32 = 1_000;
 /// Calibration averages the codes over windows of this length.
 pub const CAL_WINDOW: Duration = Duration::from_secs(1);
 /// A gain calibration needs at least this reference current, mA.
@@ -152,6 +155,10 @@ struct Core {
     window: CodeWindow,
     soc: SocEstimator,
     soc_synced: bool,
+    /// The last sync point (applied or refused) and how many of each.
+    last_sync: Option<SyncPoint>,
+    syncs_applied: u16,
+    syncs_refused: u16,
     totals: Totals,
     ir: ResistanceEstimator,
     capacity: CapacityTracker,
@@ -159,8 +166,9 @@ struct Core {
     prot: Protection,
     /// Full-charge condition held since.
     full_since: Option<Instant>,
-    /// Full charge detected and not yet left.
+    /// Full charge detected and not yet left (until the SOC falls 1 point below `full_soc`).
     full: bool,
+    full_soc: u16,
     last_full: Option<Instant>,
     /// At rest since, and whether this rest has anchored already.
     rest_since: Option<Instant>,
@@ -258,6 +266,9 @@ impl Board {
             window: CodeWindow::default(),
             soc: SocEstimator::new(settings.capacity_dah, variant.cells_in_series(), 5_000),
             soc_synced: false,
+            last_sync: None,
+            syncs_applied: 0,
+            syncs_refused: 0,
             totals: Totals::default(),
             ir: ResistanceEstimator::default(),
             capacity: CapacityTracker::default(),
@@ -265,6 +276,7 @@ impl Board {
             prot: Protection::default(),
             full_since: None,
             full: false,
+            full_soc: 0,
             last_full: None,
             rest_since: None,
             rest_anchored: false,
@@ -384,6 +396,16 @@ impl Board {
         self.core.soc.remaining_uah()
     }
     /// Internal-resistance estimate, µΩ, if valid.
+    /// The last SOC sync point, applied or refused (issue 16).
+    pub fn last_sync(&self) -> Option<SyncPoint> {
+        self.core.last_sync
+    }
+
+    /// Sync points (applied, refused) since power-up.
+    pub fn sync_counts(&self) -> (u16, u16) {
+        (self.core.syncs_applied, self.core.syncs_refused)
+    }
+
     pub fn internal_resistance_uohm(&self) -> Option<u32> {
         self.core.ir.valid().then(|| self.core.ir.resistance_uohm())
     }
@@ -465,6 +487,29 @@ impl Core {
         self.capacity.anchor(a, self.energy_totals_mwh(), self.soc.capacity_uah(), min_cycle_mwh);
     }
 
+    /// A sync point at the present measurement (issue 16): the SOC the criterion
+    /// stands for, applied if its bound allows ([`SocEstimator::sync`]). The
+    /// voltage channel's error per cell is the datasheet's 0.1 % of the variant's
+    /// measuring range (15/30/60 V).
+    fn sync(&mut self, kind: SyncKind) {
+        let cells = self.cells().max(1);
+        let error_uv = i32::from(self.variant.max_operating_mv()) * 1_000 / VOLTAGE_ERROR_PER_FS / cells;
+        let p = self.soc.sync(
+            kind,
+            self.variant.cells_in_series(),
+            self.meas.voltage_uv / cells,
+            self.meas.temperature_dc,
+            error_uv,
+        );
+        if p.applied {
+            self.soc_synced = true;
+            self.syncs_applied = self.syncs_applied.wrapping_add(1);
+        } else {
+            self.syncs_refused = self.syncs_refused.wrapping_add(1);
+        }
+        self.last_sync = Some(p);
+    }
+
     fn clock_s(&self, now: Instant) -> u32 {
         self.clock_base_s.wrapping_add(now.saturating_since(self.clock_set_at).as_secs() as u32)
     }
@@ -520,15 +565,15 @@ impl Core {
             let since = *self.full_since.get_or_insert(now);
             if now.saturating_since(since) >= Duration::from_secs(u64::from(s.full_delay_s)) {
                 self.full = true;
-                self.soc.sync_full();
-                self.soc_synced = true;
+                self.sync(SyncKind::Full);
+                self.full_soc = self.soc.soc_ah();
                 self.last_full = Some(now);
                 self.anchor(Anchor::Full);
             }
         } else if !full_cond {
             self.full_since = None;
         }
-        if self.full && self.soc.soc_ah() < soc::FULL_SYNC_SOC_CENTIPCT - 100 {
+        if self.full && self.soc.soc_ah() < self.full_soc.saturating_sub(100) {
             self.full = false;
         }
 
@@ -554,8 +599,7 @@ impl Core {
             log.push(row.log_entry(time_s, &m));
         });
         if tripped & faults::LVP != 0 {
-            self.soc.sync_empty(m.temperature_dc);
-            self.soc_synced = true;
+            self.sync(SyncKind::Empty);
             self.anchor(Anchor::Empty);
         }
 
@@ -897,13 +941,40 @@ mod tests {
         write(&mut b, "set_soc_centipct", 9_000).unwrap();
         // 14.0 V (3.5 V/cell ≥ 3.45) with a 2 A tail for 30 s.
         run(&mut b, 0, 29_000, inputs(v, 14.0, 2.0));
-        assert!(b.soc_centipct() < soc::FULL_SYNC_SOC_CENTIPCT);
+        assert!(b.soc_centipct() < 9_100);
+        assert_eq!(read_u(&mut b, "soc_sync_last"), 0);
         run(&mut b, 29_000, 31_000, inputs(v, 14.0, 2.0));
-        assert_eq!(b.soc_centipct(), soc::FULL_SYNC_SOC_CENTIPCT, "98.75 %: the tail's charge is still to come");
+        // OCV = 3.5 V − 2 A·R0 − R1·ĩ₁ − R2·ĩ₂ − M·h ≈ 3.498 V: 99.15 % for cells all alike
+        // (3.48 → 3.60 V is 99 → 100 %); four cells spread by 0.5 % (1σ) reach that mean
+        // OCV at a mean SOC of 99.08 % (the cells above the knee pull it up).
+        assert!(b.soc_centipct().abs_diff(9_908) <= 3, "{}", b.soc_centipct());
+        assert_eq!(read_u(&mut b, "soc_sync_last"), 1);
+        assert_eq!(read_u(&mut b, "soc_sync_point_centipct"), i64::from(b.soc_centipct()));
+        assert!(read_u(&mut b, "soc_sync_bound_centipct") <= 50);
         // The flag holds while the tail goes on charging (the SOC stays near the sync point).
         run(&mut b, 31_000, 40_000, inputs(v, 14.0, 2.0));
         assert_ne!(read_u(&mut b, "status") as u16 & status::FULL, 0);
         assert!((9..=10).contains(&read_u(&mut b, "time_since_full_s")));
+    }
+
+    /// Issue 16: a full criterion set on the LFP plateau fires where the voltage
+    /// cannot tell the SOC to 0.5 points: the board refuses the sync, keeps its
+    /// count and says so.
+    #[test]
+    fn issue_16_soc_sync_on_the_plateau_is_refused_and_reported() {
+        let v = Variant::V12;
+        let mut b = board(v);
+        write(&mut b, "full_mv", 13_400).unwrap(); // 3.35 V/cell
+        write(&mut b, "set_soc_centipct", 6_000).unwrap();
+        run(&mut b, 0, 31_000, inputs(v, 13.42, 0.0)); // 3.355 V/cell at rest
+        assert_ne!(read_u(&mut b, "status") as u16 & status::FULL, 0, "the criterion was met");
+        assert_eq!(read_u(&mut b, "soc_sync_last"), 3, "full, refused");
+        assert_eq!(read_u(&mut b, "soc_sync_refused_count"), 1);
+        assert!(read_u(&mut b, "soc_sync_bound_centipct") > 50);
+        // 3.355 V less a hysteresis of unknown branch: 93–94 %, on the plateau.
+        assert!((9_200..9_500).contains(&read_u(&mut b, "soc_sync_point_centipct")));
+        assert!(b.soc_centipct().abs_diff(6_000) <= 1, "the count is kept: {}", b.soc_centipct());
+        assert_eq!(b.sync_counts(), (0, 1));
     }
 
     #[test]
@@ -953,7 +1024,9 @@ mod tests {
         assert_eq!(read_u(&mut b, "fault_log_0_code"), 0); // bit 0: LVP
         assert_eq!(read_u(&mut b, "fault_log_0_value"), 1_100); // 11.00 V in 10 mV
         assert_eq!(read_u(&mut b, "fault_log_0_time_s"), 2, "the 2 s LVP delay from t = 0");
-        assert_eq!(b.soc_centipct(), soc::EMPTY_SYNC_USABLE_CENTIPCT, "LVP synchronises the SOC to the LVP level's");
+        // LVP synchronises the SOC to the OCV of 2.75 V/cell + 20 A·R: about 1.3 %.
+        assert!(b.soc_centipct().abs_diff(133) <= 10, "{}", b.soc_centipct());
+        assert_eq!(read_u(&mut b, "soc_sync_last"), 2);
         write(&mut b, "reset_counters", i64::from(map::RESET_COUNTERS_KEY)).unwrap();
         assert_eq!(read_u(&mut b, "fault_log_count"), 0);
     }

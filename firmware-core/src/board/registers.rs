@@ -96,6 +96,10 @@ impl Core {
             RegId::TimeSinceFull => {
                 self.last_full.map_or(i64::from(u32::MAX), |f| self.now.saturating_since(f).as_secs() as i64)
             }
+            RegId::SocSyncLast => i64::from(soc::SyncPoint::code(self.last_sync)),
+            RegId::SocSyncPoint => self.last_sync.map_or(0, |p| i64::from(p.soc_centipct)),
+            RegId::SocSyncBound => self.last_sync.map_or(0, |p| i64::from(p.bound_centipct)),
+            RegId::SocSyncRefused => i64::from(self.syncs_refused),
             RegId::FaultLogCount => i64::from(self.log.count()),
             RegId::FaultLogTime(i) => i64::from(self.log.get(usize::from(i)).time_s),
             RegId::FaultLogCode(i) => i64::from(self.log.get(usize::from(i)).code),
