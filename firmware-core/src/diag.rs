@@ -107,13 +107,13 @@ impl ResistanceEstimator {
     }
 }
 
-/// Where the SOC was known for certain.
+/// Where the SOC was known, and the charge SOC (0.01 %) it was known to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Anchor {
-    /// Full charge detected: SOC 100 %.
-    Full,
-    /// LVP tripped: SOC 0 %.
-    Empty,
+    /// Full charge detected, at the SOC its sync point derived (issue 16: not 100 % by assumption).
+    Full(u16),
+    /// LVP tripped, at the SOC its sync point derived (not 0 % by assumption).
+    Empty(u16),
     /// A long rest at a voltage where the OCV curve is steep: SOC known from it.
     Rest(u16),
 }
@@ -121,9 +121,7 @@ pub enum Anchor {
 impl Anchor {
     fn soc_centipct(self) -> i64 {
         match self {
-            Anchor::Full => 10_000,
-            Anchor::Empty => 0,
-            Anchor::Rest(s) => i64::from(s),
+            Anchor::Full(s) | Anchor::Empty(s) | Anchor::Rest(s) => i64::from(s),
         }
     }
 }
@@ -165,7 +163,7 @@ impl CapacityTracker {
                 }
             }
         }
-        if a == Anchor::Full {
+        if matches!(a, Anchor::Full(_)) {
             if let Some((in0, out0)) = self.full_energy {
                 let (din, dout) = (energy.0.saturating_sub(in0), energy.1.saturating_sub(out0));
                 if din > 0 && dout >= min_cycle_mwh.max(1) {
@@ -253,26 +251,41 @@ mod tests {
     fn capacity_from_a_full_to_empty_passage_and_soh() {
         let mut c = CapacityTracker::default();
         let rated = 100_000_000;
-        c.anchor(Anchor::Full, (0, 0), rated, 1);
+        c.anchor(Anchor::Full(10_000), (0, 0), rated, 1);
         c.count(-45_000_000, 2_000_000_000); // 45 A for 2000 s = 25 Ah
         c.count(-45_000_000, 3_600_000_000); // + 45 Ah = 70 Ah
         c.count(-40_000_000, 1_800_000_000); // + 20 Ah = 90 Ah
-        c.anchor(Anchor::Empty, (0, 0), rated, 1);
+        c.anchor(Anchor::Empty(0), (0, 0), rated, 1);
         assert_eq!(c.capacity_uah(), 90_000_000);
         assert_eq!(c.soh_centipct(rated), 9_000);
+    }
+
+    /// Issue 16: the anchors carry their sync point's SOC. A passage from a full sync at
+    /// 99.0 % to an empty one at 2.5 % spans 96.5 points, not 100: the capacity estimate
+    /// assumed 100 and came out 1–3 % low (48v-soc-sync-2d: 97.0 Ah of 100).
+    #[test]
+    fn issue_16_capacity_anchors_carry_the_sync_points_soc() {
+        let mut c = CapacityTracker::default();
+        let rated = 100_000_000;
+        c.anchor(Anchor::Full(9_900), (0, 0), rated, 1);
+        c.count(-50_000_000, 3_474_000_000); // 50 A for 3474 s = 48.25 Ah
+        c.count(-50_000_000, 3_474_000_000); // twice: 96.5 Ah
+        c.anchor(Anchor::Empty(250), (0, 0), rated, 1);
+        assert_eq!(c.capacity_uah(), 100_000_000);
+        assert_eq!(c.soh_centipct(rated), 10_000);
     }
 
     #[test]
     fn partial_passage_to_a_rest_anchor() {
         let mut c = CapacityTracker::default();
         let rated = 100_000_000;
-        c.anchor(Anchor::Full, (0, 0), rated, 1);
+        c.anchor(Anchor::Full(10_000), (0, 0), rated, 1);
         c.count(-80_000_000, 3_240_000_000); // 72 Ah out
         c.anchor(Anchor::Rest(1_000), (0, 0), rated, 1); // rest at 10 %: 90 % of capacity = 72 Ah
         assert_eq!(c.capacity_uah(), 80_000_000);
         // A tiny span gives no estimate; nor does an implausible one.
         let mut c2 = CapacityTracker::default();
-        c2.anchor(Anchor::Full, (0, 0), rated, 1);
+        c2.anchor(Anchor::Full(10_000), (0, 0), rated, 1);
         c2.count(-1_000_000, 3_600_000_000);
         c2.anchor(Anchor::Rest(9_000), (0, 0), rated, 1);
         assert_eq!(c2.capacity_uah(), 0);
@@ -281,8 +294,8 @@ mod tests {
     #[test]
     fn efficiency_over_a_full_to_full_cycle() {
         let mut c = CapacityTracker::default();
-        c.anchor(Anchor::Full, (1_000, 2_000), 1, 1);
-        c.anchor(Anchor::Full, (1_000 + 1_000_000, 2_000 + 950_000), 1, 1);
+        c.anchor(Anchor::Full(10_000), (1_000, 2_000), 1, 1);
+        c.anchor(Anchor::Full(10_000), (1_000 + 1_000_000, 2_000 + 950_000), 1, 1);
         assert_eq!(c.efficiency_centipct(), 9_500);
     }
 

@@ -6,6 +6,12 @@ use crate::settings::{Calibration, design};
 pub const ADC_CODE_MAX: i32 = (1 << 23) - 1;
 pub const ADC_CODE_MIN: i32 = -(1 << 23);
 
+/// The current channel's full scale (µA): the ADC saturates just beyond ±500 A, so a calibrated
+/// reading past it (a rail code times a gain a little above nominal read 500.03 A) is a
+/// saturated channel's, not a current; it reads as the full scale, which the register map
+/// documents as `current_ma`'s range.
+pub const CURRENT_FULL_SCALE_UA: i32 = 500_000_000;
+
 /// Calibrated measurements of one sample.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Measurements {
@@ -46,7 +52,7 @@ pub fn current_ua(code: i32, cal: &Calibration, temp_dc: i16) -> i32 {
 fn current_ua_at_gain(code: i32, cal: &Calibration, gain_pa_per_code: i64) -> i32 {
     let net = i64::from(code) - i64::from(cal.current_offset_code);
     let ua = div_round(net.saturating_mul(gain_pa_per_code), 1_000_000);
-    ua.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    ua.clamp(-i64::from(CURRENT_FULL_SCALE_UA), i64::from(CURRENT_FULL_SCALE_UA)) as i32
 }
 
 /// The current gain at `temp_dc`, pA/code: gain × (1 + tc × (T − 25 °C)).
@@ -176,7 +182,24 @@ mod tests {
         let mut c = cal();
         c.current_offset_code = -100_000;
         c.current_gain_pa_per_code = u32::MAX;
-        assert_eq!(current_ua(i32::MAX, &c, 250), i32::MAX);
+        assert_eq!(current_ua(i32::MAX, &c, 250), CURRENT_FULL_SCALE_UA);
+        assert_eq!(current_ua(i32::MIN, &c, 250), -CURRENT_FULL_SCALE_UA);
+    }
+
+    /// Found by hil-rig's self-comparison (issue 21 item 2): at the ADC's rail a gain 0.006 %
+    /// above nominal read 500.030 A, outside `max_discharge_current_ma`'s documented 0..500 A.
+    #[test]
+    fn issue_21_a_saturated_current_reads_the_full_scale_not_beyond() {
+        let mut c = cal();
+        c.current_gain_pa_per_code = c.current_gain_pa_per_code + c.current_gain_pa_per_code / 16_000;
+        for code in [ADC_CODE_MIN, ADC_CODE_MAX] {
+            let m = convert(code, 0, 0, &c);
+            assert!(m.saturated);
+            assert_eq!(m.current_ua.abs(), CURRENT_FULL_SCALE_UA);
+        }
+        let map_range = crate::map::by_name("current_ma").map(|r| (r.min, r.max));
+        let full_scale_ma = i64::from(CURRENT_FULL_SCALE_UA / 1_000);
+        assert_eq!(map_range, Some((-full_scale_ma, full_scale_ma)));
     }
 
     #[test]

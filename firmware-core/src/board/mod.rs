@@ -490,8 +490,8 @@ impl Core {
     /// A sync point at the present measurement (issue 16): the SOC the criterion
     /// stands for, applied if its bound allows ([`SocEstimator::sync`]). The
     /// voltage channel's error per cell is the datasheet's 0.1 % of the variant's
-    /// measuring range (15/30/60 V).
-    fn sync(&mut self, kind: SyncKind) {
+    /// measuring range (15/30/60 V). Returned, so the capacity anchor carries its SOC.
+    fn sync(&mut self, kind: SyncKind) -> SyncPoint {
         let cells = self.cells().max(1);
         let error_uv = i32::from(self.variant.max_operating_mv()) * 1_000 / VOLTAGE_ERROR_PER_FS / cells;
         let p = self.soc.sync(
@@ -508,6 +508,7 @@ impl Core {
             self.syncs_refused = self.syncs_refused.wrapping_add(1);
         }
         self.last_sync = Some(p);
+        p
     }
 
     fn clock_s(&self, now: Instant) -> u32 {
@@ -565,10 +566,10 @@ impl Core {
             let since = *self.full_since.get_or_insert(now);
             if now.saturating_since(since) >= Duration::from_secs(u64::from(s.full_delay_s)) {
                 self.full = true;
-                self.sync(SyncKind::Full);
+                let p = self.sync(SyncKind::Full);
                 self.full_soc = self.soc.soc_ah();
                 self.last_full = Some(now);
-                self.anchor(Anchor::Full);
+                self.anchor(Anchor::Full(p.soc_centipct));
             }
         } else if !full_cond {
             self.full_since = None;
@@ -599,8 +600,8 @@ impl Core {
             log.push(row.log_entry(time_s, &m));
         });
         if tripped & faults::LVP != 0 {
-            self.sync(SyncKind::Empty);
-            self.anchor(Anchor::Empty);
+            let p = self.sync(SyncKind::Empty);
+            self.anchor(Anchor::Empty(p.soc_centipct));
         }
 
         // 6. A long rest where the OCV tells the SOC anchors a capacity passage.
