@@ -34,6 +34,28 @@ impl Drive {
     }
 }
 
+/// Where a measured-drive twin starts (`compare --twin-start`; see
+/// docs/hil-rig.md, "Self-comparison").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TwinStart {
+    /// The scenario that made the recording, run with its own stimulus from
+    /// its t = 0 to the board's first sample ([`Twin::measured_from_scenario`]):
+    /// a recording of the twin (a stand-in served with the scenario).
+    Scenario,
+    /// A battery at rest at the board's first SOC reading, settled under a
+    /// first load ([`Twin::measured_settled`]): a real board.
+    Rest,
+}
+
+impl TwinStart {
+    pub fn name(self) -> &'static str {
+        match self {
+            TwinStart::Scenario => "scenario",
+            TwinStart::Rest => "rest",
+        }
+    }
+}
+
 /// The twin's scenario: `base` without its injected defects (the twin is the
 /// reference); in measured drive without its stimulus and events, its
 /// battery and the board's SOC starting at `initial_soc` (0..1).
@@ -90,7 +112,7 @@ const COUNT_RESOLUTION_AH: f64 = 0.001;
 /// The uptime's resolution (s): a sample read at uptime `u` was read within
 /// `[u, u + 1)` and the twin takes it at `u + ½`, so each end of the
 /// board's count between two samples is within half of this of the twin's.
-const UPTIME_RESOLUTION_S: f64 = 1.0;
+pub const UPTIME_RESOLUTION_S: f64 = 1.0;
 
 /// What the board's own count says flowed between two samples.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,6 +144,34 @@ impl<'s> Twin<'s> {
         Ok(Self {
             engine: Engine::new(scenario)?,
             offset_ns: 0,
+            stimulus: None,
+            held_a: current_a,
+            counted_ah: None,
+            blocks: decode::plan(REGISTERS, &regs.list, MAX_REGS_PER_REQUEST),
+        })
+    }
+
+    /// A twin in measured drive that is the scenario the recording came
+    /// from: `scenario` (the twin's, [`twin_scenario`] in scenario drive)
+    /// run with its own stimulus and events from its t = 0 to `board_t_s`
+    /// (the board time of the first sample), so that every state — the
+    /// battery's SOC, RC voltages and hysteresis, the cells, a LiPro, the
+    /// firmware's SOC methods, totals, internal-resistance history and
+    /// protection — is the scenario's own there; from then on it follows
+    /// the board's measured current (first `current_a`), and its t = 0 is
+    /// `board_t_s`. See docs/hil-rig.md, "Self-comparison".
+    pub fn measured_from_scenario(
+        scenario: &Scenario,
+        regs: &Registers,
+        board_t_s: f64,
+        current_a: f64,
+    ) -> Result<Self, EngineError> {
+        let mut engine = Engine::new(scenario)?;
+        let offset_ns = secs_to_ns(board_t_s.max(0.0));
+        engine.advance_to(offset_ns, &mut Stimulus::new(scenario))?;
+        Ok(Self {
+            engine,
+            offset_ns,
             stimulus: None,
             held_a: current_a,
             counted_ah: None,

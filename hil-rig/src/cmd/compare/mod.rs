@@ -35,7 +35,7 @@ use crate::recording;
 use crate::session::{MAX_BOARD_SKEW_S, Reading, SILENT_SAMPLES, Sample, SampleArgs, interrupted, summary};
 use crate::source::{self, BoardSample, Registers};
 use crate::tolerance::Tolerances;
-use crate::twin::{self, Drive, GapCurrent, Twin};
+use crate::twin::{self, Drive, GapCurrent, Twin, TwinStart};
 use smartpro_sim::serial;
 
 /// `compare`'s exit codes, for `--help`.
@@ -152,6 +152,14 @@ pub struct Cmd {
     /// --scenario` starts it)
     #[arg(long, value_name = "S", default_value_t = 0.0, value_parser = non_negative, help_heading = "Twin")]
     scenario_start: f64,
+    /// Measured drive: where the twin starts. `scenario`: the scenario ran
+    /// from its t = 0 to the board's first uptime (a recording of the twin
+    /// of that scenario: every state is the scenario's own); `rest`: at the
+    /// board's first SOC reading (a real board). Default: `scenario` when
+    /// the board's first uptime is within the scenario's duration and its
+    /// first sample is the scenario's there (SOC and settings), else `rest`
+    #[arg(long, value_enum, value_name = "FROM", help_heading = "Twin")]
+    twin_start: Option<TwinStart>,
 
     /// Tolerance overrides per quantity (TOML; see docs/hil-rig.md); default: the datasheet's
     #[arg(long, value_name = "FILE")]
@@ -223,8 +231,15 @@ impl Cmd {
             .with_context(|| format!("cannot create {}", self.out.join("compare.csv").display()))
             .map_err(Failure::Usage)?;
 
-        // The twin's scenario in scenario drive does not depend on the board.
-        let scenario_twin = (self.drive == Drive::Scenario).then(|| twin::twin_scenario(&base, Drive::Scenario, 0.0));
+        if self.drive == Drive::Scenario && self.twin_start.is_some() {
+            return Err(Failure::Usage(anyhow!(
+                "--twin-start applies to --drive measured: in scenario drive the twin runs the scenario from the \
+                 board's power-up (--scenario-start)"
+            )));
+        }
+        // The twin's scenario in scenario drive does not depend on the board;
+        // in measured drive it is the one a scenario start runs.
+        let scenario_twin = self.scenario.is_some().then(|| twin::twin_scenario(&base, Drive::Scenario, 0.0));
         let variant = self.variant.unwrap_or(base.variant);
         let tol = match &self.tolerances {
             Some(path) => Tolerances::load(path, variant).map_err(|e| Failure::Usage(e.into()))?,
@@ -249,6 +264,8 @@ impl Cmd {
             base: &base,
             adopted: None,
             scenario_twin: scenario_twin.as_ref(),
+            start: None,
+            from_scenario: None,
             regs: regs.clone(),
             judge: Judge::new(Setup { drive: self.drive, tol, interval_s }, regs),
             csv,
@@ -322,9 +339,11 @@ impl Cmd {
             stop => stop,
         };
         meta.twin = self.describe_twin(session.base());
+        meta.start = session.start.as_ref().map_or(String::new(), |(_, why)| why.clone());
         meta.axis = session.axis.map_or("no samples".into(), |a| a.name().into());
         meta.skipped = session.skipped;
         meta.notes = std::mem::take(&mut session.notes);
+        meta.notes.extend(session.judge.remarks());
         if session.repeated > 0 {
             meta.notes.push(format!(
                 "{} samples had the same board time as the one before (uptime_s counts whole seconds): sample at \
@@ -514,6 +533,23 @@ async fn stop_at(deadline: Option<Instant>) {
     }
 }
 
+/// The persisted settings (calibration aside) whose values differ between
+/// the board's sample `board` and the twin's registers `twin`: (register, board's, twin's).
+fn settings_differing<'r>(
+    regs: &'r Registers,
+    board: &'r [Option<i64>],
+    twin: &'r [Option<i64>],
+) -> impl Iterator<Item = (&'static firmware_core::map::RegDef, i64, i64)> + 'r {
+    regs.list.iter().enumerate().filter_map(move |(k, reg)| {
+        let calibration =
+            (0x0300..0x0400).contains(&reg.addr) || reg.id == RegId::LastCalTime || reg.id == RegId::LastCalKind;
+        match (board[k], twin[k]) {
+            (Some(b), Some(w)) if reg.persisted && !calibration && b != w => Some((*reg, b, w)),
+            _ => None,
+        }
+    })
+}
+
 /// The set bits of a `faults` value, as `poll` shows them.
 fn fault_names(faults: i64) -> String {
     match firmware_core::map::by_name("faults").and_then(|reg| decode::meaning(reg, faults)) {
@@ -571,8 +607,13 @@ struct Session<'a> {
     /// The built-in twin of the board's variant, when neither `--scenario`
     /// nor `--variant` said one and the board is not 12 V.
     adopted: Option<Scenario>,
-    /// The twin's scenario in scenario drive (borrowed by the twin's stimulus).
+    /// The twin's scenario with `--scenario` (borrowed by the twin's
+    /// stimulus in scenario drive; run to the first sample by a scenario start).
     scenario_twin: Option<&'a Scenario>,
+    /// Where the twin started, and what the report's header says of it.
+    start: Option<(TwinStart, String)>,
+    /// The twin of a scenario start, run to the first sample, until [`Session::start`] takes it.
+    from_scenario: Option<Twin<'a>>,
     regs: Registers,
     judge: Judge,
     csv: Csv,
@@ -632,10 +673,18 @@ impl<'a> Session<'a> {
         self.last_axis = Some(t);
         let current_a = regs.value(&s.raw, RegId::Current).unwrap_or(0.0);
         if self.twin.is_none() {
+            if self.start.is_none() {
+                let start = self.choose_start(t, &s, current_a)?;
+                self.start = Some(start);
+            }
+            let regs = &self.regs;
             // A protection that tripped before the first sample (the switch or
             // an output open) is a state the twin, started from a sample,
-            // cannot have: the comparison starts once no fault is active.
-            if let Some(faults) = regs.raw(&s.raw, RegId::Faults).filter(|&f| f != 0) {
+            // cannot have: the comparison starts once no fault is active. A
+            // twin started from the scenario has that trip too.
+            if let (Some(faults), false) =
+                (regs.raw(&s.raw, RegId::Faults).filter(|&f| f != 0), self.from_scenario.is_some())
+            {
                 let (first, n, _) = self.tripped_before.get_or_insert((faults, 0, t));
                 *first |= faults;
                 *n += 1;
@@ -647,6 +696,7 @@ impl<'a> Session<'a> {
             (Drive::Scenario, Axis::Uptime) => t - self.cmd.scenario_start,
             _ => t - self.t0,
         };
+        let scenario_started = self.scenario_started();
         let twin = self.twin.as_mut().expect("started above");
         let remaining_ah = self.regs.value(&s.raw, RegId::RemainingCharge);
         let gap = twin.advance_counted(twin_t, current_a, remaining_ah).map_err(|e| engine_stop(e, s.line))?;
@@ -664,11 +714,19 @@ impl<'a> Session<'a> {
             Some(Err(why)) => Tracked::None(why.clone()),
             None => Tracked::None("no tracking filter".into()),
         };
+        // A twin started from the scenario has the board's history of the
+        // internal-resistance estimate: its own estimate is the reference
+        // once valid (a twin started at rest has none: its pack's R0).
+        let twin_ir_ohm = self
+            .regs
+            .value(&twin_raw, RegId::InternalResistance)
+            .filter(|_| self.regs.raw(&twin_raw, RegId::InternalResistanceValid) == Some(1))
+            .filter(|_| scenario_started);
         let twin_state = TwinState {
             t_s: twin.t_s(),
             registers: &twin_raw,
             truth: &truth,
-            r0_ohm: twin.r0_ohm(),
+            r0_ohm: twin_ir_ohm.unwrap_or(twin.r0_ohm()),
             tracked: &tracked,
         };
         let points = self.judge.add(t - self.t0, &s.raw, &twin_state);
@@ -686,6 +744,11 @@ impl<'a> Session<'a> {
             .with_context(|| format!("cannot write {}", self.csv.path().display()))
             .map_err(Stop::Runtime)?;
         Ok(true)
+    }
+
+    /// Whether the measured-drive twin started from the scenario ([`Self::choose_start`]).
+    fn scenario_started(&self) -> bool {
+        self.cmd.drive == Drive::Measured && matches!(self.start, Some((TwinStart::Scenario, _)))
     }
 
     /// The first sample: checks the board against the twin and builds the twin.
@@ -714,6 +777,7 @@ impl<'a> Session<'a> {
         }
         self.t0 = t;
         self.twin = Some(match (self.cmd.drive, self.scenario_twin) {
+            (Drive::Measured, _) if self.from_scenario.is_some() => self.from_scenario.take().expect("checked"),
             (Drive::Scenario, Some(scenario)) => {
                 if self.axis == Some(Axis::Uptime) && t < self.cmd.scenario_start {
                     return Err(Stop::BadInput(anyhow!(
@@ -732,7 +796,7 @@ impl<'a> Session<'a> {
                     (Some(b), _) => b,
                     (None, Some(given)) => {
                         self.notes.push(format!(
-                            "the board's SOC was not read: the twin's battery starts at --initial-soc {given} %"
+                            "the board's SOC was not read: the twin's battery starts at --initial-soc-pct {given} %"
                         ));
                         given
                     }
@@ -759,29 +823,138 @@ impl<'a> Session<'a> {
         });
         let soc0_pct = self.cmd.initial_soc.or(regs.value(&s.raw, RegId::Soc));
         self.tracker = Some(match soc0_pct {
+            _ if self.scenario_started() => Err("the twin started from the scenario: its battery's SOC is the \
+                                                 scenario's own there, and the board's SOC registers are judged \
+                                                 against the twin's; an estimate from the voltage is not needed"
+                .into()),
             Some(soc_pct) => Tracker::new(self.base(), soc_pct, self.cmd.initial_soc_sigma, t, current_a),
-            None => Err("no initial SOC: the board's soc_centipct was not read; give --initial-soc".into()),
+            None => Err("no initial SOC: the board's soc_centipct was not read; give --initial-soc-pct".into()),
         });
         // Settings that differ: not a verdict, but the likeliest cause of one.
         let twin_raw = self.twin.as_mut().expect("built above").registers(regs);
-        for (k, reg) in regs.list.iter().enumerate() {
-            let calibration =
-                (0x0300..0x0400).contains(&reg.addr) || reg.id == RegId::LastCalTime || reg.id == RegId::LastCalKind;
-            if !reg.persisted || calibration {
-                continue;
-            }
-            if let (Some(b), Some(w)) = (s.raw[k], twin_raw[k]) {
-                if b != w {
-                    self.notes.push(format!(
-                        "setting {} differs: board {}, twin {} (set it in the scenario's [firmware.registers])",
-                        reg.name,
-                        decode::format_value(reg, b),
-                        decode::format_value(reg, w)
-                    ));
-                }
-            }
+        for (reg, b, w) in settings_differing(regs, &s.raw, &twin_raw) {
+            self.notes.push(format!(
+                "setting {} differs: board {}, twin {} (set it in the scenario's [firmware.registers])",
+                reg.name,
+                decode::format_value(reg, b),
+                decode::format_value(reg, w)
+            ));
         }
         Ok(())
+    }
+
+    /// Where the twin starts (measured drive; see docs/hil-rig.md,
+    /// "Self-comparison"), decided at the first sample at board time `t`,
+    /// and the report header's words for it. A scenario start leaves its
+    /// twin, run to `t`, in `from_scenario`.
+    ///
+    /// `--twin-start scenario`, or by default when nothing says otherwise:
+    /// the scenario that made the recording, run from its t = 0 to `t` with
+    /// its own stimulus. It cannot be without `--scenario`, without the
+    /// board's uptime, with `--ecm` (other cells than the scenario's), or at
+    /// an uptime beyond the scenario's duration; by default also not when the
+    /// first sample is not the scenario's at `t` — a persisted setting that
+    /// differs, or the board's SOC register off the scenario twin's by more
+    /// than the SOC tolerance since the scenario's start and the uptime's
+    /// resolution at the current (a real board, or another run): then rest.
+    fn choose_start(&mut self, t: f64, s: &BoardSample, current_a: f64) -> Result<(TwinStart, String), Stop> {
+        let asked = self.cmd.twin_start;
+        if self.cmd.drive == Drive::Scenario {
+            return Ok((
+                TwinStart::Scenario,
+                format!(
+                    "scenario drive, the scenario's stimulus from the board's uptime {} s",
+                    fit::figure(self.cmd.scenario_start, 1)
+                ),
+            ));
+        }
+        let rest = |why: &str| format!("rest, at the board's first SOC reading ({why})");
+        let uptime = self.regs.value(&s.raw, RegId::Uptime).filter(|_| self.axis == Some(Axis::Uptime));
+        let cannot = match (self.scenario_twin, uptime) {
+            (None, _) => Err("no --scenario: the twin is a battery at rest".to_string()),
+            (Some(_), None) => Err("the board's uptime_s is not read: its time in a scenario is not known".to_string()),
+            _ if self.cmd.ecm.is_some() => Err("--ecm: the twin's cells are not the scenario's".to_string()),
+            (Some(scenario), Some(up)) => {
+                let duration_s = scenario.duration_ns() as f64 * 1e-9;
+                if t > duration_s {
+                    Err(format!(
+                        "the board's first uptime {} s is beyond the scenario's duration {} s",
+                        fit::figure(up, 0),
+                        fit::figure(duration_s, 0)
+                    ))
+                } else {
+                    Ok((scenario, up, duration_s))
+                }
+            }
+        };
+        let (scenario, up, duration_s) = match (cannot, asked) {
+            (Err(why), Some(TwinStart::Scenario)) => {
+                return Err(Stop::BadInput(anyhow!("--twin-start scenario: {why}")));
+            }
+            (Err(why), _) => return Ok((TwinStart::Rest, rest(&why))),
+            (Ok(_), Some(TwinStart::Rest)) => return Ok((TwinStart::Rest, rest("--twin-start rest"))),
+            (Ok(ok), _) => ok,
+        };
+        let mut twin =
+            Twin::measured_from_scenario(scenario, &self.regs, t, current_a).map_err(|e| engine_stop(e, s.line))?;
+        let twin_raw = twin.registers(&self.regs);
+        let regs = &self.regs;
+        // Signs that the board is not the scenario at `t`.
+        let mut signs: Vec<String> = settings_differing(regs, &s.raw, &twin_raw)
+            .map(|(reg, b, w)| {
+                format!("setting {} {} vs {}", reg.name, decode::format_value(reg, b), decode::format_value(reg, w))
+            })
+            .collect();
+        if let (Some(b), Some(w)) = (regs.value(&s.raw, RegId::Soc), regs.value(&twin_raw, RegId::Soc)) {
+            let tol = self.judge.tolerances();
+            let capacity_ah = regs.value(&s.raw, RegId::Capacity).unwrap_or(100.0).max(0.1);
+            let points_per_ah = 100.0 / capacity_ah;
+            let allowed = tol.soc_pct
+                + tol.soc_current_a * t / 3600.0 * points_per_ah
+                + current_a.abs() * twin::UPTIME_RESOLUTION_S / 3600.0 * points_per_ah;
+            if (b - w).abs() > allowed {
+                signs.push(format!(
+                    "SOC {} % vs the scenario's {} % (allowed ± {} points)",
+                    fit::figure(b, 2),
+                    fit::figure(w, 2),
+                    fit::figure(allowed, 2)
+                ));
+            }
+        }
+        let origin = format!(
+            "scenario, {} run with its stimulus from its t = 0 to the board's first sample (uptime {} s, board time \
+             {} s of its {} s), so the battery, firmware and protection are the scenario's own there",
+            scenario.name,
+            fit::figure(up, 0),
+            fit::figure(t, 1),
+            fit::figure(duration_s, 0)
+        );
+        match (asked, signs.is_empty()) {
+            (None, false) => Ok((
+                TwinStart::Rest,
+                rest(&format!(
+                    "the first sample is not the scenario's at board time {} s: {}",
+                    fit::figure(t, 1),
+                    signs.join("; ")
+                )),
+            )),
+            (_, true) => {
+                self.from_scenario = Some(twin);
+                let why = if asked.is_some() {
+                    "--twin-start scenario"
+                } else {
+                    "the default: the first sample is the scenario's there"
+                };
+                Ok((TwinStart::Scenario, format!("{origin} ({why})")))
+            }
+            (_, false) => {
+                self.from_scenario = Some(twin);
+                Ok((
+                    TwinStart::Scenario,
+                    format!("{origin} (--twin-start scenario, though the first sample differs: {})", signs.join("; ")),
+                ))
+            }
+        }
     }
 
     /// `report.md`, `junit.xml`, the plots (`compare.csv` is written as the samples come).

@@ -24,6 +24,9 @@ pub struct Meta {
     pub twin: String,
     /// `measured` or `scenario`.
     pub drive: String,
+    /// Where the twin started and why (`scenario, … run … to the board's
+    /// first sample` or `rest, at the board's first SOC reading (…)`).
+    pub start: String,
     /// The time axis: `uptime_s` or `time_s`.
     pub axis: String,
     /// Samples skipped (their measurements could not be read).
@@ -132,6 +135,9 @@ pub fn table(judge: &Judge, meta: &Meta) -> String {
     let _ = writeln!(o, "# hil-rig compare\n");
     let _ = writeln!(o, "- board: {}", meta.board);
     let _ = writeln!(o, "- twin: {}, drive: {}", meta.twin, meta.drive);
+    if !meta.start.is_empty() {
+        let _ = writeln!(o, "- twin start: {}", meta.start);
+    }
     let _ = writeln!(
         o,
         "- {} samples over {:.1} s of board time ({}){}\n",
