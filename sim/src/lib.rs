@@ -15,4 +15,6 @@ pub mod serial;
 pub mod serve;
 pub mod stimulus;
 pub mod sweep;
+#[doc(hidden)]
+pub mod testing;
 pub mod tomlfile;

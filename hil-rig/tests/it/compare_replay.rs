@@ -285,6 +285,7 @@ async fn self_comparison(
 
 #[tokio::test]
 async fn issue_21_a_recording_that_begins_after_a_trip_is_compared_from_the_first_sample_without_one_or_says_why() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     // Every scenario of the library whose mid-run window begins with its
     // protection active (LVP, OVP, over-current, short circuit, a load dump's
     // OVP, …): before, "protection … tripped spuriously at t = 0.0 s (the
@@ -316,6 +317,7 @@ async fn issue_21_a_recording_that_begins_after_a_trip_is_compared_from_the_firs
 
 #[tokio::test]
 async fn issue_21_the_twin_compared_with_its_own_recording_passes_on_every_scenario_of_the_library() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     // Before, the twin started at rest at the board's SOC register while the
     // recording began mid-run: 8 of 25 passed, 8 were tripped throughout
     // (exit 2), 9 failed (exit 1). By default the twin now runs its scenario

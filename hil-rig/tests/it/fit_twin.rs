@@ -203,6 +203,7 @@ fn fit_recording_with(name: &str, csv: &str, args: &[&str]) -> (PathBuf, PathBuf
 
 #[test]
 fn recovers_capacity_and_r0_of_a_known_lfp_pack_over_both_knees() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     let mut engine = twin(0.97);
     let (csv, (soc_lo, soc_hi)) = record(&mut engine, &drive_cycles(12));
     // A meaningful LFP recording reaches both knees of the OCV curve.
@@ -254,15 +255,17 @@ fn recovers_capacity_and_r0_of_a_known_lfp_pack_over_both_knees() {
 
 #[test]
 fn a_short_recording_on_the_lfp_plateau_does_not_claim_a_capacity() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     // 25 minutes from 60 %: pulses show R0, the plateau hides capacity and SOC.
     let mut engine = twin(0.60);
     let (csv, _) = record(&mut engine, &drive_cycles(3)[..300]);
     let (dir, out, stdout) = fit_recording("plateau", &csv);
     assert!(stdout.contains("capacity_ah is not identifiable from this recording"), "{stdout}");
     assert!(stdout.contains("record into an end of the OCV curve"), "{stdout}");
-    // Held at the board's rated capacity (capacity_dah, 100 Ah by default).
+    // Held at the board's rated capacity (capacity_dah: commissioned to the pack's nominal cell).
+    let rated_ah = f64::from(engine.board().settings().capacity_dah) / 10.0;
     let ecm = EcmParams::from_toml_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(ecm.capacity_ah, 100.0);
+    assert_eq!(ecm.capacity_ah, rated_ah);
     let r0 = at_25c(&ecm, &ecm.r0_ohm);
     assert!((r0 / R0_OHM - 1.0).abs() < 0.05, "R0 is still found: {r0}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -308,6 +311,7 @@ fn assert_warnings_agree_with_the_fitted_range(stdout: &str) {
 
 #[test]
 fn issue_21_fit_of_a_constant_current_recording_does_not_panic() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     let csv = constant_40a_recording();
     let (dir, out, stdout) = fit_recording("issue-21-cc", &csv);
     assert_sane_figures(&stdout);
@@ -329,6 +333,7 @@ fn issue_21_fit_of_a_constant_current_recording_does_not_panic() {
 
 #[test]
 fn issue_21_fit_with_r2_fixed_at_zero_prints_sane_figures() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     let csv = constant_40a_recording();
     let (dir, out, stdout) = fit_recording_with("issue-21-cc-r2", &csv, &["--fix", "r2_ohm=0"]);
     assert_sane_figures(&stdout);
@@ -346,6 +351,7 @@ fn issue_21_fit_with_r2_fixed_at_zero_prints_sane_figures() {
 
 #[test]
 fn issue_21_fit_with_every_linear_parameter_fixed() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     // Offset, R0, R1 and R2 all given: no linear parameter left for the grid
     // (the SVD of an empty matrix that panicked).
     let csv = constant_40a_recording();
@@ -372,6 +378,7 @@ const COVERAGE_MIN: usize = 17;
 
 #[test]
 fn issue_17_capacity_std_err_covers_the_truth_in_about_95_percent_of_seeded_standins() {
+    let _machine = smartpro_sim::testing::machine::exclusive();
     // The "true effective capacity" of a stand-in is its pack's capacity at
     // the temperature it ran at: the cells' capacity_ah at 25 °C, as the
     // LFP capacity factor is 1 from 25 °C up and the pack runs at 25–31 °C

@@ -15,15 +15,18 @@ fn issue_21_a_closed_stdout_stops_the_binary_with_its_exit_code_not_a_panic() {
         "name = \"rest\"\nvariant = 12\ninitial_soc = 0.5\n[[segment]]\nkind = \"rest\"\nduration_s = 5\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smartpro-sim"))
+    // The reader is gone before the child starts (dropping it after the spawn races the
+    // child's first line into the pipe's buffer).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(env!("CARGO_BIN_EXE_smartpro-sim"))
         .args(["run", "--out-dir"])
         .arg(dir.join("out"))
         .arg(&scenario)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take()); // the reader is gone before the first line
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");

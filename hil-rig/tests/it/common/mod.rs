@@ -95,6 +95,7 @@ pub async fn run_on_fake_board(
     ignore: impl Fn(usize) -> bool + Send + 'static,
     args: &[&str],
 ) -> Output {
+    let _machine = smartpro_sim::testing::machine::timing();
     let (master, slave) = SerialStream::pair().expect("pty pair");
     let path = slave.name().expect("pty name");
     let server = tokio::spawn(serve(master, ignore));

@@ -87,11 +87,14 @@ pub struct StandIn {
     slave: Option<tokio_serial::SerialStream>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<ServeReport, String>>>,
+    /// The timing tests' share of the machine, while the stand-in serves.
+    _machine: smartpro_sim::testing::machine::Timing,
 }
 
 impl StandIn {
     /// Serves the scenario at `path` at [`SPEED`], with `opts` changed by `tweak`.
     pub fn start(path: &Path, tweak: impl FnOnce(&mut Options)) -> StandIn {
+        let machine = smartpro_sim::testing::machine::timing();
         let scenario = Scenario::load(path).unwrap();
         let (master, slave) = tokio_serial::SerialStream::pair().expect("pty pair");
         let pty = slave.name().expect("pty name");
@@ -110,7 +113,7 @@ impl StandIn {
                 .map_err(|(e, _): (ServeError, ServeReport)| e.to_string())
             })
         });
-        StandIn { path: pty, slave: Some(slave), stop: Some(stop), thread: Some(thread) }
+        StandIn { path: pty, slave: Some(slave), stop: Some(stop), thread: Some(thread), _machine: machine }
     }
 
     /// Stops serving and closes the pty: to a client, the board vanished.
