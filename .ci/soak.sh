@@ -115,8 +115,10 @@ say "$SECS s, a report every $INTERVAL s; mbpoll $(mbpoll -V 2>&1 | head -1), py
 
 status=0
 python3 - "$LINK" "$PORT" "$SECS" "$INTERVAL" "$SERVER" "$RIG" "$WORK" <<'PY' || status=$?
-import array, inspect, os, re, subprocess, sys, threading, time
+import array, inspect, logging, os, re, subprocess, sys, threading, time
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # each injected fault is counted here instead
 
 link, port, secs, interval, server, rig, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
 CLEAN, FAULTED = (1, 2), (3, 4)
@@ -137,8 +139,18 @@ class Stats:
 
 interval_stats, total, by_client = {}, Stats(), {}
 
+# On the shared RTU bus a reply lost to an injected fault can take the master's next
+# transaction with it (garbage left in its buffer, a late frame): a fault-free unit's
+# miss right after a faulted unit's failure, on the same RTU client, counts as injected.
+after_fault = {}
+
 def record(client, unit, outcome, latency=None, why=None):
     """outcome: ok | miss | wrong"""
+    if client.endswith("-rtu"):
+        collateral = outcome == "miss" and unit in CLEAN and after_fault.get(client, False)
+        after_fault[client] = outcome == "miss" and unit in FAULTED
+        if collateral:
+            unit, why = FAULTED[0], f"unit {unit} right after a fault on the bus: {why}"
     with lock:
         s = interval_stats.setdefault(client, Stats())
         s.tx += 1
@@ -162,6 +174,8 @@ def unit_kw(method):
 
 def check_block(regs):
     """Registers 0x0100..0x0106: voltage, current (2), soc, temperature, status, faults."""
+    if len(regs) != 7:
+        return f"{len(regs)} registers in the reply to a read of 7: {list(regs)}"
     v_mv, soc = regs[0], regs[3]
     if not 8000 <= v_mv <= 16000:
         return f"battery_voltage_mv {v_mv}"
@@ -189,12 +203,23 @@ def transact(client, name, unit, fn):
 
 aux_written = {}
 
+def settle(client, name):
+    """After a failed transaction with a faulted unit on the bus: let the line go quiet and
+    drop what is left in the input buffer, as a master does before its next request."""
+    if name.endswith("-rtu") and after_fault.get(name):
+        time.sleep(0.02)
+        try:
+            client.socket.reset_input_buffer()
+        except Exception:
+            pass
+
 def poll_unit(client, name, unit, write):
+    settle(client, name)
     kw = {unit_kw(client.read_holding_registers): unit}
     got = transact(client, name, unit, lambda: client.read_holding_registers(0, count=3, **kw))
     if got:
         r, dt = got
-        ok = list(r.registers[:2]) == [DEVICE_TYPE, VARIANT_V]
+        ok = list(r.registers) == [DEVICE_TYPE, VARIANT_V, r.registers[2]] if len(r.registers) == 3 else False
         record(name, unit, "ok" if ok else "wrong", dt, None if ok else f"identity {list(r.registers)}")
     got = transact(client, name, unit, lambda: client.read_holding_registers(0x0100, count=7, **kw))
     if got:
@@ -214,8 +239,8 @@ def poll_unit(client, name, unit, write):
             got = transact(client, name, unit, lambda: client.read_holding_registers(AUX_SOC, count=1, **kw))
             if got:
                 r, dt = got
-                ok = r.registers[0] == aux_written[unit]
-                record(name, unit, "ok" if ok else "wrong", dt, None if ok else f"aux_soc {r.registers[0]} after writing {aux_written[unit]}")
+                ok = list(r.registers) == [aux_written[unit]]
+                record(name, unit, "ok" if ok else "wrong", dt, None if ok else f"aux_soc {list(r.registers)} after writing {aux_written[unit]}")
 
 def tcp_loop():
     c = ModbusTcpClient("127.0.0.1", port=port, timeout=1, retries=0)
@@ -252,7 +277,9 @@ def hil_rig(name, args, unit):
     req, rep, timeouts, crc, wrong_unit, wrong_fc, short, bad, busy, exc, io = map(int, m.groups())
     for _ in range(rep):
         record(name, unit, "ok")
-    for _ in range(req - rep):
+    for _ in range(exc):  # 06 injected on units 3 and 4; none is due from units 1 and 2
+        record(name, unit, "wrong" if unit in CLEAN else "miss", why=m.group(0))
+    for _ in range(timeouts + crc + wrong_unit + short + busy + io):
         record(name, unit, "miss", why=m.group(0))
     # A reply with good framing but the wrong content is the one thing never allowed.
     if bad or wrong_fc:
@@ -271,6 +298,7 @@ def rtu_loop():
             for unit in CLEAN + FAULTED:
                 poll_unit(c, "pymodbus-rtu", unit, write=False)
         c.close()
+        after_fault.pop("pymodbus-rtu", None)
         if time.monotonic() >= t_end:
             break
         for unit in CLEAN + FAULTED:
@@ -301,7 +329,17 @@ def line(label, s, rss):
     return (f"soak: {label:>9}  transactions {s.tx:8d}  missed {s.missed:4d}  injected {s.injected:6d}  wrong {s.wrong:3d}  "
             f"p50 {pct(s.lat, 0.5):6.2f} ms  p99 {pct(s.lat, 0.99):6.2f} ms  rss {rss if rss is not None else '?'} kB")
 
-threads = [threading.Thread(target=f, daemon=True) for f in (tcp_loop, rtu_loop, mbpoll_tcp_loop)]
+def guarded(loop):
+    def run():
+        while time.monotonic() < t_end:
+            try:
+                loop()
+            except Exception as e:  # a client's own failure: counted, reported, and the client goes on
+                record(loop.__name__, 0, "wrong", why=f"client failure: {e!r}"[:200])
+                time.sleep(1)
+    return run
+
+threads = [threading.Thread(target=guarded(f), daemon=True) for f in (tcp_loop, rtu_loop, mbpoll_tcp_loop)]
 t0 = time.monotonic()
 for t in threads:
     t.start()

@@ -345,7 +345,7 @@ mod tests {
             assert_eq!(l, format!("line {i:04}"));
         }
         let n: usize = msg["frames.log: writing stopped after ".len()..].split(' ').next().unwrap().parse().unwrap();
-        assert!(n >= 80 && n < 200, "{n} lines counted as written");
+        assert!((80..200).contains(&n), "{n} lines counted as written");
     }
 
     #[test]
