@@ -119,6 +119,8 @@ import array, inspect, logging, os, re, subprocess, sys, threading, time
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # each injected fault is counted here instead
+import faulthandler, signal
+faulthandler.register(signal.SIGUSR1)  # kill -USR1 PID: where every client thread is
 
 link, port, secs, interval, server, rig, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
 CLEAN, FAULTED = (1, 2), (3, 4)
@@ -129,11 +131,11 @@ lock = threading.Lock()
 
 class Stats:
     def __init__(self):
-        self.tx = 0; self.ok = 0; self.missed = 0; self.injected = 0; self.wrong = 0
+        self.tx = 0; self.ok = 0; self.missed = 0; self.late = 0; self.injected = 0; self.wrong = 0
         self.lat = array.array("d")
         self.wrong_examples = []
     def add(self, other):
-        self.tx += other.tx; self.ok += other.ok; self.missed += other.missed
+        self.tx += other.tx; self.ok += other.ok; self.missed += other.missed; self.late += other.late
         self.injected += other.injected; self.wrong += other.wrong; self.lat.extend(other.lat)
         self.wrong_examples += other.wrong_examples[:5]
 
@@ -143,12 +145,14 @@ interval_stats, total, by_client = {}, Stats(), {}
 # transaction with it (garbage left in its buffer, a late frame): a fault-free unit's
 # miss right after a faulted unit's failure, on the same RTU client, counts as injected.
 after_fault = {}
+failed_last = {}
 
 def record(client, unit, outcome, latency=None, why=None):
-    """outcome: ok | miss | wrong"""
+    """outcome: ok | miss | late | wrong"""
     if client.endswith("-rtu"):
         collateral = outcome == "miss" and unit in CLEAN and after_fault.get(client, False)
         after_fault[client] = outcome == "miss" and unit in FAULTED
+        failed_last[client] = outcome in ("miss", "late")
         if collateral:
             unit, why = FAULTED[0], f"unit {unit} right after a fault on the bus: {why}"
     with lock:
@@ -159,6 +163,12 @@ def record(client, unit, outcome, latency=None, why=None):
         elif outcome == "wrong":
             s.wrong += 1
             s.wrong_examples.append(f"{client} unit {unit}: {why}")
+        elif outcome == "late":
+            # A reply after the client's timeout, taken by it for the next request's: the
+            # reply is right for the request it answers (checked), only too late.
+            s.late += 1
+            if len(s.wrong_examples) < 5:
+                s.wrong_examples.append(f"LATE {client} unit {unit}: {why}")
         elif unit in FAULTED:
             s.injected += 1
         else:
@@ -206,7 +216,7 @@ aux_written = {}
 def settle(client, name):
     """After a failed transaction with a faulted unit on the bus: let the line go quiet and
     drop what is left in the input buffer, as a master does before its next request."""
-    if name.endswith("-rtu") and after_fault.get(name):
+    if name.endswith("-rtu") and failed_last.get(name):
         time.sleep(0.02)
         try:
             client.socket.reset_input_buffer()
@@ -225,7 +235,9 @@ def poll_unit(client, name, unit, write):
     if got:
         r, dt = got
         why = check_block(r.registers)
-        record(name, unit, "wrong" if why else "ok", dt, why)
+        # The identity read's own reply, come after its timeout: late, and right for that request.
+        stale = len(r.registers) == 3 and list(r.registers[:2]) == [DEVICE_TYPE, VARIANT_V]
+        record(name, unit, "late" if stale else "wrong" if why else "ok", dt, why)
     if write:
         value = int(time.monotonic() * 10) % 10000
         wkw = {unit_kw(client.write_register): unit}
@@ -270,7 +282,7 @@ def mbpoll_tcp_loop():
 RIG_SUMMARY = re.compile(r"requests (\d+)\s+replies (\d+)\s+timeouts (\d+)\s+bad crc (\d+)\s+wrong unit (\d+)\s+wrong function (\d+)\s+short frames (\d+)\s+bad replies (\d+)\s+busy (\d+)\s+exceptions (\d+)\s+io errors (\d+)")
 
 def hil_rig(name, args, unit):
-    p = subprocess.run([rig, *args, "--port", link, "--unit", str(unit), "--timeout-ms", "300", "--retries", "0"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([rig, *args, "--port", link, "--unit", str(unit), "--timeout-ms", "1000", "--retries", "0"], capture_output=True, text=True, timeout=120)
     m = RIG_SUMMARY.search(p.stdout + p.stderr)
     if not m:
         record(name, unit, "miss", why=f"exit {p.returncode}: " + (p.stdout + p.stderr).strip()[-160:]); return
@@ -281,17 +293,17 @@ def hil_rig(name, args, unit):
         record(name, unit, "wrong" if unit in CLEAN else "miss", why=m.group(0))
     for _ in range(timeouts + crc + wrong_unit + short + busy + io):
         record(name, unit, "miss", why=m.group(0))
-    # A reply with good framing but the wrong content is the one thing never allowed.
-    if bad or wrong_fc:
-        for _ in range(bad + wrong_fc):
-            record(name, unit, "wrong", why=m.group(0))
+    # A frame with good framing but not the answer to the request (a reply that came after its
+    # timeout, to the one before): hil-rig refuses it and tries again (late, never taken).
+    for _ in range(bad + wrong_fc):
+        record(name, unit, "late", why=m.group(0))
 
 def rtu_loop():
     """One master at a time on the bus, in turns."""
     # Parity N: a Linux pty carries no parity bit, and pymodbus's second tcsetattr fails with it (docs/serve.md).
     turn = 0
     while time.monotonic() < t_end:
-        c = ModbusSerialClient(link, baudrate=19200, parity="N", stopbits=1, bytesize=8, timeout=0.5, retries=0)
+        c = ModbusSerialClient(link, baudrate=19200, parity="N", stopbits=1, bytesize=8, timeout=1, retries=0)
         c.connect()
         t_turn = time.monotonic() + 20
         while time.monotonic() < min(t_turn, t_end):
@@ -326,8 +338,10 @@ def pct(a, q):
     return s[min(len(s) - 1, int(q * len(s)))] * 1e3
 
 def line(label, s, rss):
-    return (f"soak: {label:>9}  transactions {s.tx:8d}  missed {s.missed:4d}  injected {s.injected:6d}  wrong {s.wrong:3d}  "
-            f"p50 {pct(s.lat, 0.5):6.2f} ms  p99 {pct(s.lat, 0.99):6.2f} ms  rss {rss if rss is not None else '?'} kB")
+    top = max(s.lat) * 1e3 if s.lat else float("nan")
+    return (f"soak: {label:>9}  transactions {s.tx:8d}  missed {s.missed:4d}  late {s.late:3d}  injected {s.injected:6d}  "
+            f"wrong {s.wrong:3d}  p50 {pct(s.lat, 0.5):6.2f} ms  p99 {pct(s.lat, 0.99):6.2f} ms  max {top:7.1f} ms  "
+            f"rss {rss if rss is not None else '?'} kB")
 
 def guarded(loop):
     def run():
@@ -365,6 +379,8 @@ while True:
     if rss is not None:
         rss_first = rss_first or rss; rss_max = max(rss_max, rss); rss_last = rss
     print(line(f"{time.monotonic() - t0:7.0f} s", s, rss), flush=True)
+    for e in s.wrong_examples[:5]:
+        print("soak:   " + e, flush=True)
     if rss is None and not done:
         print("soak: FAILED: serve is gone", file=sys.stderr); sys.exit(1)
     if done:
@@ -374,11 +390,9 @@ while True:
 print("soak: summary by client:")
 for k in sorted(by_client):
     c = by_client[k]
-    print(f"soak:   {k:<15} transactions {c.tx:8d}  missed {c.missed:4d}  injected {c.injected:6d}  wrong {c.wrong:3d}")
+    print(f"soak:   {k:<15} transactions {c.tx:8d}  missed {c.missed:4d}  late {c.late:3d}  injected {c.injected:6d}  wrong {c.wrong:3d}")
 print(line("total", total, rss_last))
 print(f"soak: rss first {rss_first} kB, max {rss_max} kB, last {rss_last} kB")
-for e in examples[:10]:
-    print("soak:   " + e)
 if total.wrong or total.missed:
     print(f"soak: FAILED: {total.wrong} wrong replies, {total.missed} missed replies of fault-free units", file=sys.stderr)
     sys.exit(1)
