@@ -50,7 +50,13 @@ fn check_reply(reply: &[u8], unit: u8, sent: &[u8]) {
     assert_eq!(crc16(reply), 0, "a reply with a bad CRC: {reply:02X?}");
     assert_eq!(reply[0], unit, "a reply from unit {} on a board of unit {unit}: {reply:02X?}", reply[0]);
     let fc = reply[1] & !pdu::EXCEPTION_FLAG;
-    assert!(request_for(sent, unit, fc), "a reply of function {fc:#04X} that no request for unit {unit} asked for");
+    // The request's function code, or its exception form (a request whose code has the
+    // exception bit set already, e.g. 0xEC, is answered 0xEC 01: illegal function).
+    assert!(
+        request_for(sent, unit, fc) || request_for(sent, unit, reply[1]),
+        "a reply of function {:#04X} that no request for unit {unit} asked for",
+        reply[1]
+    );
     let len = reply.len();
     if reply[1] & pdu::EXCEPTION_FLAG != 0 {
         assert_eq!(len, 5, "an exception reply of {len} bytes");
