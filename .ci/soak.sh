@@ -366,7 +366,7 @@ while True:
     done = time.monotonic() >= t_end
     if done:
         for t in threads:
-            t.join(timeout=150)
+            t.join(timeout=60)
     with lock:
         snap = dict(interval_stats); interval_stats.clear()
     s = Stats()
