@@ -926,6 +926,25 @@ mod tests {
         assert_eq!(*b.settings(), before);
     }
 
+    /// Found by the `pdu` fuzz target (issue 20): a write of ocd_da = 0 (below its range) through
+    /// the unmapped 0x0224 was answered 03 (illegal value), not 02 (illegal address).
+    #[test]
+    fn issue_20_a_write_through_an_unmapped_address_is_illegal_address_even_after_a_bad_value() {
+        let mut b = board(Variant::V12);
+        let before = *b.settings();
+        // 0x0218 ocd_da .. 0x0229: 0x0224..=0x022F are not in the map; ocd_da = 0 is below its minimum.
+        assert!(map::find(0x0224).is_none());
+        assert_eq!(b.write_registers(0x0218, &[0; 18]), Err(ExceptionCode::IllegalDataAddress));
+        // aux_soc_centipct = 20000 (above its maximum), then the unmapped 0x0234; a read-only
+        // register; half of a 32-bit one: each is the address.
+        assert_eq!(b.write_registers(0x0233, &[20_000, 0]), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(b.write_registers(0x013A, &[0, 0]), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(b.write_registers(0x0300, &[0]), Err(ExceptionCode::IllegalDataAddress));
+        // Within the map a bad value is still a bad value.
+        assert_eq!(b.write_registers(0x0218, &[0]), Err(ExceptionCode::IllegalDataValue));
+        assert_eq!(*b.settings(), before);
+    }
+
     #[test]
     fn calibration_before_a_full_averaging_window_is_busy() {
         let v = Variant::V12;

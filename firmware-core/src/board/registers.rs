@@ -166,6 +166,17 @@ impl Core {
     }
 }
 
+/// The register a write of `len` words from `addr` puts its `i`-th word into:
+/// it must be writable, start at that word, and have all its words in the write.
+fn write_target(addr: u16, i: usize, len: usize) -> Result<&'static RegDef, ExceptionCode> {
+    let a = u16::try_from(i).ok().and_then(|i| addr.checked_add(i)).ok_or(ExceptionCode::IllegalDataAddress)?;
+    let def = map::find(a).ok_or(ExceptionCode::IllegalDataAddress)?;
+    if a != def.addr || !def.access.writable() || i + usize::from(def.ty.words()) > len {
+        return Err(ExceptionCode::IllegalDataAddress);
+    }
+    Ok(def)
+}
+
 /// A write request's effect, applied only if the whole request is valid.
 struct Staged {
     settings: Settings,
@@ -228,15 +239,17 @@ impl RegisterBank for Core {
             unlock: false,
             clock: None,
         };
+        // Every address first, then the values: a range that is not all writable registers is
+        // exception 02 even when a value before the bad address is out of range (03), as the
+        // Modbus Application Protocol's order of checks (§6.12: address, then processing) has it.
         let mut i = 0usize;
         while i < values.len() {
-            let a = u16::try_from(i).ok().and_then(|i| addr.checked_add(i)).ok_or(ExceptionCode::IllegalDataAddress)?;
-            let def = map::find(a).ok_or(ExceptionCode::IllegalDataAddress)?;
+            i += usize::from(write_target(addr, i, values.len())?.ty.words());
+        }
+        let mut i = 0usize;
+        while i < values.len() {
+            let def = write_target(addr, i, values.len())?;
             let n = usize::from(def.ty.words());
-            // A write must start at a register's first word and cover all its words.
-            if a != def.addr || !def.access.writable() {
-                return Err(ExceptionCode::IllegalDataAddress);
-            }
             let words = values.get(i..i + n).ok_or(ExceptionCode::IllegalDataAddress)?;
             self.stage(now, def, def.ty.decode(words), &mut st)?;
             i += n;

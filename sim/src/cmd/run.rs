@@ -213,9 +213,17 @@ pub fn run_one(scenario: &Scenario, out: &Path) -> anyhow::Result<Summary> {
     let trace_path = dir.join("trace.csv");
     let file = fs::File::create(&trace_path).with_context(|| format!("creating {}", trace_path.display()))?;
     let mut trace = BufWriter::new(file);
-    // The trace is flushed even when the run fails midway: what was recorded is kept.
+    // The trace is flushed even when the run fails midway: what was recorded is kept. A write
+    // that fails (a full disk) stops the run at once, and the error names the file (issue 20).
     let result = runner::run(scenario, Some(&mut trace));
-    std::io::Write::flush(&mut trace).with_context(|| format!("writing {}", trace_path.display()))?;
+    let flushed = std::io::Write::flush(&mut trace);
+    let stopped = |e: &std::io::Error| {
+        anyhow::anyhow!("writing {}: {e}; the run stopped there, the rows before are kept", trace_path.display())
+    };
+    if let Err(RunError::Io(e)) = &result {
+        return Err(stopped(e));
+    }
+    flushed.map_err(|e| stopped(&e))?;
     let summary = result?;
     let json = serde_json::to_string_pretty(&summary_json(&summary)?)?;
     let summary_path = dir.join("summary.json");
@@ -370,5 +378,60 @@ mod tests {
         assert!(xml.contains(r#"tests="3" failures="1" errors="1""#), "{xml}");
         assert!(xml.contains("final_soc_error_pct = 2.000000, expected ≤ 1"), "{xml}");
         assert!(xml.contains("broken &lt;x&gt;") && xml.contains("unknown field `bogus`"), "{xml}");
+    }
+
+    /// Issue 20: a trace on a full disk (here /dev/full behind the trace's name) stops the run
+    /// with an error naming the file and the cause; no summary is written as if it had passed.
+    #[test]
+    fn issue_20_a_trace_on_a_full_disk_stops_with_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("smartpro-run-full-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("full-disk")).unwrap();
+        let trace = dir.join("full-disk/trace.csv");
+        if std::os::unix::fs::symlink("/dev/full", &trace).is_err() || !Path::new("/dev/full").exists() {
+            return;
+        }
+        let text = "name = \"full-disk\"\nvariant = 12\nseed = 1\ninitial_soc = 0.8\nadc_rate_hz = 100\n\
+                    trace_interval_s = 0.01\n[[segment]]\nkind = \"rest\"\nduration_s = 600\n";
+        let scenario = Scenario::parse(text, Path::new("full-disk.toml")).unwrap();
+        let msg = format!("{:#}", run_one(&scenario, &dir).unwrap_err());
+        assert!(msg.starts_with(&format!("writing {}: ", trace.display())), "{msg}");
+        assert!(msg.contains("No space left on device"), "{msg}");
+        assert!(msg.ends_with("the run stopped there, the rows before are kept"), "{msg}");
+        assert!(!dir.join("full-disk/summary.json").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Issue 20: the rows written before the disk filled stay, whole, in order.
+    #[test]
+    fn issue_20_the_trace_rows_before_a_full_disk_are_kept() {
+        struct FullAfter(Vec<u8>, usize);
+        impl std::io::Write for FullAfter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(self.1 - self.0.len());
+                if n == 0 {
+                    return Err(std::io::Error::from_raw_os_error(28));
+                }
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let text = "name = \"kept\"\nvariant = 12\nseed = 1\ninitial_soc = 0.8\nadc_rate_hz = 100\n\
+                    trace_interval_s = 0.01\n[[segment]]\nkind = \"rest\"\nduration_s = 600\n";
+        let scenario = Scenario::parse(text, Path::new("kept.toml")).unwrap();
+        let mut out = FullAfter(Vec::new(), 5000);
+        let e = runner::run(&scenario, Some(&mut out)).unwrap_err();
+        assert!(matches!(&e, RunError::Io(io) if io.raw_os_error() == Some(28)), "{e}");
+        let kept = String::from_utf8(out.0).unwrap();
+        assert_eq!(kept.len(), 5000);
+        let lines: Vec<&str> = kept.lines().collect();
+        assert_eq!(lines[0], runner::TRACE_HEADER.trim_end());
+        let cols = lines[0].split(',').count();
+        for l in &lines[1..lines.len() - 1] {
+            assert_eq!(l.split(',').count(), cols, "a whole row: {l}");
+        }
     }
 }

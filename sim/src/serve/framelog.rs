@@ -20,54 +20,74 @@ use std::sync::mpsc;
 
 use firmware_core::modbus::frame::Frame;
 
-/// The writer thread's handle: lines go in by channel.
+/// Lines queued for the writer thread, at most (issue 20: no unbounded queue
+/// between the serving threads): a few seconds of a busy bus. When the disk
+/// cannot keep up, further lines are dropped and counted, never waited for:
+/// the twin's timing matters more than the log.
+pub const QUEUE_LINES: usize = 4096;
+
+/// The writer thread's handle: lines go in by a bounded channel.
+///
+/// When a write fails (a full disk: ENOSPC), the writer stops at once: it
+/// says so on stderr, naming the file and how many lines it holds, and
+/// `finish` returns that error; what was written before stays in the file
+/// (possibly ending in a partial line). Serving goes on without the log.
 #[derive(Debug)]
 pub struct FrameLog {
-    tx: Option<mpsc::Sender<String>>,
+    tx: Option<mpsc::SyncSender<String>>,
     join: Option<std::thread::JoinHandle<std::io::Result<u64>>>,
+    dropped: std::cell::Cell<u64>,
 }
 
 impl FrameLog {
     /// Creates (truncates) `path` and starts the writer thread.
     pub fn create(path: &Path) -> std::io::Result<FrameLog> {
         let file = std::fs::File::create(path)?;
-        let (tx, rx) = mpsc::channel::<String>();
-        let join = std::thread::Builder::new().name("frame-log".into()).spawn(move || {
-            let mut w = std::io::BufWriter::new(file);
-            writeln!(w, "# smartpro-sim serve frame log: wall_s sim_s link dir unit meaning [bytes]")?;
-            let mut lines = 0u64;
-            loop {
-                // Flush whenever the queue runs dry, so `tail -f` shows traffic at once.
-                let line = match rx.try_recv() {
-                    Ok(l) => l,
-                    Err(mpsc::TryRecvError::Empty) => {
-                        w.flush()?;
-                        match rx.recv() {
-                            Ok(l) => l,
-                            Err(_) => break,
-                        }
-                    }
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                };
-                w.write_all(line.as_bytes())?;
-                w.write_all(b"\n")?;
-                lines += 1;
-            }
-            w.flush()?;
-            Ok(lines)
-        })?;
-        Ok(FrameLog { tx: Some(tx), join: Some(join) })
+        Self::with_writer(file, path.display().to_string())
     }
 
-    /// Queues one line (never blocks).
+    /// Starts the writer thread on `out`, called `name` in messages.
+    pub fn with_writer<W: std::io::Write + Send + 'static>(out: W, name: String) -> std::io::Result<FrameLog> {
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE_LINES);
+        let join = std::thread::Builder::new().name("frame-log".into()).spawn(move || {
+            let mut lines = 0u64;
+            let r = write_lines(out, &rx, &mut lines);
+            r.map(|()| lines).map_err(|e| {
+                let e = std::io::Error::new(
+                    e.kind(),
+                    format!("{name}: writing stopped after {lines} lines ({e}); the lines before are kept"),
+                );
+                eprintln!("warning: frame log {e}; serving goes on without it");
+                e
+            })
+        })?;
+        Ok(FrameLog { tx: Some(tx), join: Some(join), dropped: std::cell::Cell::new(0) })
+    }
+
+    /// Queues one line (never blocks: a line that finds the queue full is dropped and counted).
     pub fn line(&self, line: String) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(line);
+            if let Err(mpsc::TrySendError::Full(_)) = tx.try_send(line) {
+                self.dropped.set(self.dropped.get() + 1);
+            }
         }
+    }
+
+    /// Lines dropped so far because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
     }
 
     /// Stops the writer and returns how many lines were written, or why writing failed.
     pub fn finish(mut self) -> std::io::Result<u64> {
+        let dropped = self.dropped.get();
+        if dropped > 0 {
+            // Room for one more line once the writer has caught up: wait for it.
+            if let Some(tx) = &self.tx {
+                let _ = tx.send(format!("# {dropped} lines dropped: the disk could not keep up"));
+            }
+            eprintln!("warning: frame log: {dropped} lines dropped: the disk could not keep up");
+        }
         self.tx = None;
         match self.join.take().map(|j| j.join()) {
             Some(Ok(r)) => r,
@@ -75,6 +95,47 @@ impl FrameLog {
             None => Ok(0),
         }
     }
+}
+
+/// Bytes gathered before they go to the file (as a `BufWriter`'s buffer).
+const WRITE_BATCH: usize = 8192;
+
+/// The writer thread's loop: the header, then every line until the channel
+/// closes. Lines go out in batches, when the queue runs dry (so `tail -f`
+/// shows traffic at once) or the batch is full; `lines` counts the lines of
+/// the batches the file took, so after a failed write it says how many are
+/// in the file for sure.
+fn write_lines<W: std::io::Write>(mut out: W, rx: &mpsc::Receiver<String>, lines: &mut u64) -> std::io::Result<()> {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    writeln!(batch, "# smartpro-sim serve frame log: wall_s sim_s link dir unit meaning [bytes]")?;
+    let mut in_batch = 0u64;
+    let mut put = |batch: &mut Vec<u8>, in_batch: &mut u64, lines: &mut u64| -> std::io::Result<()> {
+        out.write_all(batch)?;
+        out.flush()?;
+        batch.clear();
+        *lines += std::mem::take(in_batch);
+        Ok(())
+    };
+    loop {
+        let line = match rx.try_recv() {
+            Ok(l) => l,
+            Err(mpsc::TryRecvError::Empty) => {
+                put(&mut batch, &mut in_batch, lines)?;
+                match rx.recv() {
+                    Ok(l) => l,
+                    Err(_) => break,
+                }
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        };
+        batch.extend_from_slice(line.as_bytes());
+        batch.push(b'\n');
+        in_batch += 1;
+        if batch.len() >= WRITE_BATCH {
+            put(&mut batch, &mut in_batch, lines)?;
+        }
+    }
+    put(&mut batch, &mut in_batch, lines)
 }
 
 /// `wall_s sim_s link dir` prefix of a log line.
@@ -236,5 +297,92 @@ mod tests {
         assert!(describe_request(&[0x03, 0]).contains("malformed"));
         let id = describe_response(&[0x2B, 0x0E, 1, 1, 0, 0, 1, 0, 3, b'A', b'B', b'C']);
         assert!(id.contains("0x00=\"ABC\""), "{id}");
+    }
+
+    /// Takes `room` bytes, then fails every write as a full disk does (ENOSPC).
+    #[derive(Clone)]
+    struct FullAfter {
+        room: usize,
+        kept: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for FullAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut kept = self.kept.lock().unwrap();
+            let n = buf.len().min(self.room - kept.len());
+            if n == 0 {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            kept.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn issue_20_a_frame_log_on_a_full_disk_stops_with_a_clear_error_and_keeps_what_was_written() {
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = FullAfter { room: 1000, kept: kept.clone() };
+        let log = FrameLog::with_writer(out, "frames.log".into()).unwrap();
+        for i in 0..200 {
+            log.line(format!("line {i:04}"));
+            // Let the writer see each line on its own (it flushes whenever the queue is empty).
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let e = log.finish().unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.raw_os_error(), None, "a message of its own: {msg}");
+        assert!(msg.starts_with("frames.log: writing stopped after "), "{msg}");
+        assert!(msg.contains("No space left on device"), "{msg}");
+        assert!(msg.ends_with("; the lines before are kept"), "{msg}");
+        // What went out before the disk filled is there, in order, whole lines first.
+        let kept = String::from_utf8(kept.lock().unwrap().clone()).unwrap();
+        assert_eq!(kept.len(), 1000);
+        let mut lines = kept.lines().skip(1);
+        for (i, l) in lines.by_ref().take(kept.lines().count() - 2).enumerate() {
+            assert_eq!(l, format!("line {i:04}"));
+        }
+        let n: usize = msg["frames.log: writing stopped after ".len()..].split(' ').next().unwrap().parse().unwrap();
+        assert!((80..200).contains(&n), "{n} lines counted as written");
+    }
+
+    #[test]
+    fn issue_20_a_frame_log_on_dev_full_says_so() {
+        let Ok(log) = FrameLog::create(Path::new("/dev/full")) else { return };
+        log.line("a line".into());
+        let msg = log.finish().unwrap_err().to_string();
+        assert!(msg.starts_with("/dev/full: writing stopped after 0 lines ("), "{msg}");
+        assert!(msg.contains("No space left on device"), "{msg}");
+    }
+
+    #[test]
+    fn issue_20_lines_beyond_the_queue_are_dropped_and_counted_never_waited_for() {
+        // A writer that blocks until released: the queue fills.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        struct Blocked(mpsc::Receiver<()>, bool);
+        impl std::io::Write for Blocked {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if !self.1 {
+                    let _ = self.0.recv();
+                    self.1 = true;
+                }
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.write(&[]).map(|_| ())
+            }
+        }
+        let log = FrameLog::with_writer(Blocked(release_rx, false), "slow.log".into()).unwrap();
+        let t0 = std::time::Instant::now();
+        for i in 0..QUEUE_LINES + 200 {
+            log.line(format!("{i}"));
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5), "line() waited");
+        assert!(log.dropped() >= 100, "{} dropped", log.dropped());
+        release_tx.send(()).unwrap();
+        let written = log.finish().unwrap();
+        assert!(written as usize <= QUEUE_LINES + 2, "{written} lines");
     }
 }

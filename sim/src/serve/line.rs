@@ -23,9 +23,34 @@ pub(crate) enum PortEnd<P> {
     Replaced(P, String),
 }
 
+/// How long a transport waits before it offers a message to a full queue again.
+const QUEUE_FULL_RETRY: Duration = Duration::from_millis(1);
+
+/// Queues a note for the frame log; dropped when the queue to the twin is full
+/// (the frame log misses that line; serving goes on).
+pub(crate) fn note(to_twin: &mpsc::SyncSender<ToTwin>, text: String) {
+    let _ = to_twin.try_send(ToTwin::Note(text));
+}
+
+/// Queues `msg` for the twin, waiting while the queue is full (the transport
+/// stops reading meanwhile, so the bytes wait in the OS buffer and the sender
+/// is slowed: backpressure, never an unbounded queue). `Err` once the twin is gone.
+pub(crate) async fn send_waiting(to_twin: &mpsc::SyncSender<ToTwin>, mut msg: ToTwin) -> Result<(), ()> {
+    loop {
+        match to_twin.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::TrySendError::Full(m)) => {
+                msg = m;
+                tokio::time::sleep(QUEUE_FULL_RETRY).await;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(()),
+        }
+    }
+}
+
 /// The line's side of the channels.
 pub(crate) struct LineCtx {
-    pub to_twin: mpsc::Sender<ToTwin>,
+    pub to_twin: mpsc::SyncSender<ToTwin>,
     pub clock: Clock,
     pub replies: tokio::sync::mpsc::Receiver<Vec<u8>>,
     pub stop: watch::Receiver<bool>,
@@ -33,7 +58,7 @@ pub(crate) struct LineCtx {
 
 impl LineCtx {
     pub fn note(&self, text: String) {
-        let _ = self.to_twin.send(ToTwin::Note(text));
+        note(&self.to_twin, text);
     }
 
     /// Drops replies queued for a port that is gone.
@@ -77,7 +102,7 @@ where
                 Ok(0) => return PortEnd::Lost("end of file (the other side closed)".into()),
                 Ok(n) => {
                     let at = ctx.clock.now();
-                    if ctx.to_twin.send(ToTwin::Rx { at, bytes: buf[..n].to_vec() }).is_err() {
+                    if send_waiting(&ctx.to_twin, ToTwin::Rx { at, bytes: buf[..n].to_vec() }).await.is_err() {
                         return PortEnd::Stopped;
                     }
                 }
@@ -201,4 +226,37 @@ pub(crate) async fn serve_rtu_tcp(listener: tokio::net::TcpListener, ctx: &mut L
         }
     };
     tokio::join!(accept, serve);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn issue_20_the_line_waits_for_room_in_a_full_twin_queue_and_loses_nothing() {
+        let (tx, rx) = mpsc::sync_channel::<ToTwin>(1);
+        let at = firmware_core::Instant::ZERO;
+        send_waiting(&tx, ToTwin::Rx { at, bytes: vec![1] }).await.unwrap();
+        // The queue is full: the second read waits until the twin takes the first.
+        let second = tokio::spawn({
+            let tx = tx.clone();
+            async move { send_waiting(&tx, ToTwin::Rx { at, bytes: vec![2] }).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!second.is_finished(), "sent into a full queue");
+        let got = |m: ToTwin| match m {
+            ToTwin::Rx { bytes, .. } => bytes,
+            _ => panic!("not bytes"),
+        };
+        assert_eq!(got(rx.recv().unwrap()), [1]);
+        second.await.unwrap().unwrap();
+        assert_eq!(got(rx.recv().unwrap()), [2]);
+        // A note finds the queue full and is dropped rather than waited for.
+        send_waiting(&tx, ToTwin::Rx { at, bytes: vec![3] }).await.unwrap();
+        note(&tx, "dropped".into());
+        assert_eq!(got(rx.recv().unwrap()), [3]);
+        assert!(rx.try_recv().is_err());
+        drop(rx);
+        assert!(send_waiting(&tx, ToTwin::Note("x".into())).await.is_err(), "the twin is gone");
+    }
 }

@@ -24,8 +24,18 @@ pub mod framelog;
 mod line;
 mod pty;
 mod tcp;
-pub use tcp::TcpLimits;
+pub use tcp::{MBAP_LEN, MbapEnd, MbapRequest, TcpLimits, encode_reply, parse_header, read_request};
 mod twin;
+
+/// Messages queued from the transports to the twin thread, at most (issue 20:
+/// no unbounded queue between the serving threads). A message is a read of
+/// at most 512 bytes, a TCP request of at most 253, or a note: well under a
+/// megabyte in all. The twin takes them faster than a line or a few TCP
+/// clients bring them; the queue fills only when the twin falls behind. Then
+/// the RTU line stops reading until there is room (its bytes wait in the OS
+/// buffer), a Modbus TCP request is answered at once with exception 06
+/// (server device busy), and a note for the frame log is dropped.
+pub const TO_TWIN_QUEUE: usize = 1024;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

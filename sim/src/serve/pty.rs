@@ -88,11 +88,11 @@ pub(super) async fn keep_reopenable(
     slave: &tokio_serial::SerialStream,
     fresh: Option<&sys::Settings>,
     path: &Path,
-    notes: mpsc::Sender<ToTwin>,
+    notes: mpsc::SyncSender<ToTwin>,
     mut stop: watch::Receiver<bool>,
 ) {
     let note = |text: String| {
-        let _ = notes.send(ToTwin::Note(format!("{}: {text}", path.display())));
+        super::line::note(&notes, format!("{}: {text}", path.display()));
     };
     let watch = match sys::OpenCloseWatch::new(path) {
         Ok(w) => w,
@@ -336,7 +336,7 @@ mod tests {
 
     /// Runs `client` against `pty` with the guard on; returns the notes it wrote.
     async fn guarded<F: std::future::Future<Output = ()>>(pty: &Pty, client: F) -> Vec<String> {
-        let (notes_tx, notes_rx) = mpsc::channel();
+        let (notes_tx, notes_rx) = mpsc::sync_channel(64);
         let (stop_tx, stop_rx) = watch::channel(false);
         let guard = keep_reopenable(&pty.slave, pty.fresh.as_ref(), &pty.path, notes_tx, stop_rx);
         let client = async {

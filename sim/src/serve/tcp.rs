@@ -21,15 +21,18 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::line::stopped;
+use super::line::{note, stopped};
 use super::twin::ToTwin;
 
 /// MBAP header length: transaction id, protocol id, length, unit id.
-const MBAP_LEN: usize = 7;
+pub const MBAP_LEN: usize = 7;
+
+/// Modbus exception 06, server device busy (*Modbus Application Protocol* §7).
+const BUSY_EXCEPTION: u8 = 0x06;
 
 /// What the Modbus TCP server allows a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +73,7 @@ impl Default for TcpLimits {
 pub(crate) async fn serve_tcp(
     listener: TcpListener,
     limits: TcpLimits,
-    to_twin: mpsc::Sender<ToTwin>,
+    to_twin: mpsc::SyncSender<ToTwin>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut conns = tokio::task::JoinSet::new();
@@ -90,11 +93,11 @@ pub(crate) async fn serve_tcp(
                             "{link}: connection from {peer} refused: {} connections open already (--tcp-max-connections)",
                             conns.len()
                         );
-                        let _ = to_twin.send(ToTwin::Note(why));
+                        note(&to_twin, why);
                         continue;
                     }
                     let _ = s.set_nodelay(true);
-                    let _ = to_twin.send(ToTwin::Note(format!("{link}: connected from {peer}")));
+                    note(&to_twin, format!("{link}: connected from {peer}"));
                     conns.spawn(connection(s, link, limits, to_twin.clone(), stop.clone()));
                 }
                 Err(e) => {
@@ -113,69 +116,145 @@ fn io_end(e: &std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::UnexpectedEof { "closed".to_owned() } else { e.to_string() }
 }
 
+/// A Modbus TCP request as it came off the connection: the MBAP header's
+/// transaction id and unit id, and the PDU (function code + data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MbapRequest {
+    pub tid: u16,
+    pub unit: u8,
+    pub pdu: Vec<u8>,
+}
+
+/// Why [`read_request`] returned no request; its text is the frame log's.
+#[derive(Debug)]
+pub enum MbapEnd {
+    /// No byte of a request for [`TcpLimits::idle_timeout`].
+    Idle(Duration),
+    /// A request not complete [`TcpLimits::frame_timeout`] after its first byte.
+    Slow(Duration),
+    /// The connection closed or failed between requests, or in a header.
+    Io(std::io::Error),
+    /// A protocol id other than 0, or a length outside 2..=254.
+    BadHeader { protocol: u16, len: usize },
+    /// The connection closed or failed inside a PDU.
+    Truncated(std::io::Error),
+}
+
+impl std::fmt::Display for MbapEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MbapEnd::Idle(t) => write!(f, "no request for {:.0} s: closing (idle timeout)", t.as_secs_f64()),
+            MbapEnd::Slow(t) => {
+                write!(f, "request not complete {:.1} s after its first byte: closing", t.as_secs_f64())
+            }
+            MbapEnd::Io(e) => f.write_str(&io_end(e)),
+            MbapEnd::BadHeader { protocol, len } => {
+                write!(f, "bad MBAP header (protocol id {protocol}, length {len}); closing the connection")
+            }
+            MbapEnd::Truncated(e) => write!(f, "truncated request: {e}"),
+        }
+    }
+}
+
+/// The transaction id, unit id and PDU length an MBAP header announces, or
+/// why it is refused. The length field counts the unit id and the PDU, whose
+/// function code and data take 1..=253 bytes (*Modbus Messaging on TCP/IP*
+/// §3.1.3).
+pub fn parse_header(h: &[u8; MBAP_LEN]) -> Result<(u16, u8, usize), MbapEnd> {
+    let tid = u16::from_be_bytes([h[0], h[1]]);
+    let protocol = u16::from_be_bytes([h[2], h[3]]);
+    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if protocol != 0 || !(2..=254).contains(&len) {
+        return Err(MbapEnd::BadHeader { protocol, len });
+    }
+    Ok((tid, h[6], len - 1))
+}
+
+/// Reads the next request from `s` within `limits`: idle until its first
+/// byte for at most the idle timeout, then the whole MBAP header and PDU
+/// within the frame timeout. Reads exactly one request's bytes, however the
+/// stream delivers them (a byte at a time, or several requests at once).
+pub async fn read_request<S: AsyncRead + Unpin>(s: &mut S, limits: &TcpLimits) -> Result<MbapRequest, MbapEnd> {
+    let mut h = [0u8; MBAP_LEN];
+    // Idle until a request's first byte; from then on the frame timeout runs.
+    match tokio::time::timeout(limits.idle_timeout, s.read_exact(&mut h[..1])).await {
+        Err(_) => return Err(MbapEnd::Idle(limits.idle_timeout)),
+        Ok(Err(e)) => return Err(MbapEnd::Io(e)),
+        Ok(Ok(_)) => {}
+    }
+    let deadline = tokio::time::Instant::now() + limits.frame_timeout;
+    match tokio::time::timeout_at(deadline, s.read_exact(&mut h[1..])).await {
+        Err(_) => return Err(MbapEnd::Slow(limits.frame_timeout)),
+        Ok(Err(e)) => return Err(MbapEnd::Io(e)),
+        Ok(Ok(_)) => {}
+    }
+    let (tid, unit, pdu_len) = parse_header(&h)?;
+    let mut pdu = vec![0u8; pdu_len];
+    match tokio::time::timeout_at(deadline, s.read_exact(&mut pdu)).await {
+        Err(_) => Err(MbapEnd::Slow(limits.frame_timeout)),
+        Ok(Err(e)) => Err(MbapEnd::Truncated(e)),
+        Ok(Ok(_)) => Ok(MbapRequest { tid, unit, pdu }),
+    }
+}
+
+/// The MBAP frame of a reply: the request's transaction id, protocol id 0,
+/// the length of unit id + PDU, the unit id, the PDU (at most 253 bytes).
+pub fn encode_reply(tid: u16, unit: u8, pdu: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MBAP_LEN + pdu.len());
+    out.extend_from_slice(&tid.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&((pdu.len() + 1) as u16).to_be_bytes());
+    out.push(unit);
+    out.extend_from_slice(pdu);
+    out
+}
+
+/// The reply to a request the twin's queue had no room for: exception 06
+/// (server device busy), which tells a master to try again later.
+fn busy_reply(pdu: &[u8]) -> Vec<u8> {
+    let fc = pdu.first().copied().unwrap_or(0);
+    vec![fc | 0x80, BUSY_EXCEPTION]
+}
+
 async fn connection(
     mut s: TcpStream,
     link: String,
     limits: TcpLimits,
-    to_twin: mpsc::Sender<ToTwin>,
+    to_twin: mpsc::SyncSender<ToTwin>,
     mut stop: watch::Receiver<bool>,
 ) {
     let why = loop {
-        let mut h = [0u8; MBAP_LEN];
-        // Idle until a request's first byte; from then on the frame timeout runs.
-        tokio::select! {
+        let request = tokio::select! {
             _ = stopped(&mut stop) => return,
-            r = tokio::time::timeout(limits.idle_timeout, s.read_exact(&mut h[..1])) => match r {
-                Err(_) => break format!("no request for {:.0} s: closing (idle timeout)", limits.idle_timeout.as_secs_f64()),
-                Ok(Err(e)) => break io_end(&e),
-                Ok(Ok(_)) => {}
-            }
-        }
-        let deadline = tokio::time::Instant::now() + limits.frame_timeout;
-        let slow = || {
-            format!("request not complete {:.1} s after its first byte: closing", limits.frame_timeout.as_secs_f64())
+            r = read_request(&mut s, &limits) => r,
         };
-        match tokio::time::timeout_at(deadline, s.read_exact(&mut h[1..])).await {
-            Err(_) => break slow(),
-            Ok(Err(e)) => break io_end(&e),
-            Ok(Ok(_)) => {}
-        }
-        let tid = u16::from_be_bytes([h[0], h[1]]);
-        let protocol = u16::from_be_bytes([h[2], h[3]]);
-        let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
-        let unit = h[6];
-        // Length counts the unit id and the PDU (1..=253 bytes).
-        if protocol != 0 || !(2..=254).contains(&len) {
-            break format!("bad MBAP header (protocol id {protocol}, length {len}); closing the connection");
-        }
-        let mut pdu = vec![0u8; len - 1];
-        match tokio::time::timeout_at(deadline, s.read_exact(&mut pdu)).await {
-            Err(_) => break slow(),
-            Ok(Err(e)) => break format!("truncated request: {e}"),
-            Ok(Ok(_)) => {}
-        }
+        let MbapRequest { tid, unit, pdu } = match request {
+            Ok(r) => r,
+            Err(end) => break end.to_string(),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if to_twin.send(ToTwin::Pdu { link: link.clone(), tid, unit, pdu, reply: tx }).is_err() {
-            return;
-        }
-        let reply = tokio::select! {
-            _ = stopped(&mut stop) => return,
-            r = rx => r,
+        let reply = match to_twin.try_send(ToTwin::Pdu { link: link.clone(), tid, unit, pdu, reply: tx }) {
+            Ok(()) => {
+                let reply = tokio::select! {
+                    _ = stopped(&mut stop) => return,
+                    r = rx => r,
+                };
+                let Ok(Some((unit, pdu))) = reply else {
+                    continue; // no reply (a fault): the client times out, as on a real network
+                };
+                encode_reply(tid, unit, &pdu)
+            }
+            Err(mpsc::TrySendError::Full(ToTwin::Pdu { pdu, .. })) => {
+                // The twin is behind: say so at once rather than queue without bound.
+                encode_reply(tid, unit, &busy_reply(&pdu))
+            }
+            Err(_) => return, // the twin has stopped
         };
-        let Ok(Some((unit, pdu))) = reply else {
-            continue; // no reply (a fault): the client times out, as on a real network
-        };
-        let mut out = Vec::with_capacity(MBAP_LEN + pdu.len());
-        out.extend_from_slice(&tid.to_be_bytes());
-        out.extend_from_slice(&0u16.to_be_bytes());
-        out.extend_from_slice(&((pdu.len() + 1) as u16).to_be_bytes());
-        out.push(unit);
-        out.extend_from_slice(&pdu);
-        if let Err(e) = s.write_all(&out).await {
+        if let Err(e) = s.write_all(&reply).await {
             break e.to_string();
         }
     };
-    let _ = to_twin.send(ToTwin::Note(format!("{link}: {why}")));
+    note(&to_twin, format!("{link}: {why}"));
 }
 
 #[cfg(test)]
@@ -195,7 +274,7 @@ mod tests {
     async fn server(limits: TcpLimits) -> (std::net::SocketAddr, watch::Sender<bool>, mpsc::Receiver<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (to_twin, from_tcp) = mpsc::channel::<ToTwin>();
+        let (to_twin, from_tcp) = mpsc::sync_channel::<ToTwin>(super::super::TO_TWIN_QUEUE);
         let (notes_tx, notes) = mpsc::channel();
         std::thread::spawn(move || {
             while let Ok(msg) = from_tcp.recv() {
@@ -291,5 +370,57 @@ mod tests {
         // A normal client on the same server is unaffected.
         let mut ok = TcpStream::connect(addr).await.unwrap();
         assert!(answered(&mut ok, 8).await);
+    }
+
+    #[tokio::test]
+    async fn issue_20_a_request_the_full_twin_queue_cannot_take_is_answered_busy() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A twin that has fallen behind: its queue of one holds a message it never takes.
+        let (to_twin, from_tcp) = mpsc::sync_channel::<ToTwin>(1);
+        to_twin.try_send(ToTwin::Note("queued before".into())).unwrap();
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(serve_tcp(listener, TcpLimits::default(), to_twin, stop_rx));
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(&request(42)).await.unwrap();
+        let mut reply = [0u8; 9];
+        tokio::time::timeout(Duration::from_secs(2), c.read_exact(&mut reply)).await.unwrap().unwrap();
+        assert_eq!(reply, [0, 42, 0, 0, 0, 3, 1, 0x83, 0x06], "exception 06 with the request's tid and unit");
+        // Nothing beyond the queue's capacity was queued.
+        assert_eq!(from_tcp.try_iter().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn issue_20_read_request_takes_requests_however_the_stream_cuts_them() {
+        // Two requests in one write, read back one by one; then one a byte at a time.
+        let mut two = request(1);
+        two.extend_from_slice(&request(2));
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&two).await.unwrap();
+        let limits = TcpLimits::default();
+        for tid in [1, 2] {
+            let r = read_request(&mut b, &limits).await.unwrap();
+            assert_eq!(r, MbapRequest { tid, unit: 1, pdu: vec![0x03, 0x01, 0x00, 0x00, 0x01] });
+        }
+        let one = request(3);
+        let drip = async {
+            for byte in one {
+                a.write_all(&[byte]).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            a
+        };
+        let (r, a) = tokio::join!(read_request(&mut b, &limits), drip);
+        assert_eq!(r.unwrap().tid, 3);
+        drop(a);
+        assert!(matches!(read_request(&mut b, &limits).await, Err(MbapEnd::Io(_))), "end of stream");
+        let mut bad = [0u8; MBAP_LEN];
+        bad[2] = 1; // protocol id 256
+        bad[5] = 6;
+        assert_eq!(
+            parse_header(&bad).unwrap_err().to_string(),
+            "bad MBAP header (protocol id 256, length 6); closing the connection"
+        );
+        assert_eq!(encode_reply(7, 1, &[0x83, 0x02]), [0, 7, 0, 0, 0, 3, 1, 0x83, 0x02]);
     }
 }

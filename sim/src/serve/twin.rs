@@ -284,7 +284,7 @@ pub(crate) fn start(
     clock: Clock,
     line_out: tokio::sync::mpsc::Sender<Vec<u8>>,
     done: tokio::sync::oneshot::Sender<()>,
-) -> Result<(mpsc::Sender<ToTwin>, std::thread::JoinHandle<TwinResult>), ServeError> {
+) -> Result<(mpsc::SyncSender<ToTwin>, std::thread::JoinHandle<TwinResult>), ServeError> {
     let mut units = Vec::new();
     for (i, (scenario, image)) in scenarios.iter().zip(images).enumerate() {
         let id = cfg.units[i];
@@ -304,7 +304,7 @@ pub(crate) fn start(
         unit.diagnostics_base = unit.diagnostics_base();
         units.push(unit);
     }
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(super::TO_TWIN_QUEUE);
     let TwinConfig { speed, line, line_timing, frame_log, .. } = cfg;
     let join = std::thread::Builder::new()
         .name("twin".into())

@@ -177,8 +177,11 @@ impl Study {
         };
         let mut base = match table.remove("base") {
             Some(Value::String(b)) => {
-                let base_path = path.parent().unwrap_or(Path::new(".")).join(b);
-                let mut t = parse_table(&read(&base_path)?, &base_path)?;
+                let base_path = path.parent().unwrap_or(Path::new(".")).join(&b);
+                // A base that cannot be read or parsed: the study and its key first, then the
+                // base's own error with its place (found by the `files` fuzz target, issue 20).
+                let in_base = |e: StudyError| invalid(format!("base = {b:?}: {e}"));
+                let mut t = parse_table(&read(&base_path).map_err(in_base)?, &base_path).map_err(in_base)?;
                 for k in STUDY_KEYS {
                     if k != "name" && k != "description" && t.contains_key(k) {
                         return Err(invalid(format!(
@@ -493,6 +496,23 @@ param = "arrester"
 values = [{ pppm_w = 80000 }, { pppm_w = 40000 }]
 labels = ["80kW", "40kW"]
 "#;
+
+    #[test]
+    fn issue_20_a_study_whose_base_is_missing_or_broken_names_the_study_and_the_base() {
+        let e = Study::parse("base = \"no-such-case.toml\"\n", Path::new("dir/s.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("dir/s.toml: base = \"no-such-case.toml\": dir/no-such-case.toml: cannot read"), "{e}");
+        let dir = std::env::temp_dir().join(format!("smartpro-study-base-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("broken.toml"), "[battery\n").unwrap();
+        let e = Study::parse("base = \"broken.toml\"\n", &dir.join("s.toml")).unwrap_err().to_string();
+        let want = format!(
+            "{}: base = \"broken.toml\": {}:1:",
+            dir.join("s.toml").display(),
+            dir.join("broken.toml").display()
+        );
+        assert!(e.starts_with(&want), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn grid_last_axis_fastest() {
