@@ -231,37 +231,19 @@ pub fn run_one(scenario: &Scenario, out: &Path) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Significant digits of the numbers in summary.json: below every figure's
-/// resolution (a time of 10^5 s to 0.1 µs, a voltage to 1e-11 V), above the
-/// binary noise of its arithmetic (`7800.000000000001` is written `7800`).
-pub const SUMMARY_DIGITS: usize = 12;
-
-/// summary.json: the summary with every non-integer number rounded to
-/// [`SUMMARY_DIGITS`] significant digits (then written in the shortest form
-/// that reads back to it), and the yes/no metrics
+/// summary.json: the summary with every non-integer number rounded
+/// ([`crate::report::json::round_numbers`]), and the yes/no metrics
 /// ([`crate::metrics::BOOLEAN_METRICS`]) as `true`/`false` among the
 /// outcomes and as an expectation's value.
 pub fn summary_json(summary: &Summary) -> serde_json::Result<serde_json::Value> {
     use serde_json::Value;
-    fn round(v: &mut Value) {
-        match v {
-            Value::Number(n) if n.is_f64() => {
-                if let Some(x) = n.as_f64().map(round_significant).and_then(serde_json::Number::from_f64) {
-                    *n = x;
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(round),
-            Value::Object(o) => o.values_mut().for_each(round),
-            _ => {}
-        }
-    }
     let boolean = |v: &mut Value| {
         if let Some(x) = v.as_f64() {
             *v = Value::Bool(x != 0.0);
         }
     };
     let mut json = serde_json::to_value(summary)?;
-    round(&mut json);
+    crate::report::json::round_numbers(&mut json);
     if let Some(outcomes) = json.get_mut("outcomes").and_then(Value::as_object_mut) {
         for (metric, v) in outcomes.iter_mut() {
             if crate::metrics::BOOLEAN_METRICS.contains(&metric.as_str()) {
@@ -277,15 +259,6 @@ pub fn summary_json(summary: &Summary) -> serde_json::Result<serde_json::Value> 
         }
     }
     Ok(json)
-}
-
-/// `x` rounded to [`SUMMARY_DIGITS`] significant digits (by its decimal
-/// form: exact, and safe for any magnitude); ±0 as 0.
-fn round_significant(x: f64) -> f64 {
-    if !x.is_finite() {
-        return x;
-    }
-    format!("{x:.*e}", SUMMARY_DIGITS - 1).parse::<f64>().map_or(x, |r| r + 0.0)
 }
 
 /// Writes `trace.svg` beside `trace.csv` in `dir`, and `transient.svg` for

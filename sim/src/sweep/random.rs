@@ -286,20 +286,7 @@ fn truncated(
     Err(format!("{MAX_REJECTIONS} draws in a row fell outside min..max"))
 }
 
-/// `x` rounded to `digits` significant digits.
-pub fn round_significant(x: f64, digits: i32) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    let e = digits - 1 - x.abs().log10().floor() as i32;
-    if e >= 0 {
-        let scale = 10f64.powi(e);
-        (x * scale).round() / scale
-    } else {
-        let scale = 10f64.powi(-e);
-        (x / scale).round() * scale
-    }
-}
+pub use crate::report::json::round_significant;
 
 /// Standard normal CDF Φ(z) = erfc(−z/√2)/2.
 pub fn normal_cdf(z: f64) -> f64 {

@@ -217,7 +217,7 @@ pub fn summary_json(study: &Study, results: &[CaseResult], info: &RunInfo) -> se
             "random": m.params.iter().map(|p| serde_json::to_value(p.to_table()).unwrap_or_default()).collect::<Vec<_>>(),
         })
     });
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "study": study.name,
         "description": study.description,
         "cases_in_study": study.len(),
@@ -237,7 +237,9 @@ pub fn summary_json(study: &Study, results: &[CaseResult], info: &RunInfo) -> se
         "jobs": info.jobs,
         "wall_s": info.wall_s,
         "cases_per_s": results.len() as f64 / info.wall_s.max(1e-9),
-    })
+    });
+    crate::report::json::round_numbers(&mut json);
+    json
 }
 
 /// Writes study.toml, cases.jsonl, results.csv, summary.json, summary.md and junit.xml into `dir`.
