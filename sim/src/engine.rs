@@ -364,6 +364,7 @@ impl Engine {
                 scenario.lipro.as_ref(),
                 scenario.powerpro.as_ref(),
                 scenario.pack.cells_with(scenario.ecm.as_ref(), scenario.variant),
+                start_c,
                 &streams,
             ),
         };

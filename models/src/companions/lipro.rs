@@ -229,8 +229,9 @@ pub struct Lipro {
 }
 
 impl Lipro {
-    /// Modules for `cells` cells, their errors drawn from `rng` (the scenario's "lipro" stream).
-    pub fn new(params: &LiproParams, cells: usize, mut rng: ModelRng) -> Self {
+    /// Modules for `cells` cells, their errors drawn from `rng` (the scenario's "lipro" stream);
+    /// until the first step the cells read the thermal network's cells node, `cells_node_c`.
+    pub fn new(params: &LiproParams, cells: usize, cells_node_c: f64, mut rng: ModelRng) -> Self {
         let n_modules = cells.div_ceil(params.cells_per_module);
         let modules = (0..n_modules)
             .map(|_| {
@@ -243,7 +244,7 @@ impl Lipro {
         Lipro {
             params: *params,
             modules,
-            cells: vec![CellReading::default(); cells],
+            cells: vec![CellReading { temp_c: cells_node_c, ..CellReading::default() }; cells],
             balancer: Balancer::new(&params.balancing, cells),
             rng,
             lvp_loop: true,
@@ -389,12 +390,20 @@ mod tests {
         Pack::new(&p, crate::Variant::V12, soc, &mut ModelRng::seed_from_u64(1))
     }
 
+    /// trace.csv's t = 0 row read every cell at 0.00 °C: before the first step the cells read
+    /// the thermal network's cells node, not a default of zero.
+    #[test]
+    fn issue_15_before_the_first_step_the_cells_read_the_cells_node() {
+        let l = Lipro::new(&LiproParams::default(), 4, -7.5, ModelRng::seed_from_u64(3));
+        assert!(l.cells().iter().all(|c| c.temp_c == -7.5));
+    }
+
     #[test]
     fn readings_are_within_the_class_error_and_a_low_cell_drops_the_lvp_loop() {
         let mut pack = test_pack(0.5, 4);
         let params =
             LiproParams { balancing: BalancingParams { enabled: false, ..Default::default() }, ..Default::default() };
-        let mut l = Lipro::new(&params, 4, ModelRng::seed_from_u64(3));
+        let mut l = Lipro::new(&params, 4, 25.0, ModelRng::seed_from_u64(3));
         l.step(0.01, &mut pack, 0.0, 25.0);
         let bound = (OFFSET_MAX_MV + GAIN_ERROR_MAX_PCT * 1e-2 * 3.4e3 + 0.5 * RESOLUTION_MV + 5.0 * NOISE_MV) * 1e-3;
         for (i, c) in l.cells().iter().enumerate() {

@@ -48,13 +48,14 @@ impl Companions {
         lipro: Option<&LiproParams>,
         powerpro: Option<&PowerProParams>,
         cells: usize,
+        cells_node_c: f64,
         streams: &SeedStreams,
     ) -> Option<Box<Companions>> {
         if lipro.is_none() && powerpro.is_none() {
             return None;
         }
         Some(Box::new(Companions {
-            lipro: lipro.map(|p| Lipro::new(p, cells, streams.stream("lipro"))),
+            lipro: lipro.map(|p| Lipro::new(p, cells, cells_node_c, streams.stream("lipro"))),
             powerpro: powerpro.map(|p| PowerPro::new(p, cells)),
             steps: 0,
             lipro_uv_at_s: None,
@@ -124,7 +125,7 @@ mod tests {
         };
         let streams = SeedStreams::new(1);
         let mut pack = Pack::new(&p, crate::Variant::V12, 0.3, &mut streams.stream("pack"));
-        let mut c = Companions::new(Some(&LiproParams::default()), None, 4, &streams).unwrap();
+        let mut c = Companions::new(Some(&LiproParams::default()), None, 4, 25.0, &streams).unwrap();
         let mut lvp = Some(true);
         let mut t = 0.0;
         while lvp == Some(true) && t < 20_000.0 {
